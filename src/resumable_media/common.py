@@ -1,0 +1,138 @@
+"""Constants, exceptions and the retry policy shared by every transfer.
+
+Invariants: the names, values and exception ``args`` layouts here match
+google-resumable-media 2.11 exactly (downstream code and tests rely on them).
+Nothing in this module performs I/O.
+"""
+
+from __future__ import annotations
+
+import http.client
+from typing import Any
+
+__all__ = [
+    "MAX_CUMULATIVE_RETRY",
+    "MAX_SLEEP",
+    "PERMANENT_REDIRECT",
+    "RETRYABLE",
+    "TOO_MANY_REQUESTS",
+    "UPLOAD_CHUNK_SIZE",
+    "DataCorruption",
+    "InvalidResponse",
+    "RetryStrategy",
+]
+
+UPLOAD_CHUNK_SIZE = 262144
+"""int: Resumable-upload chunk sizes must be a multiple of this (256 KiB)."""
+
+PERMANENT_REDIRECT = http.client.PERMANENT_REDIRECT
+"""int: 308, the status GCS uses for "resumable upload incomplete"."""
+
+TOO_MANY_REQUESTS = http.client.TOO_MANY_REQUESTS
+"""int: 429, rate limited."""
+
+MAX_SLEEP = 64.0
+"""float: The largest single backoff sleep, in seconds."""
+
+MAX_CUMULATIVE_RETRY = 600.0
+"""float: Default total time, in seconds, that may be spent sleeping between retries."""
+
+RETRYABLE = (
+    http.client.TOO_MANY_REQUESTS,
+    http.client.REQUEST_TIMEOUT,
+    http.client.INTERNAL_SERVER_ERROR,
+    http.client.BAD_GATEWAY,
+    http.client.SERVICE_UNAVAILABLE,
+    http.client.GATEWAY_TIMEOUT,
+)
+"""tuple: HTTP status codes that are retried."""
+
+
+class InvalidResponse(Exception):
+    """The server answered with a status or headers the protocol does not allow.
+
+    Args:
+        response: The HTTP response that caused the failure (transport specific).
+        args: Further positional details, kept in ``args`` in the upstream layout,
+            e.g. ``('Request failed with status code', 503, 'Expected one of', 200)``.
+    """
+
+    def __init__(self, response: Any, *args: Any) -> None:
+        super().__init__(*args)
+        self.response = response
+
+
+class DataCorruption(Exception):
+    """The bytes received or stored do not match the checksum the other side reported.
+
+    Args:
+        response: The HTTP response whose body (or reported hash) did not verify.
+        args: The human-readable message (a single string).
+    """
+
+    def __init__(self, response: Any, *args: Any) -> None:
+        super().__init__(*args)
+        self.response = response
+
+
+class RetryStrategy:
+    """How many times, and how long, a failed request may be retried.
+
+    The wait before retry ``n`` is ``min(initial_delay * multiplier**(n-1), max_sleep)``
+    plus up to one second of jitter.  By default retries stop once the total
+    sleep would exceed :data:`MAX_CUMULATIVE_RETRY` seconds.
+
+    Args:
+        max_sleep: The largest single wait, in seconds.
+        max_cumulative_retry: The total sleep budget in seconds.  Mutually
+            exclusive with ``max_retries``.
+        max_retries: The number of retries allowed (``0`` means one attempt).
+        initial_delay: The first wait, in seconds, before jitter.
+        multiplier: The factor by which each wait grows.
+
+    Raises:
+        ValueError: If both ``max_cumulative_retry`` and ``max_retries`` are given.
+    """
+
+    def __init__(
+        self,
+        max_sleep: float = MAX_SLEEP,
+        max_cumulative_retry: float | None = None,
+        max_retries: int | None = None,
+        initial_delay: float = 1.0,
+        multiplier: float = 2.0,
+    ) -> None:
+        if max_cumulative_retry is not None and max_retries is not None:
+            raise ValueError(
+                "At most one of `max_cumulative_retry` and `max_retries` can be specified."
+            )
+        if max_cumulative_retry is None and max_retries is None:
+            max_cumulative_retry = MAX_CUMULATIVE_RETRY
+        self.max_sleep = max_sleep
+        self.max_cumulative_retry = max_cumulative_retry
+        self.max_retries = max_retries
+        self.initial_delay = initial_delay
+        self.multiplier = multiplier
+
+    def retry_allowed(self, total_sleep: float, num_retries: int) -> bool:
+        """Whether one more retry is allowed.
+
+        Args:
+            total_sleep: Total seconds slept so far, including the upcoming wait.
+            num_retries: Retries made so far, including the upcoming one.
+
+        Returns:
+            True if the retry may go ahead.
+        """
+        if self.max_cumulative_retry is None:
+            assert self.max_retries is not None
+            return num_retries <= self.max_retries
+        return total_sleep <= self.max_cumulative_retry
+
+    def __repr__(self) -> str:
+        return (
+            f"RetryStrategy(max_sleep={self.max_sleep!r}, "
+            f"max_cumulative_retry={self.max_cumulative_retry!r}, "
+            f"max_retries={self.max_retries!r}, initial_delay={self.initial_delay!r}, "
+            f"multiplier={self.multiplier!r})"
+        )

@@ -1,0 +1,1 @@
+"""Loopback GCS-compatible server for tests, demos and benchmarks (work in progress)."""

@@ -1,0 +1,1 @@
+"""pytest plugin shipping the ``gcs_server`` fixture (work in progress)."""
