@@ -1,7 +1,28 @@
-"""resumable_media: fast, verified, resumable Google Cloud Storage media transfers."""
+"""resumable_media: fast, verified, resumable Google Cloud Storage media transfers.
+
+Invariants: curated re-exports only (the google-resumable-media 2.11 package surface);
+no logic lives here.
+"""
 
 from __future__ import annotations
 
+from resumable_media.common import (
+    PERMANENT_REDIRECT,
+    TOO_MANY_REQUESTS,
+    UPLOAD_CHUNK_SIZE,
+    DataCorruption,
+    InvalidResponse,
+    RetryStrategy,
+)
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "PERMANENT_REDIRECT",
+    "TOO_MANY_REQUESTS",
+    "UPLOAD_CHUNK_SIZE",
+    "DataCorruption",
+    "InvalidResponse",
+    "RetryStrategy",
+    "__version__",
+]
