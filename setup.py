@@ -24,24 +24,34 @@ def _native_required() -> bool:
     return os.environ.get(NATIVE_ENV, "").strip().lower() == "required"
 
 
+class NativeBuildError(RuntimeError):
+    """The native extension failed to build while it was required."""
+
+
 class OptionalBuildExt(build_ext):
     """build_ext that tolerates failure unless the native build is required."""
+
+    _native_failed = False
 
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # noqa: BLE001 - any toolchain failure
-            self._failed(exc)
+        except NativeBuildError:
+            raise
+        except Exception as exc:  # any toolchain failure
+            if not self._native_failed:  # e.g. the in-place copy of a .so never built
+                self._failed(exc)
 
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._failed(exc)
 
     def _failed(self, exc: BaseException) -> None:
+        self._native_failed = True
         if _native_required():
-            raise RuntimeError(
+            raise NativeBuildError(
                 f"{NATIVE_ENV}=required but the native CRC32C extension failed to build: {exc}"
             ) from exc
         sys.stderr.write(
@@ -56,7 +66,12 @@ def _extra_compile_args() -> list[str]:
     return ["-O3", "-std=c11", "-Wall", "-Wextra", "-fvisibility=hidden"]
 
 
+# Sources are globbed relative to this file's directory (pip builds from it).
+# The hardware kernels use per-function target attributes plus a runtime CPU
+# probe, so no file needs ISA flags such as -msse4.2 and the module still
+# imports (falling back to slicing-by-8) on CPUs without the instructions.
 sources = sorted(glob(os.path.join("ext", "*.c")))
+headers = sorted(glob(os.path.join("ext", "*.h")))
 
 setup(
     ext_modules=[
@@ -64,6 +79,7 @@ setup(
             "resumable_media._crc32c",
             sources=sources,
             include_dirs=["ext"],
+            depends=headers,
             extra_compile_args=_extra_compile_args(),
         )
     ]

@@ -66,12 +66,12 @@ def check_length(length: int) -> int:
 
     Raises:
         TypeError: not an int.
-        ValueError: negative.
+        ValueError: negative, or not below 2**64.
     """
     if not isinstance(length, int):
         raise TypeError(f"length_b must be an int, not {type(length).__name__!r}")
-    if length < 0:
-        raise ValueError(f"length_b must be >= 0, got {length}")
+    if not 0 <= length < 1 << 64:
+        raise ValueError(f"length_b must be a byte count (0 <= length < 2**64), got {length}")
     return length
 
 

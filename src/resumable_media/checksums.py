@@ -24,7 +24,6 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
 from resumable_media import _crc32c_py as _py
@@ -87,10 +86,9 @@ class Backend:
 
 
 def _load_native() -> Backend:
-    from resumable_media import _crc32c  # type: ignore[attr-defined, unused-ignore]
+    from resumable_media import _crc32c
 
-    mod: ModuleType = _crc32c
-    return Backend("native", mod.crc32c, mod.crc32c_combine, mod.crc32c_combine_many)
+    return Backend("native", _crc32c.crc32c, _crc32c.crc32c_combine, _crc32c.crc32c_combine_many)
 
 
 def _load_google() -> Backend:
