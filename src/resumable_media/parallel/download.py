@@ -1,0 +1,404 @@
+"""ParallelDownload: ranged chunks fetched by a worker pool into a preallocated, mapped temp file.
+
+Invariants:
+- The first ranged GET (chunk 0, or the first unfinished chunk when resuming) reveals the
+  size, generation and ``x-goog-hash``; no metadata request is made.  Every later range
+  pins that generation, and every ``Content-Range`` is checked against the request.
+- The destination is replaced only after the combined CRC32C (and MD5 when asked) matched
+  the server's, and after fsync; on a mismatch the temporary file is removed and the
+  destination left as it was (``DataCorruption``).
+- A download interrupted by a transient failure or Ctrl-C keeps its temporary file and
+  journal (``resume=True``) so the same call later fetches only what is missing; a fatal
+  failure (bad response, corruption) removes them.
+- Objects smaller than two chunks never touch the pool; gzip-stored objects are fetched
+  and decompressed in one stream (the stored CRC32C covers the compressed bytes).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import logging
+import os
+import pickle
+import time
+from typing import Any
+
+from resumable_media import checksums, common
+from resumable_media.parallel import single
+from resumable_media.parallel.follow import BackgroundSync, OrderedMd5
+from resumable_media.parallel.journal import Journal
+from resumable_media.parallel.plan import (
+    DEFAULT_CHUNK_SIZE,
+    Chunk,
+    RangeJob,
+    TransferResult,
+    headers_tuple,
+    pin_generation,
+    plan_chunks,
+)
+from resumable_media.parallel.pool import DEFAULT_START_METHOD, default_workers, get_pool
+from resumable_media.parallel.progress import ProgressCallback, ProgressTracker
+from resumable_media.parallel.scheduler import Scheduler
+from resumable_media.parallel.sink import TempSink
+from resumable_media.parallel.worker import fetch_range, run_job, transport_for
+from resumable_media.requests._send import DEFAULT_TIMEOUT
+
+__all__ = ["ParallelDownload"]
+
+_LOGGER = logging.getLogger(__name__)
+
+JOURNAL_INTERVAL_S = 0.5
+"""float: How often (at most) the resume journal is rewritten while a download runs."""
+
+_KEEP_FOR_RESUME = (KeyboardInterrupt, ConnectionError, TimeoutError)
+
+
+class _ChunkState:
+    """The parent's view of a pooled download: per-chunk progress, journal, followers."""
+
+    def __init__(
+        self,
+        chunks: list[Chunk],
+        journal: Journal,
+        sink: TempSink,
+        tracker: ProgressTracker,
+        md5: OrderedMd5 | None,
+        syncer: BackgroundSync,
+    ) -> None:
+        self.chunks = chunks
+        self.journal = journal
+        self.sink = sink
+        self.tracker = tracker
+        self.md5 = md5
+        self.syncer = syncer
+        self._dirty = False
+        self._next_save = time.monotonic() + JOURNAL_INTERVAL_S
+
+    def on_progress(self, index: int, done: int, crc: int) -> None:
+        if done > self.journal.chunks[index][0]:
+            self.journal.chunks[index] = [done, crc]
+            self.tracker.set(index, done)
+            self._dirty = True
+
+    def on_done(self, index: int, done: int, crc: int, extra: Any) -> None:
+        self.on_progress(index, done, crc)
+        if self.md5 is not None:
+            self.md5.completed(index)
+        self.syncer.completed(self.chunks[index].length)
+
+    def on_tick(self) -> None:
+        self.tracker.tick()
+        if self._dirty and time.monotonic() >= self._next_save:
+            self.save_journal()
+
+    def save_journal(self) -> None:
+        self._dirty = False
+        self._next_save = time.monotonic() + JOURNAL_INTERVAL_S
+        self.journal.save(self.sink.journal_path)
+
+
+class ParallelDownload:
+    """Download one object with parallel ranged GETs into ``filename``.
+
+    Args:
+        media_url: The object's media URL (``…/o/NAME?alt=media``).
+        filename: The destination path; written only when the download verified.
+        chunk_size: Bytes per ranged GET.
+        processes: Worker processes; 0 keeps the worker threads in this process.
+            None picks the default (see ``pool.default_workers``).
+        threads_per_process: Connections per process (None: default).
+        checksum: "crc32c" (default), "md5", "auto" or None.  The per-chunk CRC32C is
+            always computed; "md5" additionally hashes the file in order on its own thread.
+            An object without an MD5 (composite, multipart) falls back to CRC32C checking.
+        headers: Extra request headers (e.g. ``x-goog-user-project``).
+        start: First byte to download (>= 0).
+        end: Last byte to download (inclusive); None for the end of the object.  Partial
+            downloads cannot be checked against the whole-object hash (``verified`` False).
+        resume: Reuse the temporary file and journal of an interrupted run.
+        retry: The retry policy for each request (None: a single attempt).
+        timeout: The (connect, read) timeout in seconds.
+        decompress: Decompress gzip-stored objects (single stream); False saves the stored
+            bytes, fetched in parallel.
+        start_method: The multiprocessing start method for worker processes.
+
+    Raises:
+        ValueError: On invalid sizes, ranges or checksum names.
+    """
+
+    def __init__(
+        self,
+        media_url: str,
+        filename: str | os.PathLike[str],
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        processes: int | None = None,
+        threads_per_process: int | None = None,
+        checksum: str | None = "crc32c",
+        headers: dict[str, str] | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        resume: bool = True,
+        retry: common.RetryStrategy | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        decompress: bool = True,
+        start_method: str = DEFAULT_START_METHOD,
+    ) -> None:
+        if chunk_size <= 0:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        if start is not None and start < 0:
+            raise ValueError(f"start must be >= 0 (suffix ranges are not supported), got {start}")
+        if end is not None and end < (start or 0):
+            raise ValueError(f"end ({end}) must be >= start ({start or 0})")
+        default_processes, default_threads = default_workers()
+        self.media_url = media_url
+        self.filename = os.fspath(filename)
+        self.chunk_size = chunk_size
+        self.processes = default_processes if processes is None else processes
+        self.threads_per_process = threads_per_process or default_threads
+        self.checksum = checksums.resolve_checksum(checksum)
+        self.headers = headers_tuple(headers)
+        self.start = start or 0
+        self.end = end
+        self.resume = resume
+        self.retry = common.RetryStrategy() if retry is None else retry
+        self.timeout = timeout
+        self.decompress = decompress
+        self.start_method = start_method
+
+    def consume(
+        self, transport_factory: Any, *, progress: ProgressCallback | None = None
+    ) -> TransferResult:
+        """Run the download.
+
+        Args:
+            transport_factory: A picklable zero-argument callable returning a
+                requests-compatible transport (see ``resumable_media.transports``).
+            progress: ``progress(bytes_done, total)``, called at least 4 times a second.
+
+        Returns:
+            What was transferred and whether it verified.
+
+        Raises:
+            DataCorruption: The bytes do not match the object's hash (nothing written).
+            InvalidResponse: The server answered unexpectedly.
+            ConnectionError: Retries were exhausted (the partial state is kept for resume).
+            TypeError: ``transport_factory`` cannot be pickled.
+        """
+        try:
+            factory = pickle.dumps(transport_factory)
+        except Exception as exc:
+            raise TypeError(
+                f"transport_factory must be picklable (a module-level function or "
+                f"resumable_media.transports.anonymous()); got {transport_factory!r}: {exc}"
+            ) from exc
+        began = time.monotonic()
+        result = self._consume(factory, ProgressTracker(progress, None), allow_resume=self.resume)
+        seconds = max(time.monotonic() - began, 1e-9)
+        return TransferResult(
+            bytes=result["bytes"],
+            seconds=seconds,
+            throughput=result["bytes"] / seconds,
+            crc32c=result["crc32c"],
+            md5=result["md5"],
+            verified=result["verified"],
+            generation=result["generation"],
+            response=None,
+        )
+
+    # ------------------------------------------------------------------ #
+
+    def _consume(
+        self, factory: bytes, tracker: ProgressTracker, *, allow_resume: bool
+    ) -> dict[str, Any]:
+        transport = transport_for(factory)
+        sink = TempSink(self.filename)
+        journal = Journal.load(sink.journal_path) if allow_resume else None
+        if journal is not None and not journal.matches(
+            self.media_url, self.start, self.end, self.chunk_size
+        ):
+            journal = None
+        probe = _probe_range(journal, self.start, self.end, self.chunk_size)
+        response, info = single.open_first(self, transport, probe)
+        if journal is not None and (
+            info.generation != journal.generation or info.total != journal.size
+        ):
+            _LOGGER.info("%s changed since the interrupted run; starting over", self.media_url)
+            single.close(response)
+            sink.discard()
+            return self._consume(factory, tracker, allow_resume=False)
+        if info.whole_stream:
+            return single.stream_whole(self, sink, transport, response, info, tracker)
+        end = info.total - 1 if self.end is None else min(self.end, info.total - 1)
+        chunks = plan_chunks(self.start, end, self.chunk_size)
+        resumed = journal is not None
+        if journal is None:
+            journal = Journal(
+                media_url=self.media_url,
+                generation=info.generation,
+                size=info.total,
+                start=self.start,
+                end=end,
+                chunk_size=self.chunk_size,
+                crc32c=info.hashes.get("crc32c"),
+                md5=info.hashes.get("md5"),
+                chunks=[[0, 0] for _ in chunks],
+            )
+        tracker.total = end - self.start + 1
+        for chunk in chunks:
+            tracker.set(chunk.index, journal.chunks[chunk.index][0])
+        try:
+            sink.open(end - self.start + 1, keep_existing=resumed)
+        except BaseException:
+            single.close(response)
+            raise
+        url = pin_generation(self.media_url, info.generation)
+        jobs = [
+            RangeJob(
+                transfer_id=0,
+                index=chunk.index,
+                url=url,
+                path=sink.temp_path,
+                offset=chunk.offset,
+                start=chunk.start,
+                length=chunk.length,
+                done=journal.chunks[chunk.index][0],
+                crc=journal.chunks[chunk.index][1],
+                total=info.total,
+                generation=info.generation,
+                headers=self.headers,
+                factory=factory,
+                retry=self.retry,
+                timeout=self.timeout,
+            )
+            for chunk in chunks
+        ]
+        md5 = OrderedMd5(sink.fd, chunks) if self.checksum == "md5" else None
+        try:
+            if len(chunks) <= 2 and not resumed:
+                _run_in_process(transport, jobs, probe.index, response, journal, tracker, md5)
+            else:
+                self._run_pooled(
+                    transport, jobs, probe.index, response, journal, sink, tracker, md5
+                )
+            crc = checksums.crc32c_combine_many(
+                (journal.chunks[chunk.index][1], chunk.length) for chunk in chunks
+            )
+            md5_b64 = None if md5 is None else _b64(md5.result())
+        except _KEEP_FOR_RESUME:
+            if md5 is not None:
+                md5.cancel()
+            if self.resume and len(chunks) > 2:
+                Journal.save(journal, sink.journal_path)
+                sink.release()
+            else:
+                sink.discard()
+            raise
+        except BaseException:
+            if md5 is not None:
+                md5.cancel()
+            sink.discard()
+            raise
+        tracker.tick(force=True)
+        full = self.start == 0 and end == info.total - 1
+        try:
+            verified = single.verify(self, info.hashes, crc, md5_b64, full=full)
+        except common.DataCorruption:
+            sink.discard()
+            if resumed:
+                _LOGGER.warning("resumed download of %s failed to verify; starting over", url)
+                return self._consume(
+                    factory, ProgressTracker(tracker.callback, None), allow_resume=False
+                )
+            raise
+        sink.commit()
+        return {
+            "bytes": end - self.start + 1,
+            "crc32c": checksums.crc32c_to_b64(crc),
+            "md5": md5_b64,
+            "verified": verified,
+            "generation": info.generation,
+        }
+
+    def _run_pooled(
+        self,
+        transport: Any,
+        jobs: list[RangeJob],
+        probe_index: int,
+        response: Any,
+        journal: Journal,
+        sink: TempSink,
+        tracker: ProgressTracker,
+        md5: OrderedMd5 | None,
+    ) -> None:
+        pool = get_pool(self.processes, self.threads_per_process, self.start_method)
+        tid = pool.acquire()
+        syncer = BackgroundSync(sink.fd)
+        chunks = plan_chunks(journal.start, journal.end, journal.chunk_size)
+        state = _ChunkState(chunks, journal, sink, tracker, md5, syncer)
+        try:
+            jobs = [_with_tid(job, tid) for job in jobs]
+            scheduler = Scheduler(pool, tid)
+            for job in jobs:
+                if job.done >= job.length:
+                    state.on_done(job.index, job.done, job.crc, None)
+            first = jobs[probe_index]
+
+            def run_first(report: Any, cancelled: Any) -> None:
+                run_job(first, report, cancelled, transport=transport, response=response)
+
+            scheduler.start_local(run_first)
+            rest = [job for job in jobs if job.index != probe_index and job.done < job.length]
+            scheduler.run(rest, state, extra_outstanding=1)
+        finally:
+            syncer.stop()
+            pool.release()
+
+
+def _with_tid(job: RangeJob, tid: int) -> RangeJob:
+    return dataclasses.replace(job, transfer_id=tid)
+
+
+def _run_in_process(
+    transport: Any,
+    jobs: list[RangeJob],
+    probe_index: int,
+    response: Any,
+    journal: Journal,
+    tracker: ProgressTracker,
+    md5: OrderedMd5 | None,
+) -> None:
+    """Small objects: fetch the (at most two) chunks one after the other on this thread."""
+
+    def report(message: tuple[Any, ...]) -> None:
+        tracker.set(message[2], message[3])
+        tracker.tick()
+
+    for job in jobs:
+        first = response if job.index == probe_index else None
+        done, crc = fetch_range(transport, job, report, lambda: False, first)
+        journal.chunks[job.index] = [done, crc]
+        tracker.set(job.index, done)
+        if md5 is not None:
+            md5.completed(job.index)
+
+
+def _probe_range(
+    journal: Journal | None, start: int, end: int | None, chunk_size: int
+) -> single.Probe:
+    """The first request: chunk 0, or the rest of the first unfinished chunk of a journal."""
+    if journal is not None:
+        layout = plan_chunks(journal.start, journal.end, journal.chunk_size)
+        for chunk in layout:
+            done = journal.chunks[chunk.index][0]
+            if done < chunk.length:
+                return single.Probe(chunk.index, chunk.start + done, chunk.end)
+        return single.Probe(0, layout[0].start, layout[0].end) if layout else single.Probe(0, 0, 0)
+    last = start + chunk_size - 1
+    if end is not None:
+        last = min(last, end)
+    return single.Probe(0, start, last)
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")

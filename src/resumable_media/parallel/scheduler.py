@@ -1,0 +1,179 @@
+"""Drives one transfer's jobs through the pool: a bounded window in flight, one result stream.
+
+Invariants:
+- At most ``window`` jobs of the transfer are queued or running at once, so a cancel
+  only has a few jobs to drain and memory per transfer is bounded by the window.
+- ``run`` returns only after every submitted job has posted its final message; on the
+  first fatal error, or on KeyboardInterrupt, it cancels the transfer at once, waits for
+  the in-flight jobs to stop, and then raises, so the caller may delete files safely.
+- Worker failures arrive flattened (``ChunkError``) and are rebuilt here into the
+  library's exception types.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from resumable_media import common
+from resumable_media.parallel.plan import ChunkError, PartJob, RangeJob
+from resumable_media.parallel.pool import WorkerPool
+
+__all__ = ["Handler", "Scheduler", "raise_chunk_error"]
+
+_LOGGER = logging.getLogger(__name__)
+
+TICK_S = 0.05
+"""float: How often the parent wakes up to report progress and write the journal."""
+
+DRAIN_TIMEOUT_S = 30.0
+"""float: How long a cancelled transfer waits for its in-flight jobs to stop."""
+
+
+class Handler(Protocol):
+    """What the scheduler tells the transfer about."""
+
+    def on_progress(self, index: int, done: int, crc: int) -> None:
+        """A job reported ``done`` bytes (CRC ``crc``) so far."""
+
+    def on_done(self, index: int, done: int, crc: int, extra: Any) -> None:
+        """A job finished."""
+
+    def on_tick(self) -> None:
+        """Called every ``TICK_S`` while the transfer runs."""
+
+
+def raise_chunk_error(index: int, error: ChunkError, what: str) -> None:
+    """Rebuild a flattened worker failure as the library's exception and raise it.
+
+    Args:
+        index: The chunk or part index.
+        error: The flattened failure.
+        what: "chunk" or "part", for the message.
+
+    Raises:
+        InvalidResponse, DataCorruption, ConnectionError, OSError or RuntimeError.
+    """
+    message = f"{what} {index}: {error.message}"
+    if error.kind == "InvalidResponse":
+        raise common.InvalidResponse(None, message, error.status)
+    if error.kind == "DataCorruption":
+        raise common.DataCorruption(None, message)
+    if error.kind == "ConnectionError":
+        raise ConnectionError(message)
+    if error.kind == "OSError":
+        raise OSError(message)
+    raise RuntimeError(message)
+
+
+class Scheduler:
+    """Runs jobs of one transfer on a pool.
+
+    Args:
+        pool: The worker pool (already acquired by the caller).
+        transfer_id: The id the pool handed out for this transfer.
+        window: Jobs in flight at once (default: the pool's worker count + 1).
+        what: "chunk" or "part", for error messages.
+    """
+
+    def __init__(
+        self, pool: WorkerPool, transfer_id: int, *, window: int | None = None, what: str = "chunk"
+    ) -> None:
+        self.pool = pool
+        self.transfer_id = transfer_id
+        self.window = window or pool.workers + 1
+        self.what = what
+
+    def start_local(
+        self, target: Callable[[Callable[[tuple[Any, ...]], None], Callable[[], bool]], None]
+    ) -> threading.Thread:
+        """Run ``target(report, cancelled)`` on a parent thread whose messages join the stream.
+
+        Args:
+            target: Must post exactly one final message, like a pool job.
+
+        Returns:
+            The started thread (counted by the caller via ``extra_outstanding``).
+        """
+        tid = self.transfer_id
+        thread = threading.Thread(
+            target=target,
+            args=(self.pool.post, lambda: self.pool.cancelled(tid)),
+            name="resumable-media-first-chunk",
+            daemon=True,
+        )
+        thread.start()
+        return thread
+
+    def run(
+        self,
+        jobs: Iterable[RangeJob | PartJob],
+        handler: Handler,
+        *,
+        extra_outstanding: int = 0,
+    ) -> None:
+        """Submit ``jobs`` (bounded window) and dispatch messages until all have finished.
+
+        Args:
+            jobs: The jobs, in the order they should start.
+            handler: Receives progress, completions and ticks.
+            extra_outstanding: Final messages expected from ``start_local`` threads.
+
+        Raises:
+            Exception: The first job failure (rebuilt), or KeyboardInterrupt.
+        """
+        pending = deque(jobs)
+        outstanding = extra_outstanding
+        failure: tuple[int, ChunkError] | None = None
+        interrupted: BaseException | None = None
+        next_tick = time.monotonic()
+        drain_deadline: float | None = None
+        while True:
+            try:
+                while pending and failure is None and interrupted is None:
+                    if outstanding >= self.window + extra_outstanding:
+                        break
+                    self.pool.submit(pending.popleft())
+                    outstanding += 1
+                if outstanding == 0:
+                    break
+                if drain_deadline is not None and time.monotonic() > drain_deadline:
+                    _LOGGER.warning("%d jobs did not stop after cancel; giving up", outstanding)
+                    break
+                message = self.pool.get(TICK_S)
+                if message is None:
+                    self.pool.check_alive()
+                if message is not None and message[1] == self.transfer_id:
+                    kind, _tid, index = message[0], message[1], message[2]
+                    if kind == "progress":
+                        handler.on_progress(index, message[3], message[4])
+                    elif kind == "done":
+                        outstanding -= 1
+                        handler.on_done(index, message[3], message[4], message[5])
+                    else:
+                        outstanding -= 1
+                        if kind == "error" and failure is None:
+                            failure = (index, message[3])
+                            self._cancel()
+                            drain_deadline = time.monotonic() + DRAIN_TIMEOUT_S
+                now = time.monotonic()
+                if now >= next_tick:
+                    next_tick = now + TICK_S
+                    handler.on_tick()
+            except KeyboardInterrupt as exc:
+                if interrupted is not None:
+                    raise
+                interrupted = exc
+                self._cancel()
+                drain_deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        if interrupted is not None:
+            raise interrupted
+        if failure is not None:
+            raise_chunk_error(failure[0], failure[1], self.what)
+
+    def _cancel(self) -> None:
+        self.pool.cancel(self.transfer_id)

@@ -1,0 +1,300 @@
+"""The parent's own requests for a download: the first ranged GET, single streams, verification.
+
+Invariants:
+- ``open_first`` is the only request made before the layout is known: it reads size,
+  generation and hashes from a ranged GET's headers (no metadata request) and leaves
+  the body unread for whoever fetches that chunk.
+- A single stream (gzip-stored objects, servers that ignore ``Range``, empty objects)
+  restarts from byte 0 on a retryable failure; it hashes the bytes as served (the stored,
+  possibly compressed, bytes) and writes the (decompressed) result to the temp file.
+- ``verify`` raises ``DataCorruption`` on any mismatch and never touches files.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import http.client
+import logging
+import os
+import zlib
+from typing import TYPE_CHECKING, Any
+
+from resumable_media import checksums, common
+from resumable_media._protocol import ranges
+from resumable_media.parallel.plan import READ_SIZE, pin_generation
+from resumable_media.parallel.progress import ProgressTracker
+from resumable_media.parallel.sink import TempSink
+from resumable_media.parallel.worker import check_range_response
+from resumable_media.requests._send import wait_and_retry
+
+if TYPE_CHECKING:
+    from resumable_media.parallel.download import ParallelDownload
+
+__all__ = ["FirstInfo", "Probe", "close", "open_first", "stream_whole", "verify"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Probe:
+    """The first request's range: chunk ``index``, bytes ``first``-``last`` (inclusive)."""
+
+    index: int
+    first: int
+    last: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class FirstInfo:
+    """What the first response revealed about the object."""
+
+    total: int
+    generation: int | None
+    hashes: dict[str, str]
+    encoding: str | None
+    whole_stream: bool
+
+
+def close(response: Any) -> None:
+    """Close a response without reading its body (its connection is dropped)."""
+    if response is not None:
+        try:
+            response.close()
+        except Exception:
+            _LOGGER.debug("closing a response raised", exc_info=True)
+
+
+def _status_error(response: Any, *expected: int) -> common.InvalidResponse:
+    status = response.status_code
+    close(response)
+    return common.InvalidResponse(
+        response, "Request failed with status code", status, "Expected one of", *expected
+    )
+
+
+def _get(dl: ParallelDownload, transport: Any, url: str, range_value: str | None) -> Any:
+    headers = dict(dl.headers)
+    if range_value is not None:
+        headers["range"] = range_value
+    return transport.request("GET", url, headers=headers, stream=True, timeout=dl.timeout)
+
+
+def open_first(dl: ParallelDownload, transport: Any, probe: Probe) -> tuple[Any, FirstInfo]:
+    """Send the first ranged GET (with retries) and read the object's facts from its headers.
+
+    Args:
+        dl: The download (URL, headers, retry policy, options).
+        transport: The parent's transport.
+        probe: The range to ask for.
+
+    Returns:
+        The open response (None when it was closed, e.g. for gzip objects) and the facts.
+
+    Raises:
+        InvalidResponse: A status other than 200/206/416, a bad ``Content-Range``, or a start
+            beyond the end of the object.
+    """
+
+    def attempt() -> Any:
+        response = _get(dl, transport, dl.media_url, f"bytes={probe.first}-{probe.last}")
+        if response.status_code not in (200, 206, 416):
+            raise _status_error(response, 200, 206)
+        return response
+
+    response = wait_and_retry(attempt, dl.retry)
+    headers = response.headers
+    status = response.status_code
+    if status == http.client.REQUESTED_RANGE_NOT_SATISFIABLE:
+        total = ranges.parse_unsatisfied_range(headers.get("content-range", ""))
+        close(response)
+        if total != 0 or probe.first != 0:
+            raise common.InvalidResponse(
+                response, f"start {probe.first} is beyond the end of the {total}-byte object"
+            )
+        # An empty object: fetch it whole to learn its generation and hashes.
+        response = wait_and_retry(
+            lambda: _expect_200(_get(dl, transport, dl.media_url, None)), dl.retry
+        )
+        return response, _info(response, 0, whole_stream=True)
+    if status == http.client.OK:
+        length = headers.get("content-length")
+        return response, _info(response, int(length) if length else -1, whole_stream=True)
+    received = check_range_response(response, probe.first, probe.last, None, None)
+    if received.total is None:
+        close(response)
+        raise common.InvalidResponse(response, "206 response does not state the object size")
+    info = _info(response, received.total, whole_stream=False)
+    if info.encoding == "gzip" and dl.decompress:
+        close(response)
+        return None, dataclasses.replace(info, whole_stream=True)
+    return response, info
+
+
+def _expect_200(response: Any) -> Any:
+    if response.status_code != http.client.OK:
+        raise _status_error(response, 200)
+    return response
+
+
+def _info(response: Any, total: int, *, whole_stream: bool) -> FirstInfo:
+    headers = response.headers
+    generation = headers.get("x-goog-generation")
+    return FirstInfo(
+        total=total,
+        generation=int(generation) if generation else None,
+        hashes=checksums.parse_goog_hash(headers.get("x-goog-hash")),
+        encoding=(headers.get("content-encoding") or "").lower() or None,
+        whole_stream=whole_stream,
+    )
+
+
+def stream_whole(
+    dl: ParallelDownload,
+    sink: TempSink,
+    transport: Any,
+    response: Any,
+    info: FirstInfo,
+    tracker: ProgressTracker,
+) -> dict[str, Any]:
+    """Download the whole object in one stream (decompressing gzip), verify, and commit.
+
+    Args:
+        dl: The download.
+        sink: The temporary file.
+        transport: The parent's transport.
+        response: An open 200 response to start with, or None to send a new request.
+        info: The facts from the first response.
+        tracker: Progress.
+
+    Returns:
+        The result fields.
+
+    Raises:
+        ValueError: A byte range was asked of a gzip-stored object (pass ``decompress=False``).
+        DataCorruption: The stored bytes do not match the object's hash.
+    """
+    if dl.start != 0 or dl.end is not None:
+        close(response)
+        raise ValueError(
+            f"{dl.media_url} is served as one stream (gzip-stored or Range unsupported); "
+            "byte ranges need decompress=False on a gzip-stored object"
+        )
+    url = pin_generation(dl.media_url, info.generation)
+    decode = info.encoding == "gzip" and dl.decompress
+    tracker.total = info.total if info.total >= 0 and not decode else None
+    sink.open(0, keep_existing=False)
+    pending = [response] if response is not None else []
+
+    def attempt() -> tuple[int, int, str | None]:
+        os.ftruncate(sink.fd, 0)
+        current = pending.pop() if pending else _expect_200(_get(dl, transport, url, None))
+        try:
+            return _copy_stream(current, sink.fd, decode, dl.checksum == "md5", tracker)
+        except BaseException:
+            close(current)
+            raise
+
+    try:
+        written, crc, md5_b64 = wait_and_retry(attempt, dl.retry)
+        tracker.tick(force=True)
+        verified = verify(dl, info.hashes, crc, md5_b64, full=True)
+    except BaseException:
+        sink.discard()
+        raise
+    sink.commit()
+    return {
+        "bytes": written,
+        "crc32c": checksums.crc32c_to_b64(crc),
+        "md5": md5_b64,
+        "verified": verified,
+        "generation": info.generation,
+    }
+
+
+def _copy_stream(
+    response: Any, fd: int, decode: bool, want_md5: bool, tracker: ProgressTracker
+) -> tuple[int, int, str | None]:
+    """Read ``response`` to the end, hashing the bytes as served and writing them (decoded)."""
+    decoder = zlib.decompressobj(wbits=zlib.MAX_WBITS | 32) if decode else None
+    md5 = hashlib.md5() if want_md5 else None
+    buffer = bytearray(READ_SIZE)
+    view = memoryview(buffer)
+    crc = received = written = 0
+    raw = response.raw
+    while True:
+        count = raw.readinto(view)
+        if not count:
+            break
+        piece = view[:count]
+        crc = checksums.crc32c(piece, crc)
+        if md5 is not None:
+            md5.update(piece)
+        received += count
+        out: Any = decoder.decompress(piece) if decoder is not None else piece
+        written += _write_all(fd, out, written)
+        tracker.set(0, received)
+        tracker.tick()
+    if decoder is not None:
+        tail = decoder.flush()
+        written += _write_all(fd, tail, written)
+        if not decoder.eof:
+            raise ConnectionError("the gzip stream ended before its end marker")
+    raw.release_conn()
+    return written, crc, None if md5 is None else base64.b64encode(md5.digest()).decode("ascii")
+
+
+def _write_all(fd: int, data: Any, offset: int) -> int:
+    view = memoryview(data)
+    done = 0
+    while done < len(view):
+        done += os.pwrite(fd, view[done:], offset + done)
+    return done
+
+
+def verify(
+    dl: ParallelDownload, hashes: dict[str, str], crc: int, md5_b64: str | None, *, full: bool
+) -> bool:
+    """Compare the computed hashes with the server's.
+
+    Args:
+        dl: The download (its URL and checksum choice).
+        hashes: The parsed ``x-goog-hash`` of the object.
+        crc: The CRC32C of the bytes received.
+        md5_b64: Their MD5 (base64) when computed.
+        full: Whether the whole object was downloaded (partial ranges cannot be checked).
+
+    Returns:
+        True when at least one hash was compared and matched.
+
+    Raises:
+        DataCorruption: A hash did not match.
+    """
+    if dl.checksum is None or not full:
+        return False
+    verified = False
+    expected = hashes.get("crc32c")
+    if expected is not None:
+        _compare(dl.media_url, "crc32c", expected, checksums.crc32c_to_b64(crc))
+        verified = True
+    if dl.checksum == "md5":
+        expected_md5 = hashes.get("md5")
+        if expected_md5 is None:
+            _LOGGER.info("%s has no MD5 (composite object); checked its CRC32C", dl.media_url)
+        else:
+            _compare(dl.media_url, "md5", expected_md5, md5_b64 or "")
+            verified = True
+    if not verified:
+        _LOGGER.info("no checksum was returned for %s; the download is unverified", dl.media_url)
+    return verified
+
+
+def _compare(url: str, name: str, expected: str, actual: str) -> None:
+    if expected != actual:
+        raise common.DataCorruption(
+            None,
+            f"Checksum mismatch while downloading:\n\n  {url}\n\nThe X-Goog-Hash header "
+            f"indicated an {name} checksum of:\n\n  {expected}\n\nbut the actual {name} "
+            f"checksum of the downloaded contents was:\n\n  {actual}\n",
+        )

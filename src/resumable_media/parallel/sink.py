@@ -1,0 +1,178 @@
+"""The download sink: a preallocated temporary file beside the destination, mapped per range.
+
+Invariants:
+- The destination is only ever touched by one ``os.replace`` of a complete, fsynced
+  temporary file; a failed download never leaves a partial or wrong file there.
+- The temporary file is ``<destination>.rmpart`` (a fixed name so a rerun can resume it),
+  created with mode 0600 and locked with ``flock`` for as long as a download owns it,
+  so two downloads to the same destination cannot interleave.
+- ``map_range`` maps only the requested range (page-aligned), so memory held by a worker is
+  bounded by its chunk, never by the object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import mmap
+import os
+from collections.abc import Iterator
+
+__all__ = ["TEMP_SUFFIX", "TempSink", "map_range"]
+
+_LOGGER = logging.getLogger(__name__)
+
+TEMP_SUFFIX = ".rmpart"
+"""str: Suffix of the temporary file written beside the destination."""
+
+
+@contextlib.contextmanager
+def map_range(
+    path: str, offset: int, length: int, *, writable: bool = True
+) -> Iterator[memoryview]:
+    """Map ``length`` bytes of ``path`` starting at ``offset``.
+
+    Args:
+        path: The file (already at least ``offset + length`` bytes long).
+        offset: First byte to map (any value; alignment is handled here).
+        length: Bytes to map (positive).
+        writable: Map shared read-write (True) or read-only.
+
+    Yields:
+        A memoryview of exactly the requested bytes, valid until the block exits.
+    """
+    aligned = offset - offset % mmap.ALLOCATIONGRANULARITY
+    delta = offset - aligned
+    flags = os.O_RDWR if writable else os.O_RDONLY
+    fd = os.open(path, flags | os.O_CLOEXEC)
+    try:
+        access = mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ
+        mapping = mmap.mmap(fd, delta + length, access=access, offset=aligned)
+    finally:
+        os.close(fd)
+    view = memoryview(mapping)[delta : delta + length]
+    try:
+        yield view
+    finally:
+        view.release()
+        try:
+            mapping.close()
+        except BufferError:
+            # A slice still referenced from a traceback frame; the mapping closes
+            # when the garbage collector drops it.
+            _LOGGER.debug("mapping of %s left to the garbage collector", path)
+
+
+class TempSink:
+    """The temporary file a download writes into, then renames onto the destination.
+
+    Args:
+        destination: The final path of the download.
+    """
+
+    def __init__(self, destination: str | os.PathLike[str]) -> None:
+        self.destination = os.path.abspath(os.fspath(destination))
+        self.temp_path = self.destination + TEMP_SUFFIX
+        self.journal_path = self.temp_path + ".journal"
+        self._fd: int | None = None
+
+    def open(self, size: int, *, keep_existing: bool) -> None:
+        """Create (or reopen for resume) the temporary file at ``size`` bytes, preallocated.
+
+        Args:
+            size: The final size of the download.
+            keep_existing: Keep the current contents (resume) instead of starting empty.
+
+        Raises:
+            FileNotFoundError: If the destination's directory does not exist.
+            BlockingIOError: If another download to the same destination is running.
+        """
+        directory = os.path.dirname(self.destination)
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(
+                errno.ENOENT, f"the destination directory {directory!r} does not exist"
+            )
+        fd = os.open(self.temp_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise BlockingIOError(
+                    errno.EWOULDBLOCK,
+                    f"another download to {self.destination!r} is in progress "
+                    f"(its temporary file {self.temp_path!r} is locked)",
+                ) from None
+            os.fchmod(fd, 0o600)
+            if not keep_existing or os.fstat(fd).st_size != size:
+                os.ftruncate(fd, 0)
+            _preallocate(fd, size)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    @property
+    def fd(self) -> int:
+        """int: The open file descriptor (only between ``open`` and ``commit``/``discard``)."""
+        if self._fd is None:
+            raise ValueError("the temporary file is not open")
+        return self._fd
+
+    def sync(self) -> None:
+        """Flush written data to stable storage (may be called while workers still write)."""
+        if self._fd is not None:
+            os.fdatasync(self._fd)
+
+    def commit(self) -> None:
+        """fsync the temporary file, rename it onto the destination and fsync the directory."""
+        fd = self.fd
+        os.fsync(fd)
+        os.replace(self.temp_path, self.destination)
+        self._close()
+        _fsync_directory(os.path.dirname(self.destination))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.journal_path)
+
+    def discard(self) -> None:
+        """Remove the temporary file and the journal; the destination is left untouched."""
+        self._close()
+        for path in (self.temp_path, self.journal_path):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def release(self) -> None:
+        """Close the file but keep it and the journal, so a later run can resume."""
+        self._close()
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
+def _preallocate(fd: int, size: int) -> None:
+    """Reserve ``size`` bytes so later writes never hit ENOSPC or fragment."""
+    if size == 0:
+        return
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+        os.ftruncate(fd, size)  # filesystems without fallocate: a sparse file
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make a rename durable (best effort on filesystems that refuse directory fsync)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

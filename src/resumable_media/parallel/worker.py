@@ -1,0 +1,356 @@
+"""What a worker thread does with one job: a ranged GET into the mapped file, or one MPU part.
+
+Invariants:
+- Body bytes land once, straight in the mapped slice of the temporary file, read in
+  ``READ_SIZE`` steps; each step is CRC32C'd on the mapped memory while still hot.
+- Every response is checked before a byte is kept: status 206, ``Content-Range`` exactly
+  the range asked for (start, end and object size), and the pinned generation.
+- A failing range resumes from the bytes already received, under the job's RetryStrategy;
+  the backoff restarts whenever an attempt made progress.  Non-retryable errors propagate.
+- Workers talk to the parent only through ``report(message_tuple)``; messages hold only
+  ints, strings and ``ChunkError`` (never exceptions or responses), so they always pickle.
+- Each thread builds its own transport from the pickled factory and keeps it for reuse.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import pickle
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from resumable_media import checksums, common
+from resumable_media._protocol import ranges
+from resumable_media._protocol.retry import Backoff
+from resumable_media.parallel.plan import READ_SIZE, ChunkError, PartJob, RangeJob
+from resumable_media.parallel.sink import map_range
+from resumable_media.requests._send import is_retryable_error
+
+__all__ = [
+    "Cancelled",
+    "Report",
+    "check_range_response",
+    "fetch_range",
+    "flatten_error",
+    "run_job",
+    "send_part",
+    "transport_for",
+]
+
+_LOGGER = logging.getLogger(__name__)
+
+Report = Callable[[tuple[Any, ...]], None]
+"""Posts one message tuple to the parent: ``(kind, transfer_id, index, ...)``."""
+
+PROGRESS_INTERVAL_S = 0.1
+"""float: Minimum seconds between progress messages of one job."""
+
+_local = threading.local()
+_MAX_TRANSPORTS = 4
+
+
+class Cancelled(Exception):
+    """The transfer this job belongs to was cancelled (a sibling failed, or Ctrl-C)."""
+
+
+def transport_for(factory: bytes) -> Any:
+    """Return this thread's transport for a pickled factory, building it on first use.
+
+    Args:
+        factory: ``pickle.dumps`` of a zero-argument transport factory.
+
+    Returns:
+        A requests-compatible transport, reused by later jobs on this thread.
+    """
+    cache: dict[bytes, Any] | None = getattr(_local, "transports", None)
+    if cache is None:
+        cache = _local.transports = {}
+    transport = cache.get(factory)
+    if transport is None:
+        if len(cache) >= _MAX_TRANSPORTS:
+            _key, old = cache.popitem()
+            close = getattr(old, "close", None)
+            if close is not None:
+                close()
+        transport = cache[factory] = pickle.loads(factory)()
+    return transport
+
+
+def flatten_error(exc: BaseException) -> ChunkError:
+    """Reduce an exception to picklable strings.
+
+    Args:
+        exc: The failure.
+
+    Returns:
+        Its kind, message and (for HTTP failures) status.
+    """
+    if isinstance(exc, common.InvalidResponse):
+        status = getattr(exc.response, "status_code", None)
+        text = " ".join(str(arg) for arg in exc.args)
+        return ChunkError("InvalidResponse", text, status if isinstance(status, int) else None)
+    if isinstance(exc, common.DataCorruption):
+        return ChunkError("DataCorruption", " ".join(str(arg) for arg in exc.args))
+    if is_retryable_error(exc):
+        return ChunkError("ConnectionError", f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, OSError):
+        return ChunkError("OSError", f"{type(exc).__name__}: {exc}")
+    return ChunkError("Error", f"{type(exc).__name__}: {exc}")
+
+
+def _sleep_unless_cancelled(seconds: float, cancelled: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        if cancelled():
+            raise Cancelled
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        time.sleep(min(remaining, 0.05))
+
+
+def _close(response: Any) -> None:
+    try:
+        response.close()
+    except Exception:  # closing a broken connection may itself fail
+        _LOGGER.debug("closing a failed response raised", exc_info=True)
+
+
+def _release(response: Any) -> None:
+    """Return a fully read response's connection to the pool (keep-alive)."""
+    raw = response.raw
+    try:
+        raw.drain_conn()
+        raw.release_conn()
+    except Exception:
+        _close(response)
+
+
+def check_range_response(
+    response: Any, first: int, last: int, total: int | None, generation: int | None
+) -> ranges.ContentRange:
+    """Check a ranged GET's response against what was asked.
+
+    Args:
+        response: The streamed response.
+        first: First byte asked for.
+        last: Last byte asked for (inclusive).
+        total: The object size the response must report, or None when not yet known.
+        generation: The generation the response must report, or None.
+
+    Returns:
+        The parsed ``Content-Range``.
+
+    Raises:
+        InvalidResponse: A status other than 206, a ``Content-Range`` that differs from the
+            request, or another generation (the object changed).
+    """
+    status = response.status_code
+    if status != http.client.PARTIAL_CONTENT:
+        raise common.InvalidResponse(
+            response, "Request failed with status code", status, "Expected one of", 206
+        )
+    header = response.headers.get("content-range")
+    try:
+        received = ranges.parse_content_range(header or "")
+    except ValueError:
+        raise common.InvalidResponse(
+            response, f"206 response without a valid Content-Range: {header!r}"
+        ) from None
+    size = received.total if total is None else total
+    expected_last = last if size is None else min(last, size - 1)
+    if received.start != first or received.end != expected_last or received.total != size:
+        raise common.InvalidResponse(
+            response,
+            f"Content-Range {header!r} does not match the requested range "
+            f"bytes={first}-{last} of a {total}-byte object",
+        )
+    got = response.headers.get("x-goog-generation")
+    if generation is not None and got is not None and int(got) != generation:
+        raise common.InvalidResponse(
+            response, f"the object changed during the download: generation {got} != {generation}"
+        )
+    return received
+
+
+def fetch_range(
+    transport: Any,
+    job: RangeJob,
+    report: Report,
+    cancelled: Callable[[], bool],
+    response: Any = None,
+) -> tuple[int, int]:
+    """Fetch one chunk into its mapped slice, resuming within the chunk after failures.
+
+    Args:
+        transport: The thread's transport.
+        job: The chunk to fetch.
+        report: Posts progress messages to the parent.
+        cancelled: Polled between reads; True aborts with ``Cancelled``.
+        response: An already-open, already-checked response whose body starts at
+            ``job.start + job.done`` (the parent's first request), or None.
+
+    Returns:
+        ``(bytes_done, crc32c)`` for the whole chunk.
+    """
+    position, crc = job.done, job.crc
+    if position >= job.length:
+        if response is not None:
+            _close(response)
+        return position, crc
+    backoff: Backoff | None = None
+    last_report = time.monotonic()
+    headers = dict(job.headers)
+    with map_range(job.path, job.offset, job.length) as view:
+        while True:
+            attempt_start = position
+            try:
+                if response is None:
+                    first = job.start + position
+                    last = job.start + job.length - 1
+                    headers["range"] = f"bytes={first}-{last}"
+                    response = transport.request(
+                        "GET", job.url, headers=headers, stream=True, timeout=job.timeout
+                    )
+                    check_range_response(response, first, last, job.total, job.generation)
+                readinto = response.raw.readinto
+                while position < job.length:
+                    if cancelled():
+                        raise Cancelled
+                    window = view[position : min(position + READ_SIZE, job.length)]
+                    count = readinto(window)
+                    if not count:
+                        raise ConnectionError(
+                            f"the response for bytes {job.start}-{job.start + job.length - 1} "
+                            f"ended after {position} of {job.length} bytes"
+                        )
+                    crc = checksums.crc32c(window[:count], crc)
+                    window.release()
+                    position += count
+                    now = time.monotonic()
+                    if now - last_report >= PROGRESS_INTERVAL_S:
+                        last_report = now
+                        report(("progress", job.transfer_id, job.index, position, crc))
+                _release(response)
+                return position, crc
+            except Cancelled:
+                if response is not None:
+                    _close(response)
+                raise
+            except Exception as exc:
+                if response is not None:
+                    _close(response)
+                response = None
+                if job.retry is None or not is_retryable_error(exc):
+                    raise
+                if backoff is None or position > attempt_start:
+                    backoff = Backoff(job.retry)
+                wait = backoff.next_wait()
+                if wait is None:
+                    raise
+                _LOGGER.info(
+                    "chunk %d: %s after %d bytes; retrying in %.2f s",
+                    job.index,
+                    type(exc).__name__,
+                    position,
+                    wait,
+                )
+                report(("progress", job.transfer_id, job.index, position, crc))
+                _sleep_unless_cancelled(wait, cancelled)
+
+
+def send_part(transport: Any, job: PartJob, cancelled: Callable[[], bool]) -> tuple[str, int]:
+    """PUT one multipart-upload part straight from the mapped source file.
+
+    Args:
+        transport: The thread's transport.
+        job: The part to send.
+        cancelled: Polled between attempts.
+
+    Returns:
+        ``(etag, crc32c_of_the_part)``.
+
+    Raises:
+        InvalidResponse: A non-200 answer (after retries for retryable ones).
+        DataCorruption: The server's part hash differs from the local one.
+    """
+    backoff = Backoff(job.retry) if job.retry is not None else None
+    with map_range(job.path, job.offset, job.length, writable=False) as view:
+        crc = checksums.crc32c(view)
+        crc_b64 = checksums.crc32c_to_b64(crc)
+        headers = dict(job.headers)
+        headers["x-goog-hash"] = f"crc32c={crc_b64}"
+        headers["content-length"] = str(job.length)
+        while True:
+            if cancelled():
+                raise Cancelled
+            try:
+                response = transport.request(
+                    "PUT", job.url, data=view, headers=headers, timeout=job.timeout
+                )
+                if response.status_code != http.client.OK:
+                    raise common.InvalidResponse(
+                        response,
+                        "Request failed with status code",
+                        response.status_code,
+                        "Expected one of",
+                        200,
+                        response.text[:500],
+                    )
+                break
+            except Exception as exc:
+                if backoff is None or not is_retryable_error(exc):
+                    raise
+                wait = backoff.next_wait()
+                if wait is None:
+                    raise
+                _sleep_unless_cancelled(wait, cancelled)
+    echoed = checksums.parse_goog_hash(response.headers.get("x-goog-hash")).get("crc32c")
+    if echoed is not None and echoed != crc_b64:
+        raise common.DataCorruption(
+            response, f"part {job.index + 1}: server CRC32C {echoed} != local {crc_b64}"
+        )
+    etag = response.headers.get("etag")
+    if not etag:
+        raise common.InvalidResponse(response, f"part {job.index + 1}: response has no ETag")
+    return str(etag), crc
+
+
+def run_job(
+    job: RangeJob | PartJob,
+    report: Report,
+    cancelled: Callable[[], bool],
+    *,
+    transport: Any = None,
+    response: Any = None,
+) -> None:
+    """Run one job and post exactly one final message: done, cancelled or error.
+
+    Args:
+        job: The job.
+        report: Posts messages to the parent.
+        cancelled: Whether the job's transfer was cancelled.
+        transport: The transport to use (default: this thread's, built from the factory).
+        response: For a range job, an already-checked open response for its first bytes.
+    """
+    try:
+        if cancelled():
+            if response is not None:
+                _close(response)
+            raise Cancelled
+        if transport is None:
+            transport = transport_for(job.factory)
+        if isinstance(job, RangeJob):
+            done, crc = fetch_range(transport, job, report, cancelled, response)
+            report(("done", job.transfer_id, job.index, done, crc, None))
+        else:
+            etag, crc = send_part(transport, job, cancelled)
+            report(("done", job.transfer_id, job.index, job.length, crc, etag))
+    except Cancelled:
+        report(("cancelled", job.transfer_id, job.index))
+    except BaseException as exc:
+        _LOGGER.debug("job %d failed", job.index, exc_info=True)
+        report(("error", job.transfer_id, job.index, flatten_error(exc)))
