@@ -23,10 +23,12 @@ from resumable_media._protocol.retry import Backoff
 
 __all__ = [
     "CONNECTION_ERROR_CLASSES",
+    "DEFAULT_RETRY",
     "DEFAULT_TIMEOUT",
     "Timeout",
     "Transport",
     "is_retryable_error",
+    "round_trip",
     "send",
     "wait_and_retry",
 ]
@@ -36,6 +38,9 @@ _LOGGER = logging.getLogger(__name__)
 Timeout = float | tuple[float, float] | None
 DEFAULT_TIMEOUT: tuple[float, float] = (61, 60)
 """The (connect, read) timeout every I/O method uses unless told otherwise."""
+
+DEFAULT_RETRY = common.RetryStrategy()
+"""The retry policy transfers start with (about 10 minutes of retries); shared, never mutated."""
 
 CONNECTION_ERROR_CLASSES: tuple[type[BaseException], ...] = (
     http.client.BadStatusLine,
@@ -139,3 +144,31 @@ def send(transport: Transport, spec: RequestSpec, timeout: Timeout, *, stream: b
     return transport.request(
         spec.method, spec.url, data=spec.body, headers=spec.headers, timeout=timeout
     )
+
+
+def round_trip(
+    transport: Transport,
+    spec: RequestSpec,
+    timeout: Timeout,
+    process: Callable[[Any], object],
+    retry_strategy: common.RetryStrategy | None,
+) -> Any:
+    """Send ``spec`` and hand each response to ``process``, retrying as the policy allows.
+
+    Args:
+        transport: A requests-compatible transport.
+        spec: The request, re-sent unchanged on every attempt.
+        timeout: (connect, read) seconds, or one number.
+        process: Interprets a response; raises to reject it.
+        retry_strategy: The policy; None means one attempt.
+
+    Returns:
+        The accepted response.
+    """
+
+    def attempt() -> Any:
+        response = send(transport, spec, timeout)
+        process(response)
+        return response
+
+    return wait_and_retry(attempt, retry_strategy)

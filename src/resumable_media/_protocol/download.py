@@ -1,0 +1,528 @@
+"""Download state machines: one streaming GET (with resume), and chunk-by-chunk GETs.
+
+Invariants:
+- No I/O: callers hand in statuses, headers and body bytes; methods return request
+  descriptions and the bytes to write.
+- A single download hashes the *stored* bytes (compressed, when served with
+  ``Content-Encoding: gzip``) in order, and the running hash continues across resumed
+  attempts, so the whole-object check is made whenever the bytes cover the object.
+- Resume requests ask for exactly the bytes not yet received, pinned to the
+  generation seen first.
+- ``_bytes_downloaded`` counts bytes handed back for the caller's stream; the resume
+  offset counts stored bytes received (they differ only while decoding gzip).
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+import zlib
+from typing import Any
+
+from resumable_media import checksums, common
+from resumable_media._protocol import checks, ranges
+from resumable_media._protocol.request import (
+    Headers,
+    RequestSpec,
+    get_header,
+    require_header,
+    require_status,
+)
+
+__all__ = ["ChunkedDownloadProtocol", "DownloadProtocol", "add_generation"]
+
+_LOGGER = logging.getLogger(__name__)
+_ACCEPTABLE = (200, 206)
+_DECODE_PIECE = 8 * 1024 * 1024
+
+
+def add_generation(url: str, generation: int) -> str:
+    """Return ``url`` with a ``generation`` query parameter (unless it already has one).
+
+    Args:
+        url: The media URL.
+        generation: The object generation to pin.
+
+    Returns:
+        The URL with ``generation=<generation>`` merged into its query.
+    """
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+    if "generation" in query:
+        return url
+    query["generation"] = [str(generation)]
+    new_query = urllib.parse.urlencode(query, doseq=True)
+    return urllib.parse.urlunsplit(parts._replace(query=new_query))
+
+
+def _url_generation(url: str) -> int | None:
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    values = query.get("generation")
+    return int(values[0]) if values else None
+
+
+def _new_decoder(encoding: str | None) -> Any:
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    if encoding == "br":
+        try:
+            import brotli  # type: ignore[import-not-found, unused-ignore]
+        except ImportError:
+            _LOGGER.warning("brotli is not installed: writing the br-encoded bytes as stored")
+            return None
+        return brotli.Decompressor()
+    return None
+
+
+class DownloadProtocol:
+    """State of one (possibly resumed) streaming download of an object or a byte range.
+
+    Args:
+        media_url: The media URL.
+        start: The first byte wanted (negative: a suffix of ``-start`` bytes), or None.
+        end: The last byte wanted (inclusive), or None.
+        headers: Extra request headers; the ``range`` header is written into this dict.
+        checksum: "md5", "crc32c", "auto" or None.
+        decode: Whether ``Content-Encoding`` bodies are decoded before being handed
+            back (``Download``) or returned as stored (``RawDownload``).
+
+    Raises:
+        ValueError: If ``checksum`` is not one of the accepted values.
+    """
+
+    def __init__(
+        self,
+        media_url: str,
+        start: int | None = None,
+        end: int | None = None,
+        headers: dict[str, Any] | None = None,
+        checksum: str | None = "md5",
+        *,
+        decode: bool = True,
+    ) -> None:
+        self.media_url = media_url
+        self.start = start
+        self.end = end
+        self._headers: dict[str, Any] = {} if headers is None else headers
+        self.checksum = checksum
+        self._checksum_type = checks.resolve_download_checksum(checksum)
+        self._decode = decode
+        self._finished = False
+        self._bytes_downloaded = 0
+        self._stored_received = 0
+        self._expected_checksum: str | None = None
+        self._checksum_object: checksums.Hasher | None = None
+        self._object_generation: int | None = None
+        self._range_origin: int | None = None
+        self._covers_object = False
+        self._stored_total: int | None = None
+        self._transcoded = False
+        self._first_response = True
+        self._decoder: Any = None
+        self._last_headers: Headers = {}
+
+    @property
+    def finished(self) -> bool:
+        """bool: Whether the download has been attempted (it can only be used once)."""
+        return self._finished
+
+    @property
+    def bytes_downloaded(self) -> int:
+        """int: Bytes handed back for the caller's stream so far."""
+        return self._bytes_downloaded
+
+    def _prepare_request(self) -> RequestSpec:
+        """Build the first request; the object is single use.
+
+        Returns:
+            The GET request.
+
+        Raises:
+            ValueError: If the download was already used.
+        """
+        if self._finished:
+            raise ValueError("A download can only be used once.")
+        if self._object_generation is None:
+            self._object_generation = _url_generation(self.media_url)
+        value = ranges.range_header(self.start, self.end)
+        if value is not None:
+            self._headers["range"] = value
+        return RequestSpec("GET", self.media_url, None, self._headers)
+
+    def prepare_attempt(self, first: RequestSpec) -> RequestSpec:
+        """The request for the next attempt: the first request, or a resume of it.
+
+        Args:
+            first: The request returned by :meth:`_prepare_request`.
+
+        Returns:
+            ``first`` when nothing was received yet; otherwise a GET for the bytes
+            still missing, pinned to the object generation.
+        """
+        if self._stored_received == 0 or self._transcoded:
+            return first
+        origin = self._range_origin
+        if origin is None:
+            origin = self.start if self.start is not None and self.start >= 0 else 0
+        value = ranges.range_header(origin + self._stored_received, self.end)
+        assert value is not None
+        self._headers["range"] = value
+        url = first.url
+        if self._object_generation is not None:
+            url = add_generation(url, self._object_generation)
+        return RequestSpec("GET", url, None, self._headers)
+
+    def process_response(self, response: Any, status: int, headers: Headers) -> bool:
+        """Interpret the status and headers of one attempt (before its body is read).
+
+        Args:
+            response: The response object (stored on raised exceptions).
+            status: Its status code.
+            headers: Its headers (case-insensitive, or lower-case keys).
+
+        Returns:
+            True when the caller must rewind its stream to 0 first (a transcoded
+            response, which ignores Range, arrived after bytes were written).
+
+        Raises:
+            InvalidResponse: For a status other than 200/206 or a repeated x-goog-hash.
+        """
+        self._finished = True
+        self._last_headers = headers
+        require_status(response, status, _ACCEPTABLE)
+        if self._object_generation is None:
+            generation = get_header(headers, "x-goog-generation")
+            if generation is not None:
+                self._object_generation = int(generation)
+        encoding = (get_header(headers, "content-encoding") or "").lower() or None
+        stored_encoding = (get_header(headers, "x-goog-stored-content-encoding") or "").lower()
+        transcoded = stored_encoding == "gzip" and encoding != "gzip"
+        rewind = transcoded and self._bytes_downloaded > 0
+        if rewind or transcoded:
+            self._restart_body()
+        self._transcoded = transcoded
+        if self._first_response or rewind:
+            self._learn_object(response, status, headers)
+        if self._decode and self._decoder is None and not transcoded:
+            self._decoder = _new_decoder(encoding)
+        self._first_response = False
+        return rewind
+
+    def _restart_body(self) -> None:
+        self._bytes_downloaded = 0
+        self._stored_received = 0
+        self._decoder = None
+        if self._checksum_type is not None:
+            self._checksum_object = checksums.new_hasher(self._checksum_type)
+
+    def _learn_object(self, response: Any, status: int, headers: Headers) -> None:
+        if self._checksum_type is not None:
+            self._expected_checksum = checks.expected_download_checksum(
+                response, headers, self._checksum_type, self.media_url
+            )
+            self._checksum_object = checksums.new_hasher(self._checksum_type)
+        if status == 200:
+            self._range_origin = 0
+            self._covers_object = True
+            length = get_header(headers, "content-length")
+            self._stored_total = int(length) if length is not None else None
+            return
+        value = get_header(headers, "content-range")
+        if value is None:
+            return
+        try:
+            parsed = ranges.parse_content_range(value)
+        except ValueError:
+            return
+        self._range_origin = parsed.start
+        self._stored_total = parsed.total
+        self._covers_object = parsed.start == 0 and (
+            parsed.total is not None and parsed.end == parsed.total - 1
+        )
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes | memoryview]:
+        """Account for body bytes as received (stored form) and return what to write.
+
+        Args:
+            data: The next piece of the body, exactly as received.
+
+        Returns:
+            The pieces to write to the caller's stream, in order (decoded when
+            decoding is on and the body is encoded; otherwise ``data`` itself).
+        """
+        if self._checksum_object is not None:
+            self._checksum_object.update(data)
+        self._stored_received += len(data)
+        if self._decoder is None:
+            self._bytes_downloaded += len(data)
+            return [data if isinstance(data, memoryview) else memoryview(data)]
+        out: list[bytes | memoryview] = []
+        chunk: Any = data
+        while chunk:
+            piece = self._decoder.decompress(chunk, _DECODE_PIECE)
+            chunk = getattr(self._decoder, "unconsumed_tail", b"")
+            if piece:
+                out.append(piece)
+                self._bytes_downloaded += len(piece)
+        return out
+
+    def flush(self) -> list[bytes | memoryview]:
+        """Return any bytes the decoder still holds once the body has ended."""
+        if self._decoder is None or not hasattr(self._decoder, "flush"):
+            return []
+        tail = self._decoder.flush()
+        self._bytes_downloaded += len(tail)
+        return [tail] if tail else []
+
+    def finish(self, response: Any) -> None:
+        """Validate the whole-object checksum once the last body byte has arrived.
+
+        The check runs when the received bytes cover the whole stored object
+        (a 200, or a 206 that started at 0 and reached the end, including any
+        number of resumed attempts) and the server reported a checksum.
+
+        Args:
+            response: The final response.
+
+        Raises:
+            ConnectionError: If fewer bytes arrived than the object holds (retryable;
+                the next attempt resumes).
+            DataCorruption: If the checksum does not match.
+        """
+        hasher, expected = self._checksum_object, self._expected_checksum
+        if hasher is None or expected is None or self._transcoded or not self._covers_object:
+            return
+        headers = self._last_headers
+        stored_length = get_header(headers, "x-goog-stored-content-length")
+        stored_encoding = get_header(headers, "x-goog-stored-content-encoding")
+        actual = hasher.b64digest()
+        if actual == expected:
+            return
+        if (
+            stored_length is not None
+            and self._stored_received < int(stored_length)
+            and stored_encoding != "gzip"
+        ):
+            raise ConnectionError(
+                checks.incomplete_message(stored_length, stored_encoding, self._stored_received)
+            )
+        assert self._checksum_type is not None
+        raise common.DataCorruption(
+            response,
+            checks.mismatch_message(
+                self.media_url,
+                self._checksum_type,
+                expected,
+                actual,
+                stored_length,
+                stored_encoding,
+                self._stored_received,
+            ),
+        )
+
+
+class ChunkedDownloadProtocol:
+    """State of a download made of consecutive ranged GETs of ``chunk_size`` bytes.
+
+    Bodies are handled as stored bytes (never decoded).  When the chunks cover the
+    whole object (``start == 0``, ``end is None``) and the server reported a
+    checksum, the running checksum is checked after the last chunk.
+
+    Args:
+        media_url: The media URL.
+        chunk_size: Bytes per request.
+        start: The first byte (must be >= 0).
+        end: The last byte (inclusive), or None for the end of the object.
+        headers: Extra request headers; ``range`` is written into this dict.
+        checksum: "auto", "md5", "crc32c" or None (for whole-object runs).
+
+    Raises:
+        ValueError: If ``start`` is negative or ``checksum`` is unknown.
+    """
+
+    def __init__(
+        self,
+        media_url: str,
+        chunk_size: int,
+        start: int = 0,
+        end: int | None = None,
+        headers: dict[str, Any] | None = None,
+        checksum: str | None = "auto",
+    ) -> None:
+        if start < 0:
+            raise ValueError("On a chunked download the starting value cannot be negative.")
+        self.media_url = media_url
+        self.chunk_size = chunk_size
+        self.start = start
+        self.end = end
+        self._headers: dict[str, Any] = {} if headers is None else headers
+        self.checksum = checksum
+        self._checksum_type = checks.resolve_download_checksum(checksum)
+        self._checksum_object: checksums.Hasher | None = None
+        if self._checksum_type is not None and start == 0 and end is None:
+            self._checksum_object = checksums.new_hasher(self._checksum_type)
+        self._expected_checksum: str | None = None
+        self._bytes_downloaded = 0
+        self._total_bytes: int | None = None
+        self._invalid = False
+        self._finished = False
+        self._pending: ranges.ContentRange | None = None
+
+    @property
+    def finished(self) -> bool:
+        """bool: Whether the last chunk has been consumed."""
+        return self._finished
+
+    @property
+    def invalid(self) -> bool:
+        """bool: Whether a failure has made the download unusable."""
+        return self._invalid
+
+    @property
+    def bytes_downloaded(self) -> int:
+        """int: Bytes consumed so far."""
+        return self._bytes_downloaded
+
+    @property
+    def total_bytes(self) -> int | None:
+        """int | None: The object size, once a response has revealed it."""
+        return self._total_bytes
+
+    def _make_invalid(self) -> None:
+        self._invalid = True
+
+    def _prepare_request(self) -> RequestSpec:
+        """Build the GET for the next chunk.
+
+        Returns:
+            The request, with ``range: bytes=s-e`` in the caller's headers dict.
+
+        Raises:
+            ValueError: If the download has finished or is invalid.
+        """
+        if self._finished:
+            raise ValueError("Download has finished.")
+        if self._invalid:
+            raise ValueError("Download is invalid and cannot be re-used.")
+        curr_start = self.start + self._bytes_downloaded
+        curr_end = curr_start + self.chunk_size - 1
+        if self.end is not None:
+            curr_end = min(curr_end, self.end)
+        if self._total_bytes is not None:
+            curr_end = min(curr_end, self._total_bytes - 1)
+        self._headers["range"] = f"bytes={curr_start}-{curr_end}"
+        return RequestSpec("GET", self.media_url, None, self._headers)
+
+    def process_response(self, response: Any, status: int, headers: Headers) -> int:
+        """Check a chunk's status and headers before its body is read.
+
+        Args:
+            response: The response (stored on raised exceptions).
+            status: Its status.
+            headers: Its headers.
+
+        Returns:
+            The number of body bytes to read (0 for the empty object).
+
+        Raises:
+            InvalidResponse: For an unexpected status, a bad ``content-range``, or a
+                ``content-length`` that disagrees with it.
+        """
+        if status == 416 and get_header(headers, "content-range") == "bytes */0":
+            self._finished = True
+            self._total_bytes = 0
+            self._pending = None
+            return 0
+        require_status(response, status, _ACCEPTABLE, self._make_invalid)
+        value = get_header(headers, "content-range")
+        try:
+            if value is None:
+                raise ValueError(value)
+            parsed = ranges.parse_content_range(value)
+        except ValueError:
+            self._make_invalid()
+            raise common.InvalidResponse(
+                response,
+                "Unexpected content-range header",
+                value,
+                'Expected to be of the form "bytes {start}-{end}/{total}"',
+            ) from None
+        if get_header(headers, "transfer-encoding") is None:
+            length = int(require_header(response, headers, "content-length", self._make_invalid))
+            if length != parsed.length:
+                self._make_invalid()
+                raise common.InvalidResponse(
+                    response,
+                    "Response is different size than content-length",
+                    "Expected",
+                    length,
+                    "Received",
+                    parsed.length,
+                )
+        if self._checksum_object is not None and self._expected_checksum is None:
+            self._expected_checksum = checks.expected_download_checksum(
+                response, headers, self._checksum_type or "", self.media_url, log_missing=False
+            )
+        self._pending = parsed
+        return parsed.length
+
+    def process_body(self, response: Any, body: bytes | bytearray | memoryview) -> None:
+        """Account for a chunk's complete body (already read by the caller).
+
+        Args:
+            response: The response it came from.
+            body: The body bytes.
+
+        Raises:
+            InvalidResponse: If the body length differs from the announced length.
+            DataCorruption: If this was the last chunk of a whole-object run and
+                the checksum does not match.
+        """
+        parsed = self._pending
+        if parsed is None:
+            return
+        self._pending = None
+        if len(body) != parsed.length:
+            self._make_invalid()
+            raise common.InvalidResponse(
+                response,
+                "Response is different size than content-length",
+                "Expected",
+                parsed.length,
+                "Received",
+                len(body),
+            )
+        if self._checksum_object is not None:
+            self._checksum_object.update(body)
+        self._bytes_downloaded += parsed.length
+        if self._total_bytes is None:
+            self._total_bytes = parsed.total
+        if (self.end is not None and parsed.end >= self.end) or (
+            parsed.total is not None and parsed.end >= parsed.total - 1
+        ):
+            self._finished = True
+            self._check_whole(response, parsed)
+
+    def _check_whole(self, response: Any, parsed: ranges.ContentRange) -> None:
+        hasher, expected = self._checksum_object, self._expected_checksum
+        if hasher is None or expected is None or self.end is not None:
+            return
+        if parsed.total is None or self._bytes_downloaded != parsed.total:
+            return
+        actual = hasher.b64digest()
+        if actual != expected:
+            self._make_invalid()
+            raise common.DataCorruption(
+                response,
+                checks.mismatch_message(
+                    self.media_url,
+                    self._checksum_type or "",
+                    expected,
+                    actual,
+                    parsed.total,
+                    None,
+                    self._bytes_downloaded,
+                ),
+            )

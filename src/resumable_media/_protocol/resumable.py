@@ -1,0 +1,346 @@
+"""Resumable-upload state machine: initiate, chunk PUTs, final checksum, status query.
+
+Invariants:
+- No I/O: the caller reads each chunk from its stream (``next_read_size`` says how
+  many bytes) and hands the bytes in; this object never touches the stream.
+- ``_bytes_uploaded`` is only ever set from what the server acknowledged (a 308's
+  ``range``, or a 200 for everything sent).
+- The checksum covers each byte once, in order, even when bytes are re-sent after
+  recovery; it is sent as ``x-goog-hash`` on the final chunk and compared with the
+  server's answer after the final 200.
+- Failures with a non-retryable status (and malformed headers) mark the upload
+  invalid; ``recover`` (a status query) makes it valid again.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from resumable_media import checksums, common
+from resumable_media._protocol import checks, ranges
+from resumable_media._protocol.request import (
+    Headers,
+    RequestSpec,
+    get_header,
+    require_header,
+    require_status,
+)
+
+__all__ = ["ResumableUploadProtocol"]
+
+_STREAM_ERROR = (
+    "Bytes stream is in unexpected state. The local stream has had {} bytes read from it "
+    "while {} bytes have already been updated (they should match)."
+)
+
+
+def _is_signed(url: str) -> bool:
+    return "x-goog-signature" in url.lower()
+
+
+class ResumableUploadProtocol:
+    """State of one resumable upload session.
+
+    Args:
+        upload_url: The URL that starts the session (``…?uploadType=resumable``).
+        chunk_size: Bytes per chunk PUT; a multiple of 256 KiB.
+        checksum: "md5", "crc32c", "auto" or None.
+        headers: Extra headers for every request except the status query.
+
+    Raises:
+        ValueError: If ``chunk_size`` is not a multiple of 256 KiB, or ``checksum``
+            is not an accepted value.
+    """
+
+    def __init__(
+        self,
+        upload_url: str,
+        chunk_size: int,
+        checksum: str | None = None,
+        headers: dict[str, Any] | None = None,
+    ) -> None:
+        if chunk_size <= 0 or chunk_size % common.UPLOAD_CHUNK_SIZE != 0:
+            raise ValueError(f"{common.UPLOAD_CHUNK_SIZE / 1024} KB must divide chunk size")
+        self.upload_url = upload_url
+        self._chunk_size = chunk_size
+        self._headers: dict[str, Any] = {} if headers is None else headers
+        self._checksum_type = checksums.resolve_checksum(checksum)
+        self._checksum_object: checksums.Hasher | None = None
+        self._bytes_checksummed = 0
+        self._content_type: str | None = None
+        self._bytes_uploaded = 0
+        self._total_bytes: int | None = None
+        self._resumable_url: str | None = None
+        self._invalid = False
+        self._finished = False
+        self._sent: tuple[int, int] | None = None
+        self._auto_recover = False
+
+    invalid = property(lambda self: self._invalid, doc="bool: Whether recover() is needed.")
+    chunk_size = property(lambda self: self._chunk_size, doc="int: Bytes per chunk.")
+    resumable_url = property(lambda self: self._resumable_url, doc="str | None: Session URL.")
+    bytes_uploaded = property(lambda self: self._bytes_uploaded, doc="int: Bytes acknowledged.")
+    total_bytes = property(lambda self: self._total_bytes, doc="int | None: Object size.")
+    finished = property(lambda self: self._finished, doc="bool: Whether the upload completed.")
+
+    def _make_invalid(self) -> None:
+        self._invalid = True
+
+    # -- initiate ------------------------------------------------------------------
+
+    def _prepare_initiate_request(
+        self,
+        stream_position: int,
+        metadata: dict[str, Any],
+        content_type: str,
+        total_bytes: int | None = None,
+    ) -> RequestSpec:
+        """Build the POST that starts the session.
+
+        Args:
+            stream_position: Where the caller's stream is (must be 0).
+            metadata: The object resource (name, metadata, …).
+            content_type: The media's content type.
+            total_bytes: The object size, if known.
+
+        Returns:
+            The request.
+
+        Raises:
+            ValueError: If already initiated, or the stream is not at its beginning.
+        """
+        if self._resumable_url is not None:
+            raise ValueError("This upload has already been initiated.")
+        if stream_position != 0:
+            raise ValueError("Stream must be at beginning.")
+        self._content_type = content_type
+        self._total_bytes = total_bytes
+        if _is_signed(self.upload_url):
+            headers = {**self._headers, "content-type": content_type}
+        else:
+            headers = {
+                **self._headers,
+                "content-type": "application/json; charset=UTF-8",
+                "x-upload-content-type": content_type,
+            }
+        if total_bytes is not None:
+            headers["x-upload-content-length"] = str(total_bytes)
+        body = json.dumps(metadata).encode("utf-8")
+        return RequestSpec("POST", self.upload_url, body, headers)
+
+    def _process_initiate_response(self, response: Any, status: int, headers: Headers) -> None:
+        """Take the session URL from ``location``.
+
+        Raises:
+            InvalidResponse: For a status other than 200/201, or no ``location``.
+        """
+        require_status(response, status, (200, 201), self._make_invalid)
+        self._resumable_url = require_header(response, headers, "location")
+
+    # -- chunks --------------------------------------------------------------------
+
+    def next_read_size(self, stream_position: int) -> int:
+        """How many bytes the caller should read for the next chunk.
+
+        Args:
+            stream_position: Where the caller's stream is.
+
+        Returns:
+            The number of bytes to read.
+
+        Raises:
+            ValueError: If the upload finished, is invalid, or was not initiated.
+        """
+        if self._finished:
+            raise ValueError("Upload has finished.")
+        if self._invalid:
+            raise ValueError("Upload is in an invalid state. To recover call `recover()`.")
+        if self._resumable_url is None:
+            raise ValueError(
+                "This upload has not been initiated. Please call initiate() before "
+                "beginning to transmit chunks."
+            )
+        total = self._total_bytes
+        if total is not None and stream_position + self._chunk_size >= total > 0:
+            return max(total - stream_position, 0)
+        return self._chunk_size
+
+    def _prepare_chunk_request(self, start: int, payload: bytes) -> RequestSpec:
+        """Build the PUT for a chunk the caller read at ``start``.
+
+        Args:
+            start: The stream position the payload was read from.
+            payload: The bytes read (``next_read_size`` of them, fewer at the end).
+
+        Returns:
+            The request (with ``x-goog-hash`` when it completes a checksummed upload).
+
+        Raises:
+            ValueError: If the stream and the upload disagree (see messages).
+        """
+        end = start + len(payload) - 1
+        total = self._total_bytes
+        if total is None:
+            if len(payload) < self._chunk_size:
+                total = end + 1
+        elif total == 0:
+            if payload:
+                raise ValueError("Stream specified as empty, but produced non-empty content.")
+        elif not payload:
+            raise ValueError("Stream is already exhausted. There is no content remaining.")
+        if start != self._bytes_uploaded:
+            raise ValueError(_STREAM_ERROR.format(start, self._bytes_uploaded))
+        self._update_checksum(start, payload)
+        assert self._resumable_url is not None
+        headers = {
+            **self._headers,
+            "content-type": self._content_type,
+            "content-range": ranges.format_content_range(start, end, total),
+        }
+        if total is not None and end + 1 == total:
+            hasher = self._checksum_object
+            if hasher is not None and self._bytes_checksummed == total:
+                assert self._checksum_type is not None
+                value = {self._checksum_type: hasher.b64digest()}
+                headers["x-goog-hash"] = checksums.format_goog_hash(value)
+        self._sent = (start, len(payload))
+        return RequestSpec("PUT", self._resumable_url, payload, headers)
+
+    def _update_checksum(self, start: int, payload: bytes) -> None:
+        if self._checksum_type is None:
+            return
+        if self._checksum_object is None:
+            self._checksum_object = checksums.new_hasher(self._checksum_type)
+        skip = self._bytes_checksummed - start
+        if skip >= len(payload):
+            return
+        data = memoryview(payload)[max(skip, 0) :]
+        self._checksum_object.update(data)
+        self._bytes_checksummed += len(data)
+
+    def _process_chunk_response(
+        self, response: Any, status: int, headers: Headers, body: bytes = b""
+    ) -> int:
+        """Interpret the answer to a chunk PUT.
+
+        Args:
+            response: The response.
+            status: Its status.
+            headers: Its headers.
+            body: Its body (the object resource JSON after the final 200).
+
+        Returns:
+            The number of bytes of the chunk the server did not persist (0 normally;
+            more when a 308 acknowledged less than was sent).
+
+        Raises:
+            InvalidResponse: For a status other than 200/308, or a bad ``range``.
+            DataCorruption: If the final checksum differs from the server's.
+        """
+        start, sent = self._sent if self._sent is not None else (self._bytes_uploaded, 0)
+        require_status(response, status, (200, 308), self._make_invalid)
+        if status == 200:
+            self._bytes_uploaded = start + sent
+            self._finished = True
+            self._validate_checksum(response, headers, body)
+            return 0
+        value = get_header(headers, "range")
+        if value is None and self._auto_recover:
+            # GCS omits ``range`` when nothing is persisted: start over.
+            self._bytes_uploaded = 0
+            return start + sent
+        value = require_header(response, headers, "range", self._make_invalid)
+        try:
+            self._bytes_uploaded = ranges.parse_persisted_range(value)
+        except ValueError:
+            self._make_invalid()
+            raise common.InvalidResponse(
+                response,
+                'Unexpected "range" header',
+                value,
+                'Expected to be of the form "bytes=0-{end}"',
+            ) from None
+        return max(start + sent - self._bytes_uploaded, 0)
+
+    def _validate_checksum(self, response: Any, headers: Headers, body: bytes) -> None:
+        if self._checksum_type is None or self._checksum_object is None:
+            return
+        key = "md5Hash" if self._checksum_type == "md5" else "crc32c"
+        try:
+            resource = json.loads(body) if body else {}
+        except ValueError:
+            resource = {}
+        remote = resource.get(key) if isinstance(resource, dict) else None
+        if remote is None:
+            raise checks.missing_metadata_checksum(response, self._checksum_type, headers)
+        local = self._checksum_object.b64digest()
+        if local != remote:
+            raise checks.upload_mismatch(response, self._checksum_type, local, remote)
+
+    # -- status query --------------------------------------------------------------
+
+    def _prepare_recover_request(self) -> RequestSpec:
+        """Build the status query: an empty PUT with ``content-range: bytes */*``.
+
+        Raises:
+            ValueError: If the upload was not initiated.
+        """
+        if self._resumable_url is None:
+            raise ValueError(
+                "This upload has not been initiated. Please call initiate() before "
+                "beginning to transmit chunks."
+            )
+        return RequestSpec("PUT", self._resumable_url, None, {"content-range": "bytes */*"})
+
+    def _process_status_response(
+        self, response: Any, status: int, headers: Headers, body: bytes
+    ) -> int:
+        """Like :meth:`_process_recover_response`, but a 200 (the upload already
+        completed, e.g. its final answer was lost) finishes the upload.
+
+        Returns:
+            The stream position to resume from.
+
+        Raises:
+            InvalidResponse: For another status or a malformed ``range``.
+            DataCorruption: If the completed object's checksum differs.
+        """
+        if status != 200:
+            return self._process_recover_response(response, status, headers)
+        try:
+            resource = json.loads(body) if body else {}
+            size = int(resource["size"])
+        except (ValueError, KeyError, TypeError):
+            size = self._bytes_checksummed
+        self._bytes_uploaded = size
+        self._finished = True
+        self._invalid = False
+        self._validate_checksum(response, headers, body)
+        return size
+
+    def _process_recover_response(self, response: Any, status: int, headers: Headers) -> int:
+        """Re-sync with the server's persisted size.
+
+        Returns:
+            The stream position to resume from (``bytes_uploaded``).
+
+        Raises:
+            InvalidResponse: If the status is not 308 or ``range`` is malformed.
+        """
+        require_status(response, status, (308,))
+        value = get_header(headers, "range")
+        if value is None:
+            self._bytes_uploaded = 0
+        else:
+            try:
+                self._bytes_uploaded = ranges.parse_persisted_range(value)
+            except ValueError:
+                raise common.InvalidResponse(
+                    response,
+                    'Unexpected "range" header',
+                    value,
+                    'Expected to be of the form "bytes=0-{end}"',
+                ) from None
+        self._invalid = False
+        return self._bytes_uploaded

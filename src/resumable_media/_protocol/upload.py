@@ -1,0 +1,416 @@
+"""One-request uploads (simple and multipart) and the XML multipart-upload (MPU) steps.
+
+Invariants:
+- No I/O: bodies arrive as bytes from the caller; responses as status, headers, body.
+- Every object is single use where google-resumable-media 2.11's is, and is marked
+  finished before its status is checked (a failed upload is never reported as done).
+- The multipart body and boundary have upstream's exact byte layout.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Mapping
+from typing import Any
+
+from resumable_media import checksums, common
+from resumable_media._protocol import checks
+from resumable_media._protocol.request import Headers, RequestSpec, require_header
+from resumable_media._protocol.request import require_status as _require_status
+
+__all__ = [
+    "MultipartUploadProtocol",
+    "SimpleUploadProtocol",
+    "XMLMPUContainerProtocol",
+    "XMLMPUPartProtocol",
+    "construct_multipart_request",
+    "get_boundary",
+]
+
+_S3_NAMESPACE = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+_DIGEST_ERROR_CODES = ("InvalidDigest", "BadDigest", "CrcMismatch")
+
+
+def get_boundary() -> bytes:
+    """A random multipart boundary: 15 ``=``, 19 zero-padded digits, ``==``."""
+    return f"==============={random.randrange(sys.maxsize):019d}==".encode()
+
+
+def construct_multipart_request(
+    data: bytes, metadata: Mapping[str, Any], content_type: str
+) -> tuple[bytes, bytes]:
+    """Build a ``multipart/related`` body holding JSON metadata and the media.
+
+    Args:
+        data: The media bytes.
+        metadata: The object resource fields (JSON-serialisable).
+        content_type: The media's content type.
+
+    Returns:
+        ``(body, boundary)``.
+    """
+    boundary = get_boundary()
+    separator = b"--" + boundary
+    body = b"".join(
+        [
+            separator,
+            b"\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n",
+            json.dumps(metadata).encode("utf-8"),
+            b"\r\n",
+            separator,
+            b"\r\ncontent-type: " + content_type.encode("utf-8") + b"\r\n\r\n",
+            data,
+            b"\r\n",
+            separator,
+            b"--",
+        ]
+    )
+    return body, boundary
+
+
+def _check_bytes(data: object) -> None:
+    if not isinstance(data, bytes):
+        raise TypeError("`data` must be bytes, received", type(data))
+
+
+class _SingleShot:
+    """Shared state of uploads made of one request that must return 200."""
+
+    def __init__(self, upload_url: str, headers: dict[str, Any] | None = None) -> None:
+        self.upload_url = upload_url
+        self._headers: dict[str, Any] = {} if headers is None else headers
+        self._finished = False
+
+    @property
+    def finished(self) -> bool:
+        """bool: Whether the upload has been attempted (it can only be used once)."""
+        return self._finished
+
+    def _check_unused(self) -> None:
+        if self._finished:
+            raise ValueError("An upload can only be used once.")
+
+    def process_response(self, response: Any, status: int) -> None:
+        """Record the outcome: the upload is finished, and must have returned 200.
+
+        Args:
+            response: The response.
+            status: Its status.
+
+        Raises:
+            InvalidResponse: If the status is not 200.
+        """
+        self._finished = True
+        _require_status(response, status, (200,))
+
+
+class SimpleUploadProtocol(_SingleShot):
+    """A media-only upload (``uploadType=media``) in one POST.
+
+    Args:
+        upload_url: The upload URL.
+        headers: Extra request headers (``content-type`` is written into this dict).
+    """
+
+    def _prepare_request(self, data: bytes, content_type: str) -> RequestSpec:
+        """Build the POST.
+
+        Args:
+            data: The object bytes.
+            content_type: Its content type.
+
+        Returns:
+            The request.
+
+        Raises:
+            ValueError: If the upload was already used.
+            TypeError: If ``data`` is not bytes.
+        """
+        self._check_unused()
+        _check_bytes(data)
+        self._headers["content-type"] = content_type
+        return RequestSpec("POST", self.upload_url, data, self._headers)
+
+
+class MultipartUploadProtocol(_SingleShot):
+    """Metadata plus media in one ``multipart/related`` POST (``uploadType=multipart``).
+
+    Args:
+        upload_url: The upload URL.
+        headers: Extra request headers.
+        checksum: "md5", "crc32c", "auto" or None: the digest is put into the
+            metadata so the server verifies the bytes.
+
+    Raises:
+        ValueError: If ``checksum`` is not an accepted value.
+    """
+
+    def __init__(
+        self, upload_url: str, headers: dict[str, Any] | None = None, checksum: str | None = None
+    ) -> None:
+        super().__init__(upload_url, headers)
+        self._checksum_type = checksums.resolve_checksum(checksum)
+
+    def _prepare_request(
+        self, data: bytes, metadata: dict[str, Any], content_type: str
+    ) -> RequestSpec:
+        """Build the POST (and, with a checksum, add it to ``metadata``).
+
+        Args:
+            data: The object bytes.
+            metadata: The object resource; updated in place with ``md5Hash``/``crc32c``.
+            content_type: The media's content type.
+
+        Returns:
+            The request.
+
+        Raises:
+            ValueError: If the upload was already used.
+            TypeError: If ``data`` is not bytes.
+        """
+        self._check_unused()
+        _check_bytes(data)
+        if self._checksum_type is not None:
+            hasher = checksums.new_hasher(self._checksum_type)
+            hasher.update(data)
+            key = "md5Hash" if self._checksum_type == "md5" else "crc32c"
+            metadata[key] = hasher.b64digest()
+        body, boundary = construct_multipart_request(data, metadata, content_type)
+        self._headers["content-type"] = b'multipart/related; boundary="' + boundary + b'"'
+        return RequestSpec("POST", self.upload_url, body, self._headers)
+
+
+class XMLMPUContainerProtocol:
+    """The initiate / complete / abort steps of an S3-compatible XML multipart upload.
+
+    Args:
+        upload_url: The object URL (``https://{bucket}.storage.googleapis.com/{name}``),
+            without a query string.
+        filename: The local file name (kept for the caller; unused here).
+        headers: Extra request headers.
+        upload_id: An existing upload id, to finish or cancel an upload started elsewhere.
+    """
+
+    def __init__(
+        self,
+        upload_url: str,
+        filename: str,
+        headers: dict[str, Any] | None = None,
+        upload_id: str | None = None,
+    ) -> None:
+        self.upload_url = upload_url
+        self._filename = filename
+        self._headers: dict[str, Any] = {} if headers is None else headers
+        self._upload_id = upload_id
+        self._parts: dict[int, str] = {}
+        self._finished = False
+
+    @property
+    def upload_id(self) -> str | None:
+        """str | None: The upload id, once initiated."""
+        return self._upload_id
+
+    @property
+    def finished(self) -> bool:
+        """bool: Whether the upload has been completed."""
+        return self._finished
+
+    def register_part(self, part_number: int, etag: str) -> None:
+        """Record an uploaded part (parts are completed in registration order).
+
+        Args:
+            part_number: The part number.
+            etag: The ETag the part upload returned.
+        """
+        self._parts[part_number] = etag
+
+    def _require_id(self) -> str:
+        if self._upload_id is None:
+            raise ValueError("This upload has not yet been initiated.")
+        return self._upload_id
+
+    def _prepare_initiate_request(self, content_type: str) -> RequestSpec:
+        """Build ``POST {url}?uploads``.
+
+        Raises:
+            ValueError: If the upload was already initiated.
+        """
+        if self._upload_id is not None:
+            raise ValueError("This upload has already been initiated.")
+        headers = {**self._headers, "content-type": content_type}
+        return RequestSpec("POST", self.upload_url + "?uploads", None, headers)
+
+    def _process_initiate_response(self, response: Any, status: int, body: bytes) -> None:
+        """Take the upload id from the XML answer.
+
+        Raises:
+            InvalidResponse: If the status is not 200 or the body has no ``UploadId``.
+        """
+        _require_status(response, status, (200,))
+        try:
+            root = ElementTree.fromstring(body)
+        except ElementTree.ParseError:
+            root = None
+        element = None if root is None else root.find(_S3_NAMESPACE + "UploadId")
+        if element is None or not element.text:
+            raise common.InvalidResponse(response, "Response body must contain UploadId", body)
+        self._upload_id = element.text
+
+    def _prepare_finalize_request(self) -> RequestSpec:
+        """Build ``POST {url}?uploadId=…`` with the completion XML.
+
+        Raises:
+            ValueError: If the upload was not initiated.
+        """
+        upload_id = self._require_id()
+        root = ElementTree.Element("CompleteMultipartUpload")
+        for number, etag in self._parts.items():
+            part = ElementTree.SubElement(root, "Part")
+            ElementTree.SubElement(part, "PartNumber").text = str(number)
+            ElementTree.SubElement(part, "ETag").text = etag
+        body = ElementTree.tostring(root)
+        return RequestSpec("POST", f"{self.upload_url}?uploadId={upload_id}", body, self._headers)
+
+    def _process_finalize_response(self, response: Any, status: int) -> None:
+        """Mark the upload complete after a 200.
+
+        Raises:
+            InvalidResponse: If the status is not 200.
+        """
+        _require_status(response, status, (200,))
+        self._finished = True
+
+    def _prepare_cancel_request(self) -> RequestSpec:
+        """Build ``DELETE {url}?uploadId=…``.
+
+        Raises:
+            ValueError: If the upload was not initiated.
+        """
+        upload_id = self._require_id()
+        return RequestSpec("DELETE", f"{self.upload_url}?uploadId={upload_id}", None, self._headers)
+
+    def _process_cancel_response(self, response: Any, status: int) -> None:
+        """Check the abort answered 204.
+
+        Raises:
+            InvalidResponse: If the status is not 204.
+        """
+        _require_status(response, status, (204,))
+
+
+class XMLMPUPartProtocol:
+    """One part of an XML multipart upload: bytes ``[start, end)`` of a file.
+
+    Args:
+        upload_url: The object URL (no query string).
+        upload_id: The container's upload id.
+        filename: The local file the part comes from.
+        start: The first byte (inclusive).
+        end: The end byte (exclusive).
+        part_number: The part number (1-based).
+        headers: Extra request headers.
+        checksum: "md5", "crc32c", "auto" or None: sent as ``x-goog-hash`` and
+            compared with the server's answer.
+
+    Raises:
+        ValueError: If ``checksum`` is not an accepted value.
+    """
+
+    def __init__(
+        self,
+        upload_url: str,
+        upload_id: str,
+        filename: str,
+        start: int,
+        end: int,
+        part_number: int,
+        headers: dict[str, Any] | None = None,
+        checksum: str | None = None,
+    ) -> None:
+        self.upload_url = upload_url
+        self._upload_id = upload_id
+        self._filename = filename
+        self._start = start
+        self._end = end
+        self._part_number = part_number
+        self._headers: dict[str, Any] = {} if headers is None else headers
+        self._checksum_type = checksums.resolve_checksum(checksum)
+        self._checksum_object: checksums.Hasher | None = None
+        self._etag: str | None = None
+        self._finished = False
+
+    upload_id = property(lambda self: self._upload_id, doc="str: The container's upload id.")
+    filename = property(lambda self: self._filename, doc="str: The source file name.")
+    start = property(lambda self: self._start, doc="int: The first byte (inclusive).")
+    end = property(lambda self: self._end, doc="int: The end byte (exclusive).")
+    part_number = property(lambda self: self._part_number, doc="int: The part number.")
+    etag = property(lambda self: self._etag, doc="str | None: The ETag, once uploaded.")
+    finished = property(lambda self: self._finished, doc="bool: Whether the part is uploaded.")
+
+    def _prepare_upload_request(self, payload: bytes) -> RequestSpec:
+        """Build ``PUT {url}?partNumber=…&uploadId=…`` for the part's bytes.
+
+        Args:
+            payload: The part bytes (read by the caller).
+
+        Returns:
+            The request (with ``x-goog-hash`` when a checksum is enabled).
+
+        Raises:
+            ValueError: If the part was already uploaded.
+        """
+        if self._finished:
+            raise ValueError("This part has already been uploaded.")
+        headers = self._headers
+        if self._checksum_type is not None:
+            self._checksum_object = checksums.new_hasher(self._checksum_type)
+            self._checksum_object.update(payload)
+            value = checksums.format_goog_hash(
+                {self._checksum_type: self._checksum_object.b64digest()}
+            )
+            headers = {**self._headers, "x-goog-hash": value}
+        url = f"{self.upload_url}?partNumber={self._part_number}&uploadId={self._upload_id}"
+        return RequestSpec("PUT", url, payload, headers)
+
+    def _process_upload_response(
+        self, response: Any, status: int, headers: Headers, body: bytes = b""
+    ) -> None:
+        """Check the answer, compare checksums, and record the ETag.
+
+        Raises:
+            DataCorruption: If the server rejected the part's digest, or reported a
+                different checksum.
+            InvalidResponse: For another status, a missing checksum or ETag.
+        """
+        if status == 400 and self._checksum_type is not None:
+            code = _xml_error_code(body)
+            if code in _DIGEST_ERROR_CODES:
+                raise common.DataCorruption(
+                    response,
+                    "Checksum mismatch: checksum calculated by client and server did not "
+                    f"match. Error code: {code}, Error message: {body.decode(errors='replace')}",
+                )
+        _require_status(response, status, (200,))
+        if self._checksum_object is not None and self._checksum_type is not None:
+            remote = checks.expected_download_checksum(
+                response, headers, self._checksum_type, self.upload_url, log_missing=False
+            )
+            if remote is None:
+                raise checks.missing_metadata_checksum(response, self._checksum_type, headers)
+            local = self._checksum_object.b64digest()
+            if local != remote:
+                raise checks.upload_mismatch(response, self._checksum_type, local, remote)
+        self._etag = require_header(response, headers, "etag")
+        self._finished = True
+
+
+def _xml_error_code(body: bytes) -> str | None:
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        return None
+    code = root.find("Code")
+    return code.text if code is not None else None
