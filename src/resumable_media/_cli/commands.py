@@ -1,0 +1,154 @@
+"""The subcommands' bodies (argparse namespace in, exit code out).
+
+Invariants: each function returns 0, 1 or 2 per the exit-code contract of
+:mod:`resumable_media.cli`; usage problems raise ``UsageError``; Ctrl-C propagates
+as ``KeyboardInterrupt`` after local cleanup in ``finally`` blocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from resumable_media import checksums
+from resumable_media._cli.client import Storage, TransferError
+from resumable_media._cli.copy import Reporter, UsageError, plan_copy, run_jobs
+from resumable_media._cli.options import headers_from_env
+from resumable_media._cli.progress import ProgressBar
+from resumable_media._cli.transfer import CopyOptions, resolve_checksum_option
+from resumable_media._cli.urls import resolve_endpoint
+
+__all__ = ["bench", "cp", "demo", "hash_files", "serve"]
+
+_BLOCK = 8 << 20
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
+def make_storage(args: argparse.Namespace) -> Storage:
+    """Build the endpoint and transports from ``--endpoint``/``--header`` and the environment.
+
+    Raises:
+        UsageError: When the endpoint or the headers environment variable is malformed.
+    """
+    try:
+        endpoint = resolve_endpoint(args.endpoint)
+        headers = headers_from_env(os.environ)
+    except (ValueError, argparse.ArgumentTypeError) as exc:
+        raise UsageError(str(exc)) from None
+    headers.update(dict(args.header))
+    return Storage(endpoint, headers)
+
+
+def cp(args: argparse.Namespace) -> int:
+    """``cp SRC DST``: copy one object or (``-r``) a tree, either direction."""
+    storage = make_storage(args)
+    options = CopyOptions(
+        chunk_size=args.chunk_size,
+        processes=args.processes,
+        threads=args.threads,
+        checksum=resolve_checksum_option(args.checksum),
+        resume=not args.no_resume,
+        if_generation_match=args.if_generation_match,
+        content_type=args.content_type,
+    )
+    reporter = Reporter(json_lines=args.json, quiet=args.quiet)
+    try:
+        jobs, refused = plan_copy(
+            storage, args.src, args.dst, args.recursive, reporter, page_size=args.list_page_size
+        )
+    except TransferError as exc:
+        reporter.failure(args.src, args.dst, exc)
+        return 1
+    bar = ProgressBar(
+        sum(j.size for j in jobs), len(jobs), enabled=_show_progress(args) and bool(jobs)
+    )
+    reporter.bar = bar
+    for error in refused:
+        reporter.failure(error.target, args.dst, error)
+    try:
+        run_jobs(
+            storage,
+            jobs,
+            options,
+            reporter=reporter,
+            bar=bar,
+            cancel=args.cancel,
+            concurrency=args.jobs,
+        )
+    finally:
+        bar.close()
+    return 1 if reporter.failures else 0
+
+
+def _hash_file(path: str) -> tuple[checksums.Hasher, checksums.Hasher]:
+    crc, md5 = checksums.new_hasher("crc32c"), checksums.new_hasher("md5")
+    buffer = bytearray(_BLOCK)
+    view = memoryview(buffer)
+    with open(path, "rb") as stream:
+        while count := stream.readinto(buffer):
+            crc.update(view[:count])
+            md5.update(view[:count])
+    return crc, md5
+
+
+def hash_files(args: argparse.Namespace) -> int:
+    """``hash FILE…``: CRC32C and MD5 in base64 (as GCS shows them), optionally hex."""
+    failed = False
+    for path in args.files:
+        try:
+            crc, md5 = _hash_file(path)
+        except OSError as exc:
+            sys.stderr.write(f"error: {path}: {exc.strerror or exc}\n")
+            failed = True
+            continue
+        if args.json:
+            line: dict[str, Any] = {"file": path, "crc32c": crc.b64digest(), "md5": md5.b64digest()}
+            if args.hex:
+                line.update(crc32c_hex=crc.hexdigest(), md5_hex=md5.hexdigest())
+            print(json.dumps(line, ensure_ascii=False))
+            continue
+        print(f"Hashes [base64] for {path}:")
+        print(f"\tHash (crc32c):\t{crc.b64digest()}")
+        print(f"\tHash (md5):\t{md5.b64digest()}")
+        if args.hex:
+            print(f"\tHash (crc32c, hex):\t{crc.hexdigest()}")
+            print(f"\tHash (md5, hex):\t{md5.hexdigest()}")
+    sys.stdout.flush()
+    return 1 if failed else 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    """``serve``: run the loopback server until SIGINT/SIGTERM (URL printed first)."""
+    from resumable_media.testing import serve as run_server
+
+    run_server(host=args.host, port=args.port, root=args.root)
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    """``demo``: embedded server, pipelined upload, parallel download, verify, table."""
+    from resumable_media._cli.demo import run_demo
+
+    return run_demo(args, show_progress=_show_progress(args))
+
+
+def bench(args: argparse.Namespace) -> int:
+    """``bench``: thin wrapper over :mod:`resumable_media.bench`."""
+    from resumable_media import bench as harness
+
+    rows = harness.run_comparison(args.endpoint, args.size, cases=args.cases, repeats=args.repeats)
+    print(harness.format_table(rows))
+    if args.plot:
+        try:
+            harness.plot(rows, args.plot)
+        except ImportError as exc:
+            sys.stderr.write(f"error: --plot needs matplotlib ({exc})\n")
+            return 1
+        sys.stderr.write(f"wrote {args.plot}\n")
+    return 0

@@ -1,0 +1,414 @@
+"""Copying one object: small ones in single requests, large ones through the accelerator.
+
+Invariants: a download lands in a temp file beside its destination and is renamed
+into place only after its size and CRC32C match the object's metadata, so a failed
+or interrupted download never leaves a partial or wrong file at the destination;
+every temp file created here is registered in :data:`TEMP_FILES` until it is
+renamed or removed, so Ctrl-C handling can delete the leftovers.  An upload is
+reported only after the server's object resource (size, CRC32C) matches the source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from typing import IO, Any, BinaryIO, cast
+
+from resumable_media import checksums
+from resumable_media._cli.client import Storage, TransferError, describe_error
+from resumable_media._cli.urls import GsUrl
+
+__all__ = [
+    "TEMP_FILES",
+    "CopyOptions",
+    "CopyResult",
+    "Interrupted",
+    "TempFiles",
+    "download_object",
+    "resolve_checksum_option",
+    "upload_file",
+]
+
+Progress = Callable[[int, "int | None"], None]
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+class Interrupted(Exception):
+    """The user asked to stop (Ctrl-C); raised inside worker threads."""
+
+
+class TempFiles:
+    """Thread-safe registry of temp files that must not outlive the command."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paths: set[str] = set()
+
+    def add(self, path: str) -> None:
+        """Register ``path``."""
+        with self._lock:
+            self._paths.add(path)
+
+    def discard(self, path: str) -> None:
+        """Forget ``path`` (renamed or removed by its owner)."""
+        with self._lock:
+            self._paths.discard(path)
+
+    def remove_all(self) -> list[str]:
+        """Delete every registered file that still exists; return the paths removed."""
+        with self._lock:
+            paths, self._paths = sorted(self._paths), set()
+        removed = []
+        for path in paths:
+            try:
+                os.unlink(path)
+                removed.append(path)
+            except FileNotFoundError:
+                pass
+        return removed
+
+
+TEMP_FILES = TempFiles()
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CopyOptions:
+    """Settings shared by every object of one ``cp``."""
+
+    chunk_size: int
+    processes: int | None
+    threads: int | None
+    checksum: str | None
+    resume: bool
+    if_generation_match: int | None
+    content_type: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CopyResult:
+    """The outcome of one object's copy (one ``--json`` line)."""
+
+    source: str
+    destination: str
+    bytes: int
+    seconds: float
+    method: str
+    crc32c: str | None
+    md5: str | None
+    generation: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``--json`` summary of a successful copy."""
+        data = dataclasses.asdict(self)
+        data["status"] = "ok"
+        data["seconds"] = round(self.seconds, 6)
+        data["throughput_bytes_per_s"] = round(self.bytes / self.seconds) if self.seconds else None
+        return data
+
+
+class _HashingWriter:
+    """A write-only stream for ``Download``: hashes, reports progress, honours cancel."""
+
+    def __init__(self, raw: BinaryIO, cancel: threading.Event, progress: Progress | None) -> None:
+        self._raw = raw
+        self._cancel = cancel
+        self._progress = progress
+        self.crc = checksums.Crc32cHasher()
+        self.written = 0
+
+    def write(self, data: bytes) -> int:
+        if self._cancel.is_set():
+            raise Interrupted("interrupted")
+        count = self._raw.write(data)
+        self.crc.update(data)
+        self.written += len(data)
+        if self._progress is not None:
+            self._progress(self.written, None)
+        return count
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        # Download restarts a transcoded body from byte 0; restart our hash with it.
+        position = self._raw.seek(offset, whence)
+        if position == 0:
+            self.crc = checksums.Crc32cHasher()
+            self.written = 0
+        return position
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+
+def _temp_beside(destination: pathlib.Path) -> tuple[int, str]:
+    fd, path = tempfile.mkstemp(
+        dir=destination.parent, prefix=f".{destination.name[:100]}.", suffix=".rm-part"
+    )
+    TEMP_FILES.add(path)
+    return fd, path
+
+
+def _verify_download(url: GsUrl, meta: dict[str, Any], size: int, crc32c: str | None) -> None:
+    expected_size = int(meta.get("size", -1))
+    if expected_size >= 0 and size != expected_size:
+        raise TransferError(
+            str(url), f"incomplete download: got {size} of {expected_size} bytes; retry the copy"
+        )
+    expected_crc = meta.get("crc32c")
+    if crc32c is not None and expected_crc and crc32c != expected_crc:
+        raise TransferError(
+            str(url),
+            f"data corruption: CRC32C of the downloaded bytes is {crc32c}, the object's is "
+            f"{expected_crc}; nothing was written",
+        )
+
+
+def _download_single(
+    storage: Storage,
+    url: GsUrl,
+    meta: dict[str, Any],
+    destination: pathlib.Path,
+    options: CopyOptions,
+    cancel: threading.Event,
+    progress: Progress | None,
+) -> str | None:
+    from resumable_media.requests import Download
+
+    generation = int(meta["generation"]) if meta.get("generation") else None
+    fd, temp = _temp_beside(destination)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            writer = _HashingWriter(raw, cancel, progress)
+            download = Download(
+                storage.endpoint.media_url(url, generation),
+                stream=cast(IO[bytes], writer),
+                checksum=options.checksum,
+            )
+            download._retry_strategy = storage.retry
+            download.consume(storage.session())
+            raw.flush()
+            os.fsync(raw.fileno())
+        crc = writer.crc.b64digest() if options.checksum else None
+        _verify_download(url, meta, writer.written, crc)
+        os.replace(temp, destination)
+    finally:
+        TEMP_FILES.discard(temp)
+        if os.path.exists(temp):
+            os.unlink(temp)
+    return crc
+
+
+def _download_parallel(
+    storage: Storage,
+    url: GsUrl,
+    meta: dict[str, Any],
+    destination: pathlib.Path,
+    options: CopyOptions,
+    progress: Progress | None,
+) -> Any:
+    from resumable_media.parallel import ParallelDownload
+
+    generation = int(meta["generation"]) if meta.get("generation") else None
+    kwargs: dict[str, Any] = {}
+    if options.threads is not None:
+        kwargs["threads_per_process"] = options.threads
+    download = ParallelDownload(
+        storage.endpoint.media_url(url, generation),
+        str(destination),
+        chunk_size=options.chunk_size,
+        processes=options.processes,
+        checksum=options.checksum,
+        resume=options.resume,
+        retry=storage.retry,
+        **kwargs,
+    )
+    return download.consume(storage.factory, progress=progress)
+
+
+def download_object(
+    storage: Storage,
+    url: GsUrl,
+    destination: pathlib.Path,
+    options: CopyOptions,
+    *,
+    meta: dict[str, Any] | None = None,
+    cancel: threading.Event,
+    progress: Progress | None = None,
+) -> CopyResult:
+    """Download ``url`` to ``destination``, verified, atomically.
+
+    Objects larger than one chunk go through :class:`~resumable_media.parallel.ParallelDownload`
+    (resumable through its journal); smaller ones through one ``Download``.
+
+    Raises:
+        TransferError: When the object is missing, the transfer fails or does not verify.
+        Interrupted: When ``cancel`` was set.
+    """
+    started = time.monotonic()
+    if meta is None:
+        meta = storage.metadata(url)
+    size = int(meta.get("size", 0))
+    generation = int(meta["generation"]) if meta.get("generation") else None
+    if destination.is_dir():
+        raise TransferError(str(destination), "is a directory; cannot overwrite it with a file")
+    try:
+        if size > options.chunk_size:
+            result = _download_parallel(storage, url, meta, destination, options, progress)
+            crc = result.crc32c
+            method = "parallel"
+            if options.checksum and meta.get("crc32c") and crc and crc != meta["crc32c"]:
+                raise TransferError(str(url), f"data corruption: CRC32C {crc} != {meta['crc32c']}")
+        else:
+            crc = _download_single(storage, url, meta, destination, options, cancel, progress)
+            method = "single"
+    except (TransferError, Interrupted, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise TransferError(str(url), describe_error(exc)) from exc
+    # Temp files are created 0600; give the result the permissions a plain open() would.
+    os.chmod(destination, 0o666 & ~_UMASK)
+    return CopyResult(
+        source=str(url),
+        destination=str(destination),
+        bytes=size,
+        seconds=time.monotonic() - started,
+        method=method,
+        crc32c=crc or meta.get("crc32c"),
+        md5=meta.get("md5Hash"),
+        generation=generation,
+    )
+
+
+def _file_crc32c(path: pathlib.Path) -> tuple[bytes, str]:
+    data = path.read_bytes()
+    return data, checksums.crc32c_to_b64(checksums.crc32c(data))
+
+
+def _verify_upload(url: GsUrl, resource: dict[str, Any] | None, size: int, crc: str | None) -> None:
+    if not resource:
+        return
+    if int(resource.get("size", size)) != size:
+        raise TransferError(
+            str(url), f"server stored {resource.get('size')} bytes, the source has {size}"
+        )
+    if crc and resource.get("crc32c") and resource["crc32c"] != crc:
+        raise TransferError(
+            str(url), f"server CRC32C {resource['crc32c']} does not match the source's {crc}"
+        )
+
+
+def upload_file(
+    storage: Storage,
+    source: pathlib.Path,
+    url: GsUrl,
+    options: CopyOptions,
+    content_type: str,
+    *,
+    progress: Progress | None = None,
+) -> CopyResult:
+    """Upload ``source`` to ``url``: multipart for small files, pipelined resumable for large.
+
+    With ``--processes`` above 1 (and no generation precondition) a large file goes
+    through the parallel XML multipart upload instead.
+
+    Raises:
+        TransferError: When the source cannot be read or the upload fails or does not verify.
+    """
+    from resumable_media.requests import MultipartUpload
+
+    started = time.monotonic()
+    try:
+        size = source.stat().st_size
+    except OSError as exc:
+        raise TransferError(str(source), exc.strerror or str(exc)) from exc
+    extra: dict[str, str | int] = {}
+    if options.if_generation_match is not None:
+        extra["ifGenerationMatch"] = options.if_generation_match
+    metadata: dict[str, Any] = {"name": url.name, "contentType": content_type}
+    crc: str | None = None
+    try:
+        if size <= options.chunk_size:
+            data, crc = _file_crc32c(source)
+            upload = MultipartUpload(
+                storage.endpoint.upload_url(url.bucket, "multipart", extra),
+                checksum=options.checksum,
+            )
+            upload._retry_strategy = storage.retry
+            response = upload.transmit(storage.session(), data, metadata, content_type)
+            resource: dict[str, Any] | None = response.json()
+            method = "multipart"
+            if progress is not None:
+                progress(size, size)
+        else:
+            resource, crc, method = _upload_large(
+                storage, source, url, options, content_type, metadata, extra, progress
+            )
+    except (TransferError, KeyboardInterrupt):
+        raise
+    except OSError as exc:
+        if getattr(exc, "response", None) is None and exc.filename:
+            raise TransferError(str(source), exc.strerror or str(exc)) from exc
+        raise TransferError(str(url), describe_error(exc)) from exc
+    except Exception as exc:
+        raise TransferError(str(url), describe_error(exc)) from exc
+    _verify_upload(url, resource, size, crc if options.checksum else None)
+    resource = resource or {}
+    return CopyResult(
+        source=str(source),
+        destination=str(url),
+        bytes=size,
+        seconds=time.monotonic() - started,
+        method=method,
+        crc32c=resource.get("crc32c", crc),
+        md5=resource.get("md5Hash"),
+        generation=int(resource["generation"]) if resource.get("generation") else None,
+    )
+
+
+def _upload_large(
+    storage: Storage,
+    source: pathlib.Path,
+    url: GsUrl,
+    options: CopyOptions,
+    content_type: str,
+    metadata: dict[str, Any],
+    extra: dict[str, str | int],
+    progress: Progress | None,
+) -> tuple[dict[str, Any] | None, str | None, str]:
+    from resumable_media.parallel import ParallelUpload, PipelinedUpload
+
+    checksum = options.checksum
+    if options.processes and options.processes > 1 and options.if_generation_match is None:
+        parallel = ParallelUpload(
+            storage.endpoint.xml_url(url),
+            str(source),
+            part_size=options.chunk_size,
+            processes=options.processes,
+            checksum=checksum,
+        )
+        result = parallel.transmit(storage.factory, content_type, metadata=None)
+        if progress is not None:
+            progress(result.bytes, result.bytes)
+        return result.response, result.crc32c, "parallel-xml"
+    pipelined = PipelinedUpload(
+        storage.endpoint.upload_url(url.bucket, "resumable", extra),
+        options.chunk_size,
+        checksum=checksum,
+    )
+    with source.open("rb") as stream:
+        result = pipelined.transmit(
+            storage.session(), stream, metadata, content_type, progress=progress
+        )
+    return result.response, result.crc32c, "pipelined"
+
+
+def resolve_checksum_option(value: str) -> str | None:
+    """Map ``--checksum`` (crc32c, md5, none) to the library's value."""
+    return None if value == "none" else value

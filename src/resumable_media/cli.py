@@ -1,0 +1,217 @@
+"""The ``resumable-media`` command: cp, hash, serve, demo, bench.
+
+Invariants: exit code 0 means every object was copied and verified, 1 means at
+least one transfer failed (each failure is reported naming the object and the
+reason), 2 means the command line was unusable (argparse errors included), 130
+means interrupted.  Machine-readable output (``--json``) goes to stdout, one
+line per object; everything for people (messages, the progress bar) goes to
+stderr.  On Ctrl-C the command stops within about a second, deletes its temp
+files and keeps the accelerator's resume journals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from resumable_media import __version__
+from resumable_media._cli import commands
+from resumable_media._cli.copy import UsageError
+from resumable_media._cli.options import parse_header, parse_size
+from resumable_media._cli.transfer import TEMP_FILES
+
+__all__ = ["build_parser", "main"]
+
+CANCEL = threading.Event()
+"""Set on Ctrl-C so worker threads stop writing."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _generation(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid generation {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a generation is >= 0 (0: the object must not exist)")
+    return value
+
+
+def _chunk_size(text: str) -> int:
+    value = parse_size(text)
+    if value <= 0 or value % (256 * 1024):
+        raise argparse.ArgumentTypeError(
+            f"chunk size must be a positive multiple of 256KiB, got {text!r}"
+        )
+    return value
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="JSON API endpoint of an emulator (anonymous); default: $STORAGE_EMULATOR_HOST, "
+        "else https://storage.googleapis.com with Google default credentials",
+    )
+    common.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        type=parse_header,
+        metavar="'NAME: VALUE'",
+        help="extra request header, repeatable (also $RESUMABLE_MEDIA_EXTRA_HEADERS)",
+    )
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+    common.add_argument(
+        "--json", action="store_true", help="print one JSON summary line per object on stdout"
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of the ``resumable-media`` command."""
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="resumable-media",
+        description="Fast, verified, resumable Google Cloud Storage transfers.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    cp = sub.add_parser(
+        "cp",
+        parents=[common],
+        help="copy objects to or from gs://",
+        description="Copy SRC to DST; exactly one of them is a gs://bucket/object URL. "
+        "With -r, copy every file under a directory to objects under a prefix, or back.",
+    )
+    cp.add_argument("src", metavar="SRC")
+    cp.add_argument("dst", metavar="DST")
+    cp.add_argument("-r", "--recursive", action="store_true", help="copy a tree")
+    cp.add_argument(
+        "--chunk-size",
+        type=_chunk_size,
+        default=32 * 2**20,
+        help="chunk size (multiple of 256KiB; default 32MiB); larger objects use the accelerator",
+    )
+    cp.add_argument("--processes", type=_positive_int, help="accelerator worker processes")
+    cp.add_argument("--threads", type=_positive_int, help="accelerator threads per process")
+    cp.add_argument(
+        "-j", "--jobs", type=_positive_int, default=8, help="small objects copied concurrently"
+    )
+    cp.add_argument("--checksum", choices=("crc32c", "md5", "none"), default="crc32c")
+    cp.add_argument(
+        "--no-resume", action="store_true", help="ignore and remove resume journals of downloads"
+    )
+    cp.add_argument(
+        "--if-generation-match",
+        type=_generation,
+        metavar="GEN",
+        help="upload only if the object's generation is GEN (0: it must not exist)",
+    )
+    cp.add_argument("--content-type", help="content type of uploads (default: guessed)")
+    cp.add_argument("--list-page-size", type=_positive_int, help=argparse.SUPPRESS)
+    cp.set_defaults(func=commands.cp)
+
+    hash_ = sub.add_parser(
+        "hash", parents=[common], help="print CRC32C and MD5 of local files as GCS shows them"
+    )
+    hash_.add_argument("files", nargs="+", metavar="FILE")
+    hash_.add_argument("--hex", action="store_true", help="also print the digests in hex")
+    hash_.set_defaults(func=commands.hash_files)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the loopback GCS-compatible server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0, help="0: pick a free port")
+    serve.add_argument("--root", help="directory for objects (default: a temp dir)")
+    serve.set_defaults(func=commands.serve)
+
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="upload and download a test file through an embedded loopback server",
+    )
+    demo.add_argument("--size", type=parse_size, default=256 * 2**20, help="default 256MiB")
+    demo.add_argument("--chunk-size", type=_chunk_size, default=16 * 2**20)
+    demo.add_argument("--processes", type=_positive_int)
+    demo.add_argument("--threads", type=_positive_int)
+    demo.set_defaults(func=commands.demo)
+
+    bench = sub.add_parser(
+        "bench",
+        parents=[common],
+        help="compare with google-resumable-media and transfer_manager",
+    )
+    bench.add_argument("--size", type=parse_size, default=64 * 2**20, help="default 64MiB")
+    bench.add_argument("--repeats", type=_positive_int, default=3)
+    bench.add_argument("--cases", nargs="+", metavar="CASE", help="subset of cases to run")
+    bench.add_argument("--plot", metavar="FILE", help="write a PNG chart")
+    bench.set_defaults(func=commands.bench)
+    return parser
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_now() -> None:
+    CANCEL.set()
+    removed = TEMP_FILES.remove_all()
+    try:
+        sys.stderr.write(
+            f"\ninterrupted: stopped; removed {len(removed)} temp file(s), resume journals kept\n"
+        )
+        sys.stderr.flush()
+        sys.stdout.flush()
+    finally:
+        # Worker threads may sit in a blocking socket read; do not wait for them.
+        os._exit(130)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command.
+
+    Args:
+        argv: Arguments without the program name (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit code (0 ok, 1 a transfer failed, 2 usage error).
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    args.cancel = CANCEL
+    if args.command != "serve" and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        code: int = args.func(args)
+        return code
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        sys.stderr.write(f"resumable-media: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        _stop_now()
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
