@@ -1,1 +1,12 @@
-"""Loopback GCS-compatible server for tests, demos and benchmarks (work in progress)."""
+"""Loopback GCS-compatible server for tests, demos and benchmarks, with fault injection.
+
+Invariants: this package imports nothing from the client side of ``resumable_media`` (it is the
+referee): hashes come from google-crc32c and hashlib directly.
+"""
+
+from __future__ import annotations
+
+from .exchange import RequestRecord
+from .server import GCSServer, serve
+
+__all__ = ["GCSServer", "RequestRecord", "serve"]

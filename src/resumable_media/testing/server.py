@@ -1,0 +1,235 @@
+"""The loopback GCS server: threaded HTTP/1.1 keep-alive listener and its public facade.
+
+Invariants: one thread per connection (daemon threads), so parallel ranged downloads and
+stalled connections never block each other; a handler never lets an exception escape into
+``socketserver`` (peer disconnects close the connection quietly, bugs answer 500 and are logged);
+``stop()`` closes the listener, and deletes the root only if the server created it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pathlib
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import types
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .exchange import BadRequest, ClientGone, Exchange, RequestRecord
+from .routes import handle
+from .state import ServerState
+from .store import ObjectMeta, StoreError
+
+logger = logging.getLogger(__name__)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except (ConnectionError, ClientGone, TimeoutError, OSError) as exc:
+            logger.debug("connection ended: %r", exc)
+            self.close_connection = True
+
+    def _dispatch(self) -> None:
+        state = self.server.state
+        ex = Exchange(self, state.record)
+        try:
+            handle(ex, state)
+            if not ex.head_sent and ex.status == 0 and not self.close_connection:
+                ex.error(500, "The server produced no response.", "backendError")
+        except (StoreError, BadRequest) as exc:
+            if ex.head_sent:
+                self.close_connection = True
+            else:
+                status = exc.status if isinstance(exc, StoreError) else 400
+                reason = exc.reason if isinstance(exc, StoreError) else "invalid"
+                ex.error(status, str(exc), reason)
+        except (ClientGone, ConnectionError, TimeoutError) as exc:
+            logger.debug("%s %s: client went away: %r", self.command, self.path, exc)
+            self.close_connection = True
+        except Exception:
+            logger.exception("internal error handling %s %s", self.command, self.path)
+            self.close_connection = True
+            if not ex.head_sent:
+                with contextlib.suppress(OSError):
+                    ex.error(500, "Internal server error.", "backendError")
+        finally:
+            if not ex.body.finished:
+                self.close_connection = True
+            ex.log_record()
+            logger.debug("%s %s -> %s", ex.method, ex.target, ex.status)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _dispatch
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug(format, *args)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], state: ServerState) -> None:
+        self.state = state
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.debug("error on connection from %s", client_address, exc_info=True)
+
+
+class GCSServer:
+    """A GCS-compatible server on loopback, objects on disk.
+
+    Args:
+        host: address to bind.
+        port: port to bind (0 = ephemeral).
+        root: directory for object files; None = a temp dir removed on ``stop()``.
+    """
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, root: str | os.PathLike[str] | None = None
+    ) -> None:
+        self._own_root = root is None
+        self.root = pathlib.Path(tempfile.mkdtemp(prefix="gcs-server-") if root is None else root)
+        self._state = ServerState(self.root)
+        self._httpd = _HTTPServer((host, port), self._state)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:41234``."""
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> GCSServer:
+        """Serve in a background thread; returns self."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+            )
+            self._thread.start()
+            logger.debug("GCS server listening on %s (root %s)", self.endpoint, self.root)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port (and the temp root if owned)."""
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._httpd.server_close()
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> GCSServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- test helpers (no HTTP) -----------------------------------------------------------
+    def create_bucket(self, name: str) -> None:
+        """Create a bucket (idempotent)."""
+        self._state.store.create_bucket(name, exist_ok=True)
+
+    def put_object(
+        self,
+        bucket: str,
+        name: str,
+        data: bytes | os.PathLike[str],
+        *,
+        content_type: str = "application/octet-stream",
+        content_encoding: str | None = None,
+        metadata: dict[str, str] | None = None,
+        cache_control: str | None = None,
+    ) -> dict[str, Any]:
+        """Store an object directly (the bucket is created if needed).
+
+        Returns:
+            The object resource JSON.
+        """
+        import io
+
+        self.create_bucket(bucket)
+        meta = ObjectMeta(content_type, content_encoding, cache_control, metadata or None)
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            obj = self._state.store.put_file(bucket, name, io.BytesIO(bytes(data)), meta)
+        else:
+            with open(data, "rb") as f:
+                obj = self._state.store.put_file(bucket, name, f, meta)
+        return obj.resource(self.endpoint)
+
+    def object_bytes(self, bucket: str, name: str) -> bytes:
+        """The live generation's stored bytes."""
+        return self.object_path(bucket, name).read_bytes()
+
+    def object_path(self, bucket: str, name: str) -> pathlib.Path:
+        """The live generation's file.
+
+        Raises:
+            KeyError: no such object.
+        """
+        obj = self._state.store.peek(bucket, name)
+        if obj is None:
+            raise KeyError(f"{bucket}/{name}")
+        return obj.path
+
+    def has_object(self, bucket: str, name: str) -> bool:
+        """True when the object exists."""
+        return self._state.store.peek(bucket, name) is not None
+
+    def create_retry_test(self, instructions: dict[str, list[str]]) -> str:
+        """Register a Retry Test; returns the id for ``x-retry-test-id``."""
+        return self._state.retry_tests.create(instructions)
+
+    def retry_test(self, test_id: str) -> dict[str, Any]:
+        """The Retry Test's JSON (as ``GET /retry_test/{id}``)."""
+        return self._state.retry_tests.describe(test_id)
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Handled requests, newest last (bounded)."""
+        return self._state.requests()
+
+    def clear_requests(self) -> None:
+        """Empty the request log."""
+        self._state.clear_requests()
+
+    @property
+    def media_bytes_sent(self) -> int:
+        """Total media body bytes sent by downloads."""
+        return self._state.media_bytes_sent
+
+
+def serve(
+    host: str = "127.0.0.1", port: int = 0, root: str | os.PathLike[str] | None = None
+) -> None:
+    """Run a server until SIGINT/SIGTERM; prints the endpoint as the first stdout line."""
+    server = GCSServer(host, port, root)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: types.FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.start()
+        sys.stdout.write(server.endpoint + "\n")
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

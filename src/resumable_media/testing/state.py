@@ -1,0 +1,148 @@
+"""Shared mutable state of one loopback server: store, sessions, fault registry, request log.
+
+Invariants: every collection here has its own lock and is only touched under it; the request
+log is bounded; counters only grow. Nothing here performs I/O on sockets.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import io
+import pathlib
+import threading
+from collections.abc import Callable
+
+from .exchange import Exchange, RequestRecord
+from .faults import Fault, RetryTests, parse_header_instruction
+from .store import Hashes, ObjectMeta, Preconditions, Store, StoredObject, StoreError
+
+REQUEST_LOG_SIZE = 10_000
+
+
+@dataclasses.dataclass
+class UploadSession:
+    """A resumable upload session; ``lock`` serialises requests on it."""
+
+    upload_id: str
+    bucket: str
+    name: str
+    meta: ObjectMeta
+    pre: Preconditions
+    temp: pathlib.Path
+    declared_size: int | None
+    hashes: Hashes = dataclasses.field(default_factory=Hashes)
+    persisted: int = 0
+    poison: str | None = None
+    result: StoredObject | None = None
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+
+@dataclasses.dataclass
+class MultipartUpload:
+    """An XML API multipart upload: part number -> (file, crc32c int, md5 hex, size)."""
+
+    upload_id: str
+    bucket: str
+    name: str
+    meta: ObjectMeta
+    parts: dict[int, tuple[pathlib.Path, int, str, int]] = dataclasses.field(default_factory=dict)
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+
+class FaultSource:
+    """Faults available to one request: its Retry Test queue and/or its instruction header."""
+
+    def __init__(self, state: ServerState, test_id: str | None, header: str | None) -> None:
+        self._state = state
+        self._test_id = test_id
+        self._header: Fault | None = None
+        if header:
+            self._header = parse_header_instruction(header)
+        self.method = ""
+
+    @property
+    def active(self) -> bool:
+        """True when this request could receive a fault at all."""
+        return self._test_id is not None or self._header is not None
+
+    def immediate(self, ex: Exchange) -> bool:
+        """Apply a ``return-NNN`` / ``return-reset-connection`` fault; True when one fired."""
+        if not self.active:
+            return False
+        fault = self.take(lambda f: f.kind in ("status", "reset"))
+        if fault is None:
+            return False
+        if fault.kind == "reset":
+            ex.reset()
+        else:
+            ex.finish_body()
+            ex.error(fault.status, f"Retry Test: injected {fault.text}", "backendError")
+        return True
+
+    def take(self, applies: Callable[[Fault], bool]) -> Fault | None:
+        """Consume the next applicable fault for this request's method, if any."""
+        if self._test_id is not None and self.method:
+            fault = self._state.retry_tests.take(self._test_id, self.method, applies)
+            if fault is not None:
+                return fault
+        if self._header is not None and applies(self._header):
+            fault, self._header = self._header, None
+            return fault
+        return None
+
+
+class ServerState:
+    """Everything the request handlers share."""
+
+    def __init__(self, root: pathlib.Path) -> None:
+        self.store = Store(root)
+        self.retry_tests = RetryTests()
+        self.sessions: dict[str, UploadSession] = {}
+        self.mpu: dict[str, MultipartUpload] = {}
+        self.lock = threading.Lock()
+        self._log: collections.deque[RequestRecord] = collections.deque(maxlen=REQUEST_LOG_SIZE)
+        self._log_lock = threading.Lock()
+        self._media_bytes = 0
+
+    def open_object(
+        self, bucket: str, name: str, generation: int | None
+    ) -> tuple[StoredObject, io.BufferedReader]:
+        """Resolve and open an object; retries when a concurrent write replaces it.
+
+        Raises:
+            StoreError: 404 for a missing bucket, object or generation.
+        """
+        for _ in range(8):
+            obj = self.store.get(bucket, name, generation)
+            try:
+                return obj, open(obj.path, "rb")
+            except FileNotFoundError:
+                continue
+        raise StoreError(404, f"No such object: {bucket}/{name}", "notFound")
+
+    def record(self, rec: RequestRecord) -> None:
+        """Append to the bounded request log."""
+        with self._log_lock:
+            self._log.append(rec)
+
+    def requests(self) -> list[RequestRecord]:
+        """Snapshot of the request log, newest last."""
+        with self._log_lock:
+            return list(self._log)
+
+    def clear_requests(self) -> None:
+        """Empty the request log."""
+        with self._log_lock:
+            self._log.clear()
+
+    def count_media(self, n: int) -> None:
+        """Add to the media-bytes-sent counter."""
+        with self._log_lock:
+            self._media_bytes += n
+
+    @property
+    def media_bytes_sent(self) -> int:
+        """Total media body bytes sent by downloads."""
+        with self._log_lock:
+            return self._media_bytes

@@ -1,0 +1,405 @@
+"""On-disk object store of the loopback GCS server.
+
+Invariants: object bytes live only in files under ``root`` (never whole objects in RAM); a
+published object file is never modified again -- every write publishes a new file by an atomic
+``os.replace`` and gets a new, strictly increasing generation; the in-memory index is guarded
+by one lock and maps (bucket, name) to the live generation only (buckets are not versioned).
+Hashes are computed here with google-crc32c and hashlib, never with the client's code.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import itertools
+import os
+import pathlib
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any, BinaryIO
+
+import google_crc32c
+
+COPY_BLOCK = 1 << 20
+
+
+def crc32c_b64(value: int) -> str:
+    """Format a CRC32C value as GCS shows it: 4 big-endian bytes, base64."""
+    return base64.b64encode(value.to_bytes(4, "big")).decode("ascii")
+
+
+def rfc3339(epoch_s: float) -> str:
+    """Format a POSIX time as RFC 3339 with milliseconds, UTC."""
+    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s))
+    return f"{whole}.{int(epoch_s * 1000) % 1000:03d}Z"
+
+
+def int_param(query: Mapping[str, str], name: str) -> int | None:
+    """An optional integer query parameter.
+
+    Raises:
+        StoreError: 400 when present but not an integer.
+    """
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise StoreError(400, f"Invalid value for {name}: {raw!r}") from None
+
+
+class StoreError(Exception):
+    """A request the store refuses; carries the HTTP status and a GCS-style message."""
+
+    def __init__(self, status: int, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.reason = reason
+
+
+@dataclasses.dataclass
+class Hashes:
+    """Running CRC32C and (optionally) MD5 of a byte stream."""
+
+    crc: int = 0
+    md5: Any = dataclasses.field(default_factory=hashlib.md5)
+    size: int = 0
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes to both hashes."""
+        if not isinstance(data, bytes):
+            data = bytes(data)  # google-crc32c rejects memoryview/bytearray arguments
+        self.crc = google_crc32c.extend(self.crc, data)
+        if self.md5 is not None:
+            self.md5.update(data)
+        self.size += len(data)
+
+    def copy(self) -> Hashes:
+        """Return an independent snapshot."""
+        return Hashes(self.crc, None if self.md5 is None else self.md5.copy(), self.size)
+
+    def crc_b64(self) -> str:
+        """CRC32C as GCS shows it."""
+        return crc32c_b64(self.crc)
+
+    def md5_b64(self) -> str | None:
+        """MD5 in base64, or None when not tracked (composite objects)."""
+        if self.md5 is None:
+            return None
+        return base64.b64encode(self.md5.digest()).decode("ascii")
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectMeta:
+    """User-settable object metadata."""
+
+    content_type: str = "application/octet-stream"
+    content_encoding: str | None = None
+    cache_control: str | None = None
+    metadata: Mapping[str, str] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredObject:
+    """One published generation of an object; ``path`` is immutable once published."""
+
+    bucket: str
+    name: str
+    generation: int
+    metageneration: int
+    size: int
+    crc32c: str
+    md5: str | None
+    meta: ObjectMeta
+    path: pathlib.Path
+    created: float
+    component_count: int | None = None
+
+    def etag(self) -> str:
+        """An etag that changes with generation and metageneration."""
+        raw = f"{self.generation}/{self.metageneration}".encode()
+        return base64.b64encode(hashlib.md5(raw).digest()[:9]).decode("ascii")
+
+    def goog_hash(self) -> str:
+        """The ``x-goog-hash`` value of the whole stored object."""
+        return f"crc32c={self.crc32c}" + (f",md5={self.md5}" if self.md5 else "")
+
+    def resource(self, base_url: str) -> dict[str, Any]:
+        """The JSON API object resource, links built from ``base_url``."""
+        from urllib.parse import quote
+
+        qname = quote(self.name, safe="")
+        self_link = f"{base_url}/storage/v1/b/{self.bucket}/o/{qname}"
+        media = (
+            f"{base_url}/download/storage/v1/b/{self.bucket}/o/{qname}"
+            f"?generation={self.generation}&alt=media"
+        )
+        stamp = rfc3339(self.created)
+        res: dict[str, Any] = {
+            "kind": "storage#object",
+            "id": f"{self.bucket}/{self.name}/{self.generation}",
+            "selfLink": self_link,
+            "mediaLink": media,
+            "name": self.name,
+            "bucket": self.bucket,
+            "generation": str(self.generation),
+            "metageneration": str(self.metageneration),
+            "contentType": self.meta.content_type,
+            "storageClass": "STANDARD",
+            "size": str(self.size),
+            "crc32c": self.crc32c,
+            "etag": self.etag(),
+            "timeCreated": stamp,
+            "updated": stamp,
+            "timeStorageClassUpdated": stamp,
+        }
+        if self.md5 is not None:
+            res["md5Hash"] = self.md5
+        if self.component_count is not None:
+            res["componentCount"] = self.component_count
+        if self.meta.content_encoding:
+            res["contentEncoding"] = self.meta.content_encoding
+        if self.meta.cache_control:
+            res["cacheControl"] = self.meta.cache_control
+        if self.meta.metadata:
+            res["metadata"] = dict(self.meta.metadata)
+        return res
+
+
+@dataclasses.dataclass(frozen=True)
+class Preconditions:
+    """ifGenerationMatch & co. (None = not given)."""
+
+    if_generation_match: int | None = None
+    if_generation_not_match: int | None = None
+    if_metageneration_match: int | None = None
+    if_metageneration_not_match: int | None = None
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> Preconditions:
+        """Read the four precondition parameters from a query string.
+
+        Raises:
+            StoreError: 400 when a value is not an integer.
+        """
+        values: dict[str, int | None] = {}
+        for field, param in (
+            ("if_generation_match", "ifGenerationMatch"),
+            ("if_generation_not_match", "ifGenerationNotMatch"),
+            ("if_metageneration_match", "ifMetagenerationMatch"),
+            ("if_metageneration_not_match", "ifMetagenerationNotMatch"),
+        ):
+            values[field] = int_param(query, param)
+        return cls(**values)
+
+    def check(self, current: StoredObject | None) -> None:
+        """Raise a 412 StoreError when a precondition does not hold."""
+        gen = current.generation if current else 0
+        ok = True
+        if self.if_generation_match is not None:
+            ok = ok and gen == self.if_generation_match
+        if self.if_generation_not_match is not None:
+            ok = ok and gen != self.if_generation_not_match
+        if self.if_metageneration_match is not None:
+            ok = ok and current is not None
+            ok = ok and current.metageneration == self.if_metageneration_match  # type: ignore[union-attr]
+        if self.if_metageneration_not_match is not None:
+            ok = ok and (
+                current is None or current.metageneration != self.if_metageneration_not_match
+            )
+        if not ok:
+            raise StoreError(
+                412,
+                "At least one of the pre-conditions you specified did not hold.",
+                "conditionNotMet",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Bucket:
+    """A bucket (test setup only)."""
+
+    name: str
+    created: float
+
+    def resource(self) -> dict[str, Any]:
+        """The JSON API bucket resource."""
+        stamp = rfc3339(self.created)
+        return {
+            "kind": "storage#bucket",
+            "id": self.name,
+            "name": self.name,
+            "projectNumber": "0",
+            "metageneration": "1",
+            "location": "US",
+            "storageClass": "STANDARD",
+            "etag": "CAE=",
+            "timeCreated": stamp,
+            "updated": stamp,
+        }
+
+
+class Store:
+    """Buckets and objects on disk; thread-safe."""
+
+    def __init__(self, root: pathlib.Path) -> None:
+        self.root = root
+        self.objects_dir = root / "objects"
+        self.tmp_dir = root / "tmp"
+        self.objects_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._buckets: dict[str, Bucket] = {}
+        self._objects: dict[tuple[str, str], StoredObject] = {}
+        self._last_generation = 0
+        self._tmp_counter = itertools.count()
+
+    # -- buckets ---------------------------------------------------------------------------
+    def create_bucket(self, name: str, *, exist_ok: bool = True) -> Bucket:
+        """Create a bucket; 409 when it exists and ``exist_ok`` is false."""
+        with self._lock:
+            if name in self._buckets:
+                if exist_ok:
+                    return self._buckets[name]
+                raise StoreError(
+                    409,
+                    "Your previous request to create the named bucket succeeded and you "
+                    "already own it.",
+                    "conflict",
+                )
+            bucket = Bucket(name, time.time())
+            self._buckets[name] = bucket
+            return bucket
+
+    def get_bucket(self, name: str) -> Bucket:
+        """The bucket, or a 404 StoreError."""
+        with self._lock:
+            bucket = self._buckets.get(name)
+        if bucket is None:
+            raise StoreError(404, "The specified bucket does not exist.", "notFound")
+        return bucket
+
+    # -- objects ---------------------------------------------------------------------------
+    def get(self, bucket: str, name: str, generation: int | None = None) -> StoredObject:
+        """The live object (or the pinned generation), else a 404 StoreError."""
+        self.get_bucket(bucket)
+        with self._lock:
+            obj = self._objects.get((bucket, name))
+        if obj is None or (generation is not None and obj.generation != generation):
+            raise StoreError(404, f"No such object: {bucket}/{name}", "notFound")
+        return obj
+
+    def peek(self, bucket: str, name: str) -> StoredObject | None:
+        """The live object or None (no bucket check)."""
+        with self._lock:
+            return self._objects.get((bucket, name))
+
+    def list(self, bucket: str, prefix: str = "") -> list[StoredObject]:
+        """Live objects whose name starts with ``prefix``, sorted by name."""
+        self.get_bucket(bucket)
+        with self._lock:
+            found = [
+                o for (b, n), o in self._objects.items() if b == bucket and n.startswith(prefix)
+            ]
+        return sorted(found, key=lambda o: o.name)
+
+    def delete(self, bucket: str, name: str, pre: Preconditions, generation: int | None) -> None:
+        """Delete the live object (404 when missing, 412 on failed preconditions)."""
+        with self._lock:
+            obj = self._objects.get((bucket, name))
+            if obj is None or (generation is not None and obj.generation != generation):
+                self._check_bucket_locked(bucket)
+                raise StoreError(404, f"No such object: {bucket}/{name}", "notFound")
+            pre.check(obj)
+            del self._objects[(bucket, name)]
+        obj.path.unlink(missing_ok=True)
+
+    def _check_bucket_locked(self, bucket: str) -> None:
+        if bucket not in self._buckets:
+            raise StoreError(404, "The specified bucket does not exist.", "notFound")
+
+    def new_temp(self) -> pathlib.Path:
+        """A fresh path in the temp directory (same filesystem as the objects)."""
+        return self.tmp_dir / f"{os.getpid()}-{next(self._tmp_counter)}.part"
+
+    def publish(
+        self,
+        bucket: str,
+        name: str,
+        temp: pathlib.Path,
+        hashes: Hashes,
+        meta: ObjectMeta,
+        pre: Preconditions,
+        component_count: int | None = None,
+    ) -> StoredObject:
+        """Atomically make the complete file ``temp`` the new live generation of the object.
+
+        Raises:
+            StoreError: 404 for a missing bucket, 412 for failed preconditions; ``temp`` is
+                removed in that case.
+        """
+        try:
+            with self._lock:
+                self._check_bucket_locked(bucket)
+                old = self._objects.get((bucket, name))
+                pre.check(old)
+                generation = max(time.time_ns() // 1000, self._last_generation + 1)
+                self._last_generation = generation
+                final = self.objects_dir / f"{generation}.bin"
+                os.replace(temp, final)
+                obj = StoredObject(
+                    bucket=bucket,
+                    name=name,
+                    generation=generation,
+                    metageneration=1,
+                    size=hashes.size,
+                    crc32c=hashes.crc_b64(),
+                    md5=hashes.md5_b64(),
+                    meta=meta,
+                    path=final,
+                    created=time.time(),
+                    component_count=component_count,
+                )
+                self._objects[(bucket, name)] = obj
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        if old is not None:
+            # Open readers keep their file descriptor; the name goes away (no versioning).
+            old.path.unlink(missing_ok=True)
+        return obj
+
+    def put_file(
+        self,
+        bucket: str,
+        name: str,
+        source: BinaryIO,
+        meta: ObjectMeta,
+        pre: Preconditions | None = None,
+    ) -> StoredObject:
+        """Copy a readable stream into a new generation of the object."""
+        temp = self.new_temp()
+        hashes = Hashes()
+        try:
+            with open(temp, "wb") as out:
+                buf = bytearray(COPY_BLOCK)
+                view = memoryview(buf)
+                while True:
+                    n = source.readinto(view)  # type: ignore[attr-defined]
+                    if not n:
+                        break
+                    hashes.update(view[:n])
+                    out.write(view[:n])
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return self.publish(bucket, name, temp, hashes, meta, pre or Preconditions())
+
+    def all_objects(self) -> Iterator[StoredObject]:
+        """Snapshot of all live objects."""
+        with self._lock:
+            return iter(list(self._objects.values()))
