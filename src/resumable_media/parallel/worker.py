@@ -14,6 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import logging
 import pickle
@@ -278,7 +279,12 @@ def send_part(transport: Any, job: PartJob, cancelled: Callable[[], bool]) -> tu
         DataCorruption: The server's part hash differs from the local one.
     """
     backoff = Backoff(job.retry) if job.retry is not None else None
-    with map_range(job.path, job.offset, job.length, writable=False) as view:
+    mapping = (
+        map_range(job.path, job.offset, job.length, writable=False)
+        if job.length
+        else contextlib.nullcontext(memoryview(b""))
+    )
+    with mapping as view:
         crc = checksums.crc32c(view)
         crc_b64 = checksums.crc32c_to_b64(crc)
         headers = dict(job.headers)

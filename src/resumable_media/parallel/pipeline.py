@@ -1,0 +1,392 @@
+"""PipelinedUpload: a resumable upload whose next chunk is read and hashed while this one is sent.
+
+Invariants:
+- Exactly two chunk buffers exist; the reader thread fills and hashes one while the sender
+  thread (the caller's) sends the other, so memory is ``2 x chunk_size`` whatever the source.
+- A buffer is handed back to the reader only when the server acknowledged every byte in it,
+  so any byte the server has not persisted is still in memory: recovery after a failure
+  (status query ``bytes */*``, continue from the server's ``Range``) never needs to re-read
+  the source, which is why non-seekable streams work.
+- ``x-goog-hash`` goes with the final request only (the reader hashes every byte in order
+  before handing its buffer over); the final JSON's size and hashes are checked against
+  the local ones, and a mismatch raises ``DataCorruption`` instead of reporting success.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import io
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from typing import Any
+
+from resumable_media import checksums, common
+from resumable_media._protocol import ranges
+from resumable_media._protocol.retry import Backoff
+from resumable_media.parallel.plan import TransferResult
+from resumable_media.parallel.progress import ProgressCallback, ProgressTracker
+from resumable_media.requests._send import DEFAULT_TIMEOUT, is_retryable_error
+
+__all__ = ["PipelinedUpload"]
+
+_LOGGER = logging.getLogger(__name__)
+
+_COMPLETE = (http.client.OK, http.client.CREATED)
+
+
+class _Filled:
+    """One buffer handed from the reader to the sender."""
+
+    __slots__ = ("buffer", "eof", "length", "start")
+
+    def __init__(self, buffer: bytearray, start: int, length: int, eof: bool) -> None:
+        self.buffer = buffer
+        self.start = start
+        self.length = length
+        self.eof = eof
+
+
+class _Reader(threading.Thread):
+    """Fills the two buffers in turn from the source, hashing every byte in order."""
+
+    def __init__(self, source: Any, chunk_size: int, want_md5: bool) -> None:
+        super().__init__(name="resumable-media-reader", daemon=True)
+        self.source = source
+        self.free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
+        self.filled: queue.SimpleQueue[_Filled | BaseException] = queue.SimpleQueue()
+        for _ in range(2):
+            self.free.put(bytearray(chunk_size))
+        self.crc = 0
+        self.md5 = hashlib.md5() if want_md5 else None
+
+    def run(self) -> None:
+        position = 0
+        try:
+            while True:
+                buffer = self.free.get()
+                if buffer is None:
+                    return
+                length = self._fill(memoryview(buffer))
+                view = memoryview(buffer)[:length]
+                self.crc = checksums.crc32c(view, self.crc)
+                if self.md5 is not None:
+                    self.md5.update(view)
+                view.release()
+                eof = length < len(buffer)
+                self.filled.put(_Filled(buffer, position, length, eof))
+                position += length
+                if eof:
+                    return
+        except BaseException as exc:  # handed to the sender, which raises it
+            self.filled.put(exc)
+
+    def _fill(self, view: memoryview) -> int:
+        filled = 0
+        readinto = getattr(self.source, "readinto", None)
+        while filled < len(view):
+            if readinto is not None:
+                count = readinto(view[filled:])
+            else:
+                data = self.source.read(len(view) - filled)
+                count = len(data)
+                view[filled : filled + count] = data
+            if not count:
+                break
+            filled += count
+        return filled
+
+    def stop(self) -> None:
+        self.free.put(None)
+
+
+class PipelinedUpload:
+    """A resumable upload with read-ahead: reading and hashing overlap sending.
+
+    Args:
+        upload_url: The resumable-upload initiation URL (``…/o?uploadType=resumable``).
+        chunk_size: Bytes per PUT; a multiple of 256 KiB.
+        checksum: "crc32c" (default), "md5", "both", "auto" or None: which hashes go in the
+            final request's ``x-goog-hash`` and are checked against the final JSON.
+        headers: Extra headers for every request.
+        retry: The retry policy (None: the default RetryStrategy).
+        timeout: The (connect, read) timeout in seconds.
+
+    Raises:
+        ValueError: If ``chunk_size`` is not a positive multiple of 256 KiB.
+    """
+
+    def __init__(
+        self,
+        upload_url: str,
+        chunk_size: int,
+        *,
+        checksum: str | None = "crc32c",
+        headers: dict[str, str] | None = None,
+        retry: common.RetryStrategy | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        if chunk_size <= 0 or chunk_size % common.UPLOAD_CHUNK_SIZE:
+            raise ValueError("256.0 KB must divide chunk size")
+        self.upload_url = upload_url
+        self.chunk_size = chunk_size
+        if checksum == "both":
+            self.hashes: tuple[str, ...] = ("crc32c", "md5")
+        else:
+            resolved = checksums.resolve_checksum(checksum)
+            self.hashes = () if resolved is None else (resolved,)
+        self.headers = dict(headers or {})
+        self.retry = common.RetryStrategy() if retry is None else retry
+        self.timeout = timeout
+        self.resumable_url: str | None = None
+
+    def transmit(
+        self,
+        transport: Any,
+        source: str | os.PathLike[str] | io.IOBase | Any,
+        metadata: dict[str, Any],
+        content_type: str,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> TransferResult:
+        """Upload ``source`` and return the verified result.
+
+        Args:
+            transport: A requests-compatible transport.
+            source: A file path, or a binary stream (seekable or not; read from its
+                current position to EOF).
+            metadata: The object resource (at least ``name``).
+            content_type: The object's content type.
+            progress: ``progress(bytes_acknowledged, total_or_None)``.
+
+        Returns:
+            The result, with the final object JSON in ``response``.
+
+        Raises:
+            InvalidResponse: The server refused a request (after retries).
+            DataCorruption: The final object's size or hash differs from what was sent.
+        """
+        began = time.monotonic()
+        owned = isinstance(source, (str, os.PathLike))
+        stream: Any = open(os.fspath(source), "rb") if owned else source  # type: ignore[arg-type]  # noqa: SIM115
+        try:
+            total = _remaining_size(stream)
+            self.resumable_url = self._initiate(transport, metadata, content_type, total)
+            tracker = ProgressTracker(progress, total)
+            reader = _Reader(stream, self.chunk_size, "md5" in self.hashes)
+            reader.start()
+            try:
+                final = self._send_all(transport, reader, total, tracker)
+            finally:
+                reader.stop()
+                reader.join()
+        finally:
+            if owned:
+                stream.close()
+        sent = tracker.bytes_done
+        crc_b64 = checksums.crc32c_to_b64(reader.crc)
+        md5_b64 = None if reader.md5 is None else base64.b64encode(reader.md5.digest()).decode()
+        verified = _verify_final(final, sent, crc_b64 if "crc32c" in self.hashes else None, md5_b64)
+        tracker.tick(force=True)
+        seconds = max(time.monotonic() - began, 1e-9)
+        generation = final.get("generation")
+        return TransferResult(
+            bytes=sent,
+            seconds=seconds,
+            throughput=sent / seconds,
+            crc32c=crc_b64,
+            md5=md5_b64,
+            verified=verified,
+            generation=int(generation) if generation is not None else None,
+            response=final,
+        )
+
+    def _initiate(
+        self, transport: Any, metadata: dict[str, Any], content_type: str, total: int | None
+    ) -> str:
+        headers = dict(self.headers)
+        headers["content-type"] = "application/json; charset=UTF-8"
+        headers["x-upload-content-type"] = content_type
+        if total is not None:
+            headers["x-upload-content-length"] = str(total)
+        body = json.dumps(metadata).encode("utf-8")
+        backoff = Backoff(self.retry)
+        while True:
+            try:
+                response = transport.request(
+                    "POST", self.upload_url, data=body, headers=headers, timeout=self.timeout
+                )
+                if response.status_code != http.client.OK:
+                    raise common.InvalidResponse(
+                        response,
+                        "Request failed with status code",
+                        response.status_code,
+                        "Expected one of",
+                        200,
+                    )
+                location = response.headers.get("location")
+                if not location:
+                    raise common.InvalidResponse(
+                        response, "Response headers must contain header", "location"
+                    )
+                return str(location)
+            except Exception as exc:
+                _retry_or_raise(exc, backoff)
+
+    def _send_all(
+        self, transport: Any, reader: _Reader, total: int | None, tracker: ProgressTracker
+    ) -> dict[str, Any]:
+        acknowledged = 0
+        backoff = Backoff(self.retry)
+        while True:
+            item = reader.filled.get()
+            if isinstance(item, BaseException):
+                raise item
+            end = item.start + item.length
+            final = item.eof or (total is not None and end >= total)
+            while True:
+                result = self._attempt(transport, item, acknowledged, final, reader, backoff)
+                if isinstance(result, dict):
+                    tracker.set(0, end)
+                    return result
+                if result > acknowledged:
+                    backoff = Backoff(self.retry)
+                acknowledged = result
+                tracker.set(0, acknowledged)
+                tracker.tick()
+                if acknowledged < item.start or acknowledged > end:
+                    raise common.InvalidResponse(
+                        None,
+                        f"the server reports {acknowledged} bytes persisted, outside the "
+                        f"buffered range {item.start}-{end}; the upload cannot continue",
+                    )
+                if acknowledged == end and not final:
+                    break
+            reader.free.put(item.buffer)
+
+    def _attempt(
+        self,
+        transport: Any,
+        item: _Filled,
+        position: int,
+        final: bool,
+        reader: _Reader,
+        backoff: Backoff,
+    ) -> int | dict[str, Any]:
+        """One PUT; after a retryable failure, wait and ask the server what it has."""
+        try:
+            return self._put(transport, item, position, final, reader)
+        except Exception as exc:
+            _retry_or_raise(exc, backoff)
+        while True:
+            try:
+                return self._status(transport)
+            except Exception as exc:
+                _retry_or_raise(exc, backoff)
+
+    def _put(
+        self, transport: Any, item: _Filled, position: int, final: bool, reader: _Reader
+    ) -> int | dict[str, Any]:
+        """Send the unacknowledged part of ``item``; return bytes persisted or the final JSON."""
+        end = item.start + item.length
+        headers = dict(self.headers)
+        size = end if final else None
+        if position < end:
+            headers["content-range"] = ranges.format_content_range(position, end - 1, size)
+        else:  # the stream ended exactly on a chunk boundary: an empty finalising PUT
+            headers["content-range"] = ranges.format_content_range(None, None, end)
+        if final and self.hashes:
+            hashes = {"crc32c": checksums.crc32c_to_b64(reader.crc)}
+            if reader.md5 is not None:
+                hashes["md5"] = base64.b64encode(reader.md5.digest()).decode()
+            headers["x-goog-hash"] = checksums.format_goog_hash(
+                {name: value for name, value in hashes.items() if name in self.hashes}
+            )
+        body = memoryview(item.buffer)[position - item.start : item.length]
+        assert self.resumable_url is not None
+        response = transport.request(
+            "PUT", self.resumable_url, data=body, headers=headers, timeout=self.timeout
+        )
+        return _interpret(response)
+
+    def _status(self, transport: Any) -> int | dict[str, Any]:
+        assert self.resumable_url is not None
+        headers = dict(self.headers)
+        headers["content-range"] = "bytes */*"
+        response = transport.request(
+            "PUT", self.resumable_url, data=b"", headers=headers, timeout=self.timeout
+        )
+        return _interpret(response)
+
+
+def _interpret(response: Any) -> int | dict[str, Any]:
+    status = response.status_code
+    if status == common.PERMANENT_REDIRECT:
+        value = response.headers.get("range")
+        return 0 if value is None else ranges.parse_persisted_range(value)
+    if status in _COMPLETE:
+        try:
+            resource: dict[str, Any] = response.json()
+        except ValueError:
+            # A truncated final JSON: the object exists; a status query fetches it again.
+            raise ConnectionError("the final response body was not valid JSON") from None
+        return resource
+    raise common.InvalidResponse(
+        response,
+        "Request failed with status code",
+        status,
+        "Expected one of",
+        200,
+        common.PERMANENT_REDIRECT,
+        response.text[:500],
+    )
+
+
+def _retry_or_raise(exc: Exception, backoff: Backoff) -> None:
+    if not is_retryable_error(exc):
+        raise exc
+    wait = backoff.next_wait()
+    if wait is None:
+        raise exc
+    _LOGGER.info("upload: %s; retrying in %.2f s", type(exc).__name__, wait)
+    time.sleep(wait)
+
+
+def _remaining_size(stream: Any) -> int | None:
+    """Bytes left in a seekable stream, or None when it cannot seek (a pipe, a socket)."""
+    try:
+        if not stream.seekable():
+            return None
+        here = stream.tell()
+        size = stream.seek(0, os.SEEK_END)
+        stream.seek(here)
+        return int(size - here)
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _verify_final(
+    resource: dict[str, Any], sent: int, crc_b64: str | None, md5_b64: str | None
+) -> bool:
+    """Check the final object JSON against what was sent."""
+    size = resource.get("size")
+    if size is not None and int(size) != sent:
+        raise common.DataCorruption(
+            None, f"the uploaded object has {size} bytes but {sent} were sent"
+        )
+    verified = False
+    for key, local in (("crc32c", crc_b64), ("md5Hash", md5_b64)):
+        remote = resource.get(key)
+        if local is None or remote is None:
+            continue
+        if remote != local:
+            raise common.DataCorruption(
+                None, f"the uploaded object's {key} is {remote} but the data sent has {local}"
+            )
+        verified = True
+    return verified
