@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+# The full side-by-side transfer benchmark, as one command.
+#
+# Invariants: all measuring, verifying and cleaning up is done by
+# resumable_media.bench (this script only parses options and writes files);
+# the exit status is 1 whenever any case FAILED (wrong bytes, error, timeout),
+# so a broken transfer can never hide behind a table.
+"""Compare resumable-media with curl, google-resumable-media and transfer_manager.
+
+Example (the command whose output is committed under benchmarks/results/)::
+
+    python3 benchmarks/bench_transfers.py --size 1GiB --repeats 3 --rss \\
+        --out benchmarks/results/transfers.md --json benchmarks/results/transfers.json \\
+        --plot benchmarks/results/transfers.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from resumable_media import bench
+
+
+def _size(text: str) -> int:
+    try:
+        return bench.parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=_size, default=bench.parse_size("1GiB"), help="object size")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per case (default 3)")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        metavar="CASE",
+        help="case ids, globs (ours.*) or groups (download, upload, rss, all); default: "
+        f"every case but the peak-RSS one. Ids: {', '.join(c.case_id for c in bench.CASES)}",
+    )
+    parser.add_argument(
+        "--rss", action="store_true", help="also run the peak-RSS case (ParallelDownload)"
+    )
+    parser.add_argument("--rss-size", type=_size, default=bench.parse_size("4GiB"))
+    parser.add_argument("--endpoint", help="use this running server instead of an embedded one")
+    parser.add_argument("--workdir", help="directory for temporary data (default: system temp)")
+    parser.add_argument("--timeout", type=float, help="per-run time limit in seconds")
+    parser.add_argument("--out", type=Path, help="write the markdown report here")
+    parser.add_argument("--json", type=Path, help="write rows and machine facts as JSON here")
+    parser.add_argument("--plot", type=Path, help="write a PNG chart here (needs matplotlib)")
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 1 also when a case is not available"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the comparison and write the requested outputs; return the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    cases = args.cases
+    if args.rss:
+        cases = [*(cases or [c.case_id for c in bench.CASES if c.default]), bench.RSS_CASE]
+    machine = bench.describe_machine()
+    started = time.time()
+    rows = bench.run_comparison(
+        args.endpoint,
+        args.size,
+        cases=cases,
+        repeats=args.repeats,
+        rss_size_bytes=args.rss_size,
+        workdir=args.workdir,
+        timeout_s=args.timeout,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    elapsed = time.time() - started
+    machine["load average after (1/5/15 min)"] = bench.describe_machine()[
+        "load average (1/5/15 min)"
+    ]
+    machine["benchmark wall time"] = f"{elapsed:.0f} s"
+    shown = sys.argv[1:] if argv is None else argv
+    machine["command"] = " ".join(["python3 benchmarks/bench_transfers.py", *shown])
+    table = bench.format_table(rows, machine=machine)
+    print(table)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table, encoding="utf-8")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"machine": machine, "rows": [row.to_json() for row in rows]}
+        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    if args.plot:
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        bench.plot(rows, args.plot, machine=machine)
+    failed = [row.case_id for row in rows if row.status == "FAILED"]
+    missing = [row.case_id for row in rows if row.status == "not available"]
+    if failed:
+        print(f"FAILED cases: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    if args.strict and missing:
+        print(f"cases not available: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+# Rendering benchmark rows: a markdown report and a PNG bar chart.
+#
+# Invariants: rendering never re-measures or re-orders runs; every row appears
+# (not-available and failed rows with their reason); every ratio shown is a
+# ratio of two medians from the same run; matplotlib is imported only inside
+# plot(), so the harness works without it.
+"""Markdown tables and PNG charts of benchmark rows."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+from resumable_media._bench.cases import RSS_LIMIT_BYTES, TARGETS
+from resumable_media._bench.machine import describe_machine
+from resumable_media._bench.model import MIB, BenchRow, format_size
+
+__all__ = ["PlotUnavailable", "format_table", "plot"]
+
+_GROUP_TITLES = (("download", "Downloads"), ("upload", "Uploads"))
+
+
+class PlotUnavailable(RuntimeError):
+    """matplotlib is not installed, so no chart can be drawn."""
+
+
+def _mbps(value: float | None) -> str:
+    return f"{value:,.0f}" if value is not None else "-"
+
+
+def _mib(value: int | None) -> str:
+    return f"{value / MIB:,.0f}" if value is not None else "-"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _verdict(ratio: float | None, minimum: float) -> str:
+    if ratio is None:
+        return "not measured"
+    return "met" if ratio >= minimum else "**MISSED**"
+
+
+def _throughput_table(rows: Sequence[BenchRow]) -> list[str]:
+    lines = [
+        "| Case | Tool | Transfer | Median MB/s | Best MB/s | Runs (s) | Peak RSS MiB "
+        "| Ratio (median) | Target |",
+        "|---|---|---|---:|---:|---|---:|---|---|",
+    ]
+    for row in rows:
+        runs = " / ".join(f"{s:.3f}" for s in row.seconds) if row.ok else row.status
+        ratio = f"{row.ratio:.2f}x vs {row.peer}" if row.ratio is not None else ""
+        target = ""
+        if row.target is not None:
+            target = f">= {row.target:g}x: {_verdict(row.ratio, row.target)}"
+        lines.append(
+            f"| `{row.case_id}` | {row.tool} | {_cell(row.label)} | {_mbps(row.median_mbps)} "
+            f"| {_mbps(row.best_mbps)} | {runs} | {_mib(row.peak_rss_bytes)} | {ratio} | {target} |"
+        )
+    return lines
+
+
+def _memory_table(rows: Sequence[BenchRow]) -> list[str]:
+    lines = [
+        "| Case | Object | Median MB/s | Peak RSS of the process tree, MiB "
+        "| Sum of per-process peaks, MiB | Limit |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        if row.peak_rss_bytes is None:
+            verdict = "not measured" if row.ok else row.status
+        else:
+            verdict = "met" if row.peak_rss_bytes <= RSS_LIMIT_BYTES else "**MISSED**"
+        lines.append(
+            f"| `{row.case_id}` | {format_size(row.size_bytes)} | {_mbps(row.median_mbps)} "
+            f"| {_mib(row.peak_rss_bytes)} | {_mib(row.peak_rss_bound_bytes)} "
+            f"| <= {RSS_LIMIT_BYTES // MIB} MiB: {verdict} |"
+        )
+    return lines
+
+
+def _targets_table(rows: Sequence[BenchRow]) -> list[str]:
+    by_id = {row.case_id: row for row in rows}
+    lines = ["| Ours | Peer | Ratio of medians | Target | Result |", "|---|---|---:|---|---|"]
+    for target in TARGETS:
+        ours, peer = by_id.get(target.ours), by_id.get(target.peer)
+        if ours is None or peer is None:
+            continue
+        ratio = None
+        if ours.ok and peer.ok and ours.median_mbps and peer.median_mbps:
+            ratio = ours.median_mbps / peer.median_mbps
+        shown = f"{ratio:.2f}x" if ratio is not None else f"- ({ours.status} / {peer.status})"
+        lines.append(
+            f"| `{target.ours}` | `{target.peer}` | {shown} | >= {target.minimum:g}x "
+            f"| {_verdict(ratio, target.minimum)} |"
+        )
+    return lines
+
+
+def format_table(
+    rows: Sequence[BenchRow],
+    *,
+    machine: Mapping[str, str] | None = None,
+    title: str = "Transfer benchmark: resumable-media vs peers",
+) -> str:
+    """Render benchmark rows as a markdown report.
+
+    Args:
+        rows: Rows from :func:`run_comparison`.
+        machine: Facts about the machine (default: :func:`describe_machine` now).
+        title: The report's heading.
+
+    Returns:
+        Markdown: method, a table per group (downloads, uploads, peak memory), the
+        promised ratios, every unavailable or failed case with its reason, and the machine.
+    """
+    facts = describe_machine() if machine is None else machine
+    sizes = sorted({row.size_bytes for row in rows if row.group != "memory"})
+    repeats = max((len(row.seconds) for row in rows), default=0)
+    out = [
+        f"## {title}",
+        "",
+        f"One {' / '.join(format_size(s) for s in sizes) or '-'} object of random data on one "
+        "loopback server; every case reads (or writes) that same object in the same run, "
+        f"{repeats} timed run(s) per case, each run in a fresh process, the case order "
+        "reversed on every other repeat, `sync` before each run. Every download and upload "
+        "is verified byte-exact (size + CRC32C) before its time counts. MB/s = 10^6 B/s. "
+        "Ratios divide our median by the named peer's median from this same run. Peak RSS: "
+        "sum over the case's process tree (workers included), sampled every 100 ms.",
+        "",
+    ]
+    for group, heading in _GROUP_TITLES:
+        grouped = [row for row in rows if row.group == group]
+        if grouped:
+            out += [f"### {heading}", "", *_throughput_table(grouped), ""]
+    memory = [row for row in rows if row.group == "memory"]
+    if memory:
+        out += ["### Peak memory (sampled every 20 ms)", "", *_memory_table(memory), ""]
+    targets = _targets_table(rows)
+    if len(targets) > 2:
+        out += ["### Promised ratios", "", *targets, ""]
+    problems = [row for row in rows if not row.ok]
+    if problems:
+        out += ["### Not measured", ""]
+        out += [f"- `{row.case_id}` ({row.status}): {_cell(row.detail)}" for row in problems]
+        out.append("")
+    out += ["### Machine", "", "| | |", "|---|---|"]
+    out += [f"| {_cell(key)} | {_cell(value)} |" for key, value in facts.items()]
+    out.append("")
+    return "\n".join(out)
+
+
+def plot(
+    rows: Sequence[BenchRow],
+    path: str | os.PathLike[str],
+    *,
+    machine: Mapping[str, str] | None = None,
+) -> None:
+    """Draw median (bar) and best (tick) MB/s of every measured row as a PNG chart.
+
+    Args:
+        rows: Rows from :func:`run_comparison`.
+        path: Where to write the PNG.
+        machine: Facts for the caption (default: :func:`describe_machine` now).
+
+    Raises:
+        PlotUnavailable: If matplotlib is not installed.
+        ValueError: If no row has a measurement to draw.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise PlotUnavailable(
+            "plotting needs matplotlib: pip install 'resumable-media[bench]' (or matplotlib)"
+        ) from exc
+    panels = [
+        (heading, [row for row in rows if row.group == group and row.ok])
+        for group, heading in _GROUP_TITLES
+    ]
+    panels = [(heading, measured) for heading, measured in panels if measured]
+    if not panels:
+        raise ValueError("no benchmark row has a measurement to plot")
+    facts = describe_machine() if machine is None else machine
+    heights = [max(1.6, 0.45 * len(measured) + 0.9) for _, measured in panels]
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(10, sum(heights) + 0.8), height_ratios=heights, squeeze=False
+    )
+    for ax, (heading, measured) in zip(axes[:, 0], panels, strict=True):
+        labels = [f"{row.tool}\n{row.label}" for row in measured]
+        medians = [row.median_mbps or 0.0 for row in measured]
+        bests = [row.best_mbps or 0.0 for row in measured]
+        colors = ["#1f6feb" if row.ours else "#9a9a9a" for row in measured]
+        positions = list(range(len(measured)))[::-1]
+        ax.barh(positions, medians, color=colors, height=0.65)
+        ax.plot(bests, positions, "k|", markersize=14, label="best run")
+        for y, median, best, row in zip(positions, medians, bests, measured, strict=True):
+            note = f"  {median:,.0f}"
+            if row.ratio is not None:
+                note += f"  ({row.ratio:.2f}x {row.peer})"
+            ax.text(max(median, best), y, note, va="center", fontsize=8)
+        ax.set_yticks(positions, labels, fontsize=7)
+        ax.set_xlim(0, max(bests) * 1.45)
+        ax.set_xlabel("MB/s (10^6 B/s), median of runs; tick = best run")
+        size = format_size(measured[0].size_bytes)
+        ax.set_title(f"{heading}, {size} object (blue: resumable-media, grey: peers)", fontsize=10)
+        ax.legend(loc="lower right", fontsize=7)
+    fig.suptitle(
+        f"{facts.get('CPU', 'unknown CPU')}, {facts.get('cores', '?')} cores, "
+        f"{facts.get('Python', '?')}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(os.fspath(path), dpi=110)
+    plt.close(fig)

@@ -1,0 +1,120 @@
+# Peak-memory sampling of a process tree through /proc (Linux).
+#
+# Invariants: a sampler only reads /proc, never signals anything; "peak" is the
+# largest sum of VmRSS over the root process and all its live descendants seen at
+# one sample; "bound" is the sum over every process ever seen of its own VmHWM
+# (high-water mark) -- always >= the true simultaneous peak for processes sampled
+# at least once near their end; on systems without /proc both stay None.
+"""Sample the resident memory of a process and all its descendants."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+__all__ = ["TreeSampler"]
+
+_PROC = "/proc"
+
+
+def _parents() -> dict[int, int]:
+    """Map pid -> parent pid for every visible process."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir(_PROC):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"{_PROC}/{entry}/stat", "rb") as stat:
+                raw = stat.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        fields = raw[raw.rfind(b")") + 2 :].split()
+        if len(fields) > 1:
+            parents[int(entry)] = int(fields[1])
+    return parents
+
+
+def _memory_kib(pid: int) -> tuple[int, int] | None:
+    """Return (VmRSS, VmHWM) of ``pid`` in KiB, or None if it is gone or a zombie."""
+    rss = hwm = None
+    try:
+        with open(f"{_PROC}/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmRSS:"):
+                    rss = int(line.split()[1])
+                elif line.startswith(b"VmHWM:"):
+                    hwm = int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    if rss is None or hwm is None:
+        return None
+    return rss, hwm
+
+
+class TreeSampler:
+    """Background thread sampling the RSS of ``root_pid`` and its descendants.
+
+    Use ``start()`` right after the root process starts and ``stop()`` once it has
+    exited; then read ``peak_bytes`` and ``bound_bytes``.
+    """
+
+    def __init__(self, root_pid: int, interval_s: float = 0.1) -> None:
+        """Prepare to sample the tree rooted at ``root_pid`` every ``interval_s`` seconds."""
+        self._root = root_pid
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-rss", daemon=True)
+        self._hwm_kib: dict[int, int] = {}
+        self._peak_kib = 0
+        self.available = os.path.isdir(f"{_PROC}/{os.getpid()}")
+
+    def start(self) -> TreeSampler:
+        """Start sampling; returns self."""
+        if self.available:
+            self._thread.start()
+        return self
+
+    def _tree(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for pid, parent in _parents().items():
+            children.setdefault(parent, []).append(pid)
+        tree, pending = [], [self._root]
+        while pending:
+            pid = pending.pop()
+            tree.append(pid)
+            pending.extend(children.get(pid, ()))
+        return tree
+
+    def sample(self) -> None:
+        """Take one sample now (also called by the background thread)."""
+        total = 0
+        for pid in self._tree():
+            memory = _memory_kib(pid)
+            if memory is None:
+                continue
+            rss, hwm = memory
+            total += rss
+            self._hwm_kib[pid] = max(hwm, self._hwm_kib.get(pid, 0))
+        self._peak_kib = max(self._peak_kib, total)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self._interval)
+
+    def stop(self) -> None:
+        """Stop sampling and wait for the thread."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    @property
+    def peak_bytes(self) -> int | None:
+        """Largest simultaneous RSS of the tree seen at one sample, or None if unsampled."""
+        return self._peak_kib * 1024 if self.available and self._hwm_kib else None
+
+    @property
+    def bound_bytes(self) -> int | None:
+        """Sum of every seen process's own high-water mark, or None if unsampled."""
+        return sum(self._hwm_kib.values()) * 1024 if self.available and self._hwm_kib else None

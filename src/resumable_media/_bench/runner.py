@@ -1,0 +1,337 @@
+# The comparison loop: one server, one object, every case, N alternating repeats.
+#
+# Invariants: every case in a run reads the same object from the same server (or
+# uploads the same source file to it); each timed run happens in a fresh child
+# process after os.sync(), with the previous run's output already deleted; the
+# case order is reversed on every other repeat; every output is verified
+# byte-exact before the timing counts, and any failure marks the row FAILED with
+# the reason (nothing is dropped silently); all temporary data lives in one
+# temporary directory that is removed at the end, whatever happens.
+"""Run the side-by-side transfer comparison."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from resumable_media._bench.cases import RSS_CASE, select_cases
+from resumable_media._bench.model import (
+    MB,
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_UNAVAILABLE,
+    BenchRow,
+    CaseContext,
+    CaseSpec,
+    format_size,
+)
+from resumable_media._bench.rss import TreeSampler
+from resumable_media._bench.store import BenchServer, EmbeddedServer, RemoteServer, child_env
+from resumable_media._bench.verify import VerificationError, verify_download, write_random_file
+
+__all__ = ["run_comparison"]
+
+_log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclasses.dataclass(slots=True)
+class _Tally:
+    """Mutable per-case accumulator while the repeats run."""
+
+    spec: CaseSpec
+    size_bytes: int
+    seconds: list[float] = dataclasses.field(default_factory=list)
+    status: str = STATUS_OK
+    detail: str = ""
+    peak_rss: int | None = None
+    peak_bound: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status != STATUS_OK
+
+    def note_rss(self, sampler: TreeSampler) -> None:
+        for attr, value in (("peak_rss", sampler.peak_bytes), ("peak_bound", sampler.bound_bytes)):
+            if value is not None:
+                setattr(self, attr, max(value, getattr(self, attr) or 0))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Subject:
+    """An object on the server that download cases read; its local copy feeds uploads."""
+
+    name: str
+    path: Path
+    size_bytes: int
+    crc32c: int
+
+
+def _default_timeout(size_bytes: int) -> float:
+    # Generous: the slowest peer moves well over 5 MB/s on any machine this runs on.
+    return 60.0 + size_bytes / (5 * MB)
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+class _Run:
+    """State of one run_comparison call."""
+
+    def __init__(
+        self,
+        server: BenchServer,
+        bucket: str,
+        workdir: Path,
+        progress: Progress,
+        timeout_s: float | None,
+    ) -> None:
+        self.server = server
+        self.bucket = bucket
+        self.workdir = workdir
+        self.progress = progress
+        self.timeout_s = timeout_s
+        self.counter = 0
+
+    def seed(self, name: str, size_bytes: int) -> _Subject:
+        path = self.workdir / f"{name}.src"
+        self.progress(f"writing {format_size(size_bytes)} of random data")
+        crc = write_random_file(path, size_bytes)
+        self.progress(f"storing it as gs://{self.bucket}/{name}")
+        self.server.put(self.bucket, name, path)
+        # The server's copy is checked like any download, so a broken server fails here.
+        stored = self.server.stored(self.bucket, name)
+        if stored is None or stored != {"size": size_bytes, "crc32c": crc}:
+            raise VerificationError(
+                f"the server stored {stored} for {name!r}, expected {size_bytes} B"
+            )
+        return _Subject(name=name, path=path, size_bytes=size_bytes, crc32c=crc)
+
+    def run_once(self, tally: _Tally, subject: _Subject, repeat: int) -> None:
+        """Run one timed repeat of a case in a child process and record the outcome."""
+        spec = tally.spec
+        self.counter += 1
+        tag = f"{self.counter:03d}-{spec.case_id}"
+        dest = self.workdir / f"{tag}.out"
+        ctx = CaseContext(
+            endpoint=self.server.endpoint,
+            bucket=self.bucket,
+            object_name=subject.name,
+            size_bytes=subject.size_bytes,
+            source_path=str(subject.path),
+            dest_path=str(dest),
+            upload_name=f"upload-{spec.case_id}",
+        )
+        spec_path = self.workdir / f"{tag}.spec.json"
+        result_path = self.workdir / f"{tag}.result.json"
+        log_path = self.workdir / f"{tag}.log"
+        spec_path.write_text(
+            json.dumps(
+                {"runner": spec.runner, "options": dict(spec.options), "context": ctx.to_json()}
+            )
+        )
+        timeout = self.timeout_s or _default_timeout(subject.size_bytes)
+        # Flush the previous runs' dirty pages now, so their writeback is not timed here.
+        os.sync()
+        try:
+            result = self._spawn(tally, spec_path, result_path, log_path, timeout)
+            if result["status"] == "ok":
+                self._verify(spec, ctx, subject)
+        except VerificationError as exc:
+            result = {"status": "error", "detail": str(exc)}
+        finally:
+            dest.unlink(missing_ok=True)
+            if spec.group == "upload":
+                self.server.delete(self.bucket, ctx.upload_name)
+        self._record(tally, result, repeat)
+
+    def _spawn(
+        self, tally: _Tally, spec_path: Path, result_path: Path, log_path: Path, timeout: float
+    ) -> dict[str, Any]:
+        interval = 0.02 if tally.spec.group == "memory" else 0.1
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "resumable_media._bench.child",
+                    str(spec_path),
+                    str(result_path),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                env=child_env(),
+                start_new_session=True,
+            )
+            sampler = TreeSampler(proc.pid, interval).start()
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc.pid)
+                proc.wait()
+                return {"status": "error", "detail": f"timed out after {timeout:.0f} s"}
+            except BaseException:
+                _kill_group(proc.pid)
+                proc.wait()
+                raise
+            finally:
+                sampler.stop()
+                # Worker processes a case left behind must not run into the next case.
+                _kill_group(proc.pid)
+        if not result_path.is_file():
+            tail = log_path.read_text(errors="replace")[-1500:]
+            return {"status": "error", "detail": f"child exited with {proc.returncode}: {tail}"}
+        result: dict[str, Any] = json.loads(result_path.read_text())
+        if result["status"] == "ok":
+            tally.note_rss(sampler)
+        if result["status"] == "error" and result.get("traceback"):
+            _log.warning("%s failed:\n%s", tally.spec.case_id, result["traceback"])
+        return result
+
+    def _verify(self, spec: CaseSpec, ctx: CaseContext, subject: _Subject) -> None:
+        if spec.group == "upload":
+            from resumable_media._bench.verify import verify_object
+
+            stored = self.server.stored(self.bucket, ctx.upload_name)
+            verify_object(ctx.upload_name, stored, subject.size_bytes, subject.crc32c)
+        else:
+            verify_download(Path(ctx.dest_path), subject.size_bytes, subject.crc32c)
+
+    def _record(self, tally: _Tally, result: dict[str, Any], repeat: int) -> None:
+        case = tally.spec.case_id
+        if result["status"] == "ok":
+            tally.seconds.append(result["seconds"])
+            if result.get("detail"):
+                tally.detail = result["detail"]
+            mbps = tally.size_bytes / result["seconds"] / MB
+            self.progress(f"  {case:<28} {result['seconds']:8.3f} s  {mbps:9.1f} MB/s")
+        elif result["status"] == "unavailable" and not tally.seconds:
+            tally.status, tally.detail = STATUS_UNAVAILABLE, result["detail"]
+            self.progress(f"  {case:<28} not available: {result['detail']}")
+        else:
+            tally.status = STATUS_FAILED
+            tally.detail = f"repeat {repeat + 1}: {result['detail']}"
+            self.progress(f"  {case:<28} FAILED: {tally.detail}")
+
+
+def _rows(tallies: Iterable[_Tally]) -> list[BenchRow]:
+    rows = [
+        BenchRow(
+            case_id=t.spec.case_id,
+            label=t.spec.label,
+            tool=t.spec.tool,
+            group=t.spec.group,
+            ours=t.spec.ours,
+            size_bytes=t.size_bytes,
+            seconds=tuple(t.seconds),
+            status=t.status,
+            detail=t.detail,
+            peer=t.spec.peer,
+            target=t.spec.target,
+            peak_rss_bytes=t.peak_rss,
+            peak_rss_bound_bytes=t.peak_bound,
+        )
+        for t in tallies
+    ]
+    by_id = {row.case_id: row for row in rows}
+    out = []
+    for row in rows:
+        peer = by_id.get(row.peer) if row.peer else None
+        if row.ok and peer is not None and peer.ok and row.median_mbps and peer.median_mbps:
+            row = dataclasses.replace(row, ratio=row.median_mbps / peer.median_mbps)
+        out.append(row)
+    return out
+
+
+def run_comparison(
+    endpoint: str | None = None,
+    size_bytes: int = 1 << 30,
+    *,
+    cases: Iterable[str | CaseSpec] | None = None,
+    repeats: int = 3,
+    rss_size_bytes: int = 4 << 30,
+    workdir: str | os.PathLike[str] | None = None,
+    timeout_s: float | None = None,
+    progress: Progress | None = None,
+) -> list[BenchRow]:
+    """Measure every selected case against the same server and object, ``repeats`` times.
+
+    Args:
+        endpoint: Base URL of a running GCS JSON API server; None starts the project's
+            loopback server (``resumable_media.testing.GCSServer``) in a child process
+            for the duration of the call.
+        size_bytes: Size of the random object every download reads and every upload writes.
+        cases: Case ids, globs (``ours.*``) or groups (``download``, ``upload``, ``rss``,
+            ``all``), or custom CaseSpec objects; None runs every default case (all but
+            the peak-RSS case).
+        repeats: Timed runs per case; the case order is reversed on every other repeat.
+        rss_size_bytes: Object size for the peak-RSS case (only used when it is selected).
+        workdir: Directory for the temporary data (default: the system temp dir).
+        timeout_s: Per-run time limit; default 60 s + 1 s per 5 MB.
+        progress: Called with one human-readable line per step (e.g. ``print``).
+
+    Returns:
+        One row per selected case, in catalogue order, each ``ok``, ``not available``
+        (its module is missing) or ``FAILED`` (with the reason).
+
+    Raises:
+        ValueError: On a non-positive size or repeat count, or an unknown case.
+        RuntimeError: If the embedded server cannot start.
+        VerificationError: If the server does not store the seeded object intact.
+    """
+    if size_bytes <= 0 or rss_size_bytes <= 0:
+        raise ValueError(f"object sizes must be positive, got {size_bytes} and {rss_size_bytes}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    specs = select_cases(cases)
+
+    def report(line: str) -> None:
+        _log.info("%s", line)
+        if progress is not None:
+            progress(line)
+
+    with tempfile.TemporaryDirectory(prefix="resumable-media-bench-", dir=workdir) as tmp:
+        work = Path(tmp)
+        if endpoint is None:
+            server: BenchServer = EmbeddedServer(work / "server", work / "server.log")
+        else:
+            server = RemoteServer(endpoint)
+        try:
+            run = _Run(server, f"bench-{uuid.uuid4().hex[:12]}", work, report, timeout_s)
+            report(f"server {server.endpoint}, bucket {run.bucket}")
+            subject = run.seed("object", size_bytes)
+            big = (
+                run.seed("object-rss", rss_size_bytes)
+                if any(s.case_id == RSS_CASE for s in specs)
+                else None
+            )
+            tallies = {
+                s.case_id: _Tally(s, rss_size_bytes if s.case_id == RSS_CASE else size_bytes)
+                for s in specs
+            }
+            for repeat in range(repeats):
+                report(f"repeat {repeat + 1}/{repeats}")
+                order = specs if repeat % 2 == 0 else specs[::-1]
+                for spec in order:
+                    tally = tallies[spec.case_id]
+                    if not tally.done:
+                        target = big if spec.case_id == RSS_CASE and big else subject
+                        run.run_once(tally, target, repeat)
+        finally:
+            server.close()
+    return _rows(tallies[s.case_id] for s in specs)

@@ -1,0 +1,193 @@
+# The bodies of the benchmark cases: each performs exactly one transfer.
+#
+# Invariants: these run inside a fresh child process (see child.py), one call per
+# process; every library is imported lazily inside the case so a missing or
+# half-written module becomes CaseUnavailable, never an import error of the
+# harness; only the transfer itself (plus closing the destination file) is
+# inside the timed region; peers and ours with the same API share one body, so
+# both sides do exactly the same calls. Correctness of the bytes is checked by
+# the parent, independently of what the client claims.
+"""Case bodies for the transfer benchmark (curl, google-resumable-media,
+google-cloud-storage transfer_manager and resumable-media)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import subprocess
+import time
+from typing import Any
+
+from resumable_media._bench.model import MIB, CaseContext, CaseUnavailable
+
+__all__ = [
+    "CHUNKED_DOWNLOAD_SIZE",
+    "RESUMABLE_CHUNK_SIZE",
+    "chunked_download",
+    "curl_download",
+    "parallel_download",
+    "parallel_upload",
+    "pipelined_upload",
+    "resumable_upload",
+    "stream_download",
+    "tm_download",
+    "tm_upload",
+]
+
+CHUNKED_DOWNLOAD_SIZE = 32 * MIB
+"""Chunk size of the ChunkedDownload cases (the issue's 32 MiB)."""
+
+RESUMABLE_CHUNK_SIZE = 8 * MIB
+"""Chunk size of the resumable and pipelined upload cases (the issue's 8 MiB)."""
+
+_CONTENT_TYPE = "application/octet-stream"
+
+
+def _import(module: str, *names: str) -> Any:
+    """Import ``module`` and check it has ``names``; CaseUnavailable otherwise."""
+    try:
+        imported = importlib.import_module(module)
+    except ImportError as exc:
+        raise CaseUnavailable(f"{module} cannot be imported ({exc})") from exc
+    missing = [name for name in names if not hasattr(imported, name)]
+    if missing:
+        raise CaseUnavailable(f"{module} has no {', '.join(missing)} yet")
+    return imported
+
+
+def _session() -> Any:
+    requests = _import("requests", "Session")
+    return requests.Session()
+
+
+# -- downloads ---------------------------------------------------------------------------
+
+
+def curl_download(ctx: CaseContext) -> dict[str, Any]:
+    """``curl -o FILE`` of the object (the curl binary, a new connection)."""
+    curl = shutil.which("curl")
+    if curl is None:
+        raise CaseUnavailable("the curl binary is not on PATH")
+    command = [curl, "--silent", "--show-error", "--fail", "--output", ctx.dest_path]
+    start = time.perf_counter()
+    proc = subprocess.run([*command, ctx.media_url()], capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"curl exited with {proc.returncode}: {proc.stderr.strip()}")
+    return {"seconds": seconds}
+
+
+def stream_download(ctx: CaseContext, *, module: str, checksum: str) -> dict[str, Any]:
+    """``module.Download(url, stream=file, checksum=checksum).consume(session)``.
+
+    Args:
+        ctx: The run's context.
+        module: ``google.resumable_media.requests`` or ``resumable_media.requests``.
+        checksum: ``crc32c`` or ``md5``.
+    """
+    media = _import(module, "Download")
+    session = _session()
+    start = time.perf_counter()
+    with open(ctx.dest_path, "wb") as stream:
+        download = media.Download(ctx.media_url(), stream=stream, checksum=checksum)
+        download.consume(session)
+    return {"seconds": time.perf_counter() - start}
+
+
+def chunked_download(ctx: CaseContext, *, module: str) -> dict[str, Any]:
+    """``module.ChunkedDownload`` with 32 MiB chunks into a file, chunk by chunk.
+
+    Args:
+        ctx: The run's context.
+        module: ``google.resumable_media.requests`` or ``resumable_media.requests``.
+    """
+    media = _import(module, "ChunkedDownload")
+    session = _session()
+    start = time.perf_counter()
+    with open(ctx.dest_path, "wb") as stream:
+        download = media.ChunkedDownload(ctx.media_url(), CHUNKED_DOWNLOAD_SIZE, stream)
+        while not download.finished:
+            download.consume_next_chunk(session)
+    return {"seconds": time.perf_counter() - start}
+
+
+def _storage_blob(ctx: CaseContext, name: str) -> tuple[Any, Any]:
+    """Return (transfer_manager module, blob) for a google-cloud-storage client on the server."""
+    storage = _import("google.cloud.storage", "Client")
+    manager = _import("google.cloud.storage.transfer_manager", "download_chunks_concurrently")
+    credentials = _import("google.auth.credentials", "AnonymousCredentials")
+    # The documented way to point the client (and its worker processes) at an emulator.
+    os.environ["STORAGE_EMULATOR_HOST"] = ctx.endpoint
+    client = storage.Client(project="bench", credentials=credentials.AnonymousCredentials())
+    return manager, client.bucket(ctx.bucket).blob(name)
+
+
+def tm_download(ctx: CaseContext) -> dict[str, Any]:
+    """google-cloud-storage ``transfer_manager.download_chunks_concurrently``, its defaults."""
+    manager, blob = _storage_blob(ctx, ctx.object_name)
+    start = time.perf_counter()
+    manager.download_chunks_concurrently(blob, ctx.dest_path)
+    return {"seconds": time.perf_counter() - start}
+
+
+def parallel_download(ctx: CaseContext) -> dict[str, Any]:
+    """resumable_media.parallel ``ParallelDownload`` (defaults) with ``transports.anonymous()``."""
+    parallel = _import("resumable_media.parallel", "ParallelDownload")
+    transports = _import("resumable_media.transports", "anonymous")
+    download = parallel.ParallelDownload(ctx.media_url(), ctx.dest_path)
+    start = time.perf_counter()
+    result = download.consume(transports.anonymous())
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "detail": f"verified={result.verified}"}
+
+
+# -- uploads -----------------------------------------------------------------------------
+
+
+def resumable_upload(ctx: CaseContext, *, module: str) -> dict[str, Any]:
+    """``module.ResumableUpload`` with 8 MiB chunks and crc32c, chunk by chunk.
+
+    Args:
+        ctx: The run's context.
+        module: ``google.resumable_media.requests`` or ``resumable_media.requests``.
+    """
+    media = _import(module, "ResumableUpload")
+    session = _session()
+    upload = media.ResumableUpload(ctx.resumable_url(), RESUMABLE_CHUNK_SIZE, checksum="crc32c")
+    start = time.perf_counter()
+    with open(ctx.source_path, "rb") as stream:
+        upload.initiate(session, stream, {"name": ctx.upload_name}, _CONTENT_TYPE)
+        while not upload.finished:
+            upload.transmit_next_chunk(session)
+    return {"seconds": time.perf_counter() - start}
+
+
+def pipelined_upload(ctx: CaseContext) -> dict[str, Any]:
+    """resumable_media.parallel ``PipelinedUpload``, 8 MiB chunks, crc32c."""
+    parallel = _import("resumable_media.parallel", "PipelinedUpload")
+    session = _session()
+    upload = parallel.PipelinedUpload(ctx.resumable_url(), RESUMABLE_CHUNK_SIZE)
+    start = time.perf_counter()
+    result = upload.transmit(session, ctx.source_path, {"name": ctx.upload_name}, _CONTENT_TYPE)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "detail": f"verified={result.verified}"}
+
+
+def tm_upload(ctx: CaseContext) -> dict[str, Any]:
+    """google-cloud-storage ``transfer_manager.upload_chunks_concurrently``, its defaults."""
+    manager, blob = _storage_blob(ctx, ctx.upload_name)
+    start = time.perf_counter()
+    manager.upload_chunks_concurrently(ctx.source_path, blob)
+    return {"seconds": time.perf_counter() - start}
+
+
+def parallel_upload(ctx: CaseContext) -> dict[str, Any]:
+    """resumable_media.parallel ``ParallelUpload`` (defaults) with ``transports.anonymous()``."""
+    parallel = _import("resumable_media.parallel", "ParallelUpload")
+    transports = _import("resumable_media.transports", "anonymous")
+    upload = parallel.ParallelUpload(ctx.xml_url(), ctx.source_path)
+    start = time.perf_counter()
+    result = upload.transmit(transports.anonymous(), _CONTENT_TYPE)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "detail": f"verified={result.verified}"}
