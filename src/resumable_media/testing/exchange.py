@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 DRAIN_LIMIT = 1 << 30
 BUFFER_SIZE = 4 << 20
 
-_REASONS = {s.value: s.phrase for s in HTTPStatus}
-_REASONS.update({308: "Permanent Redirect", 499: "Client Closed Request"})
+REASONS = {s.value: s.phrase for s in HTTPStatus}
+REASONS.update({308: "Permanent Redirect", 499: "Client Closed Request"})
 
 
 @dataclasses.dataclass
@@ -212,7 +212,7 @@ class Exchange:
     ) -> None:
         """Write the status line and headers (Content-Length when ``length`` is not None)."""
         self.status = status
-        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
+        lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}"]
         lines.extend(f"{k}: {v}" for k, v in headers)
         if length is not None:
             lines.append(f"Content-Length: {length}")

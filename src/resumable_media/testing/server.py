@@ -9,6 +9,7 @@ stalled connections never block each other; a handler never lets an exception es
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import pathlib
@@ -21,7 +22,7 @@ import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .exchange import BadRequest, ClientGone, Exchange, RequestRecord
+from .exchange import REASONS, BadRequest, ClientGone, Exchange, RequestRecord
 from .routes import handle
 from .state import ServerState
 from .store import ObjectMeta, StoreError
@@ -70,6 +71,21 @@ class _Handler(BaseHTTPRequestHandler):
             logger.debug("%s %s -> %s", ex.method, ex.target, ex.status)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _dispatch
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Answer protocol-level errors (bad request line, oversized headers) as GCS JSON."""
+        self.close_connection = True
+        text = message or REASONS.get(code, "Error")
+        body = json.dumps(
+            {"error": {"code": code, "message": text, "errors": [{"message": text}]}}
+        ).encode()
+        head = (
+            f"HTTP/1.1 {code} {REASONS.get(code, 'Error')}\r\n"
+            "Content-Type: application/json; charset=UTF-8\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        with contextlib.suppress(OSError):
+            self.wfile.write(head.encode("latin-1") + body)
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug(format, *args)
