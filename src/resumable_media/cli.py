@@ -166,14 +166,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_STOPPING = threading.Lock()
+GRACE_S = 1.2
+"""After Ctrl-C, how long the transfer may take to wind down before the command exits anyway."""
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGINT/SIGTERM: ask everything to stop, and make sure we are gone within the grace time."""
+    if CANCEL.is_set():
+        _stop_now()
+    CANCEL.set()
+    watchdog = threading.Timer(GRACE_S, _stop_now)
+    watchdog.daemon = True
+    watchdog.start()
     raise KeyboardInterrupt
 
 
 def _stop_now() -> None:
+    """Remove temp files, say so, and exit 130 without waiting for blocked threads."""
     CANCEL.set()
-    removed = TEMP_FILES.remove_all()
+    _STOPPING.acquire()  # one caller does the cleanup; any other blocks until the exit
     try:
+        removed = TEMP_FILES.remove_all()
         sys.stderr.write(
             f"\ninterrupted: stopped; removed {len(removed)} temp file(s), resume journals kept\n"
         )
@@ -200,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     args.cancel = CANCEL
     if args.command != "serve" and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _interrupt)
         signal.signal(signal.SIGTERM, _interrupt)
     try:
         code: int = args.func(args)

@@ -21,6 +21,7 @@ from typing import Any
 from resumable_media import checksums
 from resumable_media._cli.options import format_size
 from resumable_media._cli.progress import ProgressBar
+from resumable_media._cli.transfer import TEMP_FILES
 from resumable_media._cli.urls import Endpoint, GsUrl
 
 __all__ = ["make_test_file", "run_demo"]
@@ -91,7 +92,8 @@ def run_demo(args: argparse.Namespace, *, show_progress: bool) -> int:
 
     size: int = args.size
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="resumable-media-demo-"))
-    server = GCSServer(host="127.0.0.1", port=0, root=None)
+    TEMP_FILES.add(str(workdir))
+    server = GCSServer(host="127.0.0.1", port=0, root=str(workdir / "server"))
     rows: list[dict[str, Any]] = []
     try:
         server.start()
@@ -164,8 +166,9 @@ def run_demo(args: argparse.Namespace, *, show_progress: bool) -> int:
             )
         )
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
         server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+        TEMP_FILES.discard(str(workdir))
     if args.json:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import shutil
 import tempfile
 import threading
 import time
@@ -61,13 +62,16 @@ class TempFiles:
             self._paths.discard(path)
 
     def remove_all(self) -> list[str]:
-        """Delete every registered file that still exists; return the paths removed."""
+        """Delete every registered file or directory tree still there; return those removed."""
         with self._lock:
             paths, self._paths = sorted(self._paths), set()
         removed = []
         for path in paths:
             try:
-                os.unlink(path)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
                 removed.append(path)
             except FileNotFoundError:
                 pass
@@ -214,6 +218,7 @@ def _download_parallel(
     progress: Progress | None,
 ) -> Any:
     from resumable_media.parallel import ParallelDownload
+    from resumable_media.parallel.sink import TEMP_SUFFIX
 
     generation = int(meta["generation"]) if meta.get("generation") else None
     kwargs: dict[str, Any] = {}
@@ -229,7 +234,16 @@ def _download_parallel(
         retry=storage.retry,
         **kwargs,
     )
-    return download.consume(storage.factory, progress=progress)
+    # Without resume the accelerator's partial file and journal are scratch: register them
+    # so that an interrupted run removes them; with resume they are the state to keep.
+    scratch = [] if options.resume else [f"{destination}{TEMP_SUFFIX}{s}" for s in ("", ".journal")]
+    for path in scratch:
+        TEMP_FILES.add(os.path.abspath(path))
+    try:
+        return download.consume(storage.factory, progress=progress)
+    finally:
+        for path in scratch:
+            TEMP_FILES.discard(os.path.abspath(path))
 
 
 def download_object(

@@ -1,0 +1,126 @@
+"""Ctrl-C and interrupted copies: stop fast, leave no temp files, resume from the journal."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import time
+
+from cli_helpers import cli_env, command
+
+from resumable_media.testing import GCSServer
+
+
+def _start(gcs_server: GCSServer, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        command("cp", "--endpoint", gcs_server.endpoint, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+
+
+def _wait_for(predicate: object, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if callable(predicate) and predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _interrupt(proc: subprocess.Popen[str]) -> tuple[float, str]:
+    """Send SIGINT; return (seconds until exit, stderr)."""
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, stderr = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    return time.monotonic() - sent, stderr
+
+
+def test_ctrl_c_during_single_request_download(
+    gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    gcs_server.put_object(gcs_bucket, "slow.bin", os.urandom(200_000))
+    gcs_server.clear_requests()
+    proc = _start(
+        gcs_server,
+        "--header",
+        "x-goog-emulator-instructions: stall-always",
+        f"gs://{gcs_bucket}/slow.bin",
+        str(tmp_path / "slow.bin"),
+    )
+
+    def media_requested() -> bool:
+        return any("alt=media" in r.path for r in gcs_server.requests) or bool(
+            list(tmp_path.iterdir())
+        )
+
+    assert _wait_for(media_requested, 15), "the download never started"
+    time.sleep(0.3)
+    assert list(tmp_path.iterdir()), "expected a temp file while the download stalls"
+    elapsed, stderr = _interrupt(proc)
+    assert elapsed < 2.0, f"took {elapsed:.2f} s to stop"
+    assert proc.returncode == 130
+    assert "interrupted" in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_parallel_download_resumes(
+    gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    size = 4 * 2**20
+    data = os.urandom(size)
+    gcs_server.put_object(gcs_bucket, "resume me.bin", data)
+    test_id = gcs_server.create_retry_test({"storage.objects.get": ["stall-for-30s-after-256K"]})
+    target = tmp_path / "resume me.bin"
+    args = ["--chunk-size", "512KiB", f"gs://{gcs_bucket}/resume me.bin", str(target)]
+    before = gcs_server.media_bytes_sent
+    proc = _start(gcs_server, "--header", f"x-retry-test-id: {test_id}", *args)
+    # Everything but the stalled chunk arrives; then the user presses Ctrl-C.
+    assert _wait_for(lambda: gcs_server.media_bytes_sent - before >= size // 2, 20)
+    time.sleep(0.5)
+    elapsed, stderr = _interrupt(proc)
+    assert proc.returncode == 130, stderr
+    assert elapsed < 2.0, f"took {elapsed:.2f} s to stop"
+    assert not target.exists()
+    leftovers = sorted(p.name for p in tmp_path.iterdir())
+    assert any(name.endswith(".journal") for name in leftovers), leftovers
+
+    before = gcs_server.media_bytes_sent
+    rerun = subprocess.run(
+        command("cp", "--endpoint", gcs_server.endpoint, "--json", *args),
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+        check=False,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert target.read_bytes() == data
+    resent = gcs_server.media_bytes_sent - before
+    assert resent < size // 2, f"resumed run fetched {resent} of {size} bytes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["resume me.bin"]
+
+
+def test_no_resume_starts_over(
+    gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    size = 2 * 2**20
+    data = os.urandom(size)
+    gcs_server.put_object(gcs_bucket, "fresh.bin", data)
+    target = tmp_path / "fresh.bin"
+    test_id = gcs_server.create_retry_test({"storage.objects.get": ["stall-for-30s-after-128K"]})
+    args = ["--chunk-size", "256KiB", f"gs://{gcs_bucket}/fresh.bin", str(target)]
+    before = gcs_server.media_bytes_sent
+    proc = _start(gcs_server, "--header", f"x-retry-test-id: {test_id}", "--no-resume", *args)
+    assert _wait_for(lambda: gcs_server.media_bytes_sent - before >= size // 2, 20)
+    _, stderr = _interrupt(proc)
+    assert proc.returncode == 130, stderr
+    # Without resume nothing is kept: no data, no journal.
+    assert list(tmp_path.iterdir()) == []
