@@ -1,0 +1,251 @@
+"""ParallelDownload against the loopback server: round trips, ranges, gzip, faults, resume."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+
+import pytest
+
+from resumable_media import DataCorruption, RetryStrategy, checksums, transports
+from resumable_media.parallel import ParallelDownload
+from resumable_media.parallel.journal import Journal
+from resumable_media.parallel.sink import TEMP_SUFFIX
+
+CHUNK = 256 * 1024
+FAST_RETRY = RetryStrategy(max_retries=6, initial_delay=0.01, max_sleep=0.05)
+HELPER = pathlib.Path(__file__).with_name("_parallel_crash_helper.py")
+
+
+def _media_url(server, bucket: str, name: str) -> str:
+    quoted = urllib.parse.quote(name, safe="")
+    return f"{server.endpoint}/download/storage/v1/b/{bucket}/o/{quoted}?alt=media"
+
+
+def _put(server, bucket: str, name: str, data: bytes, **kwargs) -> str:
+    server.put_object(bucket, name, data, **kwargs)
+    return _media_url(server, bucket, name)
+
+
+def _leftovers(dest: pathlib.Path) -> list[str]:
+    return sorted(p.name for p in dest.parent.iterdir() if p.name.startswith(dest.name))
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 7, 9 * CHUNK + 123]
+)
+def test_round_trip_sizes(gcs_server, gcs_bucket, tmp_path, size):
+    data = os.urandom(size)
+    url = _put(gcs_server, gcs_bucket, "obj", data)
+    dest = tmp_path / "out.bin"
+    calls: list[tuple[int, int | None]] = []
+    result = ParallelDownload(url, dest, chunk_size=CHUNK).consume(
+        transports.anonymous(), progress=lambda done, total: calls.append((done, total))
+    )
+    assert dest.read_bytes() == data
+    assert result.bytes == size
+    assert result.verified
+    assert result.crc32c == checksums.crc32c_to_b64(checksums.crc32c(data))
+    assert result.generation is not None
+    assert calls and calls[-1] == (size, size)
+    assert _leftovers(dest) == ["out.bin"]
+    assert oct(dest.stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_process_pool_and_md5(gcs_server, gcs_bucket, tmp_path):
+    data = os.urandom(11 * CHUNK + 5)
+    url = _put(gcs_server, gcs_bucket, "obj", data)
+    dest = tmp_path / "out.bin"
+    download = ParallelDownload(
+        url, dest, chunk_size=CHUNK, processes=2, threads_per_process=2, checksum="md5"
+    )
+    result = download.consume(transports.anonymous())
+    assert dest.read_bytes() == data
+    assert result.verified and result.md5 is not None
+    # The pool is persistent: a second object reuses it.
+    other = os.urandom(5 * CHUNK)
+    url2 = _put(gcs_server, gcs_bucket, "obj2", other)
+    ParallelDownload(url2, dest, chunk_size=CHUNK, processes=2, threads_per_process=2).consume(
+        transports.anonymous()
+    )
+    assert dest.read_bytes() == other
+
+
+def test_later_ranges_pin_generation(gcs_server, gcs_bucket, tmp_path):
+    data = os.urandom(6 * CHUNK)
+    url = _put(gcs_server, gcs_bucket, "obj", data)
+    gcs_server.clear_requests()
+    result = ParallelDownload(url, tmp_path / "o", chunk_size=CHUNK).consume(transports.anonymous())
+    gets = [r for r in gcs_server.requests if r.method == "GET"]
+    assert len(gets) == 6
+    assert "generation=" not in gets[0].path
+    assert all(f"generation={result.generation}" in r.path for r in gets[1:])
+    assert not any(
+        "/o/obj?" in r.path and r.method == "GET" and "alt=media" not in r.path for r in gets
+    )
+
+
+@pytest.mark.parametrize(
+    ("start", "end"), [(0, 0), (5, CHUNK * 3 + 10), (CHUNK, None), (100, 10**9)]
+)
+def test_start_end_ranges(gcs_server, gcs_bucket, tmp_path, start, end):
+    data = os.urandom(5 * CHUNK + 3)
+    url = _put(gcs_server, gcs_bucket, "obj", data)
+    dest = tmp_path / "part"
+    result = ParallelDownload(url, dest, chunk_size=CHUNK, start=start, end=end).consume(
+        transports.anonymous()
+    )
+    expected = data[start : None if end is None else end + 1]
+    assert dest.read_bytes() == expected
+    assert result.bytes == len(expected)
+    assert result.verified == (start == 0 and (end is None or end >= len(data) - 1))
+
+
+def test_start_beyond_end_is_an_error(gcs_server, gcs_bucket, tmp_path):
+    url = _put(gcs_server, gcs_bucket, "obj", b"abc")
+    with pytest.raises(Exception, match="beyond the end"):
+        ParallelDownload(url, tmp_path / "x", start=10).consume(transports.anonymous())
+    assert not (tmp_path / "x").exists()
+
+
+def test_gzip_stored_object_single_stream(gcs_server, gcs_bucket, tmp_path):
+    raw = os.urandom(1000) * 700
+    url = _put(gcs_server, gcs_bucket, "z.txt", gzip.compress(raw), content_encoding="gzip")
+    dest = tmp_path / "z.txt"
+    result = ParallelDownload(url, dest, chunk_size=CHUNK).consume(transports.anonymous())
+    assert dest.read_bytes() == raw
+    assert result.verified and result.bytes == len(raw)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "return-broken-stream-after-100K",
+        "return-503",
+        "return-reset-connection",
+    ],
+)
+def test_faults_mid_chunk_recover(gcs_server, gcs_bucket, tmp_path, fault):
+    data = os.urandom(8 * CHUNK + 17)
+    url = _put(gcs_server, gcs_bucket, "obj", data)
+    test_id = gcs_server.create_retry_test(
+        {"storage.objects.get": [fault, "return-broken-stream-after-50K", fault]}
+    )
+    dest = tmp_path / "out"
+    result = ParallelDownload(
+        url, dest, chunk_size=CHUNK, headers={"x-retry-test-id": test_id}, retry=FAST_RETRY
+    ).consume(transports.anonymous())
+    assert dest.read_bytes() == data
+    assert result.verified
+    assert gcs_server.retry_test(test_id)["completed"]
+
+
+def test_corrupted_data_raises_and_leaves_nothing(gcs_server, gcs_bucket, tmp_path):
+    data = os.urandom(6 * CHUNK)
+    url = _put(gcs_server, gcs_bucket, "obj", data)
+    test_id = gcs_server.create_retry_test({"storage.objects.get": ["return-corrupted-data"]})
+    dest = tmp_path / "out"
+    with pytest.raises(DataCorruption, match="Checksum mismatch"):
+        ParallelDownload(url, dest, chunk_size=CHUNK, headers={"x-retry-test-id": test_id}).consume(
+            transports.anonymous()
+        )
+    assert _leftovers(dest) == []
+
+
+def test_corruption_keeps_existing_destination(gcs_server, gcs_bucket, tmp_path):
+    url = _put(gcs_server, gcs_bucket, "obj", os.urandom(3 * CHUNK))
+    dest = tmp_path / "out"
+    dest.write_bytes(b"precious")
+    test_id = gcs_server.create_retry_test({"storage.objects.get": ["return-corrupted-data"]})
+    with pytest.raises(DataCorruption):
+        ParallelDownload(url, dest, chunk_size=CHUNK, headers={"x-retry-test-id": test_id}).consume(
+            transports.anonymous()
+        )
+    assert dest.read_bytes() == b"precious"
+    assert _leftovers(dest) == ["out"]
+
+
+def test_missing_object_is_fatal(gcs_server, gcs_bucket, tmp_path):
+    url = _media_url(gcs_server, gcs_bucket, "nope")
+    with pytest.raises(Exception, match="404"):
+        ParallelDownload(url, tmp_path / "n").consume(transports.anonymous())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unpicklable_factory_is_rejected(gcs_server, gcs_bucket, tmp_path):
+    url = _put(gcs_server, gcs_bucket, "obj", b"x")
+    with pytest.raises(TypeError, match="picklable"):
+        ParallelDownload(url, tmp_path / "o").consume(lambda: None)
+
+
+def test_kill_9_then_resume_fetches_only_the_rest(gcs_server, gcs_bucket, tmp_path):
+    size = 16 * CHUNK
+    data = os.urandom(size)
+    url = _put(gcs_server, gcs_bucket, "big", data)
+    dest = tmp_path / "big"
+    journal_path = str(dest) + TEMP_SUFFIX + ".journal"
+    # The first request (chunk 0) stalls after 128 KiB, so the child is mid-transfer for sure.
+    test_id = gcs_server.create_retry_test({"storage.objects.get": ["stall-for-6s-after-128K"]})
+    child = subprocess.Popen(
+        [sys.executable, str(HELPER), url, str(dest), str(CHUNK), test_id],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        done = 0
+        while time.monotonic() < deadline:
+            journal = Journal.load(journal_path)
+            if journal is not None:
+                done = sum(pair[0] for pair in journal.chunks)
+                if done >= size - CHUNK:
+                    break
+            assert child.poll() is None, child.stderr.read() if child.stderr else ""
+            time.sleep(0.05)
+        assert done >= size - CHUNK, "the child made no progress"
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        if child.stderr:
+            child.stderr.close()
+    assert not dest.exists()
+    before = gcs_server.media_bytes_sent
+    result = ParallelDownload(url, dest, chunk_size=CHUNK).consume(transports.anonymous())
+    fetched = gcs_server.media_bytes_sent - before
+    assert dest.read_bytes() == data
+    assert result.verified
+    assert fetched < size // 2, fetched
+    assert _leftovers(dest) == ["big"]
+
+
+def test_changed_generation_starts_over(gcs_server, gcs_bucket, tmp_path):
+    first = os.urandom(6 * CHUNK)
+    url = _put(gcs_server, gcs_bucket, "obj", first)
+    dest = tmp_path / "out"
+    # Fake an interrupted run of the old generation: a journal claiming chunk 0 is done.
+    old = Journal(
+        media_url=url,
+        generation=1,
+        size=len(first),
+        start=0,
+        end=len(first) - 1,
+        chunk_size=CHUNK,
+        crc32c=None,
+        md5=None,
+        chunks=[[CHUNK, checksums.crc32c(b"\0" * CHUNK)]] + [[0, 0]] * 5,
+    )
+    (tmp_path / ("out" + TEMP_SUFFIX)).write_bytes(b"\0" * len(first))
+    old.save(str(dest) + TEMP_SUFFIX + ".journal")
+    result = ParallelDownload(url, dest, chunk_size=CHUNK).consume(transports.anonymous())
+    assert dest.read_bytes() == first
+    assert result.verified
+    assert _leftovers(dest) == ["out"]
