@@ -1,0 +1,118 @@
+"""PipelinedUpload and ParallelUpload against the loopback server."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+
+import pytest
+
+from resumable_media import InvalidResponse, RetryStrategy, checksums, transports
+from resumable_media.parallel import ParallelUpload, PipelinedUpload
+
+CHUNK = 256 * 1024
+FAST_RETRY = RetryStrategy(max_retries=6, initial_delay=0.01, max_sleep=0.05)
+
+
+def _resumable_url(server, bucket: str) -> str:
+    return f"{server.endpoint}/upload/storage/v1/b/{bucket}/o?uploadType=resumable"
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK, 3 * CHUNK, 3 * CHUNK + 11])
+def test_pipelined_from_path(gcs_server, gcs_bucket, tmp_path, size):
+    data = os.urandom(size)
+    source = tmp_path / "src"
+    source.write_bytes(data)
+    calls: list[tuple[int, int | None]] = []
+    session = transports.anonymous()()
+    with session:
+        result = PipelinedUpload(
+            _resumable_url(gcs_server, gcs_bucket), CHUNK, checksum="both"
+        ).transmit(
+            session,
+            source,
+            {"name": "obj"},
+            "application/octet-stream",
+            progress=lambda done, total: calls.append((done, total)),
+        )
+    assert gcs_server.object_bytes(gcs_bucket, "obj") == data
+    assert result.verified and result.bytes == size
+    assert result.crc32c == checksums.crc32c_to_b64(checksums.crc32c(data))
+    assert result.response is not None and int(result.response["size"]) == size
+    assert calls[-1] == (size, size)
+
+
+@pytest.mark.parametrize("size", [0, 2 * CHUNK, 2 * CHUNK + 5])
+def test_pipelined_from_pipe_of_unknown_size(gcs_server, gcs_bucket, tmp_path, size):
+    data = os.urandom(size)
+    source = tmp_path / "src"
+    source.write_bytes(data)
+    gcs_server.clear_requests()
+    with subprocess.Popen(["cat", str(source)], stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        session = transports.anonymous()()
+        with session:
+            result = PipelinedUpload(_resumable_url(gcs_server, gcs_bucket), CHUNK).transmit(
+                session, proc.stdout, {"name": "piped"}, "text/plain"
+            )
+    assert gcs_server.object_bytes(gcs_bucket, "piped") == data
+    assert result.verified and result.bytes == size
+    ranges = [r.headers.get("content-range") for r in gcs_server.requests if r.method == "PUT"]
+    if size and size % CHUNK == 0:
+        assert ranges[-1] == f"bytes */{size}"  # ended exactly on a chunk boundary
+    assert all(value.endswith("/*") for value in ranges[:-1])
+
+
+def test_pipelined_recovers_from_faults(gcs_server, gcs_bucket):
+    data = os.urandom(4 * CHUNK + 99)
+    test_id = gcs_server.create_retry_test(
+        {"storage.objects.insert": ["return-503-after-256K", "return-reset-connection"]}
+    )
+    stream = io.BufferedReader(io.BytesIO(data))  # read once: recovery must use the buffers
+    session = transports.anonymous()()
+    with session:
+        result = PipelinedUpload(
+            _resumable_url(gcs_server, gcs_bucket),
+            2 * CHUNK,
+            headers={"x-retry-test-id": test_id},
+            retry=FAST_RETRY,
+        ).transmit(session, stream, {"name": "faulty"}, "application/octet-stream")
+    assert gcs_server.object_bytes(gcs_bucket, "faulty") == data
+    assert result.verified
+    assert gcs_server.retry_test(test_id)["completed"]
+
+
+def test_pipelined_rejects_bad_chunk_size():
+    with pytest.raises(ValueError, match="256.0 KB must divide chunk size"):
+        PipelinedUpload("http://127.0.0.1:1/", 1000)
+
+
+@pytest.mark.parametrize(
+    ("size", "processes"), [(0, 0), (CHUNK + 1, 0), (7 * CHUNK + 3, 0), (5 * CHUNK, 2)]
+)
+def test_parallel_upload_round_trip(gcs_server, gcs_bucket, tmp_path, size, processes):
+    data = os.urandom(size)
+    source = tmp_path / "src"
+    source.write_bytes(data)
+    url = f"{gcs_server.endpoint}/{gcs_bucket}/dir/obj"
+    result = ParallelUpload(url, source, part_size=CHUNK, processes=processes).transmit(
+        transports.anonymous(), "application/octet-stream", {"k": "v"}
+    )
+    assert gcs_server.object_bytes(gcs_bucket, "dir/obj") == data
+    assert result.verified and result.bytes == size
+    assert result.crc32c == checksums.crc32c_to_b64(checksums.crc32c(data))
+
+
+def test_parallel_upload_aborts_on_failure(gcs_server, gcs_bucket, tmp_path):
+    source = tmp_path / "src"
+    source.write_bytes(os.urandom(6 * CHUNK))
+    test_id = gcs_server.create_retry_test({"storage.objects.insert": ["return-400-after-10K"]})
+    url = f"{gcs_server.endpoint}/{gcs_bucket}/aborted"
+    gcs_server.clear_requests()
+    upload = ParallelUpload(url, source, part_size=CHUNK, headers={"x-retry-test-id": test_id})
+    with pytest.raises(InvalidResponse):
+        upload.transmit(transports.anonymous(), "application/octet-stream")
+    assert not gcs_server.has_object(gcs_bucket, "aborted")
+    deletes = [r for r in gcs_server.requests if r.method == "DELETE"]
+    assert len(deletes) == 1 and "uploadId=" in deletes[0].path and deletes[0].status == 204
