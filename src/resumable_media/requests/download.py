@@ -215,7 +215,8 @@ class ChunkedDownload(ChunkedDownloadProtocol):
             response = send(transport, spec, timeout, stream=True)
             try:
                 expected = self.process_response(response, response.status_code, response.headers)
-                view = self._read_chunk(response, expected)
+                # Only the empty object's 416 announces no bytes; its body is an error text.
+                view = self._read_chunk(response, expected) if expected else memoryview(b"")
                 self.process_body(response, view)
             except BaseException:
                 response.close()
