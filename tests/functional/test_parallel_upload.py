@@ -84,7 +84,7 @@ def test_pipelined_recovers_from_faults(gcs_server, gcs_bucket):
 
 
 def test_pipelined_rejects_bad_chunk_size():
-    with pytest.raises(ValueError, match="256.0 KB must divide chunk size"):
+    with pytest.raises(ValueError, match=r"256\.0 KB must divide chunk size"):
         PipelinedUpload("http://127.0.0.1:1/", 1000)
 
 
