@@ -20,8 +20,8 @@ __all__ = ["PlotUnavailable", "format_table", "plot"]
 _GROUP_TITLES = (("download", "Downloads"), ("upload", "Uploads"))
 
 
-class PlotUnavailable(RuntimeError):
-    """matplotlib is not installed, so no chart can be drawn."""
+class PlotUnavailable(ImportError):
+    """matplotlib is not installed, so no chart can be drawn (an ImportError)."""
 
 
 def _mbps(value: float | None) -> str:

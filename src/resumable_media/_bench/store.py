@@ -98,9 +98,10 @@ class EmbeddedServer:
         )
         self._replies: queue.Queue[str | None] = queue.Queue()
         assert self._proc.stdout is not None
-        threading.Thread(
+        self._reader = threading.Thread(
             target=self._pump, args=(self._proc.stdout,), name="bench-server-reader", daemon=True
-        ).start()
+        )
+        self._reader.start()
         try:
             self.endpoint: str = self._read_reply(_START_TIMEOUT_S)["endpoint"]
         except BaseException:
@@ -169,6 +170,9 @@ class EmbeddedServer:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+        self._reader.join(timeout=5)
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
         self._session.close()
         self._log_file.close()
 

@@ -1,0 +1,51 @@
+"""The benchmark's peak-RSS sampler counts a process and all its descendants."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from resumable_media._bench.rss import TreeSampler
+
+MIB = 1 << 20
+
+# A parent holding 60 MiB that starts a child holding 60 MiB; both stay alive until
+# the grandchild exits, so the tree's simultaneous RSS exceeds 120 MiB.
+_TREE = textwrap.dedent(
+    """
+    import subprocess, sys
+    held = bytearray(60 << 20)
+    for i in range(0, len(held), 4096):
+        held[i] = 1
+    child = (
+        "import time\\nheld = bytearray(60 << 20)\\n"
+        "for i in range(0, len(held), 4096): held[i] = 1\\n"
+        "time.sleep(1.5)\\n"
+    )
+    subprocess.run([sys.executable, "-c", child], check=True)
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_peak_includes_descendants() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _TREE])
+    sampler = TreeSampler(proc.pid, interval_s=0.05).start()
+    try:
+        assert proc.wait(timeout=60) == 0
+    finally:
+        sampler.stop()
+    assert sampler.peak_bytes is not None and sampler.bound_bytes is not None
+    assert sampler.peak_bytes > 120 * MIB
+    assert sampler.bound_bytes >= sampler.peak_bytes
+    # Not wildly more than what the two processes hold (plus two interpreters).
+    assert sampler.peak_bytes < 400 * MIB
+
+
+def test_unsampled_tree_reports_nothing() -> None:
+    sampler = TreeSampler(2**22 + 12345)  # no such pid (above the default pid_max)
+    sampler.sample()
+    assert sampler.peak_bytes is None and sampler.bound_bytes is None
