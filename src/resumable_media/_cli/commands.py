@@ -8,6 +8,7 @@ as ``KeyboardInterrupt`` after local cleanup in ``finally`` blocks.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -139,11 +140,28 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def bench(args: argparse.Namespace) -> int:
-    """``bench``: thin wrapper over :mod:`resumable_media.bench`."""
+    """``bench``: thin wrapper over :mod:`resumable_media.bench` (embedded server by default)."""
     from resumable_media import bench as harness
 
-    rows = harness.run_comparison(args.endpoint, args.size, cases=args.cases, repeats=args.repeats)
-    print(harness.format_table(rows))
+    def step(line: str) -> None:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    try:
+        rows = harness.run_comparison(
+            args.endpoint,
+            args.size,
+            cases=args.cases,
+            repeats=args.repeats,
+            progress=None if args.quiet else step,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        for row in rows:
+            print(json.dumps(dataclasses.asdict(row), ensure_ascii=False))
+    else:
+        print(harness.format_table(rows))
     if args.plot:
         try:
             harness.plot(rows, args.plot)
@@ -151,4 +169,7 @@ def bench(args: argparse.Namespace) -> int:
             sys.stderr.write(f"error: --plot needs matplotlib ({exc})\n")
             return 1
         sys.stderr.write(f"wrote {args.plot}\n")
-    return 0
+    failed = [row.case_id for row in rows if row.status == "FAILED"]
+    if failed:
+        sys.stderr.write(f"error: cases failed: {', '.join(failed)}\n")
+    return 1 if failed else 0

@@ -36,17 +36,18 @@ def make_test_file(path: pathlib.Path, size: int) -> str:
     One random block is written at a different rotation each time, so the file is
     not periodic at block granularity yet costs only a memcpy per block.
     """
-    seed = os.urandom(_BLOCK)
+    seed = memoryview(os.urandom(_BLOCK))
     crc = 0
     written = 0
     with path.open("wb") as stream:
         step = 0
         while written < size:
             cut = (step * 7919 * 4096 + step) % _BLOCK
-            block = (seed[cut:] + seed[:cut])[: size - written]
-            stream.write(block)
-            crc = checksums.crc32c(block, crc)
-            written += len(block)
+            for piece in (seed[cut:], seed[:cut]):
+                piece = piece[: size - written]
+                stream.write(piece)
+                crc = checksums.crc32c(piece, crc)
+                written += len(piece)
             step += 1
     return checksums.crc32c_to_b64(crc)
 

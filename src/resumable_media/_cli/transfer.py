@@ -399,22 +399,37 @@ def _upload_large(
     from resumable_media.parallel import ParallelUpload, PipelinedUpload
 
     checksum = options.checksum
-    if options.processes and options.processes > 1 and options.if_generation_match is None:
+    # The XML multipart path has no MD5 and no generation precondition: use it only when
+    # several processes were asked for and neither is needed.
+    use_xml = (
+        options.processes is not None
+        and options.processes > 1
+        and options.if_generation_match is None
+        and checksum != "md5"
+    )
+    if use_xml:
+        kwargs: dict[str, Any] = {}
+        if options.threads is not None:
+            kwargs["threads_per_process"] = options.threads
         parallel = ParallelUpload(
             storage.endpoint.xml_url(url),
             str(source),
             part_size=options.chunk_size,
             processes=options.processes,
             checksum=checksum,
+            retry=storage.retry,
+            **kwargs,
         )
-        result = parallel.transmit(storage.factory, content_type, metadata=None)
+        result = parallel.transmit(storage.factory, content_type)
         if progress is not None:
             progress(result.bytes, result.bytes)
-        return result.response, result.crc32c, "parallel-xml"
+        # The XML API answers with headers; read the object resource to verify it.
+        return storage.metadata(url), result.crc32c, "parallel-xml"
     pipelined = PipelinedUpload(
         storage.endpoint.upload_url(url.bucket, "resumable", extra),
         options.chunk_size,
         checksum=checksum,
+        retry=storage.retry,
     )
     with source.open("rb") as stream:
         result = pipelined.transmit(
