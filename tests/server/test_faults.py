@@ -230,3 +230,25 @@ def test_faults_do_not_leak_to_other_requests(gcs_server: GCSServer, gcs_bucket:
     assert requests.get(url).status_code == 200  # no header: untouched
     assert requests.get(url, headers={"x-retry-test-id": test_id}).status_code == 503
     assert requests.get(url, headers={"x-retry-test-id": test_id}).status_code == 200
+
+
+def test_503_after_cut_on_large_chunk(gcs_server: GCSServer, gcs_bucket: str) -> None:
+    data = os.urandom(10 << 20)
+    url = initiate(gcs_server, gcs_bucket, "large-cut").headers["Location"]
+    test_id = gcs_server.create_retry_test({INSERT: ["return-503-after-5000K"]})
+    resp = requests.put(
+        url,
+        data=data[: 8 << 20],
+        headers={"Content-Range": f"bytes 0-{(8 << 20) - 1}/*", "x-retry-test-id": test_id},
+    )
+    assert resp.status_code == 503
+    kept = 5000 * 1024 // Q * Q  # persisted on a 256 KiB boundary
+    status = requests.put(url, headers={"Content-Range": "bytes */*"})
+    assert status.headers["Range"] == f"bytes=0-{kept - 1}"
+    final = requests.put(
+        url,
+        data=data[kept:],
+        headers={"Content-Range": f"bytes {kept}-{len(data) - 1}/{len(data)}"},
+    )
+    assert final.status_code == 200
+    assert gcs_server.object_bytes(gcs_bucket, "large-cut") == data

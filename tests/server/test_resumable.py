@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 
 import google_crc32c
@@ -164,3 +165,18 @@ def test_location_uses_host_header(gcs_server: GCSServer, gcs_bucket: str) -> No
         headers={"Host": f"localhost:{port}"},
     )
     assert resp.headers["Location"].startswith(f"http://localhost:{port}/upload/")
+
+
+def test_large_chunks_with_overlap(gcs_server: GCSServer, gcs_bucket: str) -> None:
+    # Bodies above one receive buffer take the pipelined path (MD5 on a helper thread).
+    data = os.urandom(12 << 20)
+    url = initiate(gcs_server, gcs_bucket, "large")
+    first = put(url, data[: 6 << 20], f"bytes 0-{(6 << 20) - 1}/*")
+    assert first.headers["Range"] == f"bytes=0-{(6 << 20) - 1}"
+    # Resend from 1 MiB: 5 MiB of overlap are skipped, the rest appended.
+    final = put(url, data[1 << 20 :], f"bytes {1 << 20}-{len(data) - 1}/{len(data)}")
+    assert final.status_code == 200
+    doc = final.json()
+    assert doc["crc32c"] == b64crc(data)
+    assert doc["md5Hash"] == base64.b64encode(hashlib.md5(data).digest()).decode()
+    assert gcs_server.object_bytes(gcs_bucket, "large") == data

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import queue
+import threading
 import time
 from typing import BinaryIO
+
+import google_crc32c
 
 from .exchange import BufferPool, Exchange
 from .faults import Fault
 from .store import Hashes, StoreError
 
 POOL = BufferPool()
+PIPELINE_DEPTH = 3
 
 
 @dataclasses.dataclass
@@ -32,45 +37,125 @@ def pump(ex: Exchange, out: BinaryIO, hashes: Hashes, window: Window, fault: Fau
     """Copy the kept window of the request body into ``out`` while hashing it.
 
     The remainder of the body (after the window, or after an upload fault's cut) is left unread
-    for the caller to drain. Returns the number of bytes kept.
+    for the caller to drain. Bodies larger than one buffer are pipelined: this thread receives
+    and writes while a helper thread hashes the previous buffer (recv, write, MD5 and CRC32C
+    all release the GIL). Returns the number of bytes kept.
 
     Raises:
         ClientGone: the client disconnected or sent a malformed body.
     """
-    body = ex.body
+    stop: int | None = None if window.keep is None else window.skip + window.keep
+    stall_at: int | None = None
+    if fault is not None and fault.kind == "stall":
+        stall_at = fault.after_bytes
+    if fault is not None and fault.kind == "status_after":
+        stop = fault.after_bytes if stop is None else min(stop, fault.after_bytes)
+    expected = ex.body.length if stop is None else stop
+    if expected is not None and expected <= POOL.size:
+        return _pump_serial(ex, out, hashes, window.skip, stop, stall_at, fault)
+    return _pump_pipelined(ex, out, hashes, window.skip, stop, stall_at, fault)
+
+
+def _next_read(pos: int, size: int, stop: int | None, stall_at: int | None) -> int:
+    want = size if stop is None else min(size, stop - pos)
+    if stall_at is not None and pos < stall_at:
+        want = min(want, stall_at - pos)
+    return want
+
+
+def _maybe_stall(pos: int, stall_at: int | None, fault: Fault | None) -> int | None:
+    """Sleep once the body position reaches the stall point; returns the new stall point."""
+    if stall_at is not None and fault is not None and pos >= stall_at:
+        time.sleep(fault.stall_s)
+        return None
+    return stall_at
+
+
+def _pump_serial(
+    ex: Exchange,
+    out: BinaryIO,
+    hashes: Hashes,
+    skip: int,
+    stop: int | None,
+    stall_at: int | None,
+    fault: Fault | None,
+) -> int:
     buf = POOL.get()
     view = memoryview(buf)
+    kept = pos = 0
     try:
-        stop: int | None = None if window.keep is None else window.skip + window.keep
-        stall_at = fault.after_bytes if fault and fault.kind == "stall" else None
-        if fault and fault.kind == "status_after":
-            stop = fault.after_bytes if stop is None else min(stop, fault.after_bytes)
-        kept = 0
-        pos = 0
         while stop is None or pos < stop:
-            want = len(view) if stop is None else min(len(view), stop - pos)
-            if stall_at is not None:
-                if pos >= stall_at:
-                    time.sleep(fault.stall_s)  # type: ignore[union-attr]
-                    stall_at = None
-                else:
-                    want = min(want, stall_at - pos)
-            n = body.readinto(view[:want])
+            stall_at = _maybe_stall(pos, stall_at, fault)
+            n = ex.body.readinto(view[: _next_read(pos, len(view), stop, stall_at)])
             if not n:
                 break
-            lo = max(0, window.skip - pos)
+            lo = max(0, skip - pos)
             if lo < n:
-                piece = view[lo:n]
-                out.write(piece)
-                hashes.update(piece)
+                out.write(view[lo:n])
+                hashes.update(view[lo:n])
                 kept += n - lo
             pos += n
-        if stall_at is not None and pos >= stall_at:
-            time.sleep(fault.stall_s)  # type: ignore[union-attr]
+        _maybe_stall(pos, stall_at, fault)
         return kept
     finally:
         view.release()
         POOL.put(buf)
+
+
+def _pump_pipelined(
+    ex: Exchange,
+    out: BinaryIO,
+    hashes: Hashes,
+    skip: int,
+    stop: int | None,
+    stall_at: int | None,
+    fault: Fault | None,
+) -> int:
+    # This thread receives, writes and takes the CRC32C of an immutable copy (google-crc32c
+    # needs bytes); a helper thread runs MD5, the slowest step, over those copies.
+    md5 = hashes.md5
+    backlog: queue.Queue[bytes | None] = queue.Queue(maxsize=PIPELINE_DEPTH)
+    failure: list[BaseException] = []
+
+    def md5_worker() -> None:
+        while (data := backlog.get()) is not None:
+            try:
+                md5.update(data)
+            except BaseException as exc:  # surfaced by the receiving thread
+                failure.append(exc)
+
+    worker = threading.Thread(target=md5_worker, name="upload-md5", daemon=True)
+    if md5 is not None:
+        worker.start()
+    buf = POOL.get()
+    view = memoryview(buf)
+    kept = pos = 0
+    try:
+        while stop is None or pos < stop:
+            stall_at = _maybe_stall(pos, stall_at, fault)
+            n = ex.body.readinto(view[: _next_read(pos, len(view), stop, stall_at)])
+            if not n:
+                break
+            lo = max(0, skip - pos)
+            if lo < n:
+                out.write(view[lo:n])
+                data = bytes(view[lo:n])
+                hashes.crc = google_crc32c.extend(hashes.crc, data)
+                hashes.size += n - lo
+                if md5 is not None:
+                    backlog.put(data)
+                kept += n - lo
+            pos += n
+        _maybe_stall(pos, stall_at, fault)
+    finally:
+        if md5 is not None:
+            backlog.put(None)
+            worker.join()
+        view.release()
+        POOL.put(buf)
+    if failure:
+        raise failure[0]
+    return kept
 
 
 def check_hashes(hashes: Hashes, crc32c: str | None, md5: str | None) -> None:
