@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
+import itertools
 import os
 import pathlib
 import signal
@@ -12,9 +15,10 @@ import time
 import urllib.parse
 
 import pytest
+import requests
 
-from resumable_media import DataCorruption, RetryStrategy, checksums, transports
-from resumable_media.parallel import ParallelDownload
+from resumable_media import DataCorruption, InvalidResponse, RetryStrategy, checksums, transports
+from resumable_media.parallel import ParallelDownload, ParallelUpload
 from resumable_media.parallel.journal import Journal
 from resumable_media.parallel.sink import TEMP_SUFFIX
 
@@ -184,7 +188,8 @@ def test_unpicklable_factory_is_rejected(gcs_server, gcs_bucket, tmp_path):
         ParallelDownload(url, tmp_path / "o").consume(lambda: None)
 
 
-def test_kill_9_then_resume_fetches_only_the_rest(gcs_server, gcs_bucket, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_interrupted_download_resumes_with_only_the_rest(gcs_server, gcs_bucket, tmp_path, signum):
     size = 16 * CHUNK
     data = os.urandom(size)
     url = _put(gcs_server, gcs_bucket, "big", data)
@@ -209,8 +214,14 @@ def test_kill_9_then_resume_fetches_only_the_rest(gcs_server, gcs_bucket, tmp_pa
             assert child.poll() is None, child.stderr.read() if child.stderr else ""
             time.sleep(0.05)
         assert done >= size - CHUNK, "the child made no progress"
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
+        signalled = time.monotonic()
+        child.send_signal(signum)
+        _out, err = child.communicate(timeout=10)
+        if signum == signal.SIGINT:
+            # Ctrl-C: the parent cancels, keeps the resumable state, exits promptly.
+            assert time.monotonic() - signalled < 4.5
+            assert b"KeyboardInterrupt" in err
+            assert os.path.exists(journal_path)
     finally:
         if child.poll() is None:
             child.kill()
@@ -225,6 +236,52 @@ def test_kill_9_then_resume_fetches_only_the_rest(gcs_server, gcs_bucket, tmp_pa
     assert result.verified
     assert fetched < size // 2, fetched
     assert _leftovers(dest) == ["big"]
+
+
+def test_fatal_error_cancels_the_other_chunks_at_once(gcs_server, gcs_bucket, tmp_path):
+    url = _put(gcs_server, gcs_bucket, "obj", os.urandom(8 * CHUNK))
+    # Chunk 0 stalls for 8 s; chunk 1 gets a non-retryable 400.
+    test_id = gcs_server.create_retry_test(
+        {"storage.objects.get": ["stall-for-8s-after-64K", "return-400"]}
+    )
+    dest = tmp_path / "out"
+    began = time.monotonic()
+    with pytest.raises(InvalidResponse, match="400"):
+        ParallelDownload(url, dest, chunk_size=CHUNK, headers={"x-retry-test-id": test_id}).consume(
+            transports.anonymous()
+        )
+    assert time.monotonic() - began < 5
+    assert _leftovers(dest) == []
+
+
+def test_progress_keeps_coming_while_a_chunk_stalls(gcs_server, gcs_bucket, tmp_path):
+    url = _put(gcs_server, gcs_bucket, "obj", os.urandom(6 * CHUNK))
+    test_id = gcs_server.create_retry_test({"storage.objects.get": ["stall-for-2s-after-64K"]})
+    stamps: list[float] = []
+    ParallelDownload(
+        url, tmp_path / "o", chunk_size=CHUNK, headers={"x-retry-test-id": test_id}
+    ).consume(transports.anonymous(), progress=lambda done, total: stamps.append(time.monotonic()))
+    assert stamps[-1] - stamps[0] > 1.5
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert max(gaps) < 0.25, max(gaps)  # at least 4 calls a second while busy
+
+
+def test_md5_falls_back_to_crc32c_for_objects_without_md5(gcs_server, gcs_bucket, tmp_path):
+    data = os.urandom(5 * CHUNK + 1)
+    source = tmp_path / "src"
+    source.write_bytes(data)
+    ParallelUpload(f"{gcs_server.endpoint}/{gcs_bucket}/mpu", source, part_size=CHUNK).transmit(
+        transports.anonymous(), "application/octet-stream"
+    )
+    url = _media_url(gcs_server, gcs_bucket, "mpu")
+    with requests.get(url, timeout=10) as response:
+        assert "md5=" not in response.headers["x-goog-hash"]
+    result = ParallelDownload(url, tmp_path / "d", chunk_size=CHUNK, checksum="md5").consume(
+        transports.anonymous()
+    )
+    assert (tmp_path / "d").read_bytes() == data
+    assert result.verified  # by CRC32C
+    assert result.md5 == base64.b64encode(hashlib.md5(data).digest()).decode()
 
 
 def test_changed_generation_starts_over(gcs_server, gcs_bucket, tmp_path):

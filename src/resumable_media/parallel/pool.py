@@ -3,7 +3,8 @@
 Invariants:
 - One transfer at a time owns a pool (``acquire``); its jobs carry its transfer id, and
   cancelling sets a shared value that every worker polls between 1 MiB reads, so a
-  cancelled transfer stops within one read of each job.
+  cancelled transfer stops within one read of each job.  Messages of an abandoned
+  transfer that arrive later are ignored by the next one (they carry the old id).
 - Child processes are started with an explicit start method (``forkserver`` by default on
   POSIX: no threads or locks are inherited from the parent, unlike ``fork``), ignore
   SIGINT (Ctrl-C is the parent's to handle), and exit as soon as the parent disappears
@@ -57,7 +58,10 @@ def _thread_loop(get: Callable[[], Job | None], put: Callable[[Any], None], canc
 
 
 def _is_cancelled(cancel: Any, transfer_id: int) -> bool:
-    return bool(cancel.value == transfer_id)
+    # Transfer ids only grow, and a pool runs one transfer at a time, so "cancelled" is
+    # "at or below the highest cancelled id": a straggler of an abandoned transfer stays
+    # cancelled after the next transfer has started.
+    return bool(transfer_id <= cancel.value)
 
 
 def _process_main(
@@ -163,7 +167,6 @@ class WorkerPool:
             self._lock.release()
             raise RuntimeError("the worker pool has been shut down")
         self._next_id += 1
-        self._cancel.value = -1
         return self._next_id
 
     def release(self) -> None:
@@ -187,12 +190,12 @@ class WorkerPool:
         return message
 
     def cancel(self, transfer_id: int) -> None:
-        """Make every job of ``transfer_id`` stop at its next read."""
-        self._cancel.value = transfer_id
+        """Make every job of ``transfer_id`` (and of any earlier transfer) stop at its next read."""
+        self._cancel.value = max(self._cancel.value, transfer_id)
 
     def cancelled(self, transfer_id: int) -> bool:
         """Whether ``transfer_id`` has been cancelled."""
-        return bool(self._cancel.value == transfer_id)
+        return _is_cancelled(self._cancel, transfer_id)
 
     def check_alive(self) -> None:
         """Raise if a worker process died (its jobs would never report back).

@@ -4,8 +4,8 @@ Invariants:
 - At most ``window`` jobs of the transfer are queued or running at once, so a cancel
   only has a few jobs to drain and memory per transfer is bounded by the window.
 - ``run`` returns only after every submitted job has posted its final message; on the
-  first fatal error, or on KeyboardInterrupt, it cancels the transfer at once, waits for
-  the in-flight jobs to stop, and then raises, so the caller may delete files safely.
+  first fatal error, or on KeyboardInterrupt, it cancels the transfer at once, waits up
+  to ``DRAIN_TIMEOUT_S`` for the in-flight jobs to stop, and then raises.
 - Worker failures arrive flattened (``ChunkError``) and are rebuilt here into the
   library's exception types.
 """
@@ -30,8 +30,14 @@ _LOGGER = logging.getLogger(__name__)
 TICK_S = 0.05
 """float: How often the parent wakes up to report progress and write the journal."""
 
-DRAIN_TIMEOUT_S = 30.0
-"""float: How long a cancelled transfer waits for its in-flight jobs to stop."""
+DRAIN_TIMEOUT_S = 2.0
+"""float: How long a cancelled transfer waits for its in-flight jobs to stop.
+
+A job blocked in a stalled read notices the cancel only when the read returns (at the
+latest after the read timeout); the transfer does not wait for it.  Its late messages
+carry the old transfer id and are ignored, and it writes only into its own chunk of a
+temporary file that is then either deleted or (resume) re-verified.
+"""
 
 
 class Handler(Protocol):
@@ -142,7 +148,9 @@ class Scheduler:
                 if outstanding == 0:
                     break
                 if drain_deadline is not None and time.monotonic() > drain_deadline:
-                    _LOGGER.warning("%d jobs did not stop after cancel; giving up", outstanding)
+                    _LOGGER.info(
+                        "%d cancelled jobs still blocked in reads; not waiting", outstanding
+                    )
                     break
                 message = self.pool.get(TICK_S)
                 if message is None:
