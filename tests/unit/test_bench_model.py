@@ -160,3 +160,9 @@ def test_run_comparison_rejects_bad_arguments() -> None:
         bench.run_comparison(None, 0)
     with pytest.raises(ValueError, match="no benchmark case"):
         bench.run_comparison(None, 1024, cases=["nope"])
+
+
+def test_run_comparison_refuses_a_run_the_disk_cannot_hold(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(OSError, match="needs about .* free"):
+        bench.run_comparison(None, 1 << 50, cases=["curl"], workdir=tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing written, no server started

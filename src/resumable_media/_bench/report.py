@@ -125,7 +125,9 @@ def format_table(
         "loopback server; every case reads (or writes) that same object in the same run, "
         f"{repeats} timed run(s) per case, each run in a fresh process, the case order "
         "reversed on every other repeat, `sync` before each run. Every download and upload "
-        "is verified byte-exact (size + CRC32C) before its time counts. MB/s = 10^6 B/s. "
+        "is verified byte-exact (size + CRC32C) before its time counts. Timed: the transfer "
+        "call only (building clients and sessions is not timed; process pools a tool starts "
+        "inside that call are). MB/s = 10^6 B/s. "
         "Ratios divide our median by the named peer's median from this same run. Peak RSS: "
         "sum over the case's process tree (workers included), sampled every 100 ms.",
         "",

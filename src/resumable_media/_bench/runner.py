@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,6 +83,18 @@ class _Subject:
 def _default_timeout(size_bytes: int) -> float:
     # Generous: the slowest peer moves well over 5 MB/s on any machine this runs on.
     return 60.0 + size_bytes / (5 * MB)
+
+
+def _check_disk(workdir: Path, size_bytes: int, rss_size_bytes: int | None) -> None:
+    # Source + server copy + one output at a time, per object; refuse early rather than
+    # fill the disk halfway through a 10-minute run.
+    needed = 3 * size_bytes + 3 * (rss_size_bytes or 0) + (256 << 20)
+    free = shutil.disk_usage(workdir).free
+    if free < needed:
+        raise OSError(
+            f"the benchmark needs about {format_size(needed)} free in {workdir}, "
+            f"only {free / (1 << 30):.1f} GiB is available; use a smaller --size or --workdir"
+        )
 
 
 def _kill_group(pgid: int) -> None:
@@ -291,6 +304,7 @@ def run_comparison(
 
     Raises:
         ValueError: On a non-positive size or repeat count, or an unknown case.
+        OSError: If the work directory lacks the disk space the run needs.
         RuntimeError: If the embedded server cannot start.
         VerificationError: If the server does not store the seeded object intact.
     """
@@ -307,6 +321,8 @@ def run_comparison(
 
     with tempfile.TemporaryDirectory(prefix="resumable-media-bench-", dir=workdir) as tmp:
         work = Path(tmp)
+        wants_rss = any(s.case_id == RSS_CASE for s in specs)
+        _check_disk(work, size_bytes, rss_size_bytes if wants_rss else None)
         if endpoint is None:
             server: BenchServer = EmbeddedServer(work / "server", work / "server.log")
         else:
@@ -315,11 +331,7 @@ def run_comparison(
             run = _Run(server, f"bench-{uuid.uuid4().hex[:12]}", work, report, timeout_s)
             report(f"server {server.endpoint}, bucket {run.bucket}")
             subject = run.seed("object", size_bytes)
-            big = (
-                run.seed("object-rss", rss_size_bytes)
-                if any(s.case_id == RSS_CASE for s in specs)
-                else None
-            )
+            big = run.seed("object-rss", rss_size_bytes) if wants_rss else None
             tallies = {
                 s.case_id: _Tally(s, rss_size_bytes if s.case_id == RSS_CASE else size_bytes)
                 for s in specs
