@@ -44,8 +44,9 @@ def test_kernel_attributes(native: ModuleType) -> None:
 
 def test_every_kernel_matches_google_crc32c(native: ModuleType) -> None:
     rng = random.Random(42)
-    # Lengths straddle the 3-way block sizes (3 x 256 B, 3 x 8 KiB) and the 8-byte steps.
-    lengths = [0, 1, 7, 8, 9, 767, 768, 769, 3 * 8192 - 1, 3 * 8192, 3 * 8192 + 769, 100_003]
+    # Lengths straddle the 3-way round sizes (3 x 256 B, 3 x 64 KiB) and the 8-byte steps.
+    long_round = 3 * 65536
+    lengths = [0, 1, 7, 8, 9, 767, 768, 769, 100_003, long_round - 1, long_round, long_round + 769]
     data = rng.randbytes(max(lengths) + 16)
     view = memoryview(data)
     for kernel in native.available_kernels:

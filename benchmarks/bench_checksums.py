@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+# CRC32C / MD5 hashing and combine benchmarks (pytest-benchmark).
+#
+# Invariants: every backend hashes the same data in the same run and its
+# result is checked against google-crc32c before timing; numbers are only
+# reported as medians and as ratios against peers from the same run.
+"""Checksum benchmarks: native vs google-crc32c vs crcmod vs hashlib md5.
+
+Run the suite::
+
+    python3 -m pytest benchmarks/bench_checksums.py --benchmark-only
+
+or run it and print a markdown table of medians and ratios::
+
+    python3 benchmarks/bench_checksums.py
+
+Measure the GIL-release trade-off behind the native module's threshold::
+
+    python3 benchmarks/bench_checksums.py --gil
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import os
+import pathlib
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import crcmod.predefined
+import google_crc32c
+import pytest
+
+from resumable_media import checksums
+
+MiB = 1 << 20
+SIZE = 64 * MiB
+SLICE = 1 * MiB
+PARTS = 1000
+
+crcmod_fun = crcmod.predefined.mkPredefinedCrcFun("crc-32c")
+
+
+def _native() -> Any:
+    try:
+        from resumable_media import _crc32c
+    except ImportError:
+        pytest.skip("native extension not built")
+    return _crc32c
+
+
+@pytest.fixture(scope="module")
+def data() -> bytes:
+    return os.urandom(SIZE)
+
+
+@pytest.fixture(scope="module")
+def mapped(data: bytes) -> Iterator[mmap.mmap]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / "blob"
+        path.write_bytes(data)
+        with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            yield m
+
+
+def _md5(buf: Any) -> bytes:
+    return hashlib.md5(buf, usedforsecurity=False).digest()
+
+
+def _google(buf: Any) -> int:
+    # google-crc32c accepts only bytes: memoryview slices must be copied.
+    return int(google_crc32c.value(buf if type(buf) is bytes else bytes(buf)))
+
+
+def _hashers() -> dict[str, Callable[[Any], object]]:
+    return {
+        "native": lambda buf: _native().crc32c(buf),
+        "google-crc32c": _google,
+        "crcmod": crcmod_fun,
+        "md5": _md5,
+    }
+
+
+HASHERS = ["native", "google-crc32c", "crcmod", "md5"]
+ROUNDS = {"native": 15, "google-crc32c": 15, "crcmod": 3, "md5": 5}
+
+
+@pytest.mark.parametrize("name", HASHERS)
+def test_bytes_64mib(benchmark: Any, data: bytes, name: str) -> None:
+    func = _hashers()[name]
+    if name != "md5":
+        assert func(data) == google_crc32c.value(data)
+    benchmark.group = "hash 64 MiB bytes"
+    benchmark.extra_info["bytes"] = SIZE
+    benchmark.pedantic(func, args=(data,), rounds=ROUNDS[name], warmup_rounds=1)
+
+
+@pytest.mark.parametrize("name", HASHERS)
+def test_mmap_slices_1mib(benchmark: Any, mapped: mmap.mmap, data: bytes, name: str) -> None:
+    func = _hashers()[name]
+    view = memoryview(mapped)
+    slices = [view[i : i + SLICE] for i in range(0, SIZE, SLICE)]
+
+    def run() -> None:
+        for piece in slices:
+            func(piece)
+
+    try:
+        if name != "md5":
+            assert func(slices[3]) == google_crc32c.value(data[3 * SLICE : 4 * SLICE])
+        benchmark.group = "hash 64 MiB mmap as 1 MiB memoryview slices"
+        benchmark.extra_info["bytes"] = SIZE
+        benchmark.pedantic(run, rounds=ROUNDS[name], warmup_rounds=1)
+    finally:
+        slices.clear()
+        view.release()
+
+
+def _parts() -> list[tuple[int, int]]:
+    rng = random.Random(2024)
+    return [(rng.getrandbits(32), rng.randrange(1, 64 * MiB)) for _ in range(PARTS)]
+
+
+COMBINERS: dict[str, Callable[[list[tuple[int, int]]], int]] = {
+    "native combine_many": lambda parts: _native().crc32c_combine_many(parts),
+    "native combine loop": lambda parts: _fold(_native().crc32c_combine, parts),
+    "python combine loop": lambda parts: _fold(checksums.backend("python").crc32c_combine, parts),
+}
+
+
+def _fold(combine: Callable[[int, int, int], int], parts: list[tuple[int, int]]) -> int:
+    total = 0
+    for crc, length in parts:
+        total = combine(total, crc, length)
+    return total
+
+
+@pytest.mark.parametrize("name", list(COMBINERS))
+def test_combine_1000(benchmark: Any, name: str) -> None:
+    parts = _parts()
+    expected = _fold(checksums.backend("python").crc32c_combine, parts)
+    assert COMBINERS[name](parts) == expected
+    benchmark.group = "combine 1,000 chunk CRCs (random lengths 1 B - 64 MiB)"
+    benchmark.pedantic(COMBINERS[name], args=(parts,), rounds=20, warmup_rounds=2)
+
+
+# --------------------------------------------------------------------------- #
+# Script mode: run the suite and print medians + ratios; or measure the GIL.
+# --------------------------------------------------------------------------- #
+
+
+def machine() -> str:
+    """Describe the CPU this runs on (model, vCPUs), Python and library versions."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    kernel = getattr(_native_or_none(), "kernel", "n/a")
+    return (
+        f"{model}, {os.cpu_count()} vCPU (shared, noisy); Python {platform.python_version()}; "
+        f"native kernel {kernel}; google-crc32c {google_crc32c.implementation}"
+    )
+
+
+def _native_or_none() -> Any:
+    try:
+        from resumable_media import _crc32c
+    except ImportError:
+        return None
+    return _crc32c
+
+
+def _report(path: pathlib.Path) -> str:
+    benches = json.loads(path.read_text())["benchmarks"]
+    by_group: dict[str, dict[str, float]] = {}
+    for b in benches:
+        name = b["params"]["name"] if b.get("params") else b["name"]
+        by_group.setdefault(b["group"], {})[name] = b["stats"]["median"]
+    lines = [f"Machine: {machine()}", ""]
+    lines.append("| Case | Median | Throughput | native is x faster |")
+    lines.append("|---|---|---|---|")
+    for group, medians in by_group.items():
+        reference = next((v for k, v in medians.items() if k.startswith("native")), None)
+        for name, median in medians.items():
+            rate = f"{SIZE / median / 1e6:,.0f} MB/s" if group.startswith("hash") else "-"
+            ratio = f"{median / reference:.2f}x" if reference else "-"
+            lines.append(f"| {group}: {name} | {median * 1e3:.3f} ms | {rate} | {ratio} |")
+    return "\n".join(lines)
+
+
+def _gil_table() -> str:
+    native = _native_or_none()
+    if native is None:
+        return "native extension not built"
+    buf = memoryview(bytearray(os.urandom(4 * MiB)))  # cache-resident
+    total = 256 * MiB
+
+    def work(size: int) -> None:
+        for _ in range(total // len(buf)):
+            for i in range(0, len(buf), size):
+                native.crc32c(buf[i : i + size])
+
+    def timed(size: int, threads: int) -> float:
+        pool = [threading.Thread(target=work, args=(size,)) for _ in range(threads)]
+        start = time.perf_counter()
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        return time.perf_counter() - start
+
+    lines = [
+        f"Machine: {machine()}",
+        "",
+        "| Call size | 1 thread, GIL released / held (GB/s) | 2 threads vs 1, released | held |",
+        "|---|---|---|---|",
+    ]
+    old = native.gil_release_threshold
+    try:
+        for size in (4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20):
+            res = {}
+            for threshold in (0, 1 << 62):
+                native._set_gil_release_threshold(threshold)
+                one = statistics.median(timed(size, 1) for _ in range(3))
+                two = statistics.median(timed(size, 2) for _ in range(3))
+                res[threshold] = (one, two)
+            (r1, r2), (h1, h2) = res[0], res[1 << 62]
+            lines.append(
+                f"| {size >> 10} KiB | {total / r1 / 1e9:.1f} / {total / h1 / 1e9:.1f} "
+                f"| {2 * h1 / r2:.2f}x | {2 * h1 / h2:.2f}x |"
+            )
+    finally:
+        native._set_gil_release_threshold(old)
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    """Run the suite and print a markdown table, or with --gil the GIL table."""
+    if "--gil" in argv:
+        sys.stdout.write(_gil_table() + "\n")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        out = pathlib.Path(tmp) / "bench.json"
+        rc = pytest.main(
+            [
+                __file__,
+                "--benchmark-only",
+                f"--benchmark-json={out}",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+            ]
+        )
+        if rc != 0:
+            return int(rc)
+        sys.stdout.write(_report(out) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
