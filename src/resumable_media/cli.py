@@ -3,10 +3,11 @@
 Invariants: exit code 0 means every object was copied and verified, 1 means at
 least one transfer failed (each failure is reported naming the object and the
 reason), 2 means the command line was unusable (argparse errors included), 130
-means interrupted.  Machine-readable output (``--json``) goes to stdout, one
-line per object; everything for people (messages, the progress bar) goes to
-stderr.  On Ctrl-C the command stops within about a second, deletes its temp
-files and keeps the accelerator's resume journals.
+means interrupted by Ctrl-C (143: by SIGTERM).  Machine-readable output
+(``--json``) goes to stdout, one line per object; everything for people
+(messages, the progress bar) goes to stderr.  On Ctrl-C the command stops within
+about a second, deletes its temp files and keeps the accelerator's resume
+journals (with the partial file they describe).
 """
 
 from __future__ import annotations
@@ -171,8 +172,12 @@ GRACE_S = 1.2
 """After Ctrl-C, how long the transfer may take to wind down before the command exits anyway."""
 
 
+_RECEIVED: list[int] = []
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     """SIGINT/SIGTERM: ask everything to stop, and make sure we are gone within the grace time."""
+    _RECEIVED.append(signum)
     if CANCEL.is_set():
         _stop_now()
     CANCEL.set()
@@ -183,7 +188,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _stop_now() -> None:
-    """Remove temp files, say so, and exit 130 without waiting for blocked threads."""
+    """Remove temp files, say so, and exit 128+signal without waiting for blocked threads."""
     CANCEL.set()
     _STOPPING.acquire()  # one caller does the cleanup; any other blocks until the exit
     try:
@@ -195,7 +200,7 @@ def _stop_now() -> None:
         sys.stdout.flush()
     finally:
         # Worker threads may sit in a blocking socket read; do not wait for them.
-        os._exit(130)
+        os._exit(128 + (_RECEIVED[0] if _RECEIVED else signal.SIGINT))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

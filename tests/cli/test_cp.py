@@ -6,10 +6,11 @@ import base64
 import json
 import os
 import pathlib
+import subprocess
 
 import google_crc32c
 import pytest
-from cli_helpers import RunCli
+from cli_helpers import RunCli, cli_env, command
 
 from resumable_media.testing import GCSServer
 
@@ -214,3 +215,20 @@ def test_extra_headers_from_environment_reach_the_server(
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "flaky").read_bytes() == data
     assert gcs_server.retry_test(test_id)["completed"] is True
+
+
+def test_default_endpoint_without_credentials_fails_clearly(tmp_path: pathlib.Path) -> None:
+    env = cli_env({"HOME": str(tmp_path), "CLOUDSDK_CONFIG": str(tmp_path), "NO_GCE_CHECK": "True"})
+    env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
+    result = subprocess.run(
+        command("cp", "gs://some-bucket/object", str(tmp_path / "x")),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "gs://some-bucket/object" in result.stderr
+    assert "credentials" in result.stderr and "--endpoint" in result.stderr
+    assert not (tmp_path / "x").exists()

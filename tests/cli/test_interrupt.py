@@ -124,3 +124,55 @@ def test_no_resume_starts_over(
     assert proc.returncode == 130, stderr
     # Without resume nothing is kept: no data, no journal.
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_during_recursive_download(
+    gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    for i in range(6):
+        gcs_server.put_object(gcs_bucket, f"tree/{i}.bin", os.urandom(30_000))
+    destination = tmp_path / "dest"
+    gcs_server.clear_requests()
+    proc = _start(
+        gcs_server,
+        "-r",
+        "--header",
+        "x-goog-emulator-instructions: stall-always",
+        f"gs://{gcs_bucket}/tree",
+        str(destination),
+    )
+
+    def stalled() -> bool:
+        return sum("alt=media" in r.path for r in gcs_server.requests) >= 1 or (
+            destination.exists() and bool(list(destination.iterdir()))
+        )
+
+    assert _wait_for(stalled, 15)
+    time.sleep(0.3)
+    elapsed, stderr = _interrupt(proc)
+    assert proc.returncode == 130, stderr
+    assert elapsed < 2.0, f"took {elapsed:.2f} s to stop"
+    assert list(destination.iterdir()) == []
+
+
+def test_sigterm_stops_an_upload_with_143(
+    gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    source = tmp_path / "up.bin"
+    source.write_bytes(os.urandom(600_000))
+    proc = _start(
+        gcs_server,
+        "--header",
+        "x-goog-emulator-instructions: stall-always",
+        "--chunk-size",
+        "256KiB",
+        str(source),
+        f"gs://{gcs_bucket}/up.bin",
+    )
+    time.sleep(1.0)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=10)
+    assert time.monotonic() - sent < 2.0
+    assert proc.returncode == 143, stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["up.bin"]

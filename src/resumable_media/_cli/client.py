@@ -84,6 +84,8 @@ def describe_error(exc: BaseException) -> str:
         }.get(status, "request failed")
         return f"{label} (HTTP {status}{': ' + message if message else ''})"
     text = str(exc) or type(exc).__name__
+    if type(exc).__name__ == "DefaultCredentialsError":
+        text += " (for an emulator, pass --endpoint URL or set STORAGE_EMULATOR_HOST)"
     return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text
 
 
