@@ -242,17 +242,26 @@ class DownloadProtocol:
             parsed.total is not None and parsed.end == parsed.total - 1
         )
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes | memoryview]:
+    @property
+    def running_hash(self) -> checksums.Hasher | None:
+        """The hasher of the stored bytes received so far (None without a checksum)."""
+        return self._checksum_object
+
+    def feed(
+        self, data: bytes | bytearray | memoryview, *, hashed: bool = False
+    ) -> list[bytes | memoryview]:
         """Account for body bytes as received (stored form) and return what to write.
 
         Args:
             data: The next piece of the body, exactly as received.
+            hashed: True when the caller has fed ``data`` to :attr:`running_hash`
+                itself (e.g. on another thread, in order).
 
         Returns:
             The pieces to write to the caller's stream, in order (decoded when
             decoding is on and the body is encoded; otherwise ``data`` itself).
         """
-        if self._checksum_object is not None:
+        if self._checksum_object is not None and not hashed:
             self._checksum_object.update(data)
         self._stored_received += len(data)
         if self._decoder is None:

@@ -9,15 +9,20 @@ Responses without ``raw.readinto`` fall back to ``raw.read`` and then to
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import http.client
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 
 import requests
+import requests.exceptions
+import urllib3.exceptions
+import urllib3.response
 
 __all__ = [
     "READ_SIZE",
     "ChunkBuffer",
     "body_is_decoded",
+    "body_reader",
     "iter_body",
     "mark_consumed",
     "read_exactly",
@@ -29,7 +34,7 @@ enough to stay in cache while it is hashed."""
 
 
 def body_is_decoded(response: Any) -> bool:
-    """Whether :func:`iter_body` will yield transport-decoded bytes for ``response``.
+    """Whether :func:`body_reader` will return transport-decoded bytes for ``response``.
 
     Args:
         response: A ``requests.Response``-like object.
@@ -39,6 +44,86 @@ def body_is_decoded(response: Any) -> bool:
     """
     raw = getattr(response, "raw", None)
     return not (hasattr(raw, "readinto") or hasattr(raw, "read"))
+
+
+def _direct(raw: Any) -> Callable[[memoryview], int] | None:
+    # urllib3's readinto reads into a fresh bytes object and copies; the
+    # http.client response underneath fills our buffer directly.  Only used
+    # while urllib3 has buffered nothing of the body itself.
+    fp = getattr(raw, "_fp", None)
+    if not isinstance(raw, urllib3.response.HTTPResponse):
+        return None
+    if not isinstance(fp, http.client.HTTPResponse) or raw.closed:
+        return None
+    if getattr(raw, "_fp_bytes_read", 0) or len(getattr(raw, "_decoded_buffer", ())):
+        return None
+
+    def readinto(view: memoryview) -> int:
+        try:
+            count = fp.readinto(view)
+        except TimeoutError as exc:
+            raise requests.exceptions.ReadTimeout(f"Read timed out: {exc}") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise urllib3.exceptions.ProtocolError(f"Connection broken: {exc!r}", exc) from exc
+        if not count and len(view):
+            # http.client reports a body cut short as a plain end of data.
+            missing = getattr(fp, "length", None)
+            if missing:
+                raise urllib3.exceptions.ProtocolError(
+                    f"Connection broken: {missing} more bytes expected",
+                    http.client.IncompleteRead(b"", missing),
+                )
+            raw.release_conn()
+        return count
+
+    return readinto
+
+
+def body_reader(response: Any) -> Callable[[memoryview], int]:
+    """A ``readinto``-like function over the response body (stored bytes when possible).
+
+    Args:
+        response: A streamed (``stream=True``) ``requests.Response``-like object.
+
+    Returns:
+        ``read(view) -> count``: fills up to ``len(view)`` bytes; 0 at the end of
+        the body.
+    """
+    raw = getattr(response, "raw", None)
+    direct = _direct(raw)
+    if direct is not None:
+        return direct
+    readinto = getattr(raw, "readinto", None)
+    if readinto is not None:
+        return cast("Callable[[memoryview], int]", readinto)
+    pieces = _fallback_pieces(response, raw)
+    pending = memoryview(b"")
+
+    def read(view: memoryview) -> int:
+        nonlocal pending
+        if not pending:
+            pending = memoryview(next(pieces, b""))
+        count = min(len(view), len(pending))
+        view[:count] = pending[:count]
+        pending = pending[count:]
+        return count
+
+    return read
+
+
+def _fallback_pieces(response: Any, raw: Any) -> Iterator[bytes]:
+    read = getattr(raw, "read", None)
+    if read is None:
+        yield from (data for data in response.iter_content(chunk_size=READ_SIZE) if data)
+        return
+    while True:
+        try:
+            data = read(READ_SIZE, decode_content=False)
+        except TypeError:
+            data = read(READ_SIZE)
+        if not data:
+            return
+        yield data
 
 
 def iter_body(response: Any, buffer: bytearray) -> Iterator[memoryview]:
@@ -53,28 +138,13 @@ def iter_body(response: Any, buffer: bytearray) -> Iterator[memoryview]:
     Yields:
         Views of the bytes read.
     """
-    raw = getattr(response, "raw", None)
+    read = body_reader(response)
     view = memoryview(buffer)
-    readinto = getattr(raw, "readinto", None)
-    if readinto is not None:
-        while True:
-            count = readinto(view)
-            if not count:
-                return
-            yield view[:count]
-    read = getattr(raw, "read", None)
-    if read is not None:
-        while True:
-            try:
-                data = read(len(buffer), decode_content=False)
-            except TypeError:
-                data = read(len(buffer))
-            if not data:
-                return
-            yield memoryview(data)
-    for data in response.iter_content(chunk_size=len(buffer)):
-        if data:
-            yield memoryview(data)
+    while True:
+        count = read(view)
+        if not count:
+            return
+        yield view[:count]
 
 
 def read_exactly(response: Any, view: memoryview) -> int:
@@ -87,22 +157,11 @@ def read_exactly(response: Any, view: memoryview) -> int:
     Returns:
         The number of bytes read (less than ``len(view)`` only at end of body).
     """
-    raw = getattr(response, "raw", None)
-    readinto = getattr(raw, "readinto", None)
-    if readinto is None:
-        step = bytearray(READ_SIZE)
-        filled = 0
-        for piece in iter_body(response, step):
-            end = min(filled + len(piece), len(view))
-            view[filled:end] = piece[: end - filled]
-            filled = end
-            if filled == len(view):
-                break
-        return filled
+    read = body_reader(response)
     filled = 0
     total = len(view)
     while filled < total:
-        count = readinto(view[filled : min(filled + READ_SIZE, total)])
+        count = read(view[filled : min(filled + READ_SIZE, total)])
         if not count:
             break
         filled += count
