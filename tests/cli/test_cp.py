@@ -39,7 +39,14 @@ def test_download_small_object(
     assert summary["bytes"] == len(data)
     assert summary["crc32c"] == _crc_b64(data)
     assert summary["destination"] == str(tmp_path / "small.bin")
+    assert summary["verified"] is True
     assert _leftovers(tmp_path) == []
+
+    unchecked = run_cli(
+        "cp", "--json", "--checksum", "none", f"gs://{gcs_bucket}/dir/small.bin", str(tmp_path)
+    )
+    assert unchecked.returncode == 0, unchecked.stderr
+    assert json.loads(unchecked.stdout)["verified"] is False
 
 
 def test_download_large_object_uses_accelerator(
@@ -56,6 +63,7 @@ def test_download_large_object_uses_accelerator(
     summary = json.loads(result.stdout)
     assert summary["method"] == "parallel"
     assert summary["crc32c"] == _crc_b64(data)
+    assert summary["verified"] is True
 
 
 def test_upload_small_and_large_files(
@@ -83,6 +91,7 @@ def test_upload_small_and_large_files(
     assert gcs_server.object_bytes(gcs_bucket, "large copy.bin") == large.read_bytes()
     summary = json.loads(second.stdout)
     assert summary["method"] == "pipelined"
+    assert summary["verified"] is True
     assert summary["crc32c"] == _crc_b64(large.read_bytes())
     assert summary["destination"] == f"gs://{gcs_bucket}/large copy.bin"
 

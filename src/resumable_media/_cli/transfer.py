@@ -106,6 +106,7 @@ class CopyResult:
     crc32c: str | None
     md5: str | None
     generation: int | None
+    verified: bool
 
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` summary of a successful copy."""
@@ -159,7 +160,8 @@ def _temp_beside(destination: pathlib.Path) -> tuple[int, str]:
     return fd, path
 
 
-def _verify_download(url: GsUrl, meta: dict[str, Any], size: int, crc32c: str | None) -> None:
+def _verify_download(url: GsUrl, meta: dict[str, Any], size: int, crc32c: str | None) -> bool:
+    """Check size and CRC32C against the metadata; return whether a checksum was compared."""
     expected_size = int(meta.get("size", -1))
     if expected_size >= 0 and size != expected_size:
         raise TransferError(
@@ -172,6 +174,7 @@ def _verify_download(url: GsUrl, meta: dict[str, Any], size: int, crc32c: str | 
             f"data corruption: CRC32C of the downloaded bytes is {crc32c}, the object's is "
             f"{expected_crc}; nothing was written",
         )
+    return crc32c is not None and bool(expected_crc)
 
 
 def _download_single(
@@ -182,7 +185,7 @@ def _download_single(
     options: CopyOptions,
     cancel: threading.Event,
     progress: Progress | None,
-) -> str | None:
+) -> tuple[str | None, bool]:
     from resumable_media.requests import Download
 
     generation = int(meta["generation"]) if meta.get("generation") else None
@@ -200,13 +203,13 @@ def _download_single(
             raw.flush()
             os.fsync(raw.fileno())
         crc = writer.crc.b64digest() if options.checksum else None
-        _verify_download(url, meta, writer.written, crc)
+        verified = _verify_download(url, meta, writer.written, crc)
         os.replace(temp, destination)
     finally:
         TEMP_FILES.discard(temp)
         if os.path.exists(temp):
             os.unlink(temp)
-    return crc
+    return crc, verified
 
 
 def _download_parallel(
@@ -275,12 +278,14 @@ def download_object(
     try:
         if size > options.chunk_size:
             result = _download_parallel(storage, url, meta, destination, options, progress)
-            crc = result.crc32c
+            crc, verified = result.crc32c, bool(result.verified)
             method = "parallel"
             if options.checksum and meta.get("crc32c") and crc and crc != meta["crc32c"]:
                 raise TransferError(str(url), f"data corruption: CRC32C {crc} != {meta['crc32c']}")
         else:
-            crc = _download_single(storage, url, meta, destination, options, cancel, progress)
+            crc, verified = _download_single(
+                storage, url, meta, destination, options, cancel, progress
+            )
             method = "single"
     except (TransferError, Interrupted, KeyboardInterrupt):
         raise
@@ -297,6 +302,7 @@ def download_object(
         crc32c=crc or meta.get("crc32c"),
         md5=meta.get("md5Hash"),
         generation=generation,
+        verified=verified,
     )
 
 
@@ -305,9 +311,10 @@ def _file_crc32c(path: pathlib.Path) -> tuple[bytes, str]:
     return data, checksums.crc32c_to_b64(checksums.crc32c(data))
 
 
-def _verify_upload(url: GsUrl, resource: dict[str, Any] | None, size: int, crc: str | None) -> None:
+def _verify_upload(url: GsUrl, resource: dict[str, Any] | None, size: int, crc: str | None) -> bool:
+    """Check the stored object against the source; return whether a checksum was compared."""
     if not resource:
-        return
+        return False
     if int(resource.get("size", size)) != size:
         raise TransferError(
             str(url), f"server stored {resource.get('size')} bytes, the source has {size}"
@@ -316,6 +323,7 @@ def _verify_upload(url: GsUrl, resource: dict[str, Any] | None, size: int, crc: 
         raise TransferError(
             str(url), f"server CRC32C {resource['crc32c']} does not match the source's {crc}"
         )
+    return bool(crc and resource.get("crc32c"))
 
 
 def upload_file(
@@ -372,7 +380,7 @@ def upload_file(
         raise TransferError(str(url), describe_error(exc)) from exc
     except Exception as exc:
         raise TransferError(str(url), describe_error(exc)) from exc
-    _verify_upload(url, resource, size, crc if options.checksum else None)
+    verified = _verify_upload(url, resource, size, crc if options.checksum else None)
     resource = resource or {}
     return CopyResult(
         source=str(source),
@@ -383,6 +391,7 @@ def upload_file(
         crc32c=resource.get("crc32c", crc),
         md5=resource.get("md5Hash"),
         generation=int(resource["generation"]) if resource.get("generation") else None,
+        verified=verified,
     )
 
 
