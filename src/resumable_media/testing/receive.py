@@ -33,8 +33,11 @@ class Window:
     keep: int | None = None  # None = everything to the end of the body
 
 
-def pump(ex: Exchange, out: BinaryIO, hashes: Hashes, window: Window, fault: Fault | None) -> int:
-    """Copy the kept window of the request body into ``out`` while hashing it.
+def pump(
+    ex: Exchange, out: BinaryIO, hashes: Hashes | None, window: Window, fault: Fault | None
+) -> int:
+    """Copy the kept window of the request body into ``out`` while hashing it (unless
+    ``hashes`` is None: resumable chunks are hashed later, from the file).
 
     The remainder of the body (after the window, or after an upload fault's cut) is left unread
     for the caller to drain. Bodies larger than one buffer are pipelined: this thread receives
@@ -51,7 +54,7 @@ def pump(ex: Exchange, out: BinaryIO, hashes: Hashes, window: Window, fault: Fau
     if fault is not None and fault.kind == "status_after":
         stop = fault.after_bytes if stop is None else min(stop, fault.after_bytes)
     expected = ex.body.length if stop is None else stop
-    if expected is not None and expected <= POOL.size:
+    if hashes is None or (expected is not None and expected <= POOL.size):
         return _pump_serial(ex, out, hashes, window.skip, stop, stall_at, fault)
     return _pump_pipelined(ex, out, hashes, window.skip, stop, stall_at, fault)
 
@@ -74,7 +77,7 @@ def _maybe_stall(pos: int, stall_at: int | None, fault: Fault | None) -> int | N
 def _pump_serial(
     ex: Exchange,
     out: BinaryIO,
-    hashes: Hashes,
+    hashes: Hashes | None,
     skip: int,
     stop: int | None,
     stall_at: int | None,
@@ -92,7 +95,8 @@ def _pump_serial(
             lo = max(0, skip - pos)
             if lo < n:
                 out.write(view[lo:n])
-                hashes.update(view[lo:n])
+                if hashes is not None:
+                    hashes.update(view[lo:n])
                 kept += n - lo
             pos += n
         _maybe_stall(pos, stall_at, fault)

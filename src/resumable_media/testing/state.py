@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 from .exchange import Exchange, RequestRecord
 from .faults import Fault, RetryTests, parse_header_instruction
-from .store import Hashes, ObjectMeta, Preconditions, Store, StoredObject, StoreError
+from .follow import FollowHasher
+from .store import ObjectMeta, Preconditions, Store, StoredObject, StoreError
 
 REQUEST_LOG_SIZE = 10_000
 
@@ -31,11 +32,14 @@ class UploadSession:
     pre: Preconditions
     temp: pathlib.Path
     declared_size: int | None
-    hashes: Hashes = dataclasses.field(default_factory=Hashes)
     persisted: int = 0
     poison: str | None = None
     result: StoredObject | None = None
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    hasher: FollowHasher = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hasher = FollowHasher(self.temp)
 
 
 @dataclasses.dataclass

@@ -134,7 +134,7 @@ def multipart_upload(ex: Exchange, state: ServerState, bucket: str, faults: Faul
     temp = state.store.new_temp()
     try:
         with open(raw, "w+b") as spool:
-            pump(ex, spool, Hashes(md5=None), Window(), fault)
+            pump(ex, spool, None, Window(), fault)
             if _fail_after(ex, fault):
                 return
             size = spool.tell()
@@ -326,19 +326,18 @@ def _chunk_locked(
         cut_end = persisted + max(0, fault.after_bytes - skip)
         if cut_end < keep_end:
             window.keep = max(0, cut_end // QUANTUM * QUANTUM - persisted)
-    hashes = session.hashes.copy()
     with open(session.temp, "r+b") as out:
         out.seek(persisted)
         try:
-            kept = pump(ex, out, hashes, window, fault)
+            kept = pump(ex, out, None, window, fault)
         except (ClientGone, OSError):
             out.truncate(persisted)
             raise
         if kept < (window.keep or 0) and not (fault and fault.kind == "status_after"):
             out.truncate(persisted)
             raise ClientGone("request body shorter than its Content-Range")
-    session.hashes = hashes
     session.persisted = persisted + kept
+    session.hasher.advance(session.persisted)
     if _fail_after(ex, fault):
         return
     ex.finish_body()
@@ -358,12 +357,13 @@ def _finalize(
             f"{session.declared_size} were declared."
         )
     try:
-        check_hashes(session.hashes, crc, md5)
+        hashes = session.hasher.result()
+        check_hashes(hashes, crc, md5)
         obj = state.store.publish(
             session.bucket,
             session.name,
             session.temp,
-            session.hashes,
+            hashes,
             session.meta,
             session.pre,
         )
