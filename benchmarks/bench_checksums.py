@@ -201,46 +201,74 @@ def _report(path: pathlib.Path) -> str:
     return "\n".join(lines)
 
 
+def _spin(stop: threading.Event) -> None:
+    """Keep a Python thread busy (wanting the GIL) until ``stop`` is set."""
+    count = 0
+    while not stop.is_set():
+        count += 1
+
+
 def _gil_table() -> str:
+    """Measure what releasing the GIL buys (2 hashing threads) and costs (a busy peer)."""
     native = _native_or_none()
     if native is None:
         return "native extension not built"
     buf = memoryview(bytearray(os.urandom(4 * MiB)))  # cache-resident
-    total = 256 * MiB
+    total = 512 * MiB  # per thread: long against the 5 ms GIL switch interval
+    modes = {"released": 0, "held": 1 << 62}
 
     def work(size: int) -> None:
         for _ in range(total // len(buf)):
             for i in range(0, len(buf), size):
                 native.crc32c(buf[i : i + size])
 
-    def timed(size: int, threads: int) -> float:
+    def timed(size: int, threads: int, spin: bool = False) -> float:
         pool = [threading.Thread(target=work, args=(size,)) for _ in range(threads)]
+        stop = threading.Event()
+        spinner = threading.Thread(target=_spin, args=(stop,))
+        if spin:
+            spinner.start()
         start = time.perf_counter()
         for t in pool:
             t.start()
         for t in pool:
             t.join()
-        return time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        stop.set()
+        if spin:
+            spinner.join()
+        return elapsed
 
     lines = [
         f"Machine: {machine()}",
         "",
-        "| Call size | 1 thread, GIL released / held (GB/s) | 2 threads vs 1, released | held |",
+        "| Call size | 1 thread GB/s, released / held | 2 threads vs 1, released / held "
+        "| 1 thread beside a busy Python thread GB/s, released / held |",
         "|---|---|---|---|",
     ]
     old = native.gil_release_threshold
     try:
-        for size in (4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20):
-            res = {}
-            for threshold in (0, 1 << 62):
-                native._set_gil_release_threshold(threshold)
-                one = statistics.median(timed(size, 1) for _ in range(3))
-                two = statistics.median(timed(size, 2) for _ in range(3))
-                res[threshold] = (one, two)
-            (r1, r2), (h1, h2) = res[0], res[1 << 62]
+        for size in (4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20):
+            runs: dict[tuple[str, str], list[float]] = {}
+            for _ in range(5):  # interleaved, so both modes see the same noise
+                for mode, threshold in modes.items():
+                    native._set_gil_release_threshold(threshold)
+                    for case, threads, spin in (
+                        ("one", 1, False),
+                        ("two", 2, False),
+                        ("spin", 1, True),
+                    ):
+                        runs.setdefault((mode, case), []).append(timed(size, threads, spin))
+            med = {key: statistics.median(values) for key, values in runs.items()}
+            rate = {
+                key: total * (2 if key[1] == "two" else 1) / value / 1e9
+                for key, value in med.items()
+            }
             lines.append(
-                f"| {size >> 10} KiB | {total / r1 / 1e9:.1f} / {total / h1 / 1e9:.1f} "
-                f"| {2 * h1 / r2:.2f}x | {2 * h1 / h2:.2f}x |"
+                f"| {size >> 10} KiB | {rate['released', 'one']:.1f} / {rate['held', 'one']:.1f} "
+                f"| {rate['released', 'two'] / rate['released', 'one']:.2f}x / "
+                f"{rate['held', 'two'] / rate['held', 'one']:.2f}x "
+                f"| {rate['released', 'spin']:.2f} / {rate['held', 'spin']:.2f} |"
             )
     finally:
         native._set_gil_release_threshold(old)

@@ -23,7 +23,6 @@
 #define CRC3_ROUND crc32c_sse42_round
 #define CRC3_U64(crc, word) _mm_crc32_u64((crc), (word))
 #define CRC3_U8(crc, byte) _mm_crc32_u8((crc), (byte))
-
 #include "crc32c_3way.h"
 
 static int cpu_has_sse42(void)

@@ -39,6 +39,7 @@ __all__ = [
     "BACKENDS",
     "Backend",
     "Buffer",
+    "Crc32cFunction",
     "Crc32cHasher",
     "GoogHashError",
     "Hasher",
@@ -69,6 +70,20 @@ _FAST_BACKENDS = frozenset({"native", "google-crc32c"})
 # --------------------------------------------------------------------------- #
 
 
+class Crc32cFunction(Protocol):
+    """The shape of every backend's ``crc32c``."""
+
+    def __call__(self, data: Buffer, value: int = 0) -> int:
+        """Return the CRC-32C of ``data``, continuing from ``value``.
+
+        Raises:
+            TypeError: ``data`` is not a bytes-like object.
+            BufferError: ``data`` is not C-contiguous.
+            ValueError: ``value`` is not in [0, 2**32).
+        """
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Backend:
     """One CRC32C implementation.
@@ -80,7 +95,7 @@ class Backend:
     """
 
     name: str
-    crc32c: Callable[..., int]
+    crc32c: Crc32cFunction
     crc32c_combine: Callable[[int, int, int], int]
     combine_many: Callable[[Iterable[tuple[int, int]]], int] | None = None
 
@@ -200,7 +215,7 @@ _live = _choose()
 implementation: str = _live.name
 """The live CRC32C backend: "native", "google-crc32c", "crcmod" or "python"."""
 
-crc32c: Callable[..., int] = _live.crc32c
+crc32c: Crc32cFunction = _live.crc32c
 """``crc32c(data, value=0) -> int``: CRC-32C of any contiguous buffer, continuing ``value``."""
 
 crc32c_combine: Callable[[int, int, int], int] = _live.crc32c_combine
