@@ -296,10 +296,15 @@ static PyObject *py_set_gil_release_threshold(PyObject *module, PyObject *arg)
         PyErr_SetString(PyExc_ValueError, "threshold must be >= 0");
         return NULL;
     }
+    PyObject *value = PyLong_FromSsize_t(n);
+    if (value == NULL)
+        return NULL;
+    int rc = PyModule_AddObjectRef(module, "gil_release_threshold", value);
+    Py_DECREF(value);
+    if (rc < 0)
+        return NULL;
     Py_ssize_t old = gil_release_threshold;
     gil_release_threshold = n;
-    if (PyModule_AddObject(module, "gil_release_threshold", PyLong_FromSsize_t(n)) < 0)
-        return NULL;
     return PyLong_FromSsize_t(old);
 }
 
@@ -321,10 +326,10 @@ static int crc32c_exec(PyObject *module)
                                        : Py_BuildValue("(s)", "slice8");
     if (kernels == NULL)
         return -1;
-    if (PyModule_AddObject(module, "available_kernels", kernels) < 0) {
-        Py_DECREF(kernels);
+    int rc = PyModule_AddObjectRef(module, "available_kernels", kernels);
+    Py_DECREF(kernels);
+    if (rc < 0)
         return -1;
-    }
     if (PyModule_AddStringConstant(module, "kernel", active_kernel_name) < 0 ||
         PyModule_AddIntConstant(module, "gil_release_threshold", (long)gil_release_threshold) < 0)
         return -1;
@@ -333,6 +338,11 @@ static int crc32c_exec(PyObject *module)
 
 static PyModuleDef_Slot crc32c_slots[] = {
     {Py_mod_exec, (void *)crc32c_exec},
+#ifdef Py_GIL_DISABLED
+    /* No mutable state is shared between calls except the threshold, which
+     * only the measuring helper writes. */
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
     {0, NULL},
 };
 
