@@ -138,3 +138,17 @@ def test_parallel_xml_upload_with_processes(
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["method"] == "parallel-xml"
     assert gcs_server.object_bytes(gcs_bucket, "multi part/é.bin") == source.read_bytes()
+
+
+def test_recursive_upload_refuses_non_utf8_file_names(
+    run_cli: RunCli, gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "good.txt").write_bytes(b"good")
+    with open(os.path.join(os.fsencode(source), b"bad\xff.txt"), "wb") as stream:
+        stream.write(b"bad")
+    result = run_cli("cp", "-r", str(source), f"gs://{gcs_bucket}/u")
+    assert result.returncode == 1
+    assert "not valid UTF-8" in result.stderr
+    assert gcs_server.object_bytes(gcs_bucket, "u/good.txt") == b"good"

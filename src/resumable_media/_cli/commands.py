@@ -112,7 +112,7 @@ def hash_files(args: argparse.Namespace) -> int:
             line: dict[str, Any] = {"file": path, "crc32c": crc.b64digest(), "md5": md5.b64digest()}
             if args.hex:
                 line.update(crc32c_hex=crc.hexdigest(), md5_hex=md5.hexdigest())
-            print(json.dumps(line, ensure_ascii=False))
+            print(json.dumps(line))
             continue
         print(f"Hashes [base64] for {path}:")
         print(f"\tHash (crc32c):\t{crc.b64digest()}")
@@ -128,6 +128,14 @@ def serve(args: argparse.Namespace) -> int:
     """``serve``: run the loopback server until SIGINT/SIGTERM (URL printed first)."""
     from resumable_media.testing import serve as run_server
 
+    if not args.quiet:
+        sys.stderr.write(
+            "serving until Ctrl-C; the endpoint URL is the first line on stdout.\n"
+            "create a bucket: curl -X POST -H 'content-type: application/json' "
+            '-d \'{"name": "my-bucket"}\' URL/storage/v1/b\n'
+            "then: STORAGE_EMULATOR_HOST=URL resumable-media cp FILE gs://my-bucket/\n"
+        )
+        sys.stderr.flush()
     run_server(host=args.host, port=args.port, root=args.root)
     return 0
 
@@ -159,7 +167,7 @@ def bench(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.json:
         for row in rows:
-            print(json.dumps(dataclasses.asdict(row), ensure_ascii=False))
+            print(json.dumps(dataclasses.asdict(row)))
     else:
         print(harness.format_table(rows))
     if args.plot:

@@ -84,7 +84,7 @@ class Reporter:
         """Report a finished copy."""
         with self._lock:
             if self.json_lines:
-                self.out.write(json.dumps(result.as_json(), ensure_ascii=False) + "\n")
+                self.out.write(json.dumps(result.as_json()) + "\n")
                 self.out.flush()
             elif not self.quiet:
                 rate = result.bytes / result.seconds / 2**20 if result.seconds else 0.0
@@ -105,7 +105,7 @@ class Reporter:
                     "destination": destination,
                     "error": f"{error.target}: {error.reason}",
                 }
-                self.out.write(json.dumps(line, ensure_ascii=False) + "\n")
+                self.out.write(json.dumps(line) + "\n")
                 self.out.flush()
 
     def note(self, text: str) -> None:
@@ -163,23 +163,36 @@ def _tree_download(
     return jobs, refused
 
 
+def _valid_name(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a file name with bytes that are not UTF-8
+        return False
+    return True
+
+
 def _uploads(src: str, url: GsUrl, recursive: bool) -> tuple[list[CopyJob], list[TransferError]]:
     path = pathlib.Path(src)
+    jobs: list[CopyJob] = []
+    refused: list[TransferError] = []
     if path.is_dir():
         if not recursive:
             raise UsageError(f"{src} is a directory; use -r to copy a tree")
-        jobs = [
-            CopyJob(False, url.child(rel), file, file.stat().st_size)
-            for file, rel in iter_local_files(path)
-        ]
-        if not jobs:
+        files = [(file, url.child(rel)) for file, rel in iter_local_files(path)]
+        if not files:
             return [], [TransferError(src, "no files under this directory")]
-        return jobs, []
-    if not path.exists():
+    elif not path.exists():
         return [], [TransferError(src, "no such file")]
-    if not url.name or url.name.endswith("/"):
-        url = GsUrl(url.bucket, url.name + path.name)
-    return [CopyJob(False, url, path, path.stat().st_size)], []
+    else:
+        if not url.name or url.name.endswith("/"):
+            url = GsUrl(url.bucket, url.name + path.name)
+        files = [(path, url)]
+    for file, target in files:
+        if _valid_name(target.name):
+            jobs.append(CopyJob(False, target, file, file.stat().st_size))
+        else:
+            refused.append(TransferError(str(file), "the name is not valid UTF-8; not uploaded"))
+    return jobs, refused
 
 
 def plan_copy(

@@ -172,7 +172,7 @@ def run_demo(args: argparse.Namespace, *, show_progress: bool) -> int:
         TEMP_FILES.discard(str(workdir))
     if args.json:
         for row in rows:
-            print(json.dumps(row, ensure_ascii=False))
+            print(json.dumps(row))
     else:
         print(_table(rows))
         print(f"result: {verdict} ({format_size(size)}, crc32c backend {checksums.implementation})")
