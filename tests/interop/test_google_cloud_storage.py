@@ -117,3 +117,23 @@ def test_transfer_manager_upload_chunks_concurrently(
     assert gcs_server.object_bytes(gcs_bucket, "gcs/tm-up.bin") == data
     reloaded = client.bucket(gcs_bucket).get_blob("gcs/tm-up.bin")
     assert reloaded is not None and reloaded.size == len(data) and reloaded.md5_hash is None
+
+
+def test_gzip_object_download(
+    client: storage.Client, gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    import gzip
+
+    raw = os.urandom(200_000) * 3
+    gcs_server.put_object(
+        gcs_bucket,
+        "gcs/z.txt",
+        gzip.compress(raw),
+        content_type="text/plain",
+        content_encoding="gzip",
+    )
+    out = tmp_path / "z.txt"
+    client.bucket(gcs_bucket).blob("gcs/z.txt").download_to_filename(str(out), checksum="crc32c")
+    assert out.read_bytes() == raw
+    client.bucket(gcs_bucket).blob("gcs/z.txt").download_to_filename(str(out), raw_download=True)
+    assert gzip.decompress(out.read_bytes()) == raw

@@ -180,3 +180,11 @@ def test_large_chunks_with_overlap(gcs_server: GCSServer, gcs_bucket: str) -> No
     assert doc["crc32c"] == b64crc(data)
     assert doc["md5Hash"] == base64.b64encode(hashlib.md5(data).digest()).decode()
     assert gcs_server.object_bytes(gcs_bucket, "large") == data
+
+
+def test_no_308_header(gcs_server: GCSServer, gcs_bucket: str) -> None:
+    url = initiate(gcs_server, gcs_bucket, "no308")
+    resp = put(url, b"z" * Q, f"bytes 0-{Q - 1}/*", **{"X-Guploader-No-308": "yes"})
+    assert resp.status_code == 200
+    assert resp.headers["X-Http-Status-Code-Override"] == "308"
+    assert resp.headers["Range"] == f"bytes=0-{Q - 1}"

@@ -251,6 +251,11 @@ def _308(ex: Exchange, session: UploadSession) -> None:
     headers = [("X-GUploader-UploadID", session.upload_id)]
     if session.persisted:
         headers.append(("Range", f"bytes=0-{session.persisted - 1}"))
+    if ex.headers.get("x-guploader-no-308", "").lower() == "yes":
+        # Clients that cannot see a 308 ask for a 200 that carries the real status.
+        headers.append(("X-Http-Status-Code-Override", "308"))
+        ex.reply(200, b"", headers)
+        return
     ex.reply(308, b"", headers)
 
 
