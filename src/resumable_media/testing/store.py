@@ -17,7 +17,7 @@ import os
 import pathlib
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, BinaryIO
 
 import google_crc32c
@@ -77,10 +77,6 @@ class Hashes:
         if self.md5 is not None:
             self.md5.update(data)
         self.size += len(data)
-
-    def copy(self) -> Hashes:
-        """Return an independent snapshot."""
-        return Hashes(self.crc, None if self.md5 is None else self.md5.copy(), self.size)
 
     def crc_b64(self) -> str:
         """CRC32C as GCS shows it."""
@@ -205,8 +201,11 @@ class Preconditions:
         if self.if_generation_not_match is not None:
             ok = ok and gen != self.if_generation_not_match
         if self.if_metageneration_match is not None:
-            ok = ok and current is not None
-            ok = ok and current.metageneration == self.if_metageneration_match  # type: ignore[union-attr]
+            ok = (
+                ok
+                and current is not None
+                and current.metageneration == self.if_metageneration_match
+            )
         if self.if_metageneration_not_match is not None:
             ok = ok and (
                 current is None or current.metageneration != self.if_metageneration_not_match
@@ -398,8 +397,3 @@ class Store:
             temp.unlink(missing_ok=True)
             raise
         return self.publish(bucket, name, temp, hashes, meta, pre or Preconditions())
-
-    def all_objects(self) -> Iterator[StoredObject]:
-        """Snapshot of all live objects."""
-        with self._lock:
-            return iter(list(self._objects.values()))
