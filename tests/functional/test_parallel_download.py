@@ -188,8 +188,14 @@ def test_unpicklable_factory_is_rejected(gcs_server, gcs_bucket, tmp_path):
         ParallelDownload(url, tmp_path / "o").consume(lambda: None)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
-def test_interrupted_download_resumes_with_only_the_rest(gcs_server, gcs_bucket, tmp_path, signum):
+@pytest.mark.parametrize(
+    ("signum", "processes"),
+    [(signal.SIGKILL, 0), (signal.SIGINT, 0), (signal.SIGKILL, 1), (signal.SIGINT, 1)],
+    ids=["kill-9", "ctrl-c", "kill-9-process-pool", "ctrl-c-process-pool"],
+)
+def test_interrupted_download_resumes_with_only_the_rest(
+    gcs_server, gcs_bucket, tmp_path, signum, processes
+):
     size = 16 * CHUNK
     data = os.urandom(size)
     url = _put(gcs_server, gcs_bucket, "big", data)
@@ -198,9 +204,10 @@ def test_interrupted_download_resumes_with_only_the_rest(gcs_server, gcs_bucket,
     # The first request (chunk 0) stalls after 128 KiB, so the child is mid-transfer for sure.
     test_id = gcs_server.create_retry_test({"storage.objects.get": ["stall-for-6s-after-128K"]})
     child = subprocess.Popen(
-        [sys.executable, str(HELPER), url, str(dest), str(CHUNK), test_id],
+        [sys.executable, str(HELPER), url, str(dest), str(CHUNK), test_id, str(processes)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, like a shell job
     )
     try:
         deadline = time.monotonic() + 20
@@ -215,7 +222,10 @@ def test_interrupted_download_resumes_with_only_the_rest(gcs_server, gcs_bucket,
             time.sleep(0.05)
         assert done >= size - CHUNK, "the child made no progress"
         signalled = time.monotonic()
-        child.send_signal(signum)
+        if signum == signal.SIGINT:
+            os.killpg(child.pid, signum)  # Ctrl-C reaches every process of the job
+        else:
+            child.send_signal(signum)
         _out, err = child.communicate(timeout=10)
         if signum == signal.SIGINT:
             # Ctrl-C: the parent cancels, keeps the resumable state, exits promptly.
@@ -228,6 +238,7 @@ def test_interrupted_download_resumes_with_only_the_rest(gcs_server, gcs_bucket,
             child.wait()
         if child.stderr:
             child.stderr.close()
+        _assert_group_exits(child.pid)  # no orphaned workers, even after kill -9
     assert not dest.exists()
     before = gcs_server.media_bytes_sent
     result = ParallelDownload(url, dest, chunk_size=CHUNK).consume(transports.anonymous())
@@ -236,6 +247,18 @@ def test_interrupted_download_resumes_with_only_the_rest(gcs_server, gcs_bucket,
     assert result.verified
     assert fetched < size // 2, fetched
     assert _leftovers(dest) == ["big"]
+
+
+def _assert_group_exits(pgid: int) -> None:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.killpg(pgid, signal.SIGKILL)
+    pytest.fail("worker processes outlived the interrupted download")
 
 
 def test_fatal_error_cancels_the_other_chunks_at_once(gcs_server, gcs_bucket, tmp_path):

@@ -276,7 +276,8 @@ class ParallelDownload:
         md5 = OrderedMd5(sink.fd, chunks) if self.checksum == "md5" else None
         try:
             if len(chunks) <= 2 and not resumed:
-                _run_in_process(transport, jobs, probe.index, response, journal, tracker, md5)
+                with tracker.ticking():
+                    _run_in_process(transport, jobs, probe.index, response, journal, tracker, md5)
             else:
                 self._run_pooled(
                     transport, jobs, probe.index, response, journal, sink, tracker, md5

@@ -181,7 +181,8 @@ class PipelinedUpload:
             reader = _Reader(stream, self.chunk_size, "md5" in self.hashes)
             reader.start()
             try:
-                final = self._send_all(transport, reader, total, tracker)
+                with tracker.ticking():
+                    final = self._send_all(transport, reader, total, tracker)
             finally:
                 reader.stop()
                 reader.join()

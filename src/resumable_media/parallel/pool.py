@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from resumable_media.parallel.plan import PartJob, RangeJob
-from resumable_media.parallel.worker import run_job
+from resumable_media.parallel.worker import close_transports, run_job
 
 __all__ = ["DEFAULT_START_METHOD", "WorkerPool", "default_workers", "get_pool", "shutdown_pools"]
 
@@ -53,6 +53,7 @@ def _thread_loop(get: Callable[[], Job | None], put: Callable[[Any], None], canc
     while True:
         job = get()
         if job is None:
+            close_transports()
             return
         run_job(job, put, functools.partial(_is_cancelled, cancel, job.transfer_id))
 
@@ -222,6 +223,8 @@ class WorkerPool:
         if self.processes == 0:
             for _thread in self._threads:
                 self._jobs.put(None)
+            for thread in self._threads:
+                thread.join(timeout=1)
             return
         if self._alive_writer is not None:
             self._alive_writer.close()
@@ -280,3 +283,4 @@ def shutdown_pools() -> None:
             pool.shutdown()
         except Exception:
             _LOGGER.debug("pool shutdown failed", exc_info=True)
+    close_transports()  # the calling thread's own transport (first requests, small objects)

@@ -1,14 +1,17 @@
 """Progress aggregation: per-chunk byte counts from any process, one rate-limited callback.
 
 Invariants: the total reported never goes backwards (a retried chunk keeps the bytes it
-already had); the callback runs only in the parent, at most every ``interval_s`` seconds
-plus once at the end, and an exception raised by it propagates to the caller.
+already had); the callback runs only in the parent, never concurrently with itself, at
+most every ``interval_s`` seconds plus once at the end, and an exception raised by it
+propagates to the caller (from ``ticking`` at the latest when its block exits).
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 __all__ = ["ProgressCallback", "ProgressTracker"]
 
@@ -34,6 +37,7 @@ class ProgressTracker:
         self._per_chunk: dict[int, int] = {}
         self._sum = 0
         self._next_call = 0.0
+        self._lock = threading.Lock()
 
     @property
     def bytes_done(self) -> int:
@@ -55,7 +59,42 @@ class ProgressTracker:
         """Call the callback if ``interval_s`` has passed (or ``force``)."""
         if self.callback is None:
             return
-        now = time.monotonic()
-        if force or now >= self._next_call:
-            self._next_call = now + self.interval_s
-            self.callback(self._sum, self.total)
+        with self._lock:
+            now = time.monotonic()
+            if force or now >= self._next_call:
+                self._next_call = now + self.interval_s
+                self.callback(self._sum, self.total)
+
+    @contextlib.contextmanager
+    def ticking(self) -> Iterator[None]:
+        """Keep calling the callback from a helper thread while the block runs.
+
+        Used where the caller's thread may block in one long read or send (single-stream
+        downloads, uploads), so the callback still comes at least 4 times a second.
+
+        Raises:
+            Exception: Whatever the callback raised on the helper thread.
+        """
+        if self.callback is None:
+            yield
+            return
+        stop = threading.Event()
+        failures: list[BaseException] = []
+
+        def run() -> None:
+            while not stop.wait(self.interval_s / 2):
+                try:
+                    self.tick()
+                except BaseException as exc:
+                    failures.append(exc)
+                    return
+
+        thread = threading.Thread(target=run, name="resumable-media-progress", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+        if failures:
+            raise failures[0]

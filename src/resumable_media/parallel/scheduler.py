@@ -30,7 +30,7 @@ _LOGGER = logging.getLogger(__name__)
 TICK_S = 0.05
 """float: How often the parent wakes up to report progress and write the journal."""
 
-DRAIN_TIMEOUT_S = 2.0
+DRAIN_TIMEOUT_S = 1.0
 """float: How long a cancelled transfer waits for its in-flight jobs to stop.
 
 A job blocked in a stalled read notices the cancel only when the read returns (at the

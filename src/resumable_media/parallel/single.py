@@ -197,7 +197,8 @@ def stream_whole(
             raise
 
     try:
-        written, crc, md5_b64 = wait_and_retry(attempt, dl.retry)
+        with tracker.ticking():
+            written, crc, md5_b64 = wait_and_retry(attempt, dl.retry)
         tracker.tick(force=True)
         verified = verify(dl, info.hashes, crc, md5_b64, full=True)
     except BaseException:

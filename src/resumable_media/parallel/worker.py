@@ -34,6 +34,7 @@ __all__ = [
     "Cancelled",
     "Report",
     "check_range_response",
+    "close_transports",
     "fetch_range",
     "flatten_error",
     "run_job",
@@ -78,6 +79,19 @@ def transport_for(factory: bytes) -> Any:
                 close()
         transport = cache[factory] = pickle.loads(factory)()
     return transport
+
+
+def close_transports() -> None:
+    """Close this thread's cached transports (their keep-alive connections)."""
+    cache: dict[bytes, Any] = getattr(_local, "transports", None) or {}
+    while cache:
+        _key, transport = cache.popitem()
+        close = getattr(transport, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                _LOGGER.debug("closing a transport raised", exc_info=True)
 
 
 def flatten_error(exc: BaseException) -> ChunkError:
