@@ -101,4 +101,6 @@ def google_default(
     Returns:
         The factory.
     """
+    if isinstance(scopes, str):
+        scopes = (scopes,)  # a single scope, not a sequence of characters
     return GoogleDefaultFactory(tuple(scopes), pool_size)

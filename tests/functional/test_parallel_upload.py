@@ -83,9 +83,13 @@ def test_pipelined_recovers_from_faults(gcs_server, gcs_bucket):
     assert gcs_server.retry_test(test_id)["completed"]
 
 
-def test_pipelined_rejects_bad_chunk_size():
+def test_pipelined_rejects_bad_chunk_size_and_text_streams():
     with pytest.raises(ValueError, match=r"256\.0 KB must divide chunk size"):
         PipelinedUpload("http://127.0.0.1:1/", 1000)
+    with pytest.raises(TypeError, match="binary stream"):
+        PipelinedUpload("http://127.0.0.1:1/", CHUNK).transmit(
+            None, io.StringIO("text"), {"name": "x"}, "text/plain"
+        )
 
 
 @pytest.mark.parametrize(

@@ -32,3 +32,8 @@ def test_google_default_pickles_and_fails_clearly_without_credentials(tmp_path, 
 
     with pytest.raises(google.auth.exceptions.DefaultCredentialsError):
         clone()
+
+
+def test_google_default_accepts_a_single_scope_string():
+    factory = transports.google_default("https://www.googleapis.com/auth/devstorage.read_only")
+    assert factory.scopes == ("https://www.googleapis.com/auth/devstorage.read_only",)

@@ -171,6 +171,8 @@ class PipelinedUpload:
             InvalidResponse: The server refused a request (after retries).
             DataCorruption: The final object's size or hash differs from what was sent.
         """
+        if isinstance(source, io.TextIOBase):
+            raise TypeError("source must be a path or a binary stream, not a text stream")
         began = time.monotonic()
         owned = isinstance(source, (str, os.PathLike))
         stream: Any = open(os.fspath(source), "rb") if owned else source  # type: ignore[arg-type]  # noqa: SIM115
