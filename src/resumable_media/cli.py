@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_STOPPING = threading.Lock()
+_STOPPING = threading.RLock()
 GRACE_S = 1.2
 """After Ctrl-C, how long the transfer may take to wind down before the command exits anyway."""
 
