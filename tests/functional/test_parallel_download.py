@@ -329,3 +329,26 @@ def test_changed_generation_starts_over(gcs_server, gcs_bucket, tmp_path):
     assert dest.read_bytes() == first
     assert result.verified
     assert _leftovers(dest) == ["out"]
+
+
+def test_journal_without_its_temp_file_is_ignored(gcs_server, gcs_bucket, tmp_path):
+    data = os.urandom(6 * CHUNK)
+    url = _put(gcs_server, gcs_bucket, "obj", data)
+    dest = tmp_path / "out"
+    stale = Journal(
+        media_url=url,
+        generation=None,
+        size=len(data),
+        start=0,
+        end=len(data) - 1,
+        chunk_size=CHUNK,
+        crc32c=None,
+        md5=None,
+        chunks=[[CHUNK, 0]] * 6,
+    )
+    stale.save(str(dest) + TEMP_SUFFIX + ".journal")  # but no temporary file
+    before = gcs_server.media_bytes_sent
+    result = ParallelDownload(url, dest, chunk_size=CHUNK).consume(transports.anonymous())
+    assert dest.read_bytes() == data and result.verified
+    assert gcs_server.media_bytes_sent - before == len(data)  # one pass, no wasted restart
+    assert _leftovers(dest) == ["out"]

@@ -214,8 +214,9 @@ class ParallelDownload:
         transport = transport_for(factory)
         sink = TempSink(self.filename)
         journal = Journal.load(sink.journal_path) if allow_resume else None
-        if journal is not None and not journal.matches(
-            self.media_url, self.start, self.end, self.chunk_size
+        if journal is not None and not (
+            journal.matches(self.media_url, self.start, self.end, self.chunk_size)
+            and _file_size(sink.temp_path) == journal.end - journal.start + 1
         ):
             journal = None
         probe = _probe_range(journal, self.start, self.end, self.chunk_size)
@@ -399,6 +400,13 @@ def _probe_range(
     if end is not None:
         last = min(last, end)
     return single.Probe(0, start, last)
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return -1
 
 
 def _b64(digest: bytes) -> str:
