@@ -307,12 +307,18 @@ def test_chunked_whole_object_corruption_detected(gcs_server: Any, blob: tuple[s
     assert download.invalid
 
 
+class _Unseekable(io.BytesIO):
+    def seekable(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("stream_cls", [io.BytesIO, _Unseekable])
 def test_chunked_broken_chunk_retried_without_duplicates(
-    gcs_server: Any, blob: tuple[str, bytes]
+    gcs_server: Any, blob: tuple[str, bytes], stream_cls: type[io.BytesIO]
 ) -> None:
     url, data = blob
     session = _session(gcs_server, {"storage.objects.get": ["return-broken-stream-after-256K"]})
-    stream = io.BytesIO()
+    stream = stream_cls()
     download = ChunkedDownload(url, 1024 * 1024, stream, retry=FAST)
     while not download.finished:
         download.consume_next_chunk(session)

@@ -477,12 +477,23 @@ class ChunkedDownloadProtocol:
         self._pending = parsed
         return parsed.length
 
-    def process_body(self, response: Any, body: bytes | bytearray | memoryview) -> None:
+    def chunk_hasher(self) -> checksums.Hasher | None:
+        """A copy of the running hasher, for the caller to feed one chunk's pieces as
+        they arrive (hand it back to :meth:`process_body`); None when not hashing."""
+        return None if self._checksum_object is None else self._checksum_object.copy()
+
+    def process_body(
+        self,
+        response: Any,
+        body: bytes | bytearray | memoryview,
+        hashed: checksums.Hasher | None = None,
+    ) -> None:
         """Account for a chunk's complete body (already read by the caller).
 
         Args:
             response: The response it came from.
             body: The body bytes.
+            hashed: The :meth:`chunk_hasher` copy, already fed exactly ``body``.
 
         Raises:
             InvalidResponse: If the body length differs from the announced length.
@@ -503,7 +514,9 @@ class ChunkedDownloadProtocol:
                 "Received",
                 len(body),
             )
-        if self._checksum_object is not None:
+        if hashed is not None:
+            self._checksum_object = hashed
+        elif self._checksum_object is not None:
             self._checksum_object.update(body)
         self._bytes_downloaded += parsed.length
         if self._total_bytes is None:

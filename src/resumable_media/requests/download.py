@@ -236,6 +236,7 @@ class ChunkedDownload(ChunkedDownloadProtocol):
         self._stream = stream
         self._retry_strategy = retry
         self._buffer = _body.ChunkBuffer()
+        self._streamed = False
 
     def consume_next_chunk(self, transport: Transport, timeout: Timeout = DEFAULT_TIMEOUT) -> Any:
         """Download the next chunk and append it to the stream.
@@ -257,26 +258,59 @@ class ChunkedDownload(ChunkedDownloadProtocol):
         def attempt() -> Any:
             # The body is always read through ``raw`` (stored bytes).
             response = send(transport, spec, timeout, stream=True)
+            self._streamed = _seekable(self._stream)
+            origin = self._stream.tell() if self._streamed else 0
             try:
                 expected = self.process_response(response, response.status_code, response.headers)
+                hasher = self.chunk_hasher()
                 # Only the empty object's 416 announces no bytes; its body is an error text.
-                view = self._read_chunk(response, expected) if expected else memoryview(b"")
-                self.process_body(response, view)
+                view = self._read_chunk(response, expected, hasher) if expected else memoryview(b"")
+                self.process_body(response, view, hasher)
             except BaseException:
                 response.close()
+                if self._streamed:  # leave no partial chunk behind
+                    self._stream.seek(origin)
+                    self._stream.truncate()
                 raise
-            self._stream.write(view)
+            if not self._streamed:
+                self._stream.write(view)
             _body.mark_consumed(response)
             self._buffer.lend(response, len(view))
             return response
 
         return wait_and_retry(attempt, self._retry_strategy)
 
-    def _read_chunk(self, response: Any, expected: int) -> memoryview:
+    def _read_chunk(
+        self, response: Any, expected: int, hasher: checksums.Hasher | None
+    ) -> memoryview:
+        """Read one chunk into the chunk buffer, hashing each piece while it is hot.
+
+        On a seekable stream each piece is also written at once (a failed attempt
+        rewinds the stream to where the chunk began); otherwise the chunk is written
+        only once it is complete.
+        """
         # One spare byte reveals a body longer than announced.
         view = self._buffer.view(expected + 1)
-        count = _body.read_exactly(response, view)
-        return view[:count]
+        read = _body.body_reader(response)
+        filled = 0
+        while filled < len(view):
+            count = read(view[filled : min(filled + _body.READ_SIZE, len(view))])
+            if not count:
+                break
+            piece = view[filled : filled + count]
+            if hasher is not None:
+                hasher.update(piece)
+            if self._streamed:
+                self._stream.write(piece[: max(expected - filled, 0)])
+            filled += count
+        return view[:filled]
+
+
+def _seekable(stream: IO[bytes]) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 class RawChunkedDownload(ChunkedDownload):
