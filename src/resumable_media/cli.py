@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _STOPPING = threading.RLock()
-GRACE_S = 1.2
+GRACE_S = 1.0
 """After Ctrl-C, how long the transfer may take to wind down before the command exits anyway."""
 
 
