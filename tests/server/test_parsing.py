@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resumable_media.testing.download import Unsatisfiable, accepts_gzip, parse_range
 from resumable_media.testing.faults import parse_header_instruction, parse_instruction
 
 
+@settings(deadline=None)
 @given(size=st.integers(0, 10_000), start=st.integers(0, 12_000), length=st.integers(1, 12_000))
 def test_closed_range_matches_model(size: int, start: int, length: int) -> None:
     end = start + length - 1
@@ -20,6 +21,7 @@ def test_closed_range_matches_model(size: int, start: int, length: int) -> None:
         assert parse_range(f"bytes={start}-{end}", size) == (start, min(end, size - 1))
 
 
+@settings(deadline=None)
 @given(size=st.integers(0, 10_000), suffix=st.integers(0, 12_000))
 def test_suffix_range_matches_model(size: int, suffix: int) -> None:
     if suffix == 0 or size == 0:
