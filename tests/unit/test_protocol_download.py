@@ -12,11 +12,8 @@ from typing import Any
 import pytest
 
 from resumable_media import checksums, common
-from resumable_media._protocol.download import (
-    ChunkedDownloadProtocol,
-    DownloadProtocol,
-    add_generation,
-)
+from resumable_media._protocol.chunked import ChunkedDownloadProtocol
+from resumable_media._protocol.download import DownloadProtocol, add_generation
 
 URL = "https://storage.example/download/storage/v1/b/bkt/o/obj?alt=media"
 DATA = bytes(range(256)) * 40

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from resumable_media import common
 from resumable_media._protocol import checks
-from resumable_media._protocol.download import ChunkedDownloadProtocol, DownloadProtocol
+from resumable_media._protocol.chunked import ChunkedDownloadProtocol
+from resumable_media._protocol.download import DownloadProtocol
 from resumable_media._protocol.resumable import ResumableUploadProtocol
 
 URL = "https://h.example/o?alt=media"

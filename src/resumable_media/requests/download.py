@@ -19,7 +19,8 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from resumable_media import checksums, common
-from resumable_media._protocol.download import ChunkedDownloadProtocol, DownloadProtocol
+from resumable_media._protocol.chunked import ChunkedDownloadProtocol
+from resumable_media._protocol.download import DownloadProtocol
 from resumable_media.requests import _body
 from resumable_media.requests._send import (
     DEFAULT_RETRY,

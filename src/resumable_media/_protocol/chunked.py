@@ -1,0 +1,247 @@
+"""Chunked-download state machine: consecutive ranged GETs of ``chunk_size`` bytes.
+
+Invariants:
+- No I/O: callers hand in statuses, headers and each chunk's body.
+- Bodies are stored bytes, never decoded; a chunk counts only once it is complete,
+  so a retried chunk is requested again from its first byte.
+- The running checksum covers the chunks in order; when they cover the whole
+  object (start 0, no end) it is compared with the server's at the end.
+- A failure with a non-retryable status, or inconsistent headers, makes the
+  download invalid for good.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from resumable_media import checksums, common
+from resumable_media._protocol import checks, ranges
+from resumable_media._protocol.request import (
+    Headers,
+    RequestSpec,
+    get_header,
+    require_header,
+    require_status,
+)
+
+__all__ = ["ChunkedDownloadProtocol"]
+
+_ACCEPTABLE = (200, 206)
+
+
+class ChunkedDownloadProtocol:
+    """State of a download made of consecutive ranged GETs of ``chunk_size`` bytes.
+
+    Bodies are handled as stored bytes (never decoded).  When the chunks cover the
+    whole object (``start == 0``, ``end is None``) and the server reported a
+    checksum, the running checksum is checked after the last chunk.
+
+    Args:
+        media_url: The media URL.
+        chunk_size: Bytes per request.
+        start: The first byte (must be >= 0).
+        end: The last byte (inclusive), or None for the end of the object.
+        headers: Extra request headers; ``range`` is written into this dict.
+        checksum: "auto", "md5", "crc32c" or None (for whole-object runs).
+
+    Raises:
+        ValueError: If ``start`` is negative or ``checksum`` is unknown.
+    """
+
+    def __init__(
+        self,
+        media_url: str,
+        chunk_size: int,
+        start: int = 0,
+        end: int | None = None,
+        headers: dict[str, Any] | None = None,
+        checksum: str | None = "auto",
+    ) -> None:
+        if start < 0:
+            raise ValueError("On a chunked download the starting value cannot be negative.")
+        self.media_url = media_url
+        self.chunk_size = chunk_size
+        self.start = start
+        self.end = end
+        self._headers: dict[str, Any] = {} if headers is None else headers
+        self.checksum = checksum
+        self._checksum_type = checks.resolve_download_checksum(checksum)
+        self._checksum_object: checksums.Hasher | None = None
+        if self._checksum_type is not None and start == 0 and end is None:
+            self._checksum_object = checksums.new_hasher(self._checksum_type)
+        self._expected_checksum: str | None = None
+        self._bytes_downloaded = 0
+        self._total_bytes: int | None = None
+        self._invalid = False
+        self._finished = False
+        self._pending: ranges.ContentRange | None = None
+
+    @property
+    def finished(self) -> bool:
+        """bool: Whether the last chunk has been consumed."""
+        return self._finished
+
+    @property
+    def invalid(self) -> bool:
+        """bool: Whether a failure has made the download unusable."""
+        return self._invalid
+
+    @property
+    def bytes_downloaded(self) -> int:
+        """int: Bytes consumed so far."""
+        return self._bytes_downloaded
+
+    @property
+    def total_bytes(self) -> int | None:
+        """int | None: The object size, once a response has revealed it."""
+        return self._total_bytes
+
+    def _make_invalid(self) -> None:
+        self._invalid = True
+
+    def _prepare_request(self) -> RequestSpec:
+        """Build the GET for the next chunk.
+
+        Returns:
+            The request, with ``range: bytes=s-e`` in the caller's headers dict.
+
+        Raises:
+            ValueError: If the download has finished or is invalid.
+        """
+        if self._finished:
+            raise ValueError("Download has finished.")
+        if self._invalid:
+            raise ValueError("Download is invalid and cannot be re-used.")
+        curr_start = self.start + self._bytes_downloaded
+        curr_end = curr_start + self.chunk_size - 1
+        if self.end is not None:
+            curr_end = min(curr_end, self.end)
+        if self._total_bytes is not None:
+            curr_end = min(curr_end, self._total_bytes - 1)
+        self._headers["range"] = f"bytes={curr_start}-{curr_end}"
+        return RequestSpec("GET", self.media_url, None, self._headers)
+
+    def process_response(self, response: Any, status: int, headers: Headers) -> int:
+        """Check a chunk's status and headers before its body is read.
+
+        Args:
+            response: The response (stored on raised exceptions).
+            status: Its status.
+            headers: Its headers.
+
+        Returns:
+            The number of body bytes to read (0 for the empty object).
+
+        Raises:
+            InvalidResponse: For an unexpected status, a bad ``content-range``, or a
+                ``content-length`` that disagrees with it.
+        """
+        if status == 416 and get_header(headers, "content-range") == "bytes */0":
+            self._finished = True
+            self._total_bytes = 0
+            self._pending = None
+            return 0
+        require_status(response, status, _ACCEPTABLE, self._make_invalid)
+        value = get_header(headers, "content-range")
+        try:
+            if value is None:
+                raise ValueError(value)
+            parsed = ranges.parse_content_range(value)
+        except ValueError:
+            self._make_invalid()
+            raise common.InvalidResponse(
+                response,
+                "Unexpected content-range header",
+                value,
+                'Expected to be of the form "bytes {start}-{end}/{total}"',
+            ) from None
+        if get_header(headers, "transfer-encoding") is None:
+            length = int(require_header(response, headers, "content-length", self._make_invalid))
+            if length != parsed.length:
+                self._make_invalid()
+                raise common.InvalidResponse(
+                    response,
+                    "Response is different size than content-length",
+                    "Expected",
+                    length,
+                    "Received",
+                    parsed.length,
+                )
+        if self._checksum_object is not None and self._expected_checksum is None:
+            self._expected_checksum = checks.expected_download_checksum(
+                response, headers, self._checksum_type or "", self.media_url, log_missing=False
+            )
+        self._pending = parsed
+        return parsed.length
+
+    def chunk_hasher(self) -> checksums.Hasher | None:
+        """A copy of the running hasher, for the caller to feed one chunk's pieces as
+        they arrive (hand it back to :meth:`process_body`); None when not hashing."""
+        return None if self._checksum_object is None else self._checksum_object.copy()
+
+    def process_body(
+        self,
+        response: Any,
+        body: bytes | bytearray | memoryview,
+        hashed: checksums.Hasher | None = None,
+    ) -> None:
+        """Account for a chunk's complete body (already read by the caller).
+
+        Args:
+            response: The response it came from.
+            body: The body bytes.
+            hashed: The :meth:`chunk_hasher` copy, already fed exactly ``body``.
+
+        Raises:
+            InvalidResponse: If the body length differs from the announced length.
+            DataCorruption: If this was the last chunk of a whole-object run and
+                the checksum does not match.
+        """
+        parsed = self._pending
+        if parsed is None:
+            return
+        self._pending = None
+        if len(body) != parsed.length:
+            self._make_invalid()
+            raise common.InvalidResponse(
+                response,
+                "Response is different size than content-length",
+                "Expected",
+                parsed.length,
+                "Received",
+                len(body),
+            )
+        if hashed is not None:
+            self._checksum_object = hashed
+        elif self._checksum_object is not None:
+            self._checksum_object.update(body)
+        self._bytes_downloaded += parsed.length
+        if self._total_bytes is None:
+            self._total_bytes = parsed.total
+        if (self.end is not None and parsed.end >= self.end) or (
+            parsed.total is not None and parsed.end >= parsed.total - 1
+        ):
+            self._finished = True
+            self._check_whole(response, parsed)
+
+    def _check_whole(self, response: Any, parsed: ranges.ContentRange) -> None:
+        hasher, expected = self._checksum_object, self._expected_checksum
+        if hasher is None or expected is None or self.end is not None:
+            return
+        if parsed.total is None or self._bytes_downloaded != parsed.total:
+            return
+        actual = hasher.b64digest()
+        if actual != expected:
+            self._make_invalid()
+            raise common.DataCorruption(
+                response,
+                checks.mismatch_message(
+                    self.media_url,
+                    self._checksum_type or "",
+                    expected,
+                    actual,
+                    parsed.total,
+                    None,
+                    self._bytes_downloaded,
+                ),
+            )
