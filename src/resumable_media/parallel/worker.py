@@ -1,7 +1,8 @@
 """What a worker thread does with one job: a ranged GET into the mapped file, or one MPU part.
 
 Invariants:
-- Body bytes land once, straight in the mapped slice of the temporary file, read in
+- Body bytes land once, straight in the mapped slice of the temporary file (through
+  ``http.client``'s copy-free ``readinto`` when the transport is requests/urllib3), read in
   ``READ_SIZE`` steps; each step is CRC32C'd on the mapped memory while still hot.
 - Every response is checked before a byte is kept: status 206, ``Content-Range`` exactly
   the range asked for (start, end and object size), and the pinned generation.
@@ -144,6 +145,20 @@ def _release(response: Any) -> None:
         _close(response)
 
 
+def _body_reader(response: Any) -> Callable[[memoryview], int]:
+    """The cheapest ``readinto`` for a response body.
+
+    urllib3's ``readinto`` reads into a temporary and copies; the ``http.client`` response
+    under it reads straight into our buffer (measured 0.42 vs 0.54 CPU s/GiB).  It returns
+    0 on a premature end (the caller treats that as a broken stream and resumes).
+    """
+    raw = response.raw
+    inner = getattr(raw, "_fp", None)
+    if isinstance(inner, http.client.HTTPResponse) and not inner.chunked:
+        return inner.readinto
+    return raw.readinto  # type: ignore[no-any-return]
+
+
 def check_range_response(
     response: Any, first: int, last: int, total: int | None, generation: int | None
 ) -> ranges.ContentRange:
@@ -231,7 +246,7 @@ def fetch_range(
                         "GET", job.url, headers=headers, stream=True, timeout=job.timeout
                     )
                     check_range_response(response, first, last, job.total, job.generation)
-                readinto = response.raw.readinto
+                readinto = _body_reader(response)
                 while position < job.length:
                     if cancelled():
                         raise Cancelled
