@@ -1,7 +1,7 @@
 """Deliberately broken benchmark case bodies, imported by the harness's child processes.
 
 Each one misbehaves in a way the harness must catch and report: wrong bytes from a
-real download, a short upload, a missing library, a hang.
+real download, a stray file beside a right one, a short upload, a missing library, a hang.
 """
 
 from __future__ import annotations
@@ -22,6 +22,17 @@ def corrupt_download(ctx: CaseContext) -> dict[str, Any]:
     body[len(body) // 2] ^= 0x01
     with open(ctx.dest_path, "wb") as out:
         out.write(body)
+    return {"seconds": time.perf_counter() - start}
+
+
+def leftover_journal(ctx: CaseContext) -> dict[str, Any]:
+    """Download the right bytes, but leave a stray journal beside the destination."""
+    start = time.perf_counter()
+    body = requests.get(ctx.media_url(), timeout=30).content
+    with open(ctx.dest_path, "wb") as out:
+        out.write(body)
+    with open(ctx.dest_path + ".journal", "w") as journal:
+        journal.write("{}")
     return {"seconds": time.perf_counter() - start}
 
 

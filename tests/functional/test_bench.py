@@ -107,6 +107,7 @@ def test_broken_cases_are_reported_not_hidden(
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([helpers, os.environ.get("PYTHONPATH", "")]))
     cases = [
         _fake("fake.corrupt", "corrupt_download"),
+        _fake("fake.leftover", "leftover_journal"),
         _fake("fake.short_upload", "short_upload", group="upload"),
         _fake("fake.missing", "missing_library"),
         _fake("fake.hang", "hang"),
@@ -117,6 +118,9 @@ def test_broken_cases_are_reported_not_hidden(
     assert corrupt.status == "FAILED"
     assert "repeat 1" in corrupt.detail and "crc32c" in corrupt.detail
     assert corrupt.seconds == ()  # a wrong run never counts, and the case stops there
+    leftover = by_id["fake.leftover"]
+    assert leftover.status == "FAILED"
+    assert "left files behind" in leftover.detail and ".journal" in leftover.detail
     short = by_id["fake.short_upload"]
     assert short.status == "FAILED"
     assert f"{SIZE - 1} bytes" in short.detail

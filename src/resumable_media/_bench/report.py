@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from resumable_media._bench.cases import RSS_LIMIT_BYTES, TARGETS
 from resumable_media._bench.machine import describe_machine
 from resumable_media._bench.model import MIB, BenchRow, format_size
+from resumable_media._bench.rss import MEMORY_SAMPLE_S, THROUGHPUT_SAMPLE_S
 
 __all__ = ["PlotUnavailable", "format_table", "plot"]
 
@@ -129,7 +130,8 @@ def format_table(
         "call only (building clients and sessions is not timed; process pools a tool starts "
         "inside that call are). MB/s = 10^6 B/s. "
         "Ratios divide our median by the named peer's median from this same run. Peak RSS: "
-        "sum over the case's process tree (workers included), sampled every 100 ms.",
+        f"sum over the case's process tree (workers included), sampled every "
+        f"{THROUGHPUT_SAMPLE_S * 1000:.0f} ms.",
         "",
     ]
     for group, heading in _GROUP_TITLES:
@@ -138,7 +140,8 @@ def format_table(
             out += [f"### {heading}", "", *_throughput_table(grouped), ""]
     memory = [row for row in rows if row.group == "memory"]
     if memory:
-        out += ["### Peak memory (sampled every 20 ms)", "", *_memory_table(memory), ""]
+        heading = f"### Peak memory (sampled every {MEMORY_SAMPLE_S * 1000:.0f} ms)"
+        out += [heading, "", *_memory_table(memory), ""]
     targets = _targets_table(rows)
     if len(targets) > 2:
         out += ["### Promised ratios", "", *targets, ""]
@@ -200,7 +203,7 @@ def plot(
         ax.barh(positions, medians, color=colors, height=0.65)
         ax.plot(bests, positions, "k|", markersize=14, label="best run")
         for y, median, best, row in zip(positions, medians, bests, measured, strict=True):
-            note = f"  {median:,.0f}"
+            note = f"  {median:,.0f} (best {best:,.0f})"
             if row.ratio is not None:
                 note += f"  ({row.ratio:.2f}x {row.peer})"
             ax.text(max(median, best), y, note, va="center", fontsize=8)

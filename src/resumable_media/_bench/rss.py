@@ -12,7 +12,13 @@ from __future__ import annotations
 import os
 import threading
 
-__all__ = ["TreeSampler"]
+__all__ = ["MEMORY_SAMPLE_S", "THROUGHPUT_SAMPLE_S", "TreeSampler"]
+
+THROUGHPUT_SAMPLE_S = 0.25
+"""Sampling interval during throughput cases (light: a sample scans all of /proc)."""
+
+MEMORY_SAMPLE_S = 0.05
+"""Sampling interval during the peak-memory case."""
 
 _PROC = "/proc"
 

@@ -37,9 +37,14 @@ from resumable_media._bench.model import (
     CaseSpec,
     format_size,
 )
-from resumable_media._bench.rss import TreeSampler
+from resumable_media._bench.rss import MEMORY_SAMPLE_S, THROUGHPUT_SAMPLE_S, TreeSampler
 from resumable_media._bench.store import BenchServer, EmbeddedServer, RemoteServer, child_env
-from resumable_media._bench.verify import VerificationError, verify_download, write_random_file
+from resumable_media._bench.verify import (
+    VerificationError,
+    verify_download,
+    verify_object,
+    write_random_file,
+)
 
 __all__ = ["run_comparison"]
 
@@ -95,6 +100,19 @@ def _check_disk(workdir: Path, size_bytes: int, rss_size_bytes: int | None) -> N
             f"the benchmark needs about {format_size(needed)} free in {workdir}, "
             f"only {free / (1 << 30):.1f} GiB is available; use a smaller --size or --workdir"
         )
+
+
+def _outputs(dest: Path) -> list[Path]:
+    """The destination and anything a client created beside it (temp files, journals)."""
+    return [p for p in dest.parent.iterdir() if p.name.startswith(dest.name)]
+
+
+def _remove_outputs(dest: Path) -> None:
+    for path in _outputs(dest):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _kill_group(pgid: int) -> None:
@@ -167,7 +185,7 @@ class _Run:
         except VerificationError as exc:
             result = {"status": "error", "detail": str(exc)}
         finally:
-            dest.unlink(missing_ok=True)
+            _remove_outputs(dest)
             if spec.group == "upload":
                 self.server.delete(self.bucket, ctx.upload_name)
         self._record(tally, result, repeat)
@@ -175,7 +193,10 @@ class _Run:
     def _spawn(
         self, tally: _Tally, spec_path: Path, result_path: Path, log_path: Path, timeout: float
     ) -> dict[str, Any]:
-        interval = 0.02 if tally.spec.group == "memory" else 0.1
+        # Each sample scans /proc (a few ms with ~100 processes): sample the memory case
+        # densely, the throughput cases lightly so the sampler does not steal their CPU.
+        # Per-process high-water marks catch peaks between samples.
+        interval = MEMORY_SAMPLE_S if tally.spec.group == "memory" else THROUGHPUT_SAMPLE_S
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
                 [
@@ -218,12 +239,15 @@ class _Run:
 
     def _verify(self, spec: CaseSpec, ctx: CaseContext, subject: _Subject) -> None:
         if spec.group == "upload":
-            from resumable_media._bench.verify import verify_object
-
             stored = self.server.stored(self.bucket, ctx.upload_name)
             verify_object(ctx.upload_name, stored, subject.size_bytes, subject.crc32c)
-        else:
-            verify_download(Path(ctx.dest_path), subject.size_bytes, subject.crc32c)
+            return
+        dest = Path(ctx.dest_path)
+        verify_download(dest, subject.size_bytes, subject.crc32c)
+        # A finished download owes the user exactly one file: no temp file, no journal.
+        leftovers = sorted(p.name for p in _outputs(dest) if p != dest)
+        if leftovers:
+            raise VerificationError(f"the download left files behind: {', '.join(leftovers)}")
 
     def _record(self, tally: _Tally, result: dict[str, Any], repeat: int) -> None:
         case = tally.spec.case_id
