@@ -66,6 +66,13 @@ def test_part_hash_mismatch_and_bad_complete(gcs_server: GCSServer, gcs_bucket: 
         headers={"x-goog-hash": f"crc32c={b64crc(b'other')}"},
     )
     assert resp.status_code == 400 and "<Code>BadDigest</Code>" in resp.text
+    md5_of_other = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    bad_md5 = requests.put(
+        f"{url}?partNumber=1&uploadId={upload_id}",
+        data=b"part",
+        headers={"Content-MD5": md5_of_other},
+    )
+    assert bad_md5.status_code == 400 and "<Code>BadDigest</Code>" in bad_md5.text
     ok = requests.put(f"{url}?partNumber=1&uploadId={upload_id}", data=b"part")
     assert ok.status_code == 200
     assert requests.post(f"{url}?uploadId={upload_id}", data=b"<not xml").status_code == 400

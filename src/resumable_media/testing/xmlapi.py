@@ -153,6 +153,11 @@ def _put_part(ex: Exchange, state: ServerState, mpu: MultipartUpload, fault: Fau
             check_hashes(hashes, crc, md5)
         except StoreError as err:
             raise XMLError(400, "BadDigest", err.message) from None
+        content_md5 = ex.headers.get("content-md5")
+        if content_md5 is not None and content_md5.strip() != hashes.md5_b64():
+            raise XMLError(
+                400, "BadDigest", "The Content-MD5 you specified did not match what we received."
+            )
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
