@@ -373,3 +373,18 @@ def test_stalled_read_times_out_and_resumes(gcs_server: Any, gcs_bucket: str) ->
     first, resumed = _logged(gcs_server, 2)[:2]
     assert "range" not in first.headers
     assert resumed.headers["range"] == "bytes=1048576-"
+
+
+def test_transcoded_gzip_download_restarts_from_zero(gcs_server: Any, gcs_bucket: str) -> None:
+    plain = os.urandom(200_000) * 3
+    gcs_server.put_object(gcs_bucket, "t", gzip.compress(plain), content_encoding="gzip")
+    url = _media_url(gcs_server, gcs_bucket, "t")
+    session = _session(gcs_server, {"storage.objects.get": ["return-broken-stream-after-256K"]})
+    stream = io.BytesIO()
+    download = Download(url, stream=stream, headers={"accept-encoding": "identity"}, retry=FAST)
+    gcs_server.clear_requests()
+    response = download.consume(session)
+    assert "content-encoding" not in response.headers
+    assert stream.getvalue() == plain
+    gets = [r for r in _logged(gcs_server, 2) if r.method == "GET"]
+    assert len(gets) == 2 and "range" not in gets[1].headers  # Range is ignored when transcoding

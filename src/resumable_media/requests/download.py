@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import itertools
 import logging
 from collections.abc import Callable
@@ -129,9 +130,10 @@ class Download(DownloadProtocol):
         if rewind:
             try:
                 stream.seek(0)
-                stream.truncate()
             except Exception as exc:
                 raise Exception(_TRANSCODE_REWIND_FAILED.format(self.media_url)) from exc
+            with contextlib.suppress(Exception):
+                stream.truncate()  # best effort: the full body overwrites the rest anyway
         write = stream.write
         if _body.body_is_decoded(response):
             self._decoder = None
