@@ -388,3 +388,55 @@ def test_transcoded_gzip_download_restarts_from_zero(gcs_server: Any, gcs_bucket
     assert stream.getvalue() == plain
     gets = [r for r in _logged(gcs_server, 2) if r.method == "GET"]
     assert len(gets) == 2 and "range" not in gets[1].headers  # Range is ignored when transcoding
+
+
+class _ReadOnlyRaw:
+    """A raw stream with ``read`` but no ``readinto`` (some transports' responses)."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+
+    def read(self, amount: int, decode_content: bool = False) -> bytes:
+        data: bytes = self._raw.read(amount, decode_content=decode_content)
+        return data
+
+
+class _ReadOnlyTransport(requests.Session):
+    def __init__(self, keep_raw: bool) -> None:
+        super().__init__()
+        self._keep_raw = keep_raw
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().request(*args, **kwargs)
+        if self._keep_raw:
+            response.raw = _ReadOnlyRaw(response.raw)
+            return response
+        return _NoRawResponse(response)
+
+
+class _NoRawResponse:
+    """A response-like object with only status, headers, iter_content, content, close."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self.iter_content = response.iter_content
+        self.close = response.close
+        self._response = response
+
+    @property
+    def content(self) -> bytes:
+        return self._response.content
+
+
+@pytest.mark.parametrize("keep_raw", [True, False])
+def test_transports_without_readinto(blob: tuple[str, bytes], keep_raw: bool) -> None:
+    url, data = blob
+    stream = io.BytesIO()
+    Download(url, stream=stream, checksum="crc32c").consume(_ReadOnlyTransport(keep_raw))
+    assert stream.getvalue() == data
+    chunked = io.BytesIO()
+    download = ChunkedDownload(url, 300_000, chunked)
+    while not download.finished:
+        download.consume_next_chunk(_ReadOnlyTransport(keep_raw))
+    assert chunked.getvalue() == data
