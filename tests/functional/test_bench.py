@@ -60,6 +60,8 @@ def test_every_case_runs_twice_and_is_verified(smoke) -> None:
         assert row.best_mbps is not None and row.median_mbps is not None
         assert row.best_mbps >= row.median_mbps > 0
         assert row.peak_rss_bytes is not None and row.peak_rss_bytes > 1 << 20
+        assert len(row.cpu_seconds) == 2 and all(c >= 0 for c in row.cpu_seconds)
+        assert row.cpu_s_per_gib is not None
 
 
 def test_ratios_are_medians_of_the_same_run(smoke) -> None:

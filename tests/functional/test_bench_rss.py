@@ -5,10 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
-from resumable_media._bench.rss import TreeSampler
+from resumable_media._bench.rss import TreeSampler, tree_cpu_seconds
 
 MIB = 1 << 20
 
@@ -49,3 +50,32 @@ def test_unsampled_tree_reports_nothing() -> None:
     sampler = TreeSampler(2**22 + 12345)  # no such pid (above the default pid_max)
     sampler.sample()
     assert sampler.peak_bytes is None and sampler.bound_bytes is None
+
+
+_BURN = textwrap.dedent(
+    """
+    import time
+    end = time.process_time() + 0.4
+    while time.process_time() < end:
+        pass
+    time.sleep(30)
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_cpu_of_live_and_reaped_descendants_counts() -> None:
+    before = tree_cpu_seconds()
+    proc = subprocess.Popen([sys.executable, "-c", _BURN])
+    try:
+        deadline = time.monotonic() + 30
+        # While the child lives, its CPU is read from /proc...
+        while tree_cpu_seconds() - before < 0.35:
+            assert time.monotonic() < deadline, "a busy child's CPU never showed up"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    # ...and once reaped, from getrusage: it is not lost (nor counted twice).
+    after = tree_cpu_seconds() - before
+    assert 0.35 <= after < 5.0

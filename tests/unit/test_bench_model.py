@@ -163,6 +163,6 @@ def test_run_comparison_rejects_bad_arguments() -> None:
 
 
 def test_run_comparison_refuses_a_run_the_disk_cannot_hold(tmp_path: pathlib.Path) -> None:
-    with pytest.raises(OSError, match="needs about .* free"):
+    with pytest.raises(OSError, match=r"needs about .* free"):
         bench.run_comparison(None, 1 << 50, cases=["curl"], workdir=tmp_path)
     assert list(tmp_path.iterdir()) == []  # nothing written, no server started

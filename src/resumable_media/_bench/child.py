@@ -29,8 +29,9 @@ def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
         spec: ``{"runner": "module:function", "options": {...}, "context": CaseContext JSON}``.
 
     Returns:
-        ``{"status": "ok", "seconds": ..., "detail": ...}``, ``{"status": "unavailable",
-        "detail": reason}`` or ``{"status": "error", "detail": ..., "traceback": ...}``.
+        ``{"status": "ok", "seconds": ..., "cpu_seconds": ..., "detail": ...}``,
+        ``{"status": "unavailable", "detail": reason}`` or
+        ``{"status": "error", "detail": ..., "traceback": ...}``.
     """
     module_name, _, function_name = spec["runner"].partition(":")
     context = CaseContext.from_json(spec["context"])
@@ -48,6 +49,7 @@ def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "status": "ok",
         "seconds": float(outcome["seconds"]),
+        "cpu_seconds": outcome.get("cpu_seconds"),
         "detail": outcome.get("detail", ""),
     }
 

@@ -94,6 +94,12 @@ def format_size(size_bytes: int) -> str:
     return f"{size_bytes} B"
 
 
+def _median(values: tuple[float, ...]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 class CaseUnavailable(Exception):
     """Raised by a case when the library it measures is not installed or not built yet."""
 
@@ -200,6 +206,8 @@ class BenchRow:
         ours: True for resumable-media's own transfers.
         size_bytes: Bytes moved per repeat.
         seconds: Wall time of each completed repeat, in run order.
+        cpu_seconds: CPU time (user + system) of the case's whole process tree during
+            each timed transfer, where the case body measured it.
         status: ``ok``, ``not available`` or ``FAILED``.
         detail: Why the row is not ok, or a note about the run.
         peer: case_id of the compared peer, if any.
@@ -217,6 +225,7 @@ class BenchRow:
     size_bytes: int
     seconds: tuple[float, ...]
     status: str
+    cpu_seconds: tuple[float, ...] = ()
     detail: str = ""
     peer: str | None = None
     target: float | None = None
@@ -234,12 +243,15 @@ class BenchRow:
         """Throughput of the median run in MB/s (10**6 B/s), or None without runs."""
         if not self.seconds:
             return None
-        ordered = sorted(self.seconds)
-        middle = len(ordered) // 2
-        median_s = (
-            ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-        )
+        median_s = _median(self.seconds)
         return self.size_bytes / median_s / MB if median_s > 0 else None
+
+    @property
+    def cpu_s_per_gib(self) -> float | None:
+        """Median CPU seconds per GiB moved (client side, workers included), or None."""
+        if not self.cpu_seconds or self.size_bytes <= 0:
+            return None
+        return _median(self.cpu_seconds) * (1 << 30) / self.size_bytes
 
     @property
     def best_mbps(self) -> float | None:
@@ -253,6 +265,8 @@ class BenchRow:
         """Return the row (plus derived throughputs) as a JSON-serialisable dict."""
         data = dataclasses.asdict(self)
         data["seconds"] = list(self.seconds)
+        data["cpu_seconds"] = list(self.cpu_seconds)
+        data["cpu_s_per_gib"] = self.cpu_s_per_gib
         data["median_mbps"] = self.median_mbps
         data["best_mbps"] = self.best_mbps
         return data

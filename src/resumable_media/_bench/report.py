@@ -33,6 +33,10 @@ def _mib(value: int | None) -> str:
     return f"{value / MIB:,.0f}" if value is not None else "-"
 
 
+def _cpu(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -45,9 +49,9 @@ def _verdict(ratio: float | None, minimum: float) -> str:
 
 def _throughput_table(rows: Sequence[BenchRow]) -> list[str]:
     lines = [
-        "| Case | Tool | Transfer | Median MB/s | Best MB/s | Runs (s) | Peak RSS MiB "
-        "| Ratio (median) | Target |",
-        "|---|---|---|---:|---:|---|---:|---|---|",
+        "| Case | Tool | Transfer | Median MB/s | Best MB/s | Runs (s) | CPU s/GiB "
+        "| Peak RSS MiB | Ratio (median) | Target |",
+        "|---|---|---|---:|---:|---|---:|---:|---|---|",
     ]
     for row in rows:
         runs = " / ".join(f"{s:.3f}" for s in row.seconds) if row.ok else row.status
@@ -57,7 +61,8 @@ def _throughput_table(rows: Sequence[BenchRow]) -> list[str]:
             target = f">= {row.target:g}x: {_verdict(row.ratio, row.target)}"
         lines.append(
             f"| `{row.case_id}` | {row.tool} | {_cell(row.label)} | {_mbps(row.median_mbps)} "
-            f"| {_mbps(row.best_mbps)} | {runs} | {_mib(row.peak_rss_bytes)} | {ratio} | {target} |"
+            f"| {_mbps(row.best_mbps)} | {runs} | {_cpu(row.cpu_s_per_gib)} "
+            f"| {_mib(row.peak_rss_bytes)} | {ratio} | {target} |"
         )
     return lines
 
@@ -128,7 +133,9 @@ def format_table(
         "reversed on every other repeat, `sync` before each run. Every download and upload "
         "is verified byte-exact (size + CRC32C) before its time counts. Timed: the transfer "
         "call only (building clients and sessions is not timed; process pools a tool starts "
-        "inside that call are). MB/s = 10^6 B/s. "
+        "inside that call are). CPU s/GiB: median user + system time of the client's whole "
+        "process tree (workers included, server excluded) during the timed call. "
+        "MB/s = 10^6 B/s. "
         "Ratios divide our median by the named peer's median from this same run. Peak RSS: "
         f"sum over the case's process tree (workers included), sampled every "
         f"{THROUGHPUT_SAMPLE_S * 1000:.0f} ms.",

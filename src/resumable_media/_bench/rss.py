@@ -1,18 +1,22 @@
-# Peak-memory sampling of a process tree through /proc (Linux).
+# Peak-memory sampling and CPU accounting of a process tree through /proc (Linux).
 #
 # Invariants: a sampler only reads /proc, never signals anything; "peak" is the
 # largest sum of VmRSS over the root process and all its live descendants seen at
 # one sample; "bound" is the sum over every process ever seen of its own VmHWM
 # (high-water mark) -- always >= the true simultaneous peak for processes sampled
 # at least once near their end; on systems without /proc both stay None.
-"""Sample the resident memory of a process and all its descendants."""
+# CPU of a tree = this process + its reaped children (getrusage) + every live
+# descendant's own and reaped-children time (/proc stat), so a persistent worker
+# pool is counted as fully as one that exits inside the measured call.
+"""Sample the resident memory, and account the CPU time, of a process and its descendants."""
 
 from __future__ import annotations
 
 import os
+import resource
 import threading
 
-__all__ = ["MEMORY_SAMPLE_S", "THROUGHPUT_SAMPLE_S", "TreeSampler"]
+__all__ = ["MEMORY_SAMPLE_S", "THROUGHPUT_SAMPLE_S", "TreeSampler", "tree_cpu_seconds"]
 
 THROUGHPUT_SAMPLE_S = 0.25
 """Sampling interval during throughput cases (light: a sample scans all of /proc)."""
@@ -23,9 +27,9 @@ MEMORY_SAMPLE_S = 0.05
 _PROC = "/proc"
 
 
-def _parents() -> dict[int, int]:
-    """Map pid -> parent pid for every visible process."""
-    parents: dict[int, int] = {}
+def _stats() -> dict[int, tuple[int, int]]:
+    """Map pid -> (parent pid, utime + stime + cutime + cstime in clock ticks)."""
+    stats: dict[int, tuple[int, int]] = {}
     for entry in os.listdir(_PROC):
         if not entry.isdigit():
             continue
@@ -34,11 +38,44 @@ def _parents() -> dict[int, int]:
                 raw = stat.read()
         except OSError:
             continue
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        # "pid (comm) state ppid ... utime stime cutime cstime ...": comm may hold
+        # spaces and parentheses; field n (1-based, proc(5)) is fields[n - 3].
         fields = raw[raw.rfind(b")") + 2 :].split()
-        if len(fields) > 1:
-            parents[int(entry)] = int(fields[1])
-    return parents
+        if len(fields) > 14:
+            stats[int(entry)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
+    return stats
+
+
+def _descendants(root: int, stats: dict[int, tuple[int, int]]) -> list[int]:
+    """``root`` and every process below it, from one snapshot of ``stats``."""
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(pid)
+    tree, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending.extend(children.get(pid, ()))
+    return tree
+
+
+def tree_cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this process and all its descendants.
+
+    Returns:
+        This process's time, plus its reaped children's, plus, where /proc exists,
+        every live (or zombie) descendant's own and reaped-children time.
+    """
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    if os.path.isdir(_PROC):
+        stats = _stats()
+        me = os.getpid()
+        ticks = sum(stats[pid][1] for pid in _descendants(me, stats) if pid != me and pid in stats)
+        total += ticks / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _memory_kib(pid: int) -> tuple[int, int] | None:
@@ -81,21 +118,10 @@ class TreeSampler:
             self._thread.start()
         return self
 
-    def _tree(self) -> list[int]:
-        children: dict[int, list[int]] = {}
-        for pid, parent in _parents().items():
-            children.setdefault(parent, []).append(pid)
-        tree, pending = [], [self._root]
-        while pending:
-            pid = pending.pop()
-            tree.append(pid)
-            pending.extend(children.get(pid, ()))
-        return tree
-
     def sample(self) -> None:
         """Take one sample now (also called by the background thread)."""
         total = 0
-        for pid in self._tree():
+        for pid in _descendants(self._root, _stats()):
             memory = _memory_kib(pid)
             if memory is None:
                 continue

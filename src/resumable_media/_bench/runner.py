@@ -60,6 +60,7 @@ class _Tally:
     spec: CaseSpec
     size_bytes: int
     seconds: list[float] = dataclasses.field(default_factory=list)
+    cpu_seconds: list[float] = dataclasses.field(default_factory=list)
     status: str = STATUS_OK
     detail: str = ""
     peak_rss: int | None = None
@@ -253,10 +254,14 @@ class _Run:
         case = tally.spec.case_id
         if result["status"] == "ok":
             tally.seconds.append(result["seconds"])
+            if result.get("cpu_seconds") is not None:
+                tally.cpu_seconds.append(result["cpu_seconds"])
             if result.get("detail"):
                 tally.detail = result["detail"]
             mbps = tally.size_bytes / result["seconds"] / MB
-            self.progress(f"  {case:<28} {result['seconds']:8.3f} s  {mbps:9.1f} MB/s")
+            cpu = result.get("cpu_seconds")
+            shown = f"  {case:<28} {result['seconds']:8.3f} s  {mbps:9.1f} MB/s"
+            self.progress(shown + (f"  cpu {cpu:7.2f} s" if cpu is not None else ""))
         elif result["status"] == "unavailable" and not tally.seconds:
             tally.status, tally.detail = STATUS_UNAVAILABLE, result["detail"]
             self.progress(f"  {case:<28} not available: {result['detail']}")
@@ -276,6 +281,7 @@ def _rows(tallies: Iterable[_Tally]) -> list[BenchRow]:
             ours=t.spec.ours,
             size_bytes=t.size_bytes,
             seconds=tuple(t.seconds),
+            cpu_seconds=tuple(t.cpu_seconds),
             status=t.status,
             detail=t.detail,
             peer=t.spec.peer,

@@ -4,7 +4,8 @@
 # process; every library is imported lazily inside the case so a missing or
 # half-written module becomes CaseUnavailable, never an import error of the
 # harness; only the transfer itself (plus closing the destination file) is
-# inside the timed region; peers and ours with the same API share one body, so
+# inside the timed region, for wall time and for the CPU time of the whole
+# process tree (workers included); peers and ours with the same API share one body, so
 # both sides do exactly the same calls. Correctness of the bytes is checked by
 # the parent, independently of what the client claims.
 """Case bodies for the transfer benchmark (curl, google-resumable-media,
@@ -20,6 +21,7 @@ import time
 from typing import Any
 
 from resumable_media._bench.model import MIB, CaseContext, CaseUnavailable
+from resumable_media._bench.rss import tree_cpu_seconds
 
 __all__ = [
     "CHUNKED_DOWNLOAD_SIZE",
@@ -61,6 +63,27 @@ def _session() -> Any:
     return requests.Session()
 
 
+class _Stopwatch:
+    """Times the with-block: wall seconds, and CPU seconds of this whole process tree."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.cpu_seconds = 0.0
+
+    def __enter__(self) -> _Stopwatch:
+        self._cpu = tree_cpu_seconds()
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.seconds = time.perf_counter() - self._start
+        self.cpu_seconds = tree_cpu_seconds() - self._cpu
+
+    def result(self, detail: str = "") -> dict[str, Any]:
+        """The measurements as a case body returns them."""
+        return {"seconds": self.seconds, "cpu_seconds": self.cpu_seconds, "detail": detail}
+
+
 # -- downloads ---------------------------------------------------------------------------
 
 
@@ -70,12 +93,13 @@ def curl_download(ctx: CaseContext) -> dict[str, Any]:
     if curl is None:
         raise CaseUnavailable("the curl binary is not on PATH")
     command = [curl, "--silent", "--show-error", "--fail", "--output", ctx.dest_path]
-    start = time.perf_counter()
-    proc = subprocess.run([*command, ctx.media_url()], capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - start
+    with _Stopwatch() as watch:
+        proc = subprocess.run(
+            [*command, ctx.media_url()], capture_output=True, text=True, check=False
+        )
     if proc.returncode != 0:
         raise RuntimeError(f"curl exited with {proc.returncode}: {proc.stderr.strip()}")
-    return {"seconds": seconds}
+    return watch.result()
 
 
 def stream_download(ctx: CaseContext, *, module: str, checksum: str) -> dict[str, Any]:
@@ -88,11 +112,10 @@ def stream_download(ctx: CaseContext, *, module: str, checksum: str) -> dict[str
     """
     media = _import(module, "Download")
     session = _session()
-    start = time.perf_counter()
-    with open(ctx.dest_path, "wb") as stream:
+    with _Stopwatch() as watch, open(ctx.dest_path, "wb") as stream:
         download = media.Download(ctx.media_url(), stream=stream, checksum=checksum)
         download.consume(session)
-    return {"seconds": time.perf_counter() - start}
+    return watch.result()
 
 
 def chunked_download(ctx: CaseContext, *, module: str) -> dict[str, Any]:
@@ -104,12 +127,11 @@ def chunked_download(ctx: CaseContext, *, module: str) -> dict[str, Any]:
     """
     media = _import(module, "ChunkedDownload")
     session = _session()
-    start = time.perf_counter()
-    with open(ctx.dest_path, "wb") as stream:
+    with _Stopwatch() as watch, open(ctx.dest_path, "wb") as stream:
         download = media.ChunkedDownload(ctx.media_url(), CHUNKED_DOWNLOAD_SIZE, stream)
         while not download.finished:
             download.consume_next_chunk(session)
-    return {"seconds": time.perf_counter() - start}
+    return watch.result()
 
 
 def _storage_blob(ctx: CaseContext, name: str) -> tuple[Any, Any]:
@@ -126,9 +148,9 @@ def _storage_blob(ctx: CaseContext, name: str) -> tuple[Any, Any]:
 def tm_download(ctx: CaseContext) -> dict[str, Any]:
     """google-cloud-storage ``transfer_manager.download_chunks_concurrently``, its defaults."""
     manager, blob = _storage_blob(ctx, ctx.object_name)
-    start = time.perf_counter()
-    manager.download_chunks_concurrently(blob, ctx.dest_path)
-    return {"seconds": time.perf_counter() - start}
+    with _Stopwatch() as watch:
+        manager.download_chunks_concurrently(blob, ctx.dest_path)
+    return watch.result()
 
 
 def parallel_download(ctx: CaseContext) -> dict[str, Any]:
@@ -136,10 +158,9 @@ def parallel_download(ctx: CaseContext) -> dict[str, Any]:
     parallel = _import("resumable_media.parallel", "ParallelDownload")
     transports = _import("resumable_media.transports", "anonymous")
     download = parallel.ParallelDownload(ctx.media_url(), ctx.dest_path)
-    start = time.perf_counter()
-    result = download.consume(transports.anonymous())
-    seconds = time.perf_counter() - start
-    return {"seconds": seconds, "detail": f"verified={result.verified}"}
+    with _Stopwatch() as watch:
+        result = download.consume(transports.anonymous())
+    return watch.result(f"verified={result.verified}")
 
 
 # -- uploads -----------------------------------------------------------------------------
@@ -155,12 +176,11 @@ def resumable_upload(ctx: CaseContext, *, module: str) -> dict[str, Any]:
     media = _import(module, "ResumableUpload")
     session = _session()
     upload = media.ResumableUpload(ctx.resumable_url(), RESUMABLE_CHUNK_SIZE, checksum="crc32c")
-    start = time.perf_counter()
-    with open(ctx.source_path, "rb") as stream:
+    with _Stopwatch() as watch, open(ctx.source_path, "rb") as stream:
         upload.initiate(session, stream, {"name": ctx.upload_name}, _CONTENT_TYPE)
         while not upload.finished:
             upload.transmit_next_chunk(session)
-    return {"seconds": time.perf_counter() - start}
+    return watch.result()
 
 
 def pipelined_upload(ctx: CaseContext) -> dict[str, Any]:
@@ -168,18 +188,17 @@ def pipelined_upload(ctx: CaseContext) -> dict[str, Any]:
     parallel = _import("resumable_media.parallel", "PipelinedUpload")
     session = _session()
     upload = parallel.PipelinedUpload(ctx.resumable_url(), RESUMABLE_CHUNK_SIZE)
-    start = time.perf_counter()
-    result = upload.transmit(session, ctx.source_path, {"name": ctx.upload_name}, _CONTENT_TYPE)
-    seconds = time.perf_counter() - start
-    return {"seconds": seconds, "detail": f"verified={result.verified}"}
+    with _Stopwatch() as watch:
+        result = upload.transmit(session, ctx.source_path, {"name": ctx.upload_name}, _CONTENT_TYPE)
+    return watch.result(f"verified={result.verified}")
 
 
 def tm_upload(ctx: CaseContext) -> dict[str, Any]:
     """google-cloud-storage ``transfer_manager.upload_chunks_concurrently``, its defaults."""
     manager, blob = _storage_blob(ctx, ctx.upload_name)
-    start = time.perf_counter()
-    manager.upload_chunks_concurrently(ctx.source_path, blob)
-    return {"seconds": time.perf_counter() - start}
+    with _Stopwatch() as watch:
+        manager.upload_chunks_concurrently(ctx.source_path, blob)
+    return watch.result()
 
 
 def parallel_upload(ctx: CaseContext) -> dict[str, Any]:
@@ -187,7 +206,6 @@ def parallel_upload(ctx: CaseContext) -> dict[str, Any]:
     parallel = _import("resumable_media.parallel", "ParallelUpload")
     transports = _import("resumable_media.transports", "anonymous")
     upload = parallel.ParallelUpload(ctx.xml_url(), ctx.source_path)
-    start = time.perf_counter()
-    result = upload.transmit(transports.anonymous(), _CONTENT_TYPE)
-    seconds = time.perf_counter() - start
-    return {"seconds": seconds, "detail": f"verified={result.verified}"}
+    with _Stopwatch() as watch:
+        result = upload.transmit(transports.anonymous(), _CONTENT_TYPE)
+    return watch.result(f"verified={result.verified}")
