@@ -164,15 +164,17 @@ def test_combine_1000(benchmark: Any, name: str) -> None:
 
 
 def machine() -> str:
-    """Describe the CPU this runs on (model, vCPUs), Python and library versions."""
+    """Describe the CPU this runs on (model, family/model, vCPUs), Python and libraries."""
     model = platform.processor() or platform.machine()
+    info: dict[str, str] = {}
     try:
         for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    if "model name" in info:
+        model = f"{info['model name']} (family {info.get('cpu family')} model {info.get('model')})"
     kernel = getattr(_native_or_none(), "kernel", "n/a")
     return (
         f"{model}, {os.cpu_count()} vCPU (shared, noisy); Python {platform.python_version()}; "
