@@ -1,6 +1,6 @@
 """Subprocess driver for the crash-and-resume tests: one transfer, progress on stdout.
 
-Usage: ``python crash_driver.py download|upload ENDPOINT BUCKET NAME PATH CHUNK PROCESSES [TEST_ID]``
+Usage: ``crash_driver.py download|upload ENDPOINT BUCKET NAME PATH CHUNK PROCESSES [TEST_ID]``
 
 Prints ``START`` once the transfer object exists, ``P <done> <total>`` from the progress
 callback (at least 4 times a second while busy), and finally ``DONE <json>`` with the
@@ -77,8 +77,17 @@ def main(argv: list[str]) -> int:
             result = upload.transmit(
                 session, path, {"name": name}, "application/octet-stream", progress=_progress
             )
-    _say("DONE " + json.dumps({"bytes": result.bytes, "verified": result.verified,
-                               "crc32c": result.crc32c, "generation": result.generation}))
+    _say(
+        "DONE "
+        + json.dumps(
+            {
+                "bytes": result.bytes,
+                "verified": result.verified,
+                "crc32c": result.crc32c,
+                "generation": result.generation,
+            }
+        )
+    )
     return 0
 
 

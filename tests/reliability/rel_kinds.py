@@ -206,7 +206,10 @@ def _resumable_upload(env: Env, name: str, data: bytes, headers: dict[str, str])
     )
     with requests.Session() as session:
         upload.initiate(
-            session, io.BytesIO(data), {"name": name}, "application/octet-stream",
+            session,
+            io.BytesIO(data),
+            {"name": name},
+            "application/octet-stream",
             timeout=env.timeout,
         )
         response = upload.transmit(session, timeout=env.timeout)
@@ -226,7 +229,9 @@ def _pipelined_upload(env: Env, name: str, data: bytes, headers: dict[str, str])
         timeout=env.timeout,
     )
     with requests.Session() as session:
-        result = upload.transmit(session, io.BytesIO(data), {"name": name}, "application/octet-stream")
+        result = upload.transmit(
+            session, io.BytesIO(data), {"name": name}, "application/octet-stream"
+        )
     if not result.verified or result.response is None:
         raise AssertionError(f"PipelinedUpload returned verified=False: {result}")
     return result.response
@@ -303,14 +308,18 @@ def _leftovers(env: Env, name: str, keep: set[str]) -> list[str]:
     ) + sorted(p.name for p in env.workdir.iterdir() if p.name.startswith(f".{name}"))
 
 
-def _judge_download(env: Env, kind: str, name: str, data: bytes, run: Callable[[], bytes]) -> Outcome:
+def _judge_download(
+    env: Env, kind: str, name: str, data: bytes, run: Callable[[], bytes]
+) -> Outcome:
     destination = env.workdir / f"{name}.out"
     try:
         got = run()
     except DOCUMENTED as exc:
         if destination.exists():
             wrong = destination.read_bytes() != data
-            return Outcome("CORRUPT" if wrong else "BAD", "destination written on failure", _err(exc))
+            return Outcome(
+                "CORRUPT" if wrong else "BAD", "destination written on failure", _err(exc)
+            )
         # ParallelDownload keeps its partial file + journal for resume after a transient
         # (connection) failure, as documented; after any other failure nothing may remain.
         resumable = isinstance(exc, _send.CONNECTION_ERROR_CLASSES)
@@ -322,7 +331,7 @@ def _judge_download(env: Env, kind: str, name: str, data: bytes, run: Callable[[
         if extra:
             return Outcome("BAD", f"leftovers {extra}", _err(exc))
         return Outcome("failed", type(exc).__name__, _err(exc))
-    except Exception as exc:  # noqa: BLE001 -- an undocumented exception is the finding
+    except Exception as exc:
         return Outcome("BAD", f"undocumented {type(exc).__name__}", _err(exc))
     if got != data:
         return Outcome("CORRUPT", f"{len(got)} bytes returned, {len(data)} expected")
@@ -332,9 +341,7 @@ def _judge_download(env: Env, kind: str, name: str, data: bytes, run: Callable[[
     return Outcome("ok", f"{len(got)} B, crc32c {crc_b64(got)}")
 
 
-def _judge_upload(
-    env: Env, name: str, data: bytes, run: Callable[[], dict[str, Any]]
-) -> Outcome:
+def _judge_upload(env: Env, name: str, data: bytes, run: Callable[[], dict[str, Any]]) -> Outcome:
     try:
         resource = run()
     except DOCUMENTED as exc:
@@ -344,7 +351,7 @@ def _judge_upload(
         if stored[0] != data:
             return Outcome("CORRUPT", "failed upload left a wrong object", _err(exc))
         return Outcome("failed", f"{type(exc).__name__} (object complete)", _err(exc))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return Outcome("BAD", f"undocumented {type(exc).__name__}", _err(exc))
     stored = stored_object(env, name)
     if stored is None:
@@ -434,5 +441,5 @@ def run_cell(
             return _judge_download(env, kind, name, data, lambda: runner(env, name, headers))
         uploader = UPLOAD_RUNNERS[kind]
         return _judge_upload(env, name, data, lambda: uploader(env, name, data, headers))
-    except Exception:  # noqa: BLE001 -- a crash of the harness itself must still name the cell
+    except Exception:
         return Outcome("BAD", "harness error", traceback.format_exc()[-500:])

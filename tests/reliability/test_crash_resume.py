@@ -93,12 +93,11 @@ def _marked_processes(marker: str) -> list[int]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        with contextlib.suppress(OSError):
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if needle in f.read():
-                    with open(f"/proc/{entry}/stat", "rb") as s:
-                        if s.read().split(b") ")[-1][:1] != b"Z":
-                            found.append(int(entry))
+        with contextlib.suppress(OSError), open(f"/proc/{entry}/environ", "rb") as f:
+            if needle in f.read():
+                with open(f"/proc/{entry}/stat", "rb") as s:
+                    if s.read().split(b") ")[-1][:1] != b"Z":
+                        found.append(int(entry))
     return found
 
 

@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import FAST_RETRY, MATRIX_REPORT, TIMEOUT
 from rel_kinds import CLI_KINDS, DOWNLOADS, KINDS, Env, Outcome, run_cell
+from rel_support import FAST_RETRY, MATRIX_REPORT, TIMEOUT
 
 GET, INSERT = "storage.objects.get", "storage.objects.insert"
 SIZE = 2 * 1024 * 1024 - 1000
@@ -151,7 +151,7 @@ def format_table(results: dict[str, tuple[Outcome, float]]) -> str:
             outcome, _ = entry
             mark = outcome.status
             if outcome.status == "failed":
-                mark = "fail:" + outcome.detail.split()[0][:width - 6]
+                mark = "fail:" + outcome.detail.split()[0][: width - 6]
             if not _acceptable(row, outcome):
                 mark = "!" + mark
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
@@ -166,9 +166,7 @@ def format_table(results: dict[str, tuple[Outcome, float]]) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize(
-    ("row", "kind"), CELLS, ids=[_cell_id(row, kind) for row, kind in CELLS]
-)
+@pytest.mark.parametrize(("row", "kind"), CELLS, ids=[_cell_id(row, kind) for row, kind in CELLS])
 def test_cell(matrix: dict[str, tuple[Outcome, float]], row: Row, kind: str) -> None:
     outcome, seconds = matrix[_cell_id(row, kind)]
     instructions = row.download if kind in DOWNLOADS else row.upload

@@ -1,0 +1,153 @@
+"""A tiny raw-socket HTTP/1.1 server that misbehaves on purpose (a lying peer for bad-input tests).
+
+Invariants: each request is parsed (request line, headers, Content-Length body) and handed to
+the test's ``answer(request) -> Reply``; the reply's bytes are written exactly as given, so a
+test can send a Content-Range that does not match, a body shorter than its Content-Length, a
+308 without Range, and so on.  Every request is recorded.  Nothing here is shared with the
+project's server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+
+
+@dataclasses.dataclass
+class Request:
+    """One parsed request."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclasses.dataclass
+class Reply:
+    """What to send back: a status, headers, a body, and whether to close afterwards.
+
+    ``send_length`` overrides Content-Length (a lie when it differs from ``len(body)``).
+    """
+
+    status: int
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    body: bytes = b""
+    send_length: int | None = None
+    close: bool = False
+
+
+_REASONS = {
+    200: "OK",
+    206: "Partial Content",
+    308: "Permanent Redirect",
+    416: "Range Not Satisfiable",
+}
+
+
+class LyingServer:
+    """Serve ``answer`` on 127.0.0.1 (ephemeral port) in background threads."""
+
+    def __init__(self, answer: Callable[[Request], Reply]) -> None:
+        self.answer = answer
+        self.requests: list[Request] = []
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.endpoint = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._stop = False
+        self._threads: list[threading.Thread] = []
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._accepter = threading.Thread(target=self._accept, daemon=True)
+
+    def start(self) -> LyingServer:
+        self._accepter.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop = True
+        self._sock.close()
+        with self._lock:
+            for conn in self._conns:
+                with suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+        self._accepter.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._conns.append(conn)
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        reader = conn.makefile("rb")
+        try:
+            while not self._stop:
+                request = _read_request(reader)
+                if request is None:
+                    return
+                with self._lock:
+                    self.requests.append(request)
+                reply = self.answer(request)
+                conn.sendall(_encode(reply))
+                if reply.close:
+                    conn.shutdown(socket.SHUT_RDWR)
+                    return
+        except OSError:
+            return
+        finally:
+            reader.close()
+            conn.close()
+
+
+def _read_request(reader: socket.SocketIO | object) -> Request | None:
+    line = reader.readline()  # type: ignore[attr-defined]
+    if not line:
+        return None
+    method, target, _ = line.decode("latin-1").split(" ", 2)
+    headers: dict[str, str] = {}
+    while True:
+        raw = reader.readline()  # type: ignore[attr-defined]
+        if raw in (b"\r\n", b"\n", b""):
+            break
+        key, _, value = raw.decode("latin-1").partition(":")
+        headers[key.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0") or 0)
+    body = reader.read(length) if length else b""  # type: ignore[attr-defined]
+    return Request(method, target, headers, body)
+
+
+def _encode(reply: Reply) -> bytes:
+    length = len(reply.body) if reply.send_length is None else reply.send_length
+    lines = [f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Status')}"]
+    for key, value in reply.headers.items():
+        lines.append(f"{key}: {value}")
+    lines.append(f"Content-Length: {length}")
+    if reply.close:
+        lines.append("Connection: close")
+    head = "\r\n".join(lines) + "\r\n\r\n"
+    return head.encode("latin-1") + reply.body
+
+
+@contextmanager
+def lying_server(answer: Callable[[Request], Reply]) -> Iterator[LyingServer]:
+    """Run a :class:`LyingServer` for the duration of a ``with`` block."""
+    server = LyingServer(answer).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,153 @@
+"""Bad destinations: a missing directory, a path under a regular file, a read-only file system,
+a full disk -- each refused with the named OSError, and nothing left behind.
+
+Tests run as root, which ignores permission bits, so read-only and full are real small
+tmpfs mounts (``mount -t tmpfs``), unmounted afterwards.
+"""
+
+from __future__ import annotations
+
+import errno
+import pathlib
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from rel_kinds import Env
+from rel_support import FAST_RETRY, TIMEOUT
+
+from resumable_media import transports
+from resumable_media.parallel import ParallelDownload
+from resumable_media.requests import Download
+
+CHUNK = 256 * 1024
+DATA = bytes(range(256)) * 4096  # 1 MiB
+
+
+@pytest.fixture
+def env(gcs_server: Any, gcs_bucket: str, tmp_path: pathlib.Path, no_jitter: None) -> Env:
+    gcs_server.put_object(gcs_bucket, "obj", DATA)
+    return Env(gcs_server.endpoint, gcs_bucket, tmp_path, FAST_RETRY, TIMEOUT, gcs_server)
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    with requests.Session() as s:
+        yield s
+
+
+def test_parallel_download_missing_directory(env: Env) -> None:
+    destination = env.workdir / "no" / "such" / "dir" / "out.bin"
+    download = ParallelDownload(
+        env.media_url("obj"), destination, chunk_size=CHUNK, retry=FAST_RETRY
+    )
+    with pytest.raises(FileNotFoundError, match=re.escape(str(destination.parent))):
+        download.consume(transports.anonymous())
+    assert not (env.workdir / "no").exists()
+
+
+def test_parallel_download_path_under_a_file(env: Env) -> None:
+    regular = env.workdir / "file.txt"
+    regular.write_bytes(b"keep me")
+    download = ParallelDownload(env.media_url("obj"), regular / "out.bin", chunk_size=CHUNK)
+    with pytest.raises((NotADirectoryError, FileNotFoundError), match=re.escape(str(regular))):
+        download.consume(transports.anonymous())
+    assert regular.read_bytes() == b"keep me"
+
+
+def _mount_tmpfs(path: pathlib.Path, options: str) -> None:
+    path.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs here ({result.stderr.strip()}); this test needs one")
+
+
+@pytest.fixture
+def readonly_dir(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
+    """A read-only file system (root ignores permission bits, not a ro mount)."""
+    path = tmp_path / "ro"
+    _mount_tmpfs(path, "ro,size=1m")
+    yield path
+    subprocess.run(["umount", str(path)], check=True)
+
+
+@pytest.fixture
+def full_dir(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
+    """A 512 KiB file system: too small for the 1 MiB object."""
+    path = tmp_path / "full"
+    _mount_tmpfs(path, "size=512k")
+    yield path
+    subprocess.run(["umount", str(path)], check=True)
+
+
+def test_parallel_download_read_only_directory(env: Env, readonly_dir: pathlib.Path) -> None:
+    download = ParallelDownload(env.media_url("obj"), readonly_dir / "out.bin", chunk_size=CHUNK)
+    with pytest.raises(OSError) as caught:
+        download.consume(transports.anonymous())
+    assert caught.value.errno == errno.EROFS
+    assert list(readonly_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("chunk_size", [CHUNK, 4 * CHUNK])  # pooled ranges / one stream
+def test_parallel_download_disk_full(env: Env, full_dir: pathlib.Path, chunk_size: int) -> None:
+    download = ParallelDownload(
+        env.media_url("obj"), full_dir / "out.bin", chunk_size=chunk_size, retry=FAST_RETRY
+    )
+    with pytest.raises(OSError) as caught:
+        download.consume(transports.anonymous())
+    assert caught.value.errno == errno.ENOSPC
+    assert list(full_dir.iterdir()) == [], "a full disk must not keep partial files"
+
+
+def test_download_into_full_disk_is_not_retried(
+    env: Env, session: requests.Session, full_dir: pathlib.Path
+) -> None:
+    before = len(env.server.requests)
+    with open(full_dir / "out.bin", "wb") as stream:
+        download = Download(env.media_url("obj"), stream, retry=FAST_RETRY)
+        with pytest.raises(OSError) as caught:
+            download.consume(session, timeout=TIMEOUT)
+    assert caught.value.errno == errno.ENOSPC
+    assert len(env.server.requests) == before + 1, "a full disk is not a network fault: no retries"
+
+
+@pytest.mark.parametrize("where", ["missing", "read-only", "full"])
+def test_cli_download_bad_destination(
+    env: Env, where: str, readonly_dir: pathlib.Path, full_dir: pathlib.Path
+) -> None:
+    target = {
+        "missing": env.workdir / "nope" / "out.bin",
+        "read-only": readonly_dir / "out.bin",
+        "full": full_dir / "out.bin",
+    }[where]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "resumable_media",
+            "cp",
+            "--endpoint",
+            env.endpoint,
+            "-q",
+            f"gs://{env.bucket}/obj",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert str(target.parent) in proc.stderr or "space" in proc.stderr.lower(), proc.stderr
+    assert not target.exists()
+    if target.parent.exists():
+        assert list(target.parent.iterdir()) == [], "temp files left behind"
