@@ -163,3 +163,32 @@ def test_cli_bench_subcommand(tmp_path: pathlib.Path) -> None:
     assert "`curl`" in proc.stdout and "`ours.download.crc32c`" in proc.stdout
     assert "FAILED" not in proc.stdout
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if text in cmdline:
+            found.append(cmdline)
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_script_interrupted_stops_children_and_removes_data(tmp_path: pathlib.Path) -> None:
+    command = [sys.executable, str(SCRIPT), "--size", "16MiB", "--repeats", "50"]
+    command += ["--cases", "curl", "grm.chunked", "--workdir", str(tmp_path)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until timed runs are under way
+        if line.startswith("  curl"):
+            break
+    proc.terminate()
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 130, rest
+    assert "interrupted" in rest
+    assert list(tmp_path.iterdir()) == []
+    assert _processes_mentioning(str(tmp_path)) == []
