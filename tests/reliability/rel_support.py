@@ -17,6 +17,9 @@ FAST_RETRY = RetryStrategy(initial_delay=0.01, max_sleep=0.05, max_retries=6)
 TIMEOUT = (10.0, 1.0)
 """(connect, read) seconds: a 2 s stall becomes a read timeout, retried and resumed."""
 
+DATA = bytes(range(256)) * 4096
+"""The 1 MiB object of the bad-input tests (stored as ``obj`` by the ``env`` fixture)."""
+
 MATRIX_REPORT: dict[str, Any] = {}
 """Filled by test_fault_matrix: ``table`` (str) once the matrix has run."""
 

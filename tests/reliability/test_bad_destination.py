@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import requests
@@ -25,19 +24,6 @@ from resumable_media.parallel import ParallelDownload
 from resumable_media.requests import Download
 
 CHUNK = 256 * 1024
-DATA = bytes(range(256)) * 4096  # 1 MiB
-
-
-@pytest.fixture
-def env(gcs_server: Any, gcs_bucket: str, tmp_path: pathlib.Path, no_jitter: None) -> Env:
-    gcs_server.put_object(gcs_bucket, "obj", DATA)
-    return Env(gcs_server.endpoint, gcs_bucket, tmp_path, FAST_RETRY, TIMEOUT, gcs_server)
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
 
 
 def test_parallel_download_missing_directory(env: Env) -> None:

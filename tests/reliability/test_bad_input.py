@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 from rel_kinds import Env
-from rel_support import FAST_RETRY, TIMEOUT
+from rel_support import DATA, FAST_RETRY, TIMEOUT
 
 from resumable_media import checksums, transports
 from resumable_media.parallel import ParallelDownload, ParallelUpload, PipelinedUpload, WorkerPool
@@ -45,25 +45,12 @@ def exact(message: str) -> str:
     return f"^{re.escape(message)}$"
 
 
-DATA = bytes(range(256)) * 4096  # 1 MiB
 DIVIDE = "256.0 KB must divide chunk size"
 DOWNLOAD_CHECKSUM = "checksum must be ``'md5'``, ``'crc32c'`` or ``None``"
 NOT_INITIATED = (
     "This upload has not been initiated. Please call initiate() before beginning to "
     "transmit chunks."
 )
-
-
-@pytest.fixture
-def env(gcs_server: Any, gcs_bucket: str, tmp_path: pathlib.Path, no_jitter: None) -> Env:
-    gcs_server.put_object(gcs_bucket, "obj", DATA)
-    return Env(gcs_server.endpoint, gcs_bucket, tmp_path, FAST_RETRY, TIMEOUT, gcs_server)
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
 
 
 def _count(env: Env) -> int:
