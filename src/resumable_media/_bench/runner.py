@@ -166,7 +166,8 @@ class _Run:
             size_bytes=subject.size_bytes,
             source_path=str(subject.path),
             dest_path=str(dest),
-            upload_name=f"upload-{spec.case_id}",
+            # A fresh name per run: a stale object can never pass for a new upload.
+            upload_name=f"upload-{tag}",
         )
         spec_path = self.workdir / f"{tag}.spec.json"
         result_path = self.workdir / f"{tag}.result.json"
@@ -185,10 +186,16 @@ class _Run:
                 self._verify(spec, ctx, subject)
         except VerificationError as exc:
             result = {"status": "error", "detail": str(exc)}
+        except Exception as exc:  # the check itself broke: still this row's failure
+            _log.warning("verifying %s failed", spec.case_id, exc_info=True)
+            result = {"status": "error", "detail": f"could not verify: {exc!r}"}
         finally:
             _remove_outputs(dest)
             if spec.group == "upload":
-                self.server.delete(self.bucket, ctx.upload_name)
+                try:
+                    self.server.delete(self.bucket, ctx.upload_name)
+                except Exception:
+                    _log.warning("could not delete %s", ctx.upload_name, exc_info=True)
         self._record(tally, result, repeat)
 
     def _spawn(
