@@ -14,6 +14,7 @@ The object lives in a temp dir that is removed at the end; nginx is stopped at t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import os
 import pathlib
@@ -231,7 +232,12 @@ def main() -> int:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    cpu = platform.processor() or platform.machine()
+    cpu = platform.machine()
+    with contextlib.suppress(OSError):
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
     print(f"# bench_server: {args.size_mib} MiB object in {workdir.parent}, {args.runs} runs")
     print(f"machine: {os.cpu_count()} vCPU {cpu}, Python {sys.version.split()[0]}, shared host\n")
     print("| case | ours MB/s, median (best) | peer MB/s, median (best) | ratio of medians |")
