@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from resumable_media._bench.rss import TreeSampler, tree_cpu_seconds
+from resumable_media._bench.rss import TreeSampler, own_peak_rss_bytes, tree_cpu_seconds
 
 MIB = 1 << 20
 
@@ -79,3 +79,18 @@ def test_cpu_of_live_and_reaped_descendants_counts() -> None:
     # ...and once reaped, from getrusage: it is not lost (nor counted twice).
     after = tree_cpu_seconds() - before
     assert 0.35 <= after < 5.0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_own_peak_is_not_inherited_from_the_parent() -> None:
+    held = bytearray(200 * MIB)
+    for i in range(0, len(held), 4096):
+        held[i] = 1
+    mine = own_peak_rss_bytes()
+    assert mine is not None and mine > 200 * MIB
+    code = "from resumable_media._bench.rss import own_peak_rss_bytes; print(own_peak_rss_bytes())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # getrusage().ru_maxrss would report the parent's 200+ MiB here (Linux keeps it
+    # across execve); the child's own high-water mark is a fresh interpreter's.
+    assert int(out.stdout) < 100 * MIB
+    del held

@@ -20,6 +20,7 @@ import traceback
 from typing import Any
 
 from resumable_media._bench.model import CaseContext, CaseUnavailable
+from resumable_media._bench.rss import own_peak_rss_bytes
 
 
 def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
@@ -48,6 +49,8 @@ def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
         }
     return {
         "status": "ok",
+        # A peak the parent's sampler can miss in a run shorter than its interval.
+        "own_peak_rss": own_peak_rss_bytes(),
         "seconds": float(outcome["seconds"]),
         "cpu_seconds": outcome.get("cpu_seconds"),
         "detail": outcome.get("detail", ""),

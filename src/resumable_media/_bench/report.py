@@ -70,7 +70,7 @@ def _throughput_table(rows: Sequence[BenchRow]) -> list[str]:
 def _memory_table(rows: Sequence[BenchRow]) -> list[str]:
     lines = [
         "| Case | Object | Median MB/s | Peak RSS of the process tree, MiB "
-        "| Sum of per-process peaks, MiB | Limit |",
+        "| Sum of per-process peaks seen, MiB | Limit |",
         "|---|---|---:|---:|---:|---|",
     ]
     for row in rows:
@@ -138,7 +138,8 @@ def format_table(
         "MB/s = 10^6 B/s. "
         "Ratios divide our median by the named peer's median from this same run. Peak RSS: "
         f"sum over the case's process tree (workers included), sampled every "
-        f"{THROUGHPUT_SAMPLE_S * 1000:.0f} ms.",
+        f"{THROUGHPUT_SAMPLE_S * 1000:.0f} ms, and never less than the case process's own "
+        "peak (VmHWM); curl's figure includes the small Python process that starts it.",
         "",
     ]
     for group, heading in _GROUP_TITLES:

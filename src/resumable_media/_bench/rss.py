@@ -16,7 +16,13 @@ import os
 import resource
 import threading
 
-__all__ = ["MEMORY_SAMPLE_S", "THROUGHPUT_SAMPLE_S", "TreeSampler", "tree_cpu_seconds"]
+__all__ = [
+    "MEMORY_SAMPLE_S",
+    "THROUGHPUT_SAMPLE_S",
+    "TreeSampler",
+    "own_peak_rss_bytes",
+    "tree_cpu_seconds",
+]
 
 THROUGHPUT_SAMPLE_S = 0.25
 """Sampling interval during throughput cases (light: a sample scans all of /proc)."""
@@ -93,6 +99,16 @@ def _memory_kib(pid: int) -> tuple[int, int] | None:
     if rss is None or hwm is None:
         return None
     return rss, hwm
+
+
+def own_peak_rss_bytes() -> int | None:
+    """This process's peak RSS (VmHWM), or None without /proc.
+
+    Not ``getrusage().ru_maxrss``: Linux carries that across execve, so a freshly
+    started child would report its parent's peak.
+    """
+    memory = _memory_kib(os.getpid())
+    return memory[1] * 1024 if memory is not None else None
 
 
 class TreeSampler:

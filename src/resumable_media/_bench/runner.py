@@ -70,9 +70,16 @@ class _Tally:
     def done(self) -> bool:
         return self.status != STATUS_OK
 
-    def note_rss(self, sampler: TreeSampler) -> None:
-        for attr, value in (("peak_rss", sampler.peak_bytes), ("peak_bound", sampler.bound_bytes)):
-            if value is not None:
+    def note_rss(self, sampler: TreeSampler, result: dict[str, Any]) -> None:
+        # The child's own peak floors the sampled figures: a run shorter than the
+        # sampling interval is still charged at least what its main process reached.
+        own = int(result.get("own_peak_rss") or 0)
+        for attr, sampled in (
+            ("peak_rss", sampler.peak_bytes),
+            ("peak_bound", sampler.bound_bytes),
+        ):
+            value = max(sampled or 0, own)
+            if value:
                 setattr(self, attr, max(value, getattr(self, attr) or 0))
 
 
@@ -240,7 +247,7 @@ class _Run:
             return {"status": "error", "detail": f"child exited with {proc.returncode}: {tail}"}
         result: dict[str, Any] = json.loads(result_path.read_text())
         if result["status"] == "ok":
-            tally.note_rss(sampler)
+            tally.note_rss(sampler, result)
         if result["status"] == "error" and result.get("traceback"):
             _log.warning("%s failed:\n%s", tally.spec.case_id, result["traceback"])
         return result
