@@ -252,3 +252,19 @@ def test_503_after_cut_on_large_chunk(gcs_server: GCSServer, gcs_bucket: str) ->
     )
     assert final.status_code == 200
     assert gcs_server.object_bytes(gcs_bucket, "large-cut") == data
+
+
+def test_reset_and_short_broken_stream_on_download(gcs_server: GCSServer, gcs_bucket: str) -> None:
+    data = os.urandom(100_000)
+    gcs_server.put_object(gcs_bucket, "rs", data)
+    url = media_url(gcs_server, gcs_bucket, "rs")
+    test_id = gcs_server.create_retry_test(
+        {GET: ["return-reset-connection", "return-broken-stream"]}
+    )
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, headers={"x-retry-test-id": test_id})
+    status, headers, body, cut = raw_get(url, {"x-retry-test-id": test_id})
+    assert status == 200 and cut and body == data[:4]
+    assert headers["Content-Length"] == str(len(data))
+    assert gcs_server.retry_test(test_id)["completed"] is True
+    assert requests.get(url, headers={"x-retry-test-id": test_id}).content == data

@@ -54,10 +54,15 @@ def test_fixtures(gcs_server: GCSServer, gcs_bucket: str) -> None:
 
 
 def test_context_manager_and_own_root(tmp_path: object) -> None:
-    with GCSServer() as server:
-        root = server.root
-        server.put_object("b", "x", b"1")
-        assert server.object_path("b", "x").read_bytes() == b"1"
-    assert not root.exists()
-    with pytest.raises(requests.ConnectionError):
-        requests.get(server.endpoint, timeout=2)
+    with requests.Session() as session:
+        with GCSServer() as server:
+            root = server.root
+            server.put_object("b", "x", b"1")
+            assert server.object_path("b", "x").read_bytes() == b"1"
+            assert session.get(f"{server.endpoint}/storage/v1/b/b").status_code == 200
+        assert not root.exists()
+        # Neither new connections nor the kept-alive one are served after stop().
+        with pytest.raises(requests.ConnectionError):
+            session.get(f"{server.endpoint}/storage/v1/b/b", timeout=2)
+        with pytest.raises(requests.ConnectionError):
+            requests.get(server.endpoint, timeout=2)
