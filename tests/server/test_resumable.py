@@ -126,15 +126,15 @@ def test_cancel_is_499_then_404(gcs_server: GCSServer, gcs_bucket: str) -> None:
 
 
 def test_if_generation_match_on_resumable(gcs_server: GCSServer, gcs_bucket: str) -> None:
+    base = f"{gcs_server.endpoint}/upload/storage/v1/b/{gcs_bucket}/o?uploadType=resumable"
     gcs_server.put_object(gcs_bucket, "exists", b"old")
-    resp = requests.post(
-        f"{gcs_server.endpoint}/upload/storage/v1/b/{gcs_bucket}/o"
-        "?uploadType=resumable&name=exists&ifGenerationMatch=0"
-    )
-    url = resp.headers["Location"]
+    assert requests.post(f"{base}&name=exists&ifGenerationMatch=0").status_code == 412
+    # A session that was valid at initiate fails at the end if the object appeared meanwhile.
+    url = requests.post(f"{base}&name=later&ifGenerationMatch=0").headers["Location"]
+    gcs_server.put_object(gcs_bucket, "later", b"old")
     final = put(url, b"new", "bytes 0-2/3")
     assert final.status_code == 412
-    assert gcs_server.object_bytes(gcs_bucket, "exists") == b"old"
+    assert gcs_server.object_bytes(gcs_bucket, "later") == b"old"
 
 
 def test_bad_requests(gcs_server: GCSServer, gcs_bucket: str) -> None:

@@ -208,12 +208,12 @@ def initiate(ex: Exchange, state: ServerState, bucket: str) -> None:
         meta = ObjectMeta(
             meta.content_type, ex.query["contentEncoding"], meta.cache_control, meta.metadata
         )
+    pre = Preconditions.from_query(ex.query)
+    pre.check(state.store.peek(bucket, name))  # checked again when the upload completes
     upload_id = secrets.token_urlsafe(24)
     temp = state.store.new_temp()
     temp.touch()
-    session = UploadSession(
-        upload_id, bucket, name, meta, Preconditions.from_query(ex.query), temp, declared
-    )
+    session = UploadSession(upload_id, bucket, name, meta, pre, temp, declared)
     with state.lock:
         state.sessions[upload_id] = session
     location = (
