@@ -152,3 +152,25 @@ def test_expect_100_continue(gcs_server: GCSServer, gcs_bucket: str) -> None:
     assert read_reply(sock).startswith(b"HTTP/1.1 200")
     sock.close()
     assert gcs_server.object_bytes(gcs_bucket, "exp") == b"hello"
+
+
+def test_concurrent_uploads_and_downloads(gcs_server: GCSServer, gcs_bucket: str) -> None:
+    import concurrent.futures
+
+    payloads = {f"conc/{i}": os.urandom(2 * Q + i * 1000) for i in range(6)}
+
+    def roundtrip(name: str) -> bool:
+        data = payloads[name]
+        with requests.Session() as s:
+            loc = s.post(
+                f"{gcs_server.endpoint}/upload/storage/v1/b/{gcs_bucket}/o"
+                f"?uploadType=resumable&name={name}"
+            ).headers["Location"]
+            mid = s.put(loc, data=data[:Q], headers={"Content-Range": f"bytes 0-{Q - 1}/*"})
+            assert mid.status_code == 308
+            rng = f"bytes {Q}-{len(data) - 1}/{len(data)}"
+            media = s.put(loc, data=data[Q:], headers={"Content-Range": rng}).json()["mediaLink"]
+            return s.get(media).content == data
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        assert all(pool.map(roundtrip, payloads))
