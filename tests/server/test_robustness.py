@@ -91,7 +91,9 @@ def test_garbage_and_malformed_requests(gcs_server: GCSServer, gcs_bucket: str) 
         f"POST /upload/storage/v1/b/{gcs_bucket}/o?uploadType=media&name=cl HTTP/1.1\r\n"
         "Host: x\r\nContent-Length: banana\r\n\r\n".encode()
     )
-    assert read_reply(sock).startswith(b"HTTP/1.1 400")
+    reply = read_reply(sock)
+    assert reply.startswith(b"HTTP/1.1 400")
+    assert b"Connection: close" in reply  # the body's extent is unknown: no reuse
     sock.close()
     sock = connect(gcs_server)
     sock.sendall(

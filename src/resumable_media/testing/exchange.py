@@ -175,8 +175,9 @@ class Exchange:
         self.target = handler.path
         split = urlsplit(handler.path)
         self.raw_path = split.path
-        self.query: dict[str, str] = dict(parse_qsl(split.query, keep_blank_values=True))
-        self.query_keys = {k for k, _ in parse_qsl(split.query, keep_blank_values=True)}
+        pairs = parse_qsl(split.query, keep_blank_values=True)
+        self.query: dict[str, str] = dict(pairs)
+        self.query_keys = {k for k, _ in pairs}
         for part in split.query.split("&"):
             if part and "=" not in part:
                 self.query_keys.add(unquote(part))
@@ -191,8 +192,9 @@ class Exchange:
             try:
                 length = int(self.headers["content-length"])
             except ValueError:
-                length = None
+                # The body's extent is unknown: answer 400 and never reuse the connection.
                 self.malformed = "Invalid Content-Length header."
+                handler.close_connection = True
             else:
                 if length < 0:
                     raise ClientGone("negative Content-Length")
