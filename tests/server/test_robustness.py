@@ -176,3 +176,18 @@ def test_concurrent_uploads_and_downloads(gcs_server: GCSServer, gcs_bucket: str
 
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
         assert all(pool.map(roundtrip, payloads))
+
+
+def test_silent_client_is_dropped_mid_body() -> None:
+    with GCSServer(idle_timeout_s=0.3) as server:
+        server.create_bucket("b")
+        sock = connect(server)
+        sock.sendall(
+            b"POST /upload/storage/v1/b/b/o?uploadType=media&name=silent HTTP/1.1\r\n"
+            b"Host: x\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10
+        )
+        sock.settimeout(5)
+        assert sock.recv(1024) == b""  # the server gave up on the silent client
+        sock.close()
+        assert not server.has_object("b", "silent")
+        assert requests.get(f"{server.endpoint}/storage/v1/b/b").status_code == 200

@@ -16,6 +16,7 @@ import pathlib
 import shutil
 import signal
 import socket
+import struct
 import sys
 import tempfile
 import threading
@@ -99,11 +100,20 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], state: ServerState) -> None:
         self.state = state
+        self.idle_timeout_s = 300.0
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        # A kernel-level receive timeout keeps the socket blocking for os.sendfile, while a
+        # silent client makes reads return nothing (treated as a vanished client).
+        whole = int(self.idle_timeout_s)
+        micros = int((self.idle_timeout_s - whole) * 1e6)
+        with contextlib.suppress(OSError):
+            request.setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", whole, micros)
+            )
         with self._connections_lock:
             self._connections.add(request)
         super().process_request(request, client_address)
@@ -132,15 +142,23 @@ class GCSServer:
         host: address to bind.
         port: port to bind (0 = ephemeral).
         root: directory for object files; None = a temp dir removed on ``stop()``.
+        idle_timeout_s: a connection whose client sends nothing for this long (mid-body or
+            between requests) is closed, so a silent client never pins a thread forever.
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, root: str | os.PathLike[str] | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        idle_timeout_s: float = 300.0,
     ) -> None:
         self._own_root = root is None
         self.root = pathlib.Path(tempfile.mkdtemp(prefix="gcs-server-") if root is None else root)
         self._state = ServerState(self.root)
         self._httpd = _HTTPServer((host, port), self._state)
+        self._httpd.idle_timeout_s = idle_timeout_s
         self._thread: threading.Thread | None = None
 
     @property
