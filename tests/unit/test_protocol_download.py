@@ -314,3 +314,17 @@ def test_chunked_whole_run_checksum() -> None:
 def test_chunked_negative_start() -> None:
     with pytest.raises(ValueError, match="starting value cannot be negative"):
         ChunkedDownloadProtocol(URL, 10, start=-1)
+
+
+def test_full_answer_to_resume_request_starts_over() -> None:
+    download = DownloadProtocol(URL, checksum="crc32c")
+    first = download._prepare_request()
+    download.process_response(None, 200, _full_headers())
+    download.feed(DATA[:500])
+    download.prepare_attempt(first)
+    # A server that ignores Range answers the resume with the whole object.
+    assert download.process_response(None, 200, _full_headers()) is True
+    assert download.bytes_downloaded == 0
+    download.feed(DATA)
+    download.finish(None)
+    assert download.bytes_downloaded == len(DATA)

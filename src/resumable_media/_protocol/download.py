@@ -183,7 +183,8 @@ class DownloadProtocol:
 
         Returns:
             True when the caller must rewind its stream to 0 first (a transcoded
-            response, which ignores Range, arrived after bytes were written).
+            response, which ignores Range, or a full 200 answer to a resume request
+            arrived after bytes were written).
 
         Raises:
             InvalidResponse: For a status other than 200/206 or a repeated x-goog-hash.
@@ -198,7 +199,10 @@ class DownloadProtocol:
         encoding = (get_header(headers, "content-encoding") or "").lower() or None
         stored_encoding = (get_header(headers, "x-goog-stored-content-encoding") or "").lower()
         transcoded = stored_encoding == "gzip" and encoding != "gzip"
-        rewind = transcoded and self._bytes_downloaded > 0
+        # A transcoded body ignores Range, and a 200 to a resume request is the whole
+        # object again: either way the bytes start over at 0.
+        resumed = self._stored_received > 0 or self._bytes_downloaded > 0
+        rewind = resumed and (transcoded or status == 200)
         if rewind or transcoded:
             self._restart_body()
         self._transcoded = transcoded
