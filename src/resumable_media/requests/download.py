@@ -97,6 +97,10 @@ class Download(DownloadProtocol):
             DataCorruption: If the whole-object checksum does not match.
         """
         first = self._prepare_request()
+        origin = 0
+        if self._stream is not None:
+            with contextlib.suppress(Exception):
+                origin = self._stream.tell()
         buffers = [bytearray(_body.READ_SIZE) for _ in range(3 if self._stream is not None else 0)]
 
         def attempt() -> Any:
@@ -108,7 +112,7 @@ class Download(DownloadProtocol):
                 if self._stream is None:
                     self._check_in_memory(response)
                 else:
-                    self._write_body(response, rewind, buffers)
+                    self._write_body(response, rewind, buffers, origin)
             except BaseException:
                 response.close()
                 raise
@@ -124,12 +128,14 @@ class Download(DownloadProtocol):
         self.feed(response.content)
         self.finish(response)
 
-    def _write_body(self, response: Any, rewind: bool, buffers: list[bytearray]) -> None:
+    def _write_body(
+        self, response: Any, rewind: bool, buffers: list[bytearray], origin: int
+    ) -> None:
         stream = self._stream
         assert stream is not None
         if rewind:
             try:
-                stream.seek(0)
+                stream.seek(origin)
             except Exception as exc:
                 raise Exception(_TRANSCODE_REWIND_FAILED.format(self.media_url)) from exc
             with contextlib.suppress(Exception):
