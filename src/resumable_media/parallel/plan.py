@@ -16,6 +16,7 @@ from resumable_media.common import RetryStrategy
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_PART_SIZE",
+    "DEFAULT_UPLOAD_THREADS",
     "READ_SIZE",
     "Chunk",
     "ChunkError",
@@ -29,8 +30,16 @@ __all__ = [
 DEFAULT_CHUNK_SIZE = 32 * 2**20
 """int: Default download chunk (one ranged GET per chunk): large enough to amortise a round trip."""
 
-DEFAULT_PART_SIZE = 32 * 2**20
-"""int: Default XML multipart-upload part size."""
+DEFAULT_PART_SIZE = 16 * 2**20
+"""int: Default XML multipart-upload part size (16 MiB x 8 parts in flight: ~128 MiB mapped)."""
+
+DEFAULT_UPLOAD_THREADS = 8
+"""int: Default parts in flight for ParallelUpload.
+
+Unlike downloads, part uploads gained from more concurrency against the loopback server
+(its intake overlaps disk writes and hashing): 8 threads beat 2 in each of three noisy
+rounds on the 2-core machine (e.g. 141 vs 78 and 229 vs 129 MB/s, 512 MiB file).
+"""
 
 READ_SIZE = 2**20
 """int: Bytes read per ``readinto`` step; 1 MiB windows measured fastest on loopback."""

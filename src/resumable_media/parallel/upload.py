@@ -25,6 +25,7 @@ from xml.sax.saxutils import escape
 from resumable_media import checksums, common
 from resumable_media.parallel.plan import (
     DEFAULT_PART_SIZE,
+    DEFAULT_UPLOAD_THREADS,
     Chunk,
     PartJob,
     TransferResult,
@@ -70,7 +71,7 @@ class ParallelUpload:
         filename: The file to upload.
         part_size: Bytes per part (raised automatically to stay within 10 000 parts).
         processes: Worker processes (0: threads in this process; None: the default).
-        threads_per_process: Connections per process (None: the default).
+        threads_per_process: Parts in flight per process (None: ``DEFAULT_UPLOAD_THREADS``).
         checksum: "crc32c" (default, compared with the final object) or None.
         headers: Extra headers for every request.
         retry: The retry policy (None: the default RetryStrategy).
@@ -102,12 +103,12 @@ class ParallelUpload:
                 f"checksum must be 'crc32c' or None for multipart uploads (multipart objects "
                 f"have no MD5), got {checksum!r}"
             )
-        default_processes, default_threads = default_workers()
+        default_processes, _download_threads = default_workers()
         self.upload_url = upload_url
         self.filename = os.fspath(filename)
         self.part_size = part_size
         self.processes = default_processes if processes is None else processes
-        self.threads_per_process = threads_per_process or default_threads
+        self.threads_per_process = threads_per_process or DEFAULT_UPLOAD_THREADS
         self.checksum = checksum
         self.headers = headers_tuple(headers)
         self.retry = common.RetryStrategy() if retry is None else retry
