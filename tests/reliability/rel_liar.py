@@ -71,6 +71,8 @@ class LyingServer:
 
     def stop(self) -> None:
         self._stop = True
+        with suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
         self._sock.close()
         with self._lock:
             for conn in self._conns:
