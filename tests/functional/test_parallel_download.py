@@ -142,12 +142,20 @@ def test_faults_mid_chunk_recover(gcs_server, gcs_bucket, tmp_path, fault):
         {"storage.objects.get": [fault, "return-broken-stream-after-50K", fault]}
     )
     dest = tmp_path / "out"
+    gcs_server.clear_requests()
     result = ParallelDownload(
         url, dest, chunk_size=CHUNK, headers={"x-retry-test-id": test_id}, retry=FAST_RETRY
     ).consume(transports.anonymous())
     assert dest.read_bytes() == data
     assert result.verified
     assert gcs_server.retry_test(test_id)["completed"]
+    starts = [
+        int(r.headers["range"].removeprefix("bytes=").split("-")[0])
+        for r in gcs_server.requests
+        if r.method == "GET" and "range" in r.headers
+    ]
+    # The chunk broken after 50K resumed from the bytes it had, not from its start.
+    assert 50 * 1024 in {start % CHUNK for start in starts}
 
 
 def test_corrupted_data_raises_and_leaves_nothing(gcs_server, gcs_bucket, tmp_path):
