@@ -126,7 +126,13 @@ class Download(DownloadProtocol):
         if not self._decode_body or response.headers.get("content-encoding"):
             return
         self.feed(response.content)
-        self.finish(response)
+        try:
+            self.finish(response)
+        except ConnectionError:
+            # The retry must fetch the whole body again: the caller reads it from
+            # the response, so a ranged resume would hand them only the tail.
+            self._restart_body()
+            raise
 
     def _write_body(
         self, response: Any, rewind: bool, buffers: list[bytearray], origin: int
