@@ -220,6 +220,9 @@ class ChunkedDownload(ChunkedDownloadProtocol):
     Chunks are written as stored (a ``Content-Encoding: gzip`` object arrives as its
     gzip bytes, never as decoded fragments).  A run that covers the whole object
     (``start=0``, ``end=None``) is checked against the server's checksum at the end.
+    Each request is sent with ``stream=True`` and read through ``response.raw``; the
+    returned response's ``content`` is the chunk, available until the next chunk is
+    consumed (it is copied out of a reused buffer only when asked for).
 
     Args:
         media_url: The media URL.
