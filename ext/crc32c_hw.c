@@ -45,13 +45,19 @@ static int cpu_has_sse42(void)
 #include <arm64_neon.h>
 #include <windows.h>
 #define CRC3_TARGET
-#else
-#include <arm_acle.h>
-#if defined(__clang__)
+#define CRC3_U64(crc, word) __crc32cd((uint32_t)(crc), (word))
+#define CRC3_U8(crc, byte) __crc32cb((crc), (byte))
+#elif defined(__clang__)
+/* Builtins, not <arm_acle.h>: clang < 17 only declares the intrinsics when
+ * the whole file targets +crc, which would defeat the runtime probe. */
 #define CRC3_TARGET __attribute__((target("crc")))
+#define CRC3_U64(crc, word) __builtin_arm_crc32cd((uint32_t)(crc), (word))
+#define CRC3_U8(crc, byte) __builtin_arm_crc32cb((crc), (byte))
 #else
+#include <arm_acle.h> /* GCC enables +crc around its intrinsics itself */
 #define CRC3_TARGET __attribute__((target("+crc")))
-#endif
+#define CRC3_U64(crc, word) __crc32cd((uint32_t)(crc), (word))
+#define CRC3_U8(crc, byte) __crc32cb((crc), (byte))
 #endif
 #if defined(__linux__)
 #include <sys/auxv.h>
@@ -61,8 +67,6 @@ static int cpu_has_sse42(void)
 #endif
 #define CRC3_NAME crc32c_armv8_3way
 #define CRC3_ROUND crc32c_armv8_round
-#define CRC3_U64(crc, word) __crc32cd((uint32_t)(crc), (word))
-#define CRC3_U8(crc, byte) __crc32cb((crc), (byte))
 #include "crc32c_3way.h"
 
 static int cpu_has_arm_crc(void)
