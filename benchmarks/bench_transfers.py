@@ -23,6 +23,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from resumable_media import bench
 
@@ -58,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 also when a case is not available"
     )
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="PATH",
+        help="measure nothing: re-render --out/--plot from a saved --json file",
+    )
     return parser
 
 
@@ -73,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.from_json:
+        return _render(args, json.loads(args.from_json.read_text(encoding="utf-8")))
     cases = args.cases
     if args.rss:
         cases = [*(cases or [c.case_id for c in bench.CASES if c.default]), bench.RSS_CASE]
@@ -95,14 +104,20 @@ def main(argv: list[str] | None = None) -> int:
     machine["benchmark wall time"] = f"{elapsed:.0f} s"
     shown = sys.argv[1:] if argv is None else argv
     machine["command"] = " ".join(["python3 benchmarks/bench_transfers.py", *shown])
+    return _render(args, {"machine": machine, "rows": [row.to_json() for row in rows]})
+
+
+def _render(args: argparse.Namespace, payload: dict[str, Any]) -> int:
+    """Print and write the report, JSON and chart of a payload; return the exit status."""
+    machine: dict[str, str] = payload["machine"]
+    rows = [bench.BenchRow.from_json(row) for row in payload["rows"]]
     table = bench.format_table(rows, machine=machine)
     print(table)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(table, encoding="utf-8")
-    if args.json:
+    if args.json and not args.from_json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"machine": machine, "rows": [row.to_json() for row in rows]}
         args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     if args.plot:
         args.plot.parent.mkdir(parents=True, exist_ok=True)

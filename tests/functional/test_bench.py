@@ -149,6 +149,11 @@ def test_script_writes_every_output(tmp_path: pathlib.Path) -> None:
     assert payload["machine"]["command"].endswith(str(png))
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.md", "r.png"]
+    # A saved run re-renders to the very same report without measuring anything.
+    again = tmp_path / "again.md"
+    command = [sys.executable, str(SCRIPT), "--from-json", str(js), "--out", str(again)]
+    subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    assert again.read_text() == out.read_text()
 
 
 def test_cli_bench_subcommand(tmp_path: pathlib.Path) -> None:

@@ -122,8 +122,8 @@ def test_median_and_best() -> None:
 
 def test_table_shows_misses_failures_and_unavailable_rows() -> None:
     rows = [
-        _row("grm.download.crc32c", (1.0, 1.0, 1.0)),
-        _row("ours.download.crc32c", (0.5, 0.5, 0.5), ratio=2.0),
+        _row("grm.download.crc32c", (1.0, 1.0, 1.0), cpu_seconds=(0.9, 0.9, 0.3)),
+        _row("ours.download.crc32c", (0.5, 0.5, 0.5), ratio=2.0, cpu_seconds=(0.3, 0.3, 0.3)),
         _row("grm.resumable", (1.0,)),
         _row("ours.resumable", (), status="not available", detail="no ResumableUpload yet"),
         _row("ours.pipelined", (0.2,), status="FAILED", detail="repeat 2: wrong bytes"),
@@ -135,7 +135,12 @@ def test_table_shows_misses_failures_and_unavailable_rows() -> None:
     assert "- `ours.resumable` (not available): no ResumableUpload yet" in table
     assert "- `ours.pipelined` (FAILED): repeat 2: wrong bytes" in table
     assert (
-        "| `ours.pipelined` | `grm.resumable` | - (FAILED / ok) | >= 2.5x | not measured |" in table
+        "| `ours.pipelined` | `grm.resumable` | - (FAILED / ok) | >= 2.5x | not measured | - |"
+        in table
+    )
+    assert (
+        "| `ours.download.crc32c` | `grm.download.crc32c` | 2.00x | >= 4x | **MISSED** | 3.00x |"
+        in table
     )
     assert "| 400 |" in table and "<= 300 MiB: **MISSED**" in table
     assert "| CPU | Test CPU 9000 |" in table

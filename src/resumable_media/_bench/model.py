@@ -270,3 +270,12 @@ class BenchRow:
         data["median_mbps"] = self.median_mbps
         data["best_mbps"] = self.best_mbps
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BenchRow:
+        """Rebuild a row from :meth:`to_json` output (derived figures are recomputed)."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        fields = {key: value for key, value in data.items() if key in names}
+        fields["seconds"] = tuple(fields.get("seconds", ()))
+        fields["cpu_seconds"] = tuple(fields.get("cpu_seconds", ()))
+        return cls(**fields)
