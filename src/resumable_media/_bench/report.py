@@ -223,14 +223,15 @@ def plot(
                 note += f"  ({row.ratio:.2f}x {row.peer})"
             ax.text(max(median, best), y, note, va="center", fontsize=8)
         ax.set_yticks(positions, labels, fontsize=7)
-        ax.set_xlim(0, max(bests) * 1.45)
+        ax.set_xlim(0, max(bests) * 1.75)
         ax.set_xlabel("MB/s (10^6 B/s), median of runs; tick = best run")
         size = format_size(measured[0].size_bytes)
         ax.set_title(f"{heading}, {size} object (blue: resumable-media, grey: peers)", fontsize=10)
         ax.legend(loc="lower right", fontsize=7)
     fig.suptitle(
         f"{facts.get('CPU', 'unknown CPU')}, {facts.get('cores', '?')} cores, "
-        f"{facts.get('Python', '?')}",
+        f"{facts.get('Python', '?')}; load average at start "
+        f"{facts.get('load average (1/5/15 min)', '?')}",
         fontsize=9,
     )
     fig.tight_layout()
