@@ -16,6 +16,7 @@ import urllib.parse
 
 import pytest
 import requests
+from _parallel_support import logged_requests
 
 from resumable_media import DataCorruption, InvalidResponse, RetryStrategy, checksums, transports
 from resumable_media.parallel import ParallelDownload, ParallelUpload
@@ -86,7 +87,7 @@ def test_later_ranges_pin_generation(gcs_server, gcs_bucket, tmp_path):
     url = _put(gcs_server, gcs_bucket, "obj", data)
     gcs_server.clear_requests()
     result = ParallelDownload(url, tmp_path / "o", chunk_size=CHUNK).consume(transports.anonymous())
-    gets = [r for r in gcs_server.requests if r.method == "GET"]
+    gets = [r for r in logged_requests(gcs_server) if r.method == "GET"]
     assert len(gets) == 6
     assert "generation=" not in gets[0].path
     assert all(f"generation={result.generation}" in r.path for r in gets[1:])
@@ -151,7 +152,7 @@ def test_faults_mid_chunk_recover(gcs_server, gcs_bucket, tmp_path, fault):
     assert gcs_server.retry_test(test_id)["completed"]
     starts = [
         int(r.headers["range"].removeprefix("bytes=").split("-")[0])
-        for r in gcs_server.requests
+        for r in logged_requests(gcs_server)
         if r.method == "GET" and "range" in r.headers
     ]
     # The chunk broken after 50K resumed from the bytes it had, not from its start.

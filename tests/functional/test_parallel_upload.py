@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import pytest
+from _parallel_support import logged_requests
 
 from resumable_media import InvalidResponse, RetryStrategy, checksums, transports
 from resumable_media.parallel import ParallelUpload, PipelinedUpload
@@ -58,7 +59,9 @@ def test_pipelined_from_pipe_of_unknown_size(gcs_server, gcs_bucket, tmp_path, s
             )
     assert gcs_server.object_bytes(gcs_bucket, "piped") == data
     assert result.verified and result.bytes == size
-    ranges = [r.headers.get("content-range") for r in gcs_server.requests if r.method == "PUT"]
+    ranges = [
+        r.headers.get("content-range") for r in logged_requests(gcs_server) if r.method == "PUT"
+    ]
     if size and size % CHUNK == 0:
         assert ranges[-1] == f"bytes */{size}"  # ended exactly on a chunk boundary
     assert all(value.endswith("/*") for value in ranges[:-1])
@@ -118,5 +121,5 @@ def test_parallel_upload_aborts_on_failure(gcs_server, gcs_bucket, tmp_path):
     with pytest.raises(InvalidResponse):
         upload.transmit(transports.anonymous(), "application/octet-stream")
     assert not gcs_server.has_object(gcs_bucket, "aborted")
-    deletes = [r for r in gcs_server.requests if r.method == "DELETE"]
+    deletes = [r for r in logged_requests(gcs_server) if r.method == "DELETE"]
     assert len(deletes) == 1 and "uploadId=" in deletes[0].path and deletes[0].status == 204
