@@ -31,7 +31,7 @@ _log = logging.getLogger(__name__)
 _START_TIMEOUT_S = 60.0
 
 
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+def child_env() -> dict[str, str]:
     """Return the environment for harness child processes.
 
     Loopback traffic must never go through a proxy, and children must import this
@@ -43,7 +43,6 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         env[key] = f"{env[key]},{loopback}" if env.get(key) else loopback
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
-    env.update(extra or {})
     return env
 
 
