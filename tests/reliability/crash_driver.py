@@ -49,6 +49,8 @@ def _die_inside_journal_save() -> None:
 def main(argv: list[str]) -> int:
     if os.environ.get("RM_CRASH_IN_JOURNAL") == "1":
         _die_inside_journal_save()
+    if "RM_UMASK" in os.environ:  # file-mode tests: make the library's own modes visible
+        os.umask(int(os.environ["RM_UMASK"], 8))
     mode, endpoint, bucket, name, path, chunk, processes = argv[:7]
     headers = {"x-retry-test-id": argv[7]} if len(argv) > 7 else {}
     retry = RetryStrategy(initial_delay=0.01, max_sleep=0.05, max_retries=6)
