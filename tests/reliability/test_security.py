@@ -228,24 +228,13 @@ def test_parallel_download_temp_and_journal_are_0600(env: Env) -> None:
 def test_cli_download_temp_is_0600(env: Env) -> None:
     env.server.put_object(env.bucket, "obj", DATA)
     test_id = env.server.create_retry_test({GET: ["stall-for-3s-after-64K"]})
+    command = [sys.executable, "-m", "resumable_media", "cp", "--endpoint", env.endpoint, "-q"]
+    command += ["-H", f"x-retry-test-id: {test_id}", f"gs://{env.bucket}/obj", "out.bin"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "resumable_media",
-            "cp",
-            "--endpoint",
-            env.endpoint,
-            "-q",
-            "-H",
-            f"x-retry-test-id: {test_id}",
-            f"gs://{env.bucket}/obj",
-            "out.bin",
-        ],
+        ["sh", "-c", 'umask 000 && exec "$@"', "sh", *command],
         cwd=env.workdir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        preexec_fn=lambda: os.umask(0),  # noqa: PLW1509 -- single-threaded child setup
     )
     try:
         deadline = time.monotonic() + 60
