@@ -62,6 +62,7 @@ def test_every_case_runs_twice_and_is_verified(smoke) -> None:
         assert row.peak_rss_bytes is not None and row.peak_rss_bytes > 1 << 20
         assert len(row.cpu_seconds) == 2 and all(c >= 0 for c in row.cpu_seconds)
         assert row.cpu_s_per_gib is not None
+        assert len(row.server_cpu_seconds) == 2 and row.server_cpu_s_per_gib is not None
 
 
 def test_ratios_are_medians_of_the_same_run(smoke) -> None:

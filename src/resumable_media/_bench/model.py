@@ -208,6 +208,8 @@ class BenchRow:
         seconds: Wall time of each completed repeat, in run order.
         cpu_seconds: CPU time (user + system) of the case's whole process tree during
             each timed transfer, where the case body measured it.
+        server_cpu_seconds: CPU time of the embedded server process during each run
+            (the whole child process's lifetime; empty for a remote server).
         status: ``ok``, ``not available`` or ``FAILED``.
         detail: Why the row is not ok, or a note about the run.
         peer: case_id of the compared peer, if any.
@@ -226,6 +228,7 @@ class BenchRow:
     seconds: tuple[float, ...]
     status: str
     cpu_seconds: tuple[float, ...] = ()
+    server_cpu_seconds: tuple[float, ...] = ()
     detail: str = ""
     peer: str | None = None
     target: float | None = None
@@ -254,6 +257,13 @@ class BenchRow:
         return _median(self.cpu_seconds) * (1 << 30) / self.size_bytes
 
     @property
+    def server_cpu_s_per_gib(self) -> float | None:
+        """Median server CPU seconds per GiB moved, or None when not measured."""
+        if not self.server_cpu_seconds or self.size_bytes <= 0:
+            return None
+        return _median(self.server_cpu_seconds) * (1 << 30) / self.size_bytes
+
+    @property
     def best_mbps(self) -> float | None:
         """Throughput of the fastest run in MB/s, or None without runs."""
         if not self.seconds:
@@ -267,6 +277,8 @@ class BenchRow:
         data["seconds"] = list(self.seconds)
         data["cpu_seconds"] = list(self.cpu_seconds)
         data["cpu_s_per_gib"] = self.cpu_s_per_gib
+        data["server_cpu_seconds"] = list(self.server_cpu_seconds)
+        data["server_cpu_s_per_gib"] = self.server_cpu_s_per_gib
         data["median_mbps"] = self.median_mbps
         data["best_mbps"] = self.best_mbps
         return data
@@ -278,4 +290,5 @@ class BenchRow:
         fields = {key: value for key, value in data.items() if key in names}
         fields["seconds"] = tuple(fields.get("seconds", ()))
         fields["cpu_seconds"] = tuple(fields.get("cpu_seconds", ()))
+        fields["server_cpu_seconds"] = tuple(fields.get("server_cpu_seconds", ()))
         return cls(**fields)

@@ -21,6 +21,7 @@ __all__ = [
     "THROUGHPUT_SAMPLE_S",
     "TreeSampler",
     "own_peak_rss_bytes",
+    "process_cpu_seconds",
     "tree_cpu_seconds",
 ]
 
@@ -99,6 +100,17 @@ def _memory_kib(pid: int) -> tuple[int, int] | None:
     if rss is None or hwm is None:
         return None
     return rss, hwm
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) used so far by ``pid``, or None if unknown."""
+    try:
+        with open(f"{_PROC}/{pid}/stat", "rb") as stat:
+            raw = stat.read()
+    except OSError:
+        return None
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def own_peak_rss_bytes() -> int | None:

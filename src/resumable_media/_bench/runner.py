@@ -37,7 +37,12 @@ from resumable_media._bench.model import (
     CaseSpec,
     format_size,
 )
-from resumable_media._bench.rss import MEMORY_SAMPLE_S, THROUGHPUT_SAMPLE_S, TreeSampler
+from resumable_media._bench.rss import (
+    MEMORY_SAMPLE_S,
+    THROUGHPUT_SAMPLE_S,
+    TreeSampler,
+    process_cpu_seconds,
+)
 from resumable_media._bench.store import BenchServer, EmbeddedServer, RemoteServer, child_env
 from resumable_media._bench.verify import (
     VerificationError,
@@ -61,6 +66,7 @@ class _Tally:
     size_bytes: int
     seconds: list[float] = dataclasses.field(default_factory=list)
     cpu_seconds: list[float] = dataclasses.field(default_factory=list)
+    server_cpu_seconds: list[float] = dataclasses.field(default_factory=list)
     status: str = STATUS_OK
     detail: str = ""
     peak_rss: int | None = None
@@ -187,8 +193,14 @@ class _Run:
         timeout = self.timeout_s or _default_timeout(subject.size_bytes)
         # Flush the previous runs' dirty pages now, so their writeback is not timed here.
         os.sync()
+        server_pid = self.server.pid
+        server_cpu = process_cpu_seconds(server_pid) if server_pid is not None else None
         try:
             result = self._spawn(tally, spec_path, result_path, log_path, timeout)
+            # Read before verifying: the upload check hashes the object inside the server.
+            if server_cpu is not None and server_pid is not None:
+                after = process_cpu_seconds(server_pid)
+                result["server_cpu_seconds"] = after - server_cpu if after is not None else None
             if result["status"] == "ok":
                 self._verify(spec, ctx, subject)
         except VerificationError as exc:
@@ -270,6 +282,8 @@ class _Run:
             tally.seconds.append(result["seconds"])
             if result.get("cpu_seconds") is not None:
                 tally.cpu_seconds.append(result["cpu_seconds"])
+            if result.get("server_cpu_seconds") is not None:
+                tally.server_cpu_seconds.append(result["server_cpu_seconds"])
             if result.get("detail"):
                 tally.detail = result["detail"]
             mbps = tally.size_bytes / result["seconds"] / MB
@@ -296,6 +310,7 @@ def _rows(tallies: Iterable[_Tally]) -> list[BenchRow]:
             size_bytes=t.size_bytes,
             seconds=tuple(t.seconds),
             cpu_seconds=tuple(t.cpu_seconds),
+            server_cpu_seconds=tuple(t.server_cpu_seconds),
             status=t.status,
             detail=t.detail,
             peer=t.spec.peer,

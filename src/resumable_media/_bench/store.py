@@ -50,6 +50,7 @@ class BenchServer(Protocol):
     """What the runner needs from a server."""
 
     endpoint: str
+    pid: int | None  # the server's process, when it runs on this machine under our control
 
     def put(self, bucket: str, name: str, path: Path) -> dict[str, Any]:
         """Create ``bucket`` if needed and store the file at ``path`` as object ``name``."""
@@ -95,6 +96,7 @@ class EmbeddedServer:
             text=True,
             env=child_env(),
         )
+        self.pid: int | None = self._proc.pid
         self._replies: queue.Queue[str | None] = queue.Queue()
         assert self._proc.stdout is not None
         self._reader = threading.Thread(
@@ -182,6 +184,7 @@ class RemoteServer:
     def __init__(self, endpoint: str) -> None:
         """Use the server at ``endpoint`` (e.g. ``http://127.0.0.1:9000``)."""
         self.endpoint = endpoint.rstrip("/")
+        self.pid: int | None = None
         self._session = requests.Session()
 
     def put(self, bucket: str, name: str, path: Path) -> dict[str, Any]:
