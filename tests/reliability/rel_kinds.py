@@ -66,7 +66,10 @@ class Env:
     workdir: pathlib.Path
     retry: common.RetryStrategy
     timeout: tuple[float, float]
-    server: Any = None  # a GCSServer when in-process (object inspection); None for soak via HTTP
+    server: Any = None  # a GCSServer when in-process (faster object set-up)
+    # Builds every transport a transfer uses (picklable for the accelerator): the soak
+    # passes one that injects faults into random requests.
+    transport_factory: Callable[[], Any] = dataclasses.field(default_factory=transports.anonymous)
 
     def media_url(self, name: str) -> str:
         quoted = urllib.parse.quote(name, safe="")
@@ -139,7 +142,7 @@ def _stream_download(cls: type[Download]) -> Callable[[Env, str, dict[str, str]]
         download = cls(
             env.media_url(name), stream=stream, checksum="crc32c", headers=headers, retry=env.retry
         )
-        with requests.Session() as session:
+        with env.transport_factory() as session:
             download.consume(session, timeout=env.timeout)
         return stream.getvalue()
 
@@ -151,7 +154,7 @@ def _chunked_download(env: Env, name: str, headers: dict[str, str]) -> bytes:
     download = ChunkedDownload(
         env.media_url(name), CHUNK, stream, headers=headers, checksum="crc32c", retry=env.retry
     )
-    with requests.Session() as session:
+    with env.transport_factory() as session:
         while not download.finished:
             download.consume_next_chunk(session, timeout=env.timeout)
     return stream.getvalue()
@@ -169,7 +172,7 @@ def _parallel_download(env: Env, name: str, headers: dict[str, str]) -> bytes:
         retry=env.retry,
         timeout=env.timeout,
     )
-    result = download.consume(transports.anonymous())
+    result = download.consume(env.transport_factory)
     if not result.verified:
         raise AssertionError(f"ParallelDownload returned verified=False: {result}")
     return destination.read_bytes()
@@ -177,7 +180,7 @@ def _parallel_download(env: Env, name: str, headers: dict[str, str]) -> bytes:
 
 def _simple_upload(env: Env, name: str, data: bytes, headers: dict[str, str]) -> dict[str, Any]:
     upload = SimpleUpload(env.upload_url("media", name), headers=headers, retry=env.retry)
-    with requests.Session() as session:
+    with env.transport_factory() as session:
         response = upload.transmit(session, data, "application/octet-stream", timeout=env.timeout)
     resource: dict[str, Any] = response.json()
     return resource
@@ -187,7 +190,7 @@ def _multipart_upload(env: Env, name: str, data: bytes, headers: dict[str, str])
     upload = MultipartUpload(
         env.upload_url("multipart"), headers=headers, checksum="crc32c", retry=env.retry
     )
-    with requests.Session() as session:
+    with env.transport_factory() as session:
         response = upload.transmit(
             session, data, {"name": name}, "application/octet-stream", timeout=env.timeout
         )
@@ -204,7 +207,7 @@ def _resumable_upload(env: Env, name: str, data: bytes, headers: dict[str, str])
         retry=env.retry,
         auto_recover=True,
     )
-    with requests.Session() as session:
+    with env.transport_factory() as session:
         upload.initiate(
             session,
             io.BytesIO(data),
@@ -228,7 +231,7 @@ def _pipelined_upload(env: Env, name: str, data: bytes, headers: dict[str, str])
         retry=env.retry,
         timeout=env.timeout,
     )
-    with requests.Session() as session:
+    with env.transport_factory() as session:
         result = upload.transmit(
             session, io.BytesIO(data), {"name": name}, "application/octet-stream"
         )
@@ -250,7 +253,7 @@ def _parallel_upload(env: Env, name: str, data: bytes, headers: dict[str, str]) 
         retry=env.retry,
         timeout=env.timeout,
     )
-    result = upload.transmit(transports.anonymous(), "application/octet-stream")
+    result = upload.transmit(env.transport_factory, "application/octet-stream")
     if not result.verified:
         raise AssertionError(f"ParallelUpload returned verified=False: {result}")
     return {"crc32c": result.crc32c, "size": str(result.bytes)}
