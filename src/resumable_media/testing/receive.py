@@ -1,6 +1,6 @@
 """Request-body intake for uploads: large reusable buffers, disk writes, hashing, upload faults.
 
-Invariants: body bytes are read with ``readinto`` into pooled multi-MiB buffers and written
+Invariants: body bytes are read with ``readinto`` into pooled 4 MiB buffers and written
 straight to the destination file; only the kept window of the body is written and hashed; a
 client that vanishes mid-body raises ``ClientGone`` and the caller discards whatever this request
 wrote. Hash checks compare base64 digests and produce the exact GCS 400 messages.
@@ -40,9 +40,9 @@ def pump(
     ``hashes`` is None: resumable chunks are hashed later, from the file).
 
     The remainder of the body (after the window, or after an upload fault's cut) is left unread
-    for the caller to drain. Bodies larger than one buffer are pipelined: this thread receives
-    and writes while a helper thread hashes the previous buffer (recv, write, MD5 and CRC32C
-    all release the GIL). Returns the number of bytes kept.
+    for the caller to drain. Bodies larger than one buffer are pipelined: this thread receives,
+    writes and takes the CRC32C while a helper thread runs MD5 over the previous pieces (recv,
+    write, MD5 and large CRC32C calls all release the GIL). Returns the number of bytes kept.
 
     Raises:
         ClientGone: the client disconnected or sent a malformed body.

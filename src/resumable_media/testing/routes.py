@@ -9,7 +9,6 @@ fault bookkeeping beyond two dictionary lookups.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 from urllib.parse import unquote
 
@@ -19,8 +18,6 @@ from .exchange import BadRequest, Exchange
 from .faults import Fault
 from .state import FaultSource, ServerState
 from .store import Preconditions, StoreError, int_param
-
-logger = logging.getLogger(__name__)
 
 GET, INSERT = "storage.objects.get", "storage.objects.insert"
 

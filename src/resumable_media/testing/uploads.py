@@ -1,9 +1,10 @@
 """JSON API uploads of the loopback server: media, multipart and resumable (GCS semantics).
 
 Invariants: upload bytes go to a temp file and become visible only through ``Store.publish``
-(atomic rename, new generation); a resumable session's ``persisted`` and ``hashes`` change only
-when a request completes its kept window, so a client that disconnects mid-chunk leaves the
-session exactly as before that request; a poisoned session repeats its 400 forever.
+(atomic rename, new generation); a resumable session's ``persisted`` size changes only when a
+request completes its kept window (the file is truncated back otherwise), and its hashes are
+taken from the file below that size, so a client that disconnects mid-chunk leaves the session
+exactly as before that request; a poisoned session repeats its 400 forever.
 """
 
 from __future__ import annotations
