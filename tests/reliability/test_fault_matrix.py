@@ -135,15 +135,20 @@ def _acceptable(row: Row, outcome: Outcome) -> bool:
     return False
 
 
+_SHORT = {"DataCorruption": "DC", "InvalidResponse": "IR", "exit": "exit1"}
+
+
 def format_table(results: dict[str, tuple[Outcome, float]]) -> str:
     """The matrix as text: one line per instruction, one column per kind."""
-    width = max(len(k) for k in KINDS) + 1
-    label_width = max(len(r.label) for r in ROWS) + 2
-    lines = ["".ljust(label_width) + "".join(k.ljust(width) for k in KINDS)]
+    widths = [max(len(k), 7) + 1 for k in KINDS]
+    label_width = max(len(r.label) for r in ROWS) + 1
+    lines = [
+        "".ljust(label_width) + "".join(k.ljust(w) for k, w in zip(KINDS, widths, strict=True))
+    ]
     counts: dict[str, int] = {}
     for row in ROWS:
         cells = []
-        for kind in KINDS:
+        for kind, width in zip(KINDS, widths, strict=True):
             entry = results.get(_cell_id(row, kind))
             if entry is None:
                 cells.append("-".ljust(width))
@@ -151,7 +156,8 @@ def format_table(results: dict[str, tuple[Outcome, float]]) -> str:
             outcome, _ = entry
             mark = outcome.status
             if outcome.status == "failed":
-                mark = "fail:" + outcome.detail.split()[0][: width - 6]
+                first = outcome.detail.split()[0]
+                mark = "x:" + _SHORT.get(first, first[:4])
             if not _acceptable(row, outcome):
                 mark = "!" + mark
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
@@ -161,7 +167,11 @@ def format_table(results: dict[str, tuple[Outcome, float]]) -> str:
     lines.append(
         f"{total} cells: "
         + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "failed", "BAD", "CORRUPT"))
-        + "  ('!' = not acceptable for its row; '-' = not run: cp retries for 10 min by design)"
+    )
+    lines.append(
+        "ok = exact bytes + CRC32C verified; x:DC / x:IR / x:exit1 = failed cleanly with "
+        "DataCorruption / InvalidResponse / cp exit 1 (nothing left behind); "
+        "'!' = not acceptable for its row; '-' = not run (cp retries for 10 min by design)"
     )
     return "\n".join(lines)
 
