@@ -411,3 +411,27 @@ def test_resumable_final_checksum_mismatch() -> None:
         f"The computed ``CRC32C`` checksum, ``{CRC}``, and the checksum reported by the remote "
         "host, ``AAAAAA==``, did not match."
     )
+
+
+def _never_advances(liar: UploadLiar) -> Callable[[int, int, int, Request], Reply]:
+    # The first chunk is acknowledged; afterwards every PUT is answered "still 256 KiB":
+    # the server keeps accepting bytes and never persists them.
+    def on_chunk(index: int, start: int, end: int, request: Request) -> Reply:
+        return liar.honest(start, end) if index == 0 else Reply(308, {"Range": "bytes=0-262143"})
+
+    return on_chunk
+
+
+def test_resumable_auto_recover_range_never_advances_terminates() -> None:
+    liar = UploadLiar(lambda *a: Reply(500))
+    liar.on_chunk = _never_advances(liar)
+    upload, error = _resumable(liar, auto_recover=True)
+    assert isinstance(error, (InvalidResponse, *CONNECTION_ERRORS)), repr(error)
+    assert not upload.finished
+
+
+def test_pipelined_range_never_advances_terminates() -> None:
+    liar = UploadLiar(lambda *a: Reply(500))
+    liar.on_chunk = _never_advances(liar)
+    error = _pipelined(liar)
+    assert isinstance(error, (InvalidResponse, *CONNECTION_ERRORS)), repr(error)
