@@ -251,3 +251,68 @@ def test_crash_inside_journal_save_leaves_no_litter(
     assert destination.read_bytes() == data
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != "out.bin")
     assert not leftovers, f"files left beside the destination after a successful rerun: {leftovers}"
+
+
+def _kill_mid_download(
+    gcs_server: Any, bucket: str, name: str, destination: pathlib.Path
+) -> pathlib.Path:
+    """Start a download of ``name``, SIGKILL it once a journal exists; return the journal."""
+    test_id = gcs_server.create_retry_test({"storage.objects.get": ["stall-for-2s-after-512K"] * 8})
+    args = ["download", gcs_server.endpoint, bucket, name, str(destination), str(CHUNK // 4)]
+    driver = Driver([*args, "0", test_id], uuid.uuid4().hex)
+    journal = pathlib.Path(f"{destination}.rmpart.journal")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        chunks = json.loads(journal.read_bytes()).get("chunks", []) if journal.exists() else []
+        if any(done for done, _ in chunks):
+            break
+        time.sleep(0.02)
+    driver.proc.send_signal(signal.SIGKILL)
+    driver.close()
+    assert journal.exists(), "the download never saved a journal"
+    return journal
+
+
+def test_resume_after_the_object_changed(
+    gcs_server: Any, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    """Killed mid-download; the object is then replaced by different bytes of the SAME size.
+    The rerun must not splice old and new: it must produce exactly the new bytes."""
+    name = "changing.bin"
+    old = random.Random(SEED + 3).randbytes(8 * CHUNK // 4)
+    new = random.Random(SEED + 4).randbytes(len(old))
+    gcs_server.put_object(gcs_bucket, name, old)
+    destination = tmp_path / "out.bin"
+    _kill_mid_download(gcs_server, gcs_bucket, name, destination)
+    gcs_server.put_object(gcs_bucket, name, new)
+    base = ["download", gcs_server.endpoint, gcs_bucket, name, str(destination), str(CHUNK // 4)]
+    result = _run_to_end([*base, "0"])
+    assert result["verified"] is True
+    assert destination.read_bytes() == new
+
+
+def test_resume_does_not_trust_lost_writes(
+    gcs_server: Any, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    """Killed mid-download, then the bytes the journal counts as written are lost (as after
+    a power cut before write-back: the temp file reads back zeros there).  The rerun must
+    not commit a file with those zeros."""
+    name = "lost-writes.bin"
+    data = random.Random(SEED + 5).randbytes(8 * CHUNK // 4)
+    gcs_server.put_object(gcs_bucket, name, data)
+    destination = tmp_path / "out.bin"
+    journal = _kill_mid_download(gcs_server, gcs_bucket, name, destination)
+    record = json.loads(journal.read_bytes())
+    chunk_size = record["chunk_size"]
+    index, (done, _) = next((i, c) for i, c in enumerate(record["chunks"]) if c[0])
+    with open(f"{destination}.rmpart", "r+b") as temp:
+        temp.seek(index * chunk_size)
+        temp.write(bytes(min(done, 4096)))  # the first 4 KiB of a "done" region: zeros
+    base = ["download", gcs_server.endpoint, gcs_bucket, name, str(destination), str(CHUNK // 4)]
+    driver = Driver([*base, "0"], uuid.uuid4().hex)
+    code = driver.proc.wait(timeout=120)
+    driver.close()
+    if destination.exists():
+        assert destination.read_bytes() == data, "a resumed download committed lost bytes"
+    else:
+        assert code != 0, "the rerun reported success without a destination file"
