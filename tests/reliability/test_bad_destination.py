@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 from rel_kinds import Env
-from rel_support import FAST_RETRY, TIMEOUT
+from rel_support import DATA, FAST_RETRY, TIMEOUT
 
 from resumable_media import transports
 from resumable_media.parallel import ParallelDownload
@@ -137,3 +137,47 @@ def test_cli_download_bad_destination(
     assert not target.exists()
     if target.parent.exists():
         assert list(target.parent.iterdir()) == [], "temp files left behind"
+
+
+def test_parallel_download_onto_a_directory(env: Env) -> None:
+    target = env.workdir / "adir"
+    target.mkdir()
+    (target / "keep.txt").write_bytes(b"keep")
+    download = ParallelDownload(env.media_url("obj"), target, chunk_size=CHUNK, retry=FAST_RETRY)
+    with pytest.raises(IsADirectoryError):
+        download.consume(transports.anonymous())
+    assert (target / "keep.txt").read_bytes() == b"keep"
+    assert sorted(p.name for p in env.workdir.iterdir()) == ["adir"], "temp files left behind"
+
+
+def test_two_downloads_to_one_destination(env: Env) -> None:
+    # The second download of the same destination must not interleave with the first:
+    # it waits or fails clearly; the file ends up exact either way.
+    import concurrent.futures
+
+    test_id = env.server.create_retry_test({"storage.objects.get": ["stall-for-1s-after-64K"]})
+    destination = env.workdir / "out.bin"
+
+    def run(headers: dict[str, str]) -> str:
+        download = ParallelDownload(
+            env.media_url("obj"),
+            destination,
+            chunk_size=CHUNK,
+            processes=0,
+            headers=headers,
+            retry=FAST_RETRY,
+            timeout=(10, 5),
+        )
+        try:
+            download.consume(transports.anonymous())
+        except OSError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return "ok"
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        first = pool.submit(run, {"x-retry-test-id": test_id})
+        second = pool.submit(run, {})
+        outcomes = [first.result(timeout=60), second.result(timeout=60)]
+    assert "ok" in outcomes, outcomes
+    assert destination.read_bytes() == DATA
+    assert sorted(p.name for p in env.workdir.iterdir()) == ["out.bin"], "temp files left behind"
