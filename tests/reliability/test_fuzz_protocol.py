@@ -160,9 +160,10 @@ class ChunkedMachine(_Checked):
     @initialize(
         chunk=st.integers(1, UNIT),
         start=st.integers(0, UNIT),
-        end=st.none() | st.integers(0, 2 * UNIT),
+        length=st.none() | st.integers(1, 2 * UNIT),
     )
-    def setup(self, chunk: int, start: int, end: int | None) -> None:
+    def setup(self, chunk: int, start: int, length: int | None) -> None:
+        end = None if length is None else start + length - 1
         self.download = ChunkedDownloadProtocol("http://x/o", chunk, start, end, {}, "crc32c")
         self.requested: tuple[int, int] | None = None
         self.announced: int | None = None
