@@ -18,9 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--root", default=None, help="object directory (default: a temp dir)")
     parser.add_argument("--verbose", action="store_true", help="log every request")
+    parser.add_argument(
+        "--no-upload-md5",
+        action="store_true",
+        help="benchmark mode: do not compute MD5 of uploads (CRC32C is still checked)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
-    serve(args.host, args.port, args.root)
+    serve(args.host, args.port, args.root, upload_md5=not args.no_upload_md5)
     return 0
 
 

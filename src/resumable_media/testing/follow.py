@@ -21,9 +21,9 @@ READ_BLOCK = 4 << 20
 class FollowHasher:
     """Hashes the prefix ``[0, committed)`` of a growing file in a background thread."""
 
-    def __init__(self, path: pathlib.Path) -> None:
+    def __init__(self, path: pathlib.Path, *, with_md5: bool = True) -> None:
         self.path = path
-        self._hashes = Hashes()
+        self._hashes = Hashes() if with_md5 else Hashes(md5=None)
         self._target = 0
         self._cond = threading.Condition()
         self._running = False

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from .exchange import Exchange, RequestRecord
 from .faults import Fault, RetryTests, parse_header_instruction
 from .follow import FollowHasher
-from .store import ObjectMeta, Preconditions, Store, StoredObject, StoreError
+from .store import Hashes, ObjectMeta, Preconditions, Store, StoredObject, StoreError
 
 REQUEST_LOG_SIZE = 10_000
 
@@ -36,10 +36,11 @@ class UploadSession:
     poison: str | None = None
     result: StoredObject | None = None
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    with_md5: bool = True
     hasher: FollowHasher = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
-        self.hasher = FollowHasher(self.temp)
+        self.hasher = FollowHasher(self.temp, with_md5=self.with_md5)
 
 
 @dataclasses.dataclass
@@ -99,8 +100,9 @@ class FaultSource:
 class ServerState:
     """Everything the request handlers share."""
 
-    def __init__(self, root: pathlib.Path) -> None:
+    def __init__(self, root: pathlib.Path, *, upload_md5: bool = True) -> None:
         self.store = Store(root)
+        self.upload_md5 = upload_md5
         self.retry_tests = RetryTests()
         self.sessions: dict[str, UploadSession] = {}
         self.mpu: dict[str, MultipartUpload] = {}
@@ -124,6 +126,11 @@ class ServerState:
             except FileNotFoundError:
                 continue
         raise StoreError(404, f"No such object: {bucket}/{name}", "notFound")
+
+    def upload_hashes(self, client_sent_md5: bool = False) -> Hashes:
+        """Hashes for an upload: MD5 is tracked unless the server runs without upload MD5
+        (benchmark mode) and the client sent no MD5 to check."""
+        return Hashes() if self.upload_md5 or client_sent_md5 else Hashes(md5=None)
 
     def record(self, rec: RequestRecord) -> None:
         """Append to the bounded request log."""

@@ -91,7 +91,7 @@ def media_upload(ex: Exchange, state: ServerState, bucket: str, faults: FaultSou
     crc, md5 = parse_goog_hash(ex.headers.get("x-goog-hash"))
     fault = _upload_fault(faults, True)
     temp = state.store.new_temp()
-    hashes = Hashes()
+    hashes = state.upload_hashes(md5 is not None)
     try:
         with open(temp, "wb") as out:
             pump(ex, out, hashes, Window(), fault)
@@ -159,7 +159,7 @@ def multipart_upload(ex: Exchange, state: ServerState, bucket: str, faults: Faul
             start, stop = header_end + 4, tail_at + end
             if stop < start:
                 raise StoreError(400, "Invalid multipart request: truncated media part.")
-            hashes = Hashes()
+            hashes = state.upload_hashes(True)
             with open(temp, "wb") as out:
                 _copy_range(spool, out, start, stop - start, hashes)
         doc = _json_doc(meta_raw)
@@ -214,7 +214,9 @@ def initiate(ex: Exchange, state: ServerState, bucket: str) -> None:
     upload_id = secrets.token_urlsafe(24)
     temp = state.store.new_temp()
     temp.touch()
-    session = UploadSession(upload_id, bucket, name, meta, pre, temp, declared)
+    session = UploadSession(
+        upload_id, bucket, name, meta, pre, temp, declared, with_md5=state.upload_md5
+    )
     with state.lock:
         state.sessions[upload_id] = session
     location = (

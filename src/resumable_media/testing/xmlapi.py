@@ -136,13 +136,18 @@ def _initiate(ex: Exchange, state: ServerState, bucket: str, name: str) -> None:
     )
 
 
+def _part_hash_header(hashes: Hashes) -> str:
+    md5 = hashes.md5_b64()
+    return f"crc32c={hashes.crc_b64()}" + ("" if md5 is None else f",md5={md5}")
+
+
 def _put_part(ex: Exchange, state: ServerState, mpu: MultipartUpload, fault: Fault | None) -> None:
     number = int_param(ex.query, "partNumber")
     if number is None or not 1 <= number <= 10000:
         raise XMLError(400, "InvalidArgument", "Part number must be an integer from 1 to 10000.")
     crc, md5 = parse_goog_hash(ex.headers.get("x-goog-hash"))
     temp = state.store.new_temp()
-    hashes = Hashes()
+    hashes = state.upload_hashes(md5 is not None or "content-md5" in ex.headers)
     try:
         with open(temp, "wb") as out:
             pump(ex, out, hashes, Window(), fault)
@@ -161,7 +166,8 @@ def _put_part(ex: Exchange, state: ServerState, mpu: MultipartUpload, fault: Fau
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    md5_hex = hashes.md5.hexdigest()
+    # Without MD5 (benchmark mode) the ETag is derived from the CRC32C instead.
+    md5_hex = hashes.md5.hexdigest() if hashes.md5 is not None else f"{hashes.crc:08x}"
     with mpu.lock:
         old = mpu.parts.get(number)
         mpu.parts[number] = (temp, hashes.crc, md5_hex, hashes.size)
@@ -169,7 +175,7 @@ def _put_part(ex: Exchange, state: ServerState, mpu: MultipartUpload, fault: Fau
         old[0].unlink(missing_ok=True)
     headers = [
         ("ETag", f'"{md5_hex}"'),
-        ("x-goog-hash", f"crc32c={hashes.crc_b64()},md5={hashes.md5_b64()}"),
+        ("x-goog-hash", _part_hash_header(hashes)),
     ]
     ex.reply(200, b"", headers)
 
