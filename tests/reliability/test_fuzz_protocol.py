@@ -277,11 +277,17 @@ class ResumableMachine(_Checked):
         self.call(self.upload._process_chunk_response, object(), status, headers, body)
         self.position = self.upload.bytes_uploaded  # what the driver rewinds/advances to
 
-    @rule()
-    def recover(self) -> None:
+    @rule(persisted=st.none() | numbers)
+    def recover(self, persisted: int | None) -> None:
+        # The status query: a session that has finished answers 200 (rejected by recover);
+        # otherwise a 308 with the persisted range (possibly a lie: beyond what was sent).
         self.in_flight = False
         self.call(self.upload._prepare_recover_request)
-        self.call(self.upload._process_recover_response, object(), 308, {})
+        status = 200 if self.upload.finished else 308
+        headers = {} if not persisted else {"range": f"bytes=0-{persisted - 1}"}
+        ok, _ = self.call(self.upload._process_recover_response, object(), status, headers)
+        if ok:
+            self.sent_end = max(self.sent_end, self.upload.bytes_uploaded)  # recover trusts it
         self.position = self.upload.bytes_uploaded
 
     @invariant()
