@@ -1,7 +1,7 @@
 """Fixtures of the reliability suite: jitter-free retries and the matrix report.
 
 Invariants: ``no_jitter`` removes upstream's 0-1 s retry jitter only for transfers that run
-in this process, only while the fixture is active; the fault-matrix table is printed once
+in this process, only within the modules that use it; the fault-matrix table is printed once
 at the end of the session, whenever the matrix ran.
 """
 
@@ -19,9 +19,10 @@ from rel_support import DATA, FAST_RETRY, MATRIX_REPORT, TIMEOUT, NoJitter
 from resumable_media._protocol import retry as retry_module
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def no_jitter() -> Iterator[None]:
-    """Remove upstream's 0-1 s retry jitter for transfers running in this process."""
+    """Remove upstream's 0-1 s retry jitter for transfers running in this process (undone
+    at the end of each test module, so other suites see the real jitter)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(retry_module.Backoff.__init__, "__defaults__", (NoJitter(),))
         yield
