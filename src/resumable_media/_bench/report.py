@@ -144,6 +144,8 @@ def format_table(
         "inside that call are). CPU s/GiB: median user + system time of the client's whole "
         "process tree (workers included, server excluded) during the timed call; server CPU: "
         "the loopback server process over the whole run (it shares the same cores). "
+        "The embedded server runs without upload MD5 (CRC32C still verified), so upload "
+        "cases measure the clients, not the server's single MD5 stream. "
         "MB/s = 10^6 B/s. "
         "Ratios divide our median by the named peer's median from this same run. Peak RSS: "
         f"sum over the case's process tree (workers included), sampled every "
