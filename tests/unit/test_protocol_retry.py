@@ -129,3 +129,20 @@ def test_wait_and_retry_none_strategy_single_attempt() -> None:
     with pytest.raises(ConnectionResetError):
         _send.wait_and_retry(func, None)
     assert calls == [1]
+
+
+def test_each_transfer_owns_its_default_retry_strategy() -> None:
+    from resumable_media.requests import ChunkedDownload, Download, ResumableUpload
+
+    first = Download("http://example.invalid/o")
+    second = Download("http://example.invalid/o")
+    assert first._retry_strategy is not second._retry_strategy
+    first._retry_strategy.max_sleep = 0.5  # type: ignore[union-attr]
+    assert second._retry_strategy.max_sleep == 64.0  # type: ignore[union-attr]
+    chunked = ChunkedDownload("http://example.invalid/o", 1024, None)  # type: ignore[arg-type]
+    assert chunked._retry_strategy.max_cumulative_retry == 600.0  # type: ignore[union-attr]
+    upload = ResumableUpload("http://example.invalid/u", 262144)
+    assert upload._retry_strategy is not ResumableUpload(
+        "http://example.invalid/u", 262144
+    )._retry_strategy
+    assert Download("http://example.invalid/o", retry=None)._retry_strategy is None

@@ -28,6 +28,7 @@ __all__ = [
     "Timeout",
     "Transport",
     "is_retryable_error",
+    "own_retry",
     "round_trip",
     "send",
     "wait_and_retry",
@@ -40,7 +41,17 @@ DEFAULT_TIMEOUT: tuple[float, float] = (61, 60)
 """The (connect, read) timeout every I/O method uses unless told otherwise."""
 
 DEFAULT_RETRY = common.RetryStrategy()
-"""The retry policy transfers start with (about 10 minutes of retries); shared, never mutated."""
+"""The retry policy transfers start with (about 10 minutes of retries); never handed out."""
+
+
+def own_retry(retry: common.RetryStrategy | None) -> common.RetryStrategy | None:
+    """The strategy a transfer keeps: a fresh default for ``DEFAULT_RETRY``, else ``retry``.
+
+    Each transfer gets its own default object (as upstream does), so code that tweaks
+    ``transfer._retry_strategy.max_retries`` in place changes that transfer only.
+    """
+    return common.RetryStrategy() if retry is DEFAULT_RETRY else retry
+
 
 CONNECTION_ERROR_CLASSES: tuple[type[BaseException], ...] = (
     http.client.BadStatusLine,

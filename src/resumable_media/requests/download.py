@@ -28,6 +28,7 @@ from resumable_media.requests._send import (
     DEFAULT_TIMEOUT,
     Timeout,
     Transport,
+    own_retry,
     send,
     wait_and_retry,
 )
@@ -78,7 +79,7 @@ class Download(DownloadProtocol):
     ) -> None:
         super().__init__(media_url, start, end, headers, checksum, decode=self._decode_body)
         self._stream = stream
-        self._retry_strategy = retry
+        self._retry_strategy = own_retry(retry)
 
     def consume(self, transport: Transport, timeout: Timeout = DEFAULT_TIMEOUT) -> Any:
         """Download the bytes, into the stream when one was given.
@@ -252,7 +253,7 @@ class ChunkedDownload(ChunkedDownloadProtocol):
     ) -> None:
         super().__init__(media_url, chunk_size, start, end, headers, checksum)
         self._stream = stream
-        self._retry_strategy = retry
+        self._retry_strategy = own_retry(retry)
         self._buffer = _body.ChunkBuffer()
         self._streamed = False
 

@@ -25,6 +25,7 @@ from resumable_media.requests._send import (
     Timeout,
     Transport,
     is_retryable_error,
+    own_retry,
     round_trip,
     send,
     wait_and_retry,
@@ -50,7 +51,7 @@ class SimpleUpload(SimpleUploadProtocol):
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
     ) -> None:
         super().__init__(upload_url, headers)
-        self._retry_strategy = retry
+        self._retry_strategy = own_retry(retry)
 
     def transmit(
         self,
@@ -106,7 +107,7 @@ class MultipartUpload(MultipartUploadProtocol):
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
     ) -> None:
         super().__init__(upload_url, headers, checksum)
-        self._retry_strategy = retry
+        self._retry_strategy = own_retry(retry)
 
     def transmit(
         self,
@@ -186,7 +187,7 @@ class ResumableUpload(ResumableUploadProtocol):
         auto_recover: bool = False,
     ) -> None:
         super().__init__(upload_url, chunk_size, checksum, headers)
-        self._retry_strategy = retry
+        self._retry_strategy = own_retry(retry)
         self._auto_recover = auto_recover
         self._stream: IO[bytes] | None = None
         self._needs_sync = False

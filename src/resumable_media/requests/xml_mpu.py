@@ -16,6 +16,7 @@ from resumable_media.requests._send import (
     DEFAULT_TIMEOUT,
     Timeout,
     Transport,
+    own_retry,
     round_trip,
     send,
     wait_and_retry,
@@ -45,7 +46,7 @@ class XMLMPUContainer(XMLMPUContainerProtocol):
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
     ) -> None:
         super().__init__(upload_url, filename, headers, upload_id)
-        self._retry_strategy = retry
+        self._retry_strategy = own_retry(retry)
 
     def initiate(
         self, transport: Transport, content_type: str, timeout: Timeout = DEFAULT_TIMEOUT
@@ -154,7 +155,7 @@ class XMLMPUPart(XMLMPUPartProtocol):
         super().__init__(
             upload_url, upload_id, filename, start, end, part_number, headers, checksum
         )
-        self._retry_strategy = retry
+        self._retry_strategy = own_retry(retry)
 
     def upload(self, transport: Transport, timeout: Timeout = DEFAULT_TIMEOUT) -> Any:
         """Read the part from the file and upload it.
