@@ -59,6 +59,10 @@ class ChunkedDownloadProtocol:
     ) -> None:
         if start < 0:
             raise ValueError("On a chunked download the starting value cannot be negative.")
+        if chunk_size <= 0:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        if end is not None and end < start:
+            raise ValueError(f"end ({end}) must be >= start ({start})")
         self.media_url = media_url
         self.chunk_size = chunk_size
         self.start = start
@@ -75,6 +79,7 @@ class ChunkedDownloadProtocol:
         self._invalid = False
         self._finished = False
         self._pending: ranges.ContentRange | None = None
+        self._requested: tuple[int, int] | None = None
 
     @property
     def finished(self) -> bool:
@@ -119,6 +124,7 @@ class ChunkedDownloadProtocol:
         if self._total_bytes is not None:
             curr_end = min(curr_end, self._total_bytes - 1)
         self._headers["range"] = f"bytes={curr_start}-{curr_end}"
+        self._requested = (curr_start, curr_end)
         return RequestSpec("GET", self.media_url, None, self._headers)
 
     def process_response(self, response: Any, status: int, headers: Headers) -> int:
@@ -155,8 +161,16 @@ class ChunkedDownloadProtocol:
                 value,
                 'Expected to be of the form "bytes {start}-{end}/{total}"',
             ) from None
+        self._check_range(response, value, parsed)
         if get_header(headers, "transfer-encoding") is None:
-            length = int(require_header(response, headers, "content-length", self._make_invalid))
+            raw_length = require_header(response, headers, "content-length", self._make_invalid)
+            try:
+                length = int(raw_length)
+            except ValueError:
+                self._make_invalid()
+                raise common.InvalidResponse(
+                    response, "Unexpected content-length header", raw_length
+                ) from None
             if length != parsed.length:
                 self._make_invalid()
                 raise common.InvalidResponse(
@@ -173,6 +187,27 @@ class ChunkedDownloadProtocol:
             )
         self._pending = parsed
         return parsed.length
+
+    def _check_range(self, response: Any, value: str, parsed: ranges.ContentRange) -> None:
+        # A chunk is only acceptable for the bytes that were asked for, and the object
+        # may not change size between chunks: anything else would be written in the
+        # wrong place or end the download early.
+        requested = self._requested
+        total = self._total_bytes
+        wrong = parsed.end < parsed.start or (
+            requested is not None and (parsed.start != requested[0] or parsed.end > requested[1])
+        )
+        if wrong or (total is not None and parsed.total is not None and parsed.total != total):
+            self._make_invalid()
+            expected = "?" if requested is None else f"{requested[0]}-{requested[1]}"
+            raise common.InvalidResponse(
+                response,
+                "Unexpected content-range header",
+                value,
+                f"Expected bytes {expected}/{total if total is not None else '*'}",
+            )
+        if total is None:
+            self._total_bytes = parsed.total
 
     def chunk_hasher(self) -> checksums.Hasher | None:
         """A copy of the running hasher, for the caller to feed one chunk's pieces as
