@@ -60,6 +60,13 @@ def _url_generation(url: str) -> int | None:
     return int(values[0]) if values else None
 
 
+def _header_int(response: Any, name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise common.InvalidResponse(response, f"Unexpected {name} header", value) from None
+
+
 def _new_decoder(encoding: str | None) -> Any:
     if encoding in ("gzip", "x-gzip"):
         return zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -121,6 +128,8 @@ class DownloadProtocol:
         self._first_response = True
         self._decoder: Any = None
         self._last_headers: Headers = {}
+        self._first_start: int | None = None
+        self._expected_start: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -143,8 +152,14 @@ class DownloadProtocol:
         """
         if self._finished:
             raise ValueError("A download can only be used once.")
+        start, end = self.start, self.end
+        if start is not None and start >= 0 and end is not None and end < start:
+            raise ValueError(f"end ({end}) must be >= start ({start})")
         if self._object_generation is None:
             self._object_generation = _url_generation(self.media_url)
+        # A 206 must start where the request did (unknown for a suffix range).
+        self._first_start = None if start is not None and start < 0 else (start or 0)
+        self._expected_start = self._first_start
         value = ranges.range_header(self.start, self.end)
         if value is not None:
             self._headers["range"] = value
@@ -161,10 +176,12 @@ class DownloadProtocol:
             still missing, pinned to the object generation.
         """
         if self._stored_received == 0 or self._transcoded:
+            self._expected_start = self._first_start
             return first
         origin = self._range_origin
         if origin is None:
             origin = self.start if self.start is not None and self.start >= 0 else 0
+        self._expected_start = origin + self._stored_received
         value = ranges.range_header(origin + self._stored_received, self.end)
         assert value is not None
         self._headers["range"] = value
@@ -192,10 +209,12 @@ class DownloadProtocol:
         self._finished = True
         self._last_headers = headers
         require_status(response, status, _ACCEPTABLE)
+        if status == 206:
+            self._check_partial(response, headers)
         if self._object_generation is None:
             generation = get_header(headers, "x-goog-generation")
             if generation is not None:
-                self._object_generation = int(generation)
+                self._object_generation = _header_int(response, "x-goog-generation", generation)
         encoding = (get_header(headers, "content-encoding") or "").lower() or None
         stored_encoding = (get_header(headers, "x-goog-stored-content-encoding") or "").lower()
         transcoded = stored_encoding == "gzip" and encoding != "gzip"
@@ -212,6 +231,32 @@ class DownloadProtocol:
             self._decoder = _new_decoder(encoding)
         self._first_response = False
         return rewind
+
+    def _check_partial(self, response: Any, headers: Headers) -> None:
+        # A 206 whose range is not the one requested would put bytes in the wrong place.
+        value = get_header(headers, "content-range")
+        try:
+            parsed = ranges.parse_content_range(value or "")
+        except ValueError:
+            parsed = None
+        expected = self._expected_start
+        if (
+            parsed is None
+            or (expected is not None and parsed.start != expected)
+            or (self.end is not None and parsed.end > self.end)
+            or (
+                self._stored_received > 0
+                and self._stored_total is not None
+                and parsed.total != self._stored_total
+            )
+        ):
+            wanted = "?" if expected is None else str(expected)
+            raise common.InvalidResponse(
+                response,
+                "Unexpected content-range header",
+                value,
+                f'Expected to be of the form "bytes {wanted}-{{end}}/{{total}}"',
+            )
 
     def _restart_body(self) -> None:
         self._bytes_downloaded = 0
@@ -230,7 +275,9 @@ class DownloadProtocol:
             self._range_origin = 0
             self._covers_object = True
             length = get_header(headers, "content-length")
-            self._stored_total = int(length) if length is not None else None
+            self._stored_total = (
+                _header_int(response, "content-length", length) if length is not None else None
+            )
             return
         value = get_header(headers, "content-range")
         if value is None:
@@ -273,7 +320,10 @@ class DownloadProtocol:
         out: list[bytes | memoryview] = []
         chunk: Any = data
         while chunk:
-            piece = self._decoder.decompress(chunk, _DECODE_PIECE)
+            try:
+                piece = self._decoder.decompress(chunk, _DECODE_PIECE)
+            except Exception as exc:  # zlib.error, brotli.error: the body is not what it claims
+                raise self._undecodable(exc) from exc
             chunk = getattr(self._decoder, "unconsumed_tail", b"")
             if piece:
                 out.append(piece)
@@ -284,9 +334,19 @@ class DownloadProtocol:
         """Return any bytes the decoder still holds once the body has ended."""
         if self._decoder is None or not hasattr(self._decoder, "flush"):
             return []
-        tail = self._decoder.flush()
+        try:
+            tail = self._decoder.flush()
+        except Exception as exc:  # a truncated or corrupt encoded body
+            raise self._undecodable(exc) from exc
         self._bytes_downloaded += len(tail)
         return [tail] if tail else []
+
+    def _undecodable(self, exc: Exception) -> common.DataCorruption:
+        return common.DataCorruption(
+            None,
+            f"The encoded response body of {self.media_url} could not be decoded "
+            f"({type(exc).__name__}: {exc}); nothing more was written.",
+        )
 
     def finish(self, response: Any) -> None:
         """Validate the whole-object checksum once the last body byte has arrived.
