@@ -75,6 +75,7 @@ class ResumableUploadProtocol:
         self._invalid = False
         self._finished = False
         self._sent: tuple[int, int] | None = None
+        self._sent_total: int | None = None
         self._auto_recover = False
 
     invalid = property(lambda self: self._invalid, doc="bool: Whether recover() is needed.")
@@ -114,6 +115,8 @@ class ResumableUploadProtocol:
             raise ValueError("This upload has already been initiated.")
         if stream_position != 0:
             raise ValueError("Stream must be at beginning.")
+        if total_bytes is not None and total_bytes < 0:
+            raise ValueError(f"total_bytes must be >= 0, got {total_bytes}")
         self._content_type = content_type
         self._total_bytes = total_bytes
         if _is_signed(self.upload_url):
@@ -187,7 +190,9 @@ class ResumableUploadProtocol:
         elif total == 0:
             if payload:
                 raise ValueError("Stream specified as empty, but produced non-empty content.")
-        elif not payload:
+        elif not payload and not (self._auto_recover and start == total == self._bytes_uploaded):
+            # (With automatic recovery, a server that persisted every byte but did not
+            # finalize gets the empty final PUT ``bytes */total``.)
             raise ValueError("Stream is already exhausted. There is no content remaining.")
         if start != self._bytes_uploaded:
             raise ValueError(_STREAM_ERROR.format(start, self._bytes_uploaded))
@@ -205,6 +210,7 @@ class ResumableUploadProtocol:
                 value = {self._checksum_type: hasher.b64digest()}
                 headers["x-goog-hash"] = checksums.format_goog_hash(value)
         self._sent = (start, len(payload))
+        self._sent_total = total
         return RequestSpec("PUT", self._resumable_url, payload, headers)
 
     def _update_checksum(self, start: int, payload: bytes) -> None:
@@ -241,27 +247,40 @@ class ResumableUploadProtocol:
         start, sent = self._sent if self._sent is not None else (self._bytes_uploaded, 0)
         require_status(response, status, (200, 308), self._make_invalid)
         if status == 200:
+            total = self._sent_total
+            if total is None or start + sent != total:
+                # "Complete" while bytes remain: reporting success would lose them.
+                self._make_invalid()
+                raise common.InvalidResponse(
+                    response,
+                    "The server reported the upload complete, but only "
+                    f"{start + sent} of {'the' if total is None else total} bytes were sent.",
+                )
             self._bytes_uploaded = start + sent
             self._finished = True
             self._validate_checksum(response, headers, body)
             return 0
+        previous = self._bytes_uploaded
         value = get_header(headers, "range")
-        if value is None and self._auto_recover:
+        if value is None and self._auto_recover and previous == 0:
             # GCS omits ``range`` when nothing is persisted: start over.
-            self._bytes_uploaded = 0
             return start + sent
         value = require_header(response, headers, "range", self._make_invalid)
         try:
-            self._bytes_uploaded = ranges.parse_persisted_range(value)
+            persisted = ranges.parse_persisted_range(value)
         except ValueError:
+            persisted = -1
+        if not previous <= persisted <= start + sent:
+            # Unparsable, more than was ever sent, or less than already acknowledged.
             self._make_invalid()
             raise common.InvalidResponse(
                 response,
                 'Unexpected "range" header',
                 value,
                 'Expected to be of the form "bytes=0-{end}"',
-            ) from None
-        return max(start + sent - self._bytes_uploaded, 0)
+            )
+        self._bytes_uploaded = persisted
+        return start + sent - persisted
 
     def _validate_checksum(self, response: Any, headers: Headers, body: bytes) -> None:
         if self._checksum_type is None or self._checksum_object is None:
@@ -334,13 +353,17 @@ class ResumableUploadProtocol:
             self._bytes_uploaded = 0
         else:
             try:
-                self._bytes_uploaded = ranges.parse_persisted_range(value)
+                persisted = ranges.parse_persisted_range(value)
             except ValueError:
+                persisted = -1
+            total = self._total_bytes
+            if persisted < 0 or (total is not None and persisted > total):
                 raise common.InvalidResponse(
                     response,
                     'Unexpected "range" header',
                     value,
                     'Expected to be of the form "bytes=0-{end}"',
-                ) from None
+                )
+            self._bytes_uploaded = persisted
         self._invalid = False
         return self._bytes_uploaded
