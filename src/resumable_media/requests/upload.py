@@ -221,6 +221,12 @@ class ResumableUpload(ResumableUploadProtocol):
             InvalidResponse: For a status other than 200/201 or no ``location``.
         """
         position = stream.tell()
+        seekable = getattr(stream, "seekable", None)
+        if self._auto_recover and callable(seekable) and not seekable():
+            raise ValueError(
+                "auto_recover=True needs a seekable stream (recovery rewinds it to what "
+                "the server persisted)."
+            )
         if total_bytes is None and stream_final and self._resumable_url is None:
             total_bytes = get_total_bytes(stream)
         spec = self._prepare_initiate_request(position, metadata, content_type, total_bytes)
@@ -290,6 +296,12 @@ class ResumableUpload(ResumableUploadProtocol):
                 status = response.status_code
                 body = response.content if status == 200 else b""
                 unsent = self._process_chunk_response(response, status, response.headers, body)
+                if unsent and self._bytes_uploaded <= start:
+                    # Nothing of this chunk was persisted: a transient failure, retried
+                    # (after a status query) within the retry budget -- never for ever.
+                    raise ConnectionError(
+                        f"the server persisted none of bytes {start}-{start + len(payload) - 1}"
+                    )
             except Exception as exc:
                 if is_retryable_error(exc):
                     self._needs_sync = True
