@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import requests.exceptions
+
 from resumable_media import checksums, common
 from resumable_media._protocol import ranges
 from resumable_media._protocol.retry import Backoff
@@ -155,7 +157,17 @@ def _body_reader(response: Any) -> Callable[[memoryview], int]:
     raw = response.raw
     inner = getattr(raw, "_fp", None)
     if isinstance(inner, http.client.HTTPResponse) and not inner.chunked:
-        return inner.readinto
+        direct = inner.readinto
+
+        def readinto(view: memoryview) -> int:
+            try:
+                return direct(view)
+            except TimeoutError as exc:
+                # socket.timeout from below urllib3: the same retryable read timeout
+                # that urllib3 would have raised.
+                raise requests.exceptions.ReadTimeout(f"Read timed out: {exc}") from exc
+
+        return readinto
     return raw.readinto  # type: ignore[no-any-return]
 
 
