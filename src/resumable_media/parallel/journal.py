@@ -79,7 +79,7 @@ class Journal:
         """
         record = dataclasses.asdict(self)
         record["version"] = _VERSION
-        temp = f"{path}.{os.getpid()}.tmp"
+        temp = journal_temp(path)
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, json.dumps(record, separators=(",", ":")).encode())
@@ -117,3 +117,13 @@ class Journal:
             with contextlib.suppress(OSError):
                 os.unlink(path)
             return None
+
+
+def journal_temp(path: str) -> str:
+    """The temporary file a journal at ``path`` is written to before its atomic rename.
+
+    One fixed name (not per process): the download owning the destination holds its lock,
+    so there is one writer, and a crash between write and rename leaves a file the next run
+    overwrites or removes instead of litter.
+    """
+    return f"{path}.tmp"

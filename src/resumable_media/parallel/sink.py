@@ -20,6 +20,8 @@ import mmap
 import os
 from collections.abc import Iterator
 
+from resumable_media.parallel.journal import journal_temp
+
 __all__ = ["TEMP_SUFFIX", "TempSink", "map_range"]
 
 _LOGGER = logging.getLogger(__name__)
@@ -94,7 +96,12 @@ class TempSink:
             raise FileNotFoundError(
                 errno.ENOENT, f"the destination directory {directory!r} does not exist"
             )
+        if os.path.isdir(self.destination):
+            raise IsADirectoryError(
+                errno.EISDIR, f"the destination {self.destination!r} is a directory"
+            )
         fd = os.open(self.temp_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        locked = False
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -104,11 +111,14 @@ class TempSink:
                     f"another download to {self.destination!r} is in progress "
                     f"(its temporary file {self.temp_path!r} is locked)",
                 ) from None
+            locked = True
             os.fchmod(fd, 0o600)
             if not keep_existing or os.fstat(fd).st_size != size:
                 os.ftruncate(fd, 0)
             _preallocate(fd, size)
         except BaseException:
+            if locked:  # ours: e.g. ENOSPC while preallocating -- leave nothing behind
+                self._remove_files()
             os.close(fd)
             raise
         self._fd = fd
@@ -128,17 +138,25 @@ class TempSink:
     def commit(self) -> None:
         """fsync the temporary file, rename it onto the destination and fsync the directory."""
         fd = self.fd
-        os.fsync(fd)
-        os.replace(self.temp_path, self.destination)
+        try:
+            os.fsync(fd)
+            os.replace(self.temp_path, self.destination)
+        except BaseException:
+            self.discard()
+            raise
         self._close()
         _fsync_directory(os.path.dirname(self.destination))
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.journal_path)
+        for path in (self.journal_path, journal_temp(self.journal_path)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def discard(self) -> None:
         """Remove the temporary file and the journal; the destination is left untouched."""
         self._close()
-        for path in (self.temp_path, self.journal_path):
+        self._remove_files()
+
+    def _remove_files(self) -> None:
+        for path in (self.temp_path, self.journal_path, journal_temp(self.journal_path)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 
