@@ -253,12 +253,30 @@ class PipelinedUpload:
             end = item.start + item.length
             final = item.eof or (total is not None and end >= total)
             while True:
+                failures = backoff.num_retries
                 result = self._attempt(transport, item, acknowledged, final, reader, backoff)
                 if isinstance(result, dict):
+                    if not final:
+                        raise common.InvalidResponse(
+                            None,
+                            f"the server reported the upload complete after {end} bytes, but "
+                            "the source has more; the upload cannot be trusted",
+                        )
                     tracker.set(0, end)
                     return result
                 if result > acknowledged:
                     backoff = Backoff(self.retry)
+                elif backoff.num_retries == failures:
+                    # An accepted PUT that persisted nothing: retried like a failure, within
+                    # the retry budget, never for ever.
+                    wait = backoff.next_wait()
+                    if wait is None:
+                        raise common.InvalidResponse(
+                            None,
+                            f"the server keeps acknowledging {result} bytes without persisting "
+                            f"bytes {acknowledged}-{end - 1}; giving up",
+                        )
+                    time.sleep(wait)
                 acknowledged = result
                 tracker.set(0, acknowledged)
                 tracker.tick()
