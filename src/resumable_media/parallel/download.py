@@ -253,6 +253,13 @@ class ParallelDownload:
         except BaseException:
             single.close(response)
             raise
+        if resumed and _forget_unverified(sink.fd, chunks, journal):
+            # Bytes the journal counts as done are not on disk any more (lost writes after a
+            # crash, or changed by someone else): fetch those chunks again, from a fresh probe.
+            single.close(response)
+            Journal.save(journal, sink.journal_path)
+            sink.release()
+            return self._consume(factory, tracker, allow_resume=True)
         url = pin_generation(self.media_url, info.generation)
         jobs = [
             RangeJob(
@@ -407,6 +414,28 @@ def _file_size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return -1
+
+
+def _forget_unverified(fd: int, chunks: list[Chunk], journal: Journal) -> int:
+    """Re-read each chunk's done bytes from the temp file and reset the chunks whose CRC32C
+    no longer matches the journal's; returns how many were reset."""
+    reset = 0
+    for chunk in chunks:
+        done, crc = journal.chunks[chunk.index]
+        if not done:
+            continue
+        actual = position = 0
+        while position < done:
+            piece = os.pread(fd, min(done - position, 8 << 20), chunk.offset + position)
+            if not piece:
+                break
+            actual = checksums.crc32c(piece, actual)
+            position += len(piece)
+        if position != done or actual != crc:
+            _LOGGER.warning("chunk %d of the interrupted download does not verify", chunk.index)
+            journal.chunks[chunk.index] = [0, 0]
+            reset += 1
+    return reset
 
 
 def _b64(digest: bytes) -> str:
