@@ -142,7 +142,8 @@ def test_each_transfer_owns_its_default_retry_strategy() -> None:
     chunked = ChunkedDownload("http://example.invalid/o", 1024, None)  # type: ignore[arg-type]
     assert chunked._retry_strategy.max_cumulative_retry == 600.0  # type: ignore[union-attr]
     upload = ResumableUpload("http://example.invalid/u", 262144)
-    assert upload._retry_strategy is not ResumableUpload(
-        "http://example.invalid/u", 262144
-    )._retry_strategy
+    assert (
+        upload._retry_strategy
+        is not ResumableUpload("http://example.invalid/u", 262144)._retry_strategy
+    )
     assert Download("http://example.invalid/o", retry=None)._retry_strategy is None
