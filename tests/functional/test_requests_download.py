@@ -10,57 +10,26 @@ import io
 import logging
 import os
 import re
-import time
 import urllib.parse
 from typing import Any
 
 import pytest
 import requests
+from _requests_support import FAST, no_jitter, session_for  # noqa: F401
 
 import resumable_media
 from resumable_media import checksums
-from resumable_media._protocol import retry as retry_module
 from resumable_media.requests import (
     ChunkedDownload,
     Download,
     RawChunkedDownload,
     RawDownload,
-    _send,
 )
-
-FAST = resumable_media.RetryStrategy(initial_delay=0.01, max_sleep=0.05, max_retries=4)
-
-
-class _NoJitter:
-    def randint(self, a: int, b: int) -> int:
-        return 0
-
-
-@pytest.fixture(autouse=True)
-def _no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The upstream formula adds up to 1 s of jitter per retry; tests need none.
-    monkeypatch.setattr(_send, "Backoff", lambda s: retry_module.Backoff(s, rng=_NoJitter()))
 
 
 def _media_url(server: Any, bucket: str, name: str) -> str:
     quoted = urllib.parse.quote(name, safe="")
     return f"{server.endpoint}/download/storage/v1/b/{bucket}/o/{quoted}?alt=media"
-
-
-def _logged(server: Any, count: int) -> list[Any]:
-    # The server appends a record just after writing the response head, so the
-    # client can see the response first: wait briefly for the log to catch up.
-    deadline = time.monotonic() + 2.0
-    while len(server.requests) < count and time.monotonic() < deadline:
-        time.sleep(0.005)
-    return list(server.requests)
-
-
-def _session(server: Any, instructions: dict[str, list[str]] | None = None) -> requests.Session:
-    session = requests.Session()
-    if instructions:
-        session.headers["x-retry-test-id"] = server.create_retry_test(instructions)
-    return session
 
 
 @pytest.fixture
@@ -85,7 +54,7 @@ def test_full_download_into_stream(
     url, data = blob
     stream = io.BytesIO()
     download = Download(url, stream=stream, checksum=checksum)
-    response = download.consume(_session(gcs_server))
+    response = download.consume(session_for(gcs_server))
     assert response.status_code == 200
     assert download.finished
     assert stream.getvalue() == data
@@ -93,7 +62,7 @@ def test_full_download_into_stream(
     with pytest.raises(RuntimeError):
         _ = response.content
     with pytest.raises(ValueError, match=re.escape("A download can only be used once.")):
-        download.consume(_session(gcs_server))
+        download.consume(session_for(gcs_server))
 
 
 def test_download_without_stream_leaves_body_on_response(
@@ -101,7 +70,7 @@ def test_download_without_stream_leaves_body_on_response(
 ) -> None:
     url, data = blob
     download = Download(url)
-    response = download.consume(_session(gcs_server))
+    response = download.consume(session_for(gcs_server))
     assert response.content == data
     assert response.headers["Content-Length"] == str(len(data))
 
@@ -127,17 +96,17 @@ def test_partial_download(
     url, data = blob
     stream = io.BytesIO()
     gcs_server.clear_requests()
-    response = cls(url, stream=stream, start=start, end=end).consume(_session(gcs_server))
+    response = cls(url, stream=stream, start=start, end=end).consume(session_for(gcs_server))
     assert response.status_code == 206
     assert stream.getvalue() == data[piece]
-    sent_range = _logged(gcs_server, 1)[-1].headers["range"]
+    sent_range = gcs_server.wait_for_requests(1)[-1].headers["range"]
     assert sent_range.startswith("bytes=")
 
 
 def test_missing_object_is_invalid_response(gcs_server: Any, gcs_bucket: str) -> None:
     download = Download(_media_url(gcs_server, gcs_bucket, "nope"), stream=io.BytesIO())
     with pytest.raises(resumable_media.InvalidResponse) as info:
-        download.consume(_session(gcs_server))
+        download.consume(session_for(gcs_server))
     assert info.value.args == (
         "Request failed with status code",
         404,
@@ -151,7 +120,7 @@ def test_missing_object_is_invalid_response(gcs_server: Any, gcs_bucket: str) ->
 
 def test_corrupted_body_raises_data_corruption(gcs_server: Any, blob: tuple[str, bytes]) -> None:
     url, data = blob
-    session = _session(gcs_server, {"storage.objects.get": ["return-corrupted-data"]})
+    session = session_for(gcs_server, {"storage.objects.get": ["return-corrupted-data"]})
     download = Download(url, stream=io.BytesIO(), checksum="md5")
     with pytest.raises(resumable_media.DataCorruption) as info:
         download.consume(session)
@@ -174,7 +143,7 @@ def test_broken_stream_resumes_pinned_and_verified(
     gcs_server: Any, blob: tuple[str, bytes]
 ) -> None:
     url, data = blob
-    session = _session(gcs_server, {"storage.objects.get": ["return-broken-stream-after-256K"]})
+    session = session_for(gcs_server, {"storage.objects.get": ["return-broken-stream-after-256K"]})
     stream = io.BytesIO()
     download = Download(url, stream=stream, checksum="crc32c")
     download._retry_strategy = FAST
@@ -182,7 +151,7 @@ def test_broken_stream_resumes_pinned_and_verified(
     response = download.consume(session)
     assert stream.getvalue() == data
     assert response.status_code == 206
-    first, second = _logged(gcs_server, 2)[-2:]
+    first, second = gcs_server.wait_for_requests(2)[-2:]
     assert "range" not in first.headers
     assert second.headers["range"] == "bytes=262144-"
     generation = urllib.parse.parse_qs(urllib.parse.urlsplit(second.path).query)["generation"]
@@ -193,7 +162,7 @@ def test_resumed_download_is_still_checksum_verified(
     gcs_server: Any, blob: tuple[str, bytes]
 ) -> None:
     url, _ = blob
-    session = _session(
+    session = session_for(
         gcs_server,
         {"storage.objects.get": ["return-broken-stream-after-256K", "return-corrupted-data"]},
     )
@@ -204,7 +173,7 @@ def test_resumed_download_is_still_checksum_verified(
 
 def test_retryable_status_is_retried(gcs_server: Any, blob: tuple[str, bytes]) -> None:
     url, data = blob
-    session = _session(gcs_server, {"storage.objects.get": ["return-503", "return-429"]})
+    session = session_for(gcs_server, {"storage.objects.get": ["return-503", "return-429"]})
     stream = io.BytesIO()
     Download(url, stream=stream, retry=FAST).consume(session)
     assert stream.getvalue() == data
@@ -212,7 +181,7 @@ def test_retryable_status_is_retried(gcs_server: Any, blob: tuple[str, bytes]) -
 
 def test_retries_exhausted_reraises(gcs_server: Any, blob: tuple[str, bytes]) -> None:
     url, _ = blob
-    session = _session(gcs_server, {"storage.objects.get": ["return-503", "return-503"]})
+    session = session_for(gcs_server, {"storage.objects.get": ["return-503", "return-503"]})
     download = Download(url, stream=io.BytesIO())
     download._retry_strategy = resumable_media.RetryStrategy(max_retries=1, initial_delay=0.01)
     with pytest.raises(resumable_media.InvalidResponse) as info:
@@ -222,7 +191,7 @@ def test_retries_exhausted_reraises(gcs_server: Any, blob: tuple[str, bytes]) ->
 
 def test_retry_none_is_single_attempt(gcs_server: Any, blob: tuple[str, bytes]) -> None:
     url, _ = blob
-    session = _session(gcs_server, {"storage.objects.get": ["return-reset-connection"]})
+    session = session_for(gcs_server, {"storage.objects.get": ["return-reset-connection"]})
     with pytest.raises(requests.exceptions.ConnectionError):
         Download(url, stream=io.BytesIO(), retry=None).consume(session)
 
@@ -232,7 +201,7 @@ def test_gzip_object(gcs_server: Any, gcs_bucket: str) -> None:
     stored = gzip.compress(plain)
     gcs_server.put_object(gcs_bucket, "z", stored, content_encoding="gzip")
     url = _media_url(gcs_server, gcs_bucket, "z")
-    session = _session(gcs_server)
+    session = session_for(gcs_server)
     decoded = io.BytesIO()
     Download(url, stream=decoded, checksum="crc32c").consume(session)
     assert decoded.getvalue() == plain
@@ -271,18 +240,18 @@ def test_chunked_download(gcs_server: Any, blob: tuple[str, bytes], cls: type) -
     chunk = 256 * 1024
     download = cls(url, chunk, stream)
     assert download.bytes_downloaded == 0 and download.total_bytes is None
-    response = download.consume_next_chunk(_session(gcs_server))
+    response = download.consume_next_chunk(session_for(gcs_server))
     assert response.status_code == 206
     assert response.headers["Content-Range"] == f"bytes 0-{chunk - 1}/{len(data)}"
     assert len(response.content) == chunk
     assert download.total_bytes == len(data) and not download.finished
     while not download.finished:
-        response = download.consume_next_chunk(_session(gcs_server))
+        response = download.consume_next_chunk(session_for(gcs_server))
     assert len(response.content) < chunk
     assert download.bytes_downloaded == download.total_bytes == len(data)
     assert stream.getvalue() == data
     with pytest.raises(ValueError, match=re.escape("Download has finished.")):
-        download.consume_next_chunk(_session(gcs_server))
+        download.consume_next_chunk(session_for(gcs_server))
 
 
 def test_chunked_download_start_end(gcs_server: Any, blob: tuple[str, bytes]) -> None:
@@ -291,7 +260,7 @@ def test_chunked_download_start_end(gcs_server: Any, blob: tuple[str, bytes]) ->
     download = ChunkedDownload(url, 100000, stream, start=5000, end=400000)
     count = 0
     while not download.finished:
-        download.consume_next_chunk(_session(gcs_server))
+        download.consume_next_chunk(session_for(gcs_server))
         count += 1
     assert count == 4
     assert stream.getvalue() == data[5000:400001]
@@ -299,7 +268,7 @@ def test_chunked_download_start_end(gcs_server: Any, blob: tuple[str, bytes]) ->
 
 def test_chunked_whole_object_corruption_detected(gcs_server: Any, blob: tuple[str, bytes]) -> None:
     url, _ = blob
-    session = _session(gcs_server, {"storage.objects.get": ["return-corrupted-data"]})
+    session = session_for(gcs_server, {"storage.objects.get": ["return-corrupted-data"]})
     download = ChunkedDownload(url, 512 * 1024, io.BytesIO(), checksum="crc32c")
     with pytest.raises(resumable_media.DataCorruption, match="Checksum mismatch"):
         while not download.finished:
@@ -317,7 +286,7 @@ def test_chunked_broken_chunk_retried_without_duplicates(
     gcs_server: Any, blob: tuple[str, bytes], stream_cls: type[io.BytesIO]
 ) -> None:
     url, data = blob
-    session = _session(gcs_server, {"storage.objects.get": ["return-broken-stream-after-256K"]})
+    session = session_for(gcs_server, {"storage.objects.get": ["return-broken-stream-after-256K"]})
     stream = stream_cls()
     download = ChunkedDownload(url, 1024 * 1024, stream, retry=FAST)
     while not download.finished:
@@ -329,7 +298,7 @@ def test_chunked_empty_object(gcs_server: Any, gcs_bucket: str) -> None:
     gcs_server.put_object(gcs_bucket, "empty", b"")
     stream = io.BytesIO()
     download = ChunkedDownload(_media_url(gcs_server, gcs_bucket, "empty"), 1024, stream)
-    response = download.consume_next_chunk(_session(gcs_server))
+    response = download.consume_next_chunk(session_for(gcs_server))
     assert response.status_code == 416
     assert response.headers["content-range"] == "bytes */0"
     assert download.finished and stream.getvalue() == b""
@@ -338,16 +307,16 @@ def test_chunked_empty_object(gcs_server: Any, gcs_bucket: str) -> None:
 def test_chunked_404_makes_invalid(gcs_server: Any, gcs_bucket: str) -> None:
     download = ChunkedDownload(_media_url(gcs_server, gcs_bucket, "nope"), 1024, io.BytesIO())
     with pytest.raises(resumable_media.InvalidResponse) as info:
-        download.consume_next_chunk(_session(gcs_server))
+        download.consume_next_chunk(session_for(gcs_server))
     assert info.value.args[:2] == ("Request failed with status code", 404)
     assert download.invalid
     with pytest.raises(ValueError, match=re.escape("Download is invalid and cannot be re-used.")):
-        download.consume_next_chunk(_session(gcs_server))
+        download.consume_next_chunk(session_for(gcs_server))
 
 
 def test_chunked_retryable_exhausted_stays_valid(gcs_server: Any, blob: tuple[str, bytes]) -> None:
     url, _ = blob
-    session = _session(gcs_server, {"storage.objects.get": ["return-503"]})
+    session = session_for(gcs_server, {"storage.objects.get": ["return-503"]})
     download = ChunkedDownload(url, 1024, io.BytesIO(), retry=None)
     with pytest.raises(resumable_media.InvalidResponse):
         download.consume_next_chunk(session)
@@ -364,13 +333,13 @@ def test_stalled_read_times_out_and_resumes(gcs_server: Any, gcs_bucket: str) ->
     data = os.urandom(3 * 1024 * 1024)
     gcs_server.put_object(gcs_bucket, "stall", data)
     url = _media_url(gcs_server, gcs_bucket, "stall")
-    session = _session(gcs_server, {"storage.objects.get": ["stall-for-2s-after-1536K"]})
+    session = session_for(gcs_server, {"storage.objects.get": ["stall-for-2s-after-1536K"]})
     stream = io.BytesIO()
     download = Download(url, stream=stream, checksum="crc32c", retry=FAST)
     gcs_server.clear_requests()
     download.consume(session, timeout=(5, 0.3))
     assert stream.getvalue() == data
-    first, resumed = _logged(gcs_server, 2)[:2]
+    first, resumed = gcs_server.wait_for_requests(2)[:2]
     assert "range" not in first.headers
     assert resumed.headers["range"] == "bytes=1048576-"
 
@@ -379,14 +348,14 @@ def test_transcoded_gzip_download_restarts_from_zero(gcs_server: Any, gcs_bucket
     plain = os.urandom(200_000) * 3
     gcs_server.put_object(gcs_bucket, "t", gzip.compress(plain), content_encoding="gzip")
     url = _media_url(gcs_server, gcs_bucket, "t")
-    session = _session(gcs_server, {"storage.objects.get": ["return-broken-stream-after-256K"]})
+    session = session_for(gcs_server, {"storage.objects.get": ["return-broken-stream-after-256K"]})
     stream = io.BytesIO()
     download = Download(url, stream=stream, headers={"accept-encoding": "identity"}, retry=FAST)
     gcs_server.clear_requests()
     response = download.consume(session)
     assert "content-encoding" not in response.headers
     assert stream.getvalue() == plain
-    gets = [r for r in _logged(gcs_server, 2) if r.method == "GET"]
+    gets = [r for r in gcs_server.wait_for_requests(2) if r.method == "GET"]
     assert len(gets) == 2 and "range" not in gets[1].headers  # Range is ignored when transcoding
 
 

@@ -6,45 +6,17 @@ import http
 import io
 import os
 import re
-import time
 import urllib.parse
 from typing import Any
 
 import pytest
-import requests
+from _requests_support import FAST, no_jitter, session_for  # noqa: F401
 
 import resumable_media
 from resumable_media import checksums
-from resumable_media._protocol import retry as retry_module
-from resumable_media.requests import ResumableUpload, _send
+from resumable_media.requests import ResumableUpload
 
-FAST = resumable_media.RetryStrategy(initial_delay=0.01, max_sleep=0.05, max_retries=4)
 CHUNK = resumable_media.UPLOAD_CHUNK_SIZE
-
-
-class _NoJitter:
-    def randint(self, a: int, b: int) -> int:
-        return 0
-
-
-@pytest.fixture(autouse=True)
-def _no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_send, "Backoff", lambda s: retry_module.Backoff(s, rng=_NoJitter()))
-
-
-def _logged(server: Any, count: int) -> list[Any]:
-    # The server logs a request just after writing its response head.
-    deadline = time.monotonic() + 2.0
-    while len(server.requests) < count and time.monotonic() < deadline:
-        time.sleep(0.005)
-    return list(server.requests)
-
-
-def _session(server: Any, instructions: dict[str, list[str]] | None = None) -> requests.Session:
-    session = requests.Session()
-    if instructions:
-        session.headers["x-retry-test-id"] = server.create_retry_test(instructions)
-    return session
 
 
 @pytest.fixture
@@ -63,7 +35,7 @@ def test_bad_chunk_size_before_any_request(gcs_server: Any, upload_url: str) -> 
 
 def test_chunks_then_final(gcs_server: Any, gcs_bucket: str, upload_url: str) -> None:
     data = os.urandom(2 * CHUNK + 1000)
-    session = _session(gcs_server)
+    session = session_for(gcs_server)
     upload = ResumableUpload(upload_url, CHUNK, headers={"x-goog-meta-k": "v"})
     assert upload.total_bytes is None
     with pytest.raises(ValueError, match=re.escape("This upload has not been initiated.")):
@@ -74,7 +46,7 @@ def test_chunks_then_final(gcs_server: Any, gcs_bucket: str, upload_url: str) ->
     assert response.status_code == 200
     assert upload.resumable_url == response.headers["Location"]
     assert upload.total_bytes == len(data)
-    initiate = _logged(gcs_server, 1)[-1]
+    initiate = gcs_server.wait_for_requests(1)[-1]
     assert initiate.headers["content-type"] == "application/json; charset=UTF-8"
     assert initiate.headers["x-upload-content-type"] == "text/plain"
     assert initiate.headers["x-upload-content-length"] == str(len(data))
@@ -89,7 +61,7 @@ def test_chunks_then_final(gcs_server: Any, gcs_bucket: str, upload_url: str) ->
     assert upload.bytes_uploaded == upload.total_bytes == len(data)
     assert response.json()["name"] == "r"
     assert gcs_server.object_bytes(gcs_bucket, "r") == data
-    chunk_puts = [r for r in _logged(gcs_server, 4) if r.method == "PUT"]
+    chunk_puts = [r for r in gcs_server.wait_for_requests(4) if r.method == "PUT"]
     assert [r.headers["content-range"] for r in chunk_puts] == [
         f"bytes 0-{CHUNK - 1}/{len(data)}",
         f"bytes {CHUNK}-{2 * CHUNK - 1}/{len(data)}",
@@ -105,14 +77,14 @@ def test_stream_must_be_at_beginning(gcs_server: Any, upload_url: str) -> None:
     stream.read(1)
     with pytest.raises(ValueError, match=re.escape("Stream must be at beginning.")):
         ResumableUpload(upload_url, CHUNK).initiate(
-            _session(gcs_server), stream, {"name": "x"}, "text/plain"
+            session_for(gcs_server), stream, {"name": "x"}, "text/plain"
         )
 
 
 @pytest.mark.parametrize("size", [2 * CHUNK, 1000, 0])
 def test_unknown_size(gcs_server: Any, gcs_bucket: str, upload_url: str, size: int) -> None:
     data = os.urandom(size)
-    session = _session(gcs_server)
+    session = session_for(gcs_server)
     upload = ResumableUpload(upload_url, CHUNK)
     upload.initiate(session, io.BytesIO(data), {"name": "u"}, "text/plain", stream_final=False)
     gcs_server.clear_requests()
@@ -120,7 +92,8 @@ def test_unknown_size(gcs_server: Any, gcs_bucket: str, upload_url: str, size: i
     assert upload.finished and upload.total_bytes is None
     assert upload.bytes_uploaded == size
     assert gcs_server.object_bytes(gcs_bucket, "u") == data
-    ranges = [r.headers["content-range"] for r in _logged(gcs_server, 1) if r.method == "PUT"]
+    logged = gcs_server.wait_for_requests(1)
+    ranges = [r.headers["content-range"] for r in logged if r.method == "PUT"]
     if size == 2 * CHUNK:
         assert ranges == [
             f"bytes 0-{CHUNK - 1}/*",
@@ -134,7 +107,7 @@ def test_unknown_size(gcs_server: Any, gcs_bucket: str, upload_url: str, size: i
 
 
 def test_interleaved_writes(gcs_server: Any, gcs_bucket: str, upload_url: str) -> None:
-    session = _session(gcs_server)
+    session = session_for(gcs_server)
     stream = io.BytesIO()
     first, second = os.urandom(CHUNK), os.urandom(500)
     stream.write(first)
@@ -155,12 +128,12 @@ def test_final_chunk_carries_checksum(
     gcs_server: Any, gcs_bucket: str, upload_url: str, checksum: str
 ) -> None:
     data = os.urandom(CHUNK + 7)
-    session = _session(gcs_server)
+    session = session_for(gcs_server)
     upload = ResumableUpload(upload_url, CHUNK, checksum=checksum)
     upload.initiate(session, io.BytesIO(data), {"name": "c"}, "text/plain")
     gcs_server.clear_requests()
     upload.transmit(session)
-    first, last = [r for r in _logged(gcs_server, 3) if r.method == "PUT"]
+    first, last = [r for r in gcs_server.wait_for_requests(3) if r.method == "PUT"]
     assert "x-goog-hash" not in first.headers
     name, _, value = last.headers["x-goog-hash"].partition("=")
     hasher = checksums.new_hasher(name)
@@ -169,7 +142,7 @@ def test_final_chunk_carries_checksum(
 
 
 def test_wrong_final_checksum_rejected(gcs_server: Any, gcs_bucket: str, upload_url: str) -> None:
-    session = _session(gcs_server)
+    session = session_for(gcs_server)
     upload = ResumableUpload(upload_url, CHUNK, checksum="crc32c")
     upload.initiate(session, io.BytesIO(b"hello"), {"name": "w"}, "text/plain")
     # A hasher that already saw other bytes: the x-goog-hash sent is wrong.
@@ -185,7 +158,7 @@ def test_wrong_final_checksum_rejected(gcs_server: Any, gcs_bucket: str, upload_
 def test_server_checksum_differs_is_data_corruption(
     gcs_server: Any, gcs_bucket: str, upload_url: str
 ) -> None:
-    session = _session(gcs_server)
+    session = session_for(gcs_server)
     upload = ResumableUpload(upload_url, CHUNK, checksum="crc32c")
     upload.initiate(session, io.BytesIO(b"hello"), {"name": "w"}, "text/plain")
     upload._checksum_object = checksums.new_hasher("crc32c")
@@ -209,8 +182,8 @@ def test_auto_recovery(gcs_server: Any, gcs_bucket: str, upload_url: str, fault:
     data = os.urandom(2 * CHUNK + 12345)
     upload = ResumableUpload(upload_url, 2 * CHUNK, checksum="crc32c", auto_recover=True)
     upload._retry_strategy = FAST
-    upload.initiate(_session(gcs_server), io.BytesIO(data), {"name": "a"}, "text/plain")
-    faulty = _session(gcs_server, {"storage.objects.insert": [fault]})
+    upload.initiate(session_for(gcs_server), io.BytesIO(data), {"name": "a"}, "text/plain")
+    faulty = session_for(gcs_server, {"storage.objects.insert": [fault]})
     response = upload.transmit(faulty)
     assert response.status_code == 200 and upload.finished
     assert gcs_server.object_bytes(gcs_bucket, "a") == data
@@ -221,11 +194,11 @@ def test_partial_persist_without_auto_recover_needs_recover(
     gcs_server: Any, gcs_bucket: str, upload_url: str
 ) -> None:
     data = os.urandom(2 * CHUNK + 10)
-    session = _session(gcs_server)
+    session = session_for(gcs_server)
     upload = ResumableUpload(upload_url, 2 * CHUNK, retry=None)
     stream = io.BytesIO(data)
     upload.initiate(session, stream, {"name": "p"}, "text/plain")
-    faulty = _session(gcs_server, {"storage.objects.insert": ["return-503-after-256K"]})
+    faulty = session_for(gcs_server, {"storage.objects.insert": ["return-503-after-256K"]})
     with pytest.raises(resumable_media.InvalidResponse) as info:
         upload.transmit_next_chunk(faulty)
     assert info.value.args[1] == 503
@@ -238,7 +211,7 @@ def test_partial_persist_without_auto_recover_needs_recover(
 
 
 def test_stream_out_of_step(gcs_server: Any, upload_url: str) -> None:
-    session = _session(gcs_server)
+    session = session_for(gcs_server)
     stream = io.BytesIO(os.urandom(2 * CHUNK))
     upload = ResumableUpload(upload_url, CHUNK)
     upload.initiate(session, stream, {"name": "s"}, "text/plain")
@@ -252,11 +225,11 @@ def test_stream_out_of_step(gcs_server: Any, upload_url: str) -> None:
 
 
 def test_invalid_after_400_then_recover(gcs_server: Any, gcs_bucket: str, upload_url: str) -> None:
-    session = _session(gcs_server)
+    session = session_for(gcs_server)
     stream = io.BytesIO(os.urandom(CHUNK + 5))
     upload = ResumableUpload(upload_url, CHUNK)
     upload.initiate(session, stream, {"name": "v"}, "text/plain")
-    faulty = _session(gcs_server, {"storage.objects.insert": ["return-400"]})
+    faulty = session_for(gcs_server, {"storage.objects.insert": ["return-400"]})
     with pytest.raises(resumable_media.InvalidResponse) as info:
         upload.transmit_next_chunk(faulty)
     assert info.value.args == (
@@ -271,7 +244,7 @@ def test_invalid_after_400_then_recover(gcs_server: Any, gcs_bucket: str, upload
         upload.transmit_next_chunk(session)
     gcs_server.clear_requests()
     upload.recover(session)
-    query = _logged(gcs_server, 1)[-1]
+    query = gcs_server.wait_for_requests(1)[-1]
     assert query.headers["content-range"] == "bytes */*"
     assert not upload.invalid and upload.bytes_uploaded == 0
     upload.transmit(session)
@@ -279,7 +252,7 @@ def test_invalid_after_400_then_recover(gcs_server: Any, gcs_bucket: str, upload
 
 
 def test_recover_after_completion_is_invalid_response(gcs_server: Any, upload_url: str) -> None:
-    session = _session(gcs_server)
+    session = session_for(gcs_server)
     upload = ResumableUpload(upload_url, CHUNK)
     upload.initiate(session, io.BytesIO(b"done"), {"name": "d"}, "text/plain")
     upload.transmit(session)
@@ -289,10 +262,10 @@ def test_recover_after_completion_is_invalid_response(gcs_server: Any, upload_ur
 
 
 def test_initiate_retried_on_503(gcs_server: Any, gcs_bucket: str, upload_url: str) -> None:
-    faulty = _session(gcs_server, {"storage.objects.insert": ["return-503", "return-503"]})
+    faulty = session_for(gcs_server, {"storage.objects.insert": ["return-503", "return-503"]})
     upload = ResumableUpload(upload_url, CHUNK, retry=FAST)
     upload.initiate(faulty, io.BytesIO(b"x" * 10), {"name": "n"}, "text/plain")
-    upload.transmit(_session(gcs_server))
+    upload.transmit(session_for(gcs_server))
     assert gcs_server.object_bytes(gcs_bucket, "n") == b"x" * 10
 
 

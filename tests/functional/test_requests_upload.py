@@ -8,53 +8,22 @@ import http
 import json
 import os
 import re
-import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
+from _requests_support import FAST, no_jitter, session_for  # noqa: F401
 
 import resumable_media
 from resumable_media import checksums
-from resumable_media._protocol import retry as retry_module
 from resumable_media._protocol.request import RequestSpec
 from resumable_media.requests import (
     MultipartUpload,
     SimpleUpload,
     XMLMPUContainer,
     XMLMPUPart,
-    _send,
 )
-
-FAST = resumable_media.RetryStrategy(initial_delay=0.01, max_sleep=0.05, max_retries=4)
-
-
-class _NoJitter:
-    def randint(self, a: int, b: int) -> int:
-        return 0
-
-
-@pytest.fixture(autouse=True)
-def _no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_send, "Backoff", lambda s: retry_module.Backoff(s, rng=_NoJitter()))
-
-
-def _logged(server: Any, count: int) -> list[Any]:
-    # The server appends a record just after writing the response head, so the
-    # client can see the response first: wait briefly for the log to catch up.
-    deadline = time.monotonic() + 2.0
-    while len(server.requests) < count and time.monotonic() < deadline:
-        time.sleep(0.005)
-    return list(server.requests)
-
-
-def _session(server: Any, instructions: dict[str, list[str]] | None = None) -> requests.Session:
-    session = requests.Session()
-    if instructions:
-        session.headers["x-retry-test-id"] = server.create_retry_test(instructions)
-    return session
 
 
 def _media_url(server: Any, bucket: str, name: str) -> str:
@@ -69,7 +38,7 @@ def _multipart_url(server: Any, bucket: str) -> str:
 def test_simple_upload(gcs_server: Any, gcs_bucket: str) -> None:
     data = b"Some not too large content."
     upload = SimpleUpload(_media_url(gcs_server, gcs_bucket, "a b"))
-    response = upload.transmit(_session(gcs_server), data, "text/plain")
+    response = upload.transmit(session_for(gcs_server), data, "text/plain")
     assert upload.finished and response.status_code == 200
     resource = response.json()
     assert resource["name"] == "a b" and resource["bucket"] == gcs_bucket
@@ -79,18 +48,18 @@ def test_simple_upload(gcs_server: Any, gcs_bucket: str) -> None:
     assert gcs_server.object_bytes(gcs_bucket, "a b") == data
     assert upload._headers == {"content-type": "text/plain"}
     with pytest.raises(ValueError, match=re.escape("An upload can only be used once.")):
-        upload.transmit(_session(gcs_server), data, "text/plain")
+        upload.transmit(session_for(gcs_server), data, "text/plain")
 
 
 def test_simple_upload_rejects_non_bytes(gcs_server: Any, gcs_bucket: str) -> None:
     upload = SimpleUpload(_media_url(gcs_server, gcs_bucket, "x"))
     with pytest.raises(TypeError) as info:
-        upload.transmit(_session(gcs_server), "text", "text/plain")  # type: ignore[arg-type]
+        upload.transmit(session_for(gcs_server), "text", "text/plain")  # type: ignore[arg-type]
     assert info.value.args == ("`data` must be bytes, received", str)
 
 
 def test_simple_upload_failure_tombstones(gcs_server: Any, gcs_bucket: str) -> None:
-    session = _session(gcs_server, {"storage.objects.insert": ["return-503"]})
+    session = session_for(gcs_server, {"storage.objects.insert": ["return-503"]})
     upload = SimpleUpload(_media_url(gcs_server, gcs_bucket, "x"), retry=None)
     with pytest.raises(resumable_media.InvalidResponse) as info:
         upload.transmit(session, b"data", "text/plain")
@@ -106,7 +75,7 @@ def test_simple_upload_failure_tombstones(gcs_server: Any, gcs_bucket: str) -> N
 
 
 def test_simple_upload_retries(gcs_server: Any, gcs_bucket: str) -> None:
-    session = _session(
+    session = session_for(
         gcs_server, {"storage.objects.insert": ["return-503", "return-reset-connection"]}
     )
     upload = SimpleUpload(_media_url(gcs_server, gcs_bucket, "r"), retry=FAST)
@@ -122,13 +91,13 @@ def test_multipart_upload_with_checksum(
     metadata: dict[str, Any] = {"name": "m", "metadata": {"color": "grurple"}}
     upload = MultipartUpload(_multipart_url(gcs_server, gcs_bucket), checksum=checksum)
     gcs_server.clear_requests()
-    response = upload.transmit(_session(gcs_server), data, metadata, "image/png")
+    response = upload.transmit(session_for(gcs_server), data, metadata, "image/png")
     resource = response.json()
     assert resource["metadata"] == {"color": "grurple"}
     assert resource["contentType"] == "image/png"
     assert metadata[key] == resource[key]
     assert gcs_server.object_bytes(gcs_bucket, "m") == data
-    content_type = _logged(gcs_server, 1)[-1].headers["content-type"]
+    content_type = gcs_server.wait_for_requests(1)[-1].headers["content-type"]
     assert re.fullmatch(r'multipart/related; boundary="={15}\d{19}=="', content_type)
 
 
@@ -136,7 +105,7 @@ def test_multipart_checksum_mismatch_is_400(gcs_server: Any, gcs_bucket: str) ->
     metadata = {"name": "bad", "crc32c": checksums.crc32c_to_b64(12345)}
     upload = MultipartUpload(_multipart_url(gcs_server, gcs_bucket))
     with pytest.raises(resumable_media.InvalidResponse) as info:
-        upload.transmit(_session(gcs_server), b"payload", metadata, "text/plain")
+        upload.transmit(session_for(gcs_server), b"payload", metadata, "text/plain")
     assert info.value.response.status_code == 400
     assert info.value.args[1] == 400
     assert "CRC32C" in info.value.response.text
@@ -155,7 +124,7 @@ def test_xml_mpu_round_trip(
     path = tmp_path / "source.bin"
     path.write_bytes(data)
     url = _xml_url(gcs_server, gcs_bucket, "dir/mpu.bin")
-    session = _session(gcs_server)
+    session = session_for(gcs_server)
     container = XMLMPUContainer(url, str(path))
     with pytest.raises(ValueError, match=re.escape("This upload has not yet been initiated.")):
         container.finalize(session)
@@ -183,12 +152,12 @@ def test_xml_mpu_part_sends_checksum(gcs_server: Any, gcs_bucket: str, tmp_path:
     path = tmp_path / "p.bin"
     path.write_bytes(b"part bytes")
     url = _xml_url(gcs_server, gcs_bucket, "p")
-    session = _session(gcs_server)
+    session = session_for(gcs_server)
     container = XMLMPUContainer(url, str(path))
     container.initiate(session, "text/plain")
     gcs_server.clear_requests()
     XMLMPUPart(url, container.upload_id, str(path), 0, 10, 1, checksum="crc32c").upload(session)
-    sent = _logged(gcs_server, 1)[-1].headers["x-goog-hash"]
+    sent = gcs_server.wait_for_requests(1)[-1].headers["x-goog-hash"]
     assert sent == "crc32c=" + checksums.crc32c_to_b64(checksums.crc32c(b"part bytes"))
 
 
@@ -196,7 +165,7 @@ def test_xml_mpu_bad_part_checksum(gcs_server: Any, gcs_bucket: str, tmp_path: P
     path = tmp_path / "p.bin"
     path.write_bytes(b"part bytes")
     url = _xml_url(gcs_server, gcs_bucket, "p")
-    session = _session(gcs_server)
+    session = session_for(gcs_server)
     container = XMLMPUContainer(url, str(path))
     container.initiate(session, "text/plain")
 
@@ -216,7 +185,7 @@ def test_xml_mpu_cancel_then_finalize_404(gcs_server: Any, gcs_bucket: str, tmp_
     path = tmp_path / "c.bin"
     path.write_bytes(b"cancel me")
     url = _xml_url(gcs_server, gcs_bucket, "c")
-    session = _session(gcs_server)
+    session = session_for(gcs_server)
     container = XMLMPUContainer(url, str(path))
     container.initiate(session, "text/plain")
     part = XMLMPUPart(url, container.upload_id, str(path), 0, 9, 1)
@@ -234,7 +203,7 @@ def test_xml_mpu_existing_upload_id(gcs_server: Any, gcs_bucket: str, tmp_path: 
     path = tmp_path / "e.bin"
     path.write_bytes(b"existing id")
     url = _xml_url(gcs_server, gcs_bucket, "e")
-    session = _session(gcs_server)
+    session = session_for(gcs_server)
     first = XMLMPUContainer(url, str(path))
     first.initiate(session, "text/plain")
     part = XMLMPUPart(url, first.upload_id, str(path), 0, 11, 1, checksum="md5")

@@ -263,6 +263,22 @@ class GCSServer:
         """Handled requests, newest last (bounded)."""
         return self._state.requests()
 
+    def wait_for_requests(self, count: int, timeout_s: float = 2.0) -> list[RequestRecord]:
+        """The request log once it holds at least ``count`` records.
+
+        A request is logged just after its response has been written, so a client can see
+        the response before the record exists; tests that inspect the wire call this
+        instead of reading ``requests`` straight away.
+
+        Args:
+            count: How many records to wait for (counting from the last ``clear_requests``).
+            timeout_s: The longest wait; the snapshot is returned either way.
+
+        Returns:
+            The handled requests, newest last (bounded).
+        """
+        return self._state.wait_for_requests(count, timeout_s)
+
     def clear_requests(self) -> None:
         """Empty the request log."""
         self._state.clear_requests()

@@ -108,7 +108,7 @@ class ServerState:
         self.mpu: dict[str, MultipartUpload] = {}
         self.lock = threading.Lock()
         self._log: collections.deque[RequestRecord] = collections.deque(maxlen=REQUEST_LOG_SIZE)
-        self._log_lock = threading.Lock()
+        self._log_lock = threading.Condition()
         self._media_bytes = 0
 
     def open_object(
@@ -136,10 +136,17 @@ class ServerState:
         """Append to the bounded request log."""
         with self._log_lock:
             self._log.append(rec)
+            self._log_lock.notify_all()
 
     def requests(self) -> list[RequestRecord]:
         """Snapshot of the request log, newest last."""
         with self._log_lock:
+            return list(self._log)
+
+    def wait_for_requests(self, count: int, timeout_s: float) -> list[RequestRecord]:
+        """Snapshot of the log once it holds at least ``count`` records (or at the timeout)."""
+        with self._log_lock:
+            self._log_lock.wait_for(lambda: len(self._log) >= count, timeout_s)
             return list(self._log)
 
     def clear_requests(self) -> None:
