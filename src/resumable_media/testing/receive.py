@@ -13,6 +13,7 @@ import dataclasses
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import BinaryIO
 
 import google_crc32c
@@ -74,15 +75,17 @@ def _maybe_stall(pos: int, stall_at: int | None, fault: Fault | None) -> int | N
     return stall_at
 
 
-def _pump_serial(
+def _pump_loop(
     ex: Exchange,
     out: BinaryIO,
-    hashes: Hashes | None,
     skip: int,
     stop: int | None,
     stall_at: int | None,
     fault: Fault | None,
+    take: Callable[[memoryview], None] | None,
 ) -> int:
+    """Receive the body into a pooled buffer, write the kept window and hand each kept piece
+    to ``take`` (the hashing); stalls where the fault says. Returns the bytes kept."""
     buf = POOL.get()
     view = memoryview(buf)
     kept = pos = 0
@@ -95,8 +98,8 @@ def _pump_serial(
             lo = max(0, skip - pos)
             if lo < n:
                 out.write(view[lo:n])
-                if hashes is not None:
-                    hashes.update(view[lo:n])
+                if take is not None:
+                    take(view[lo:n])
                 kept += n - lo
             pos += n
         _maybe_stall(pos, stall_at, fault)
@@ -104,6 +107,19 @@ def _pump_serial(
     finally:
         view.release()
         POOL.put(buf)
+
+
+def _pump_serial(
+    ex: Exchange,
+    out: BinaryIO,
+    hashes: Hashes | None,
+    skip: int,
+    stop: int | None,
+    stall_at: int | None,
+    fault: Fault | None,
+) -> int:
+    take = None if hashes is None else hashes.update
+    return _pump_loop(ex, out, skip, stop, stall_at, fault, take)
 
 
 def _pump_pipelined(
@@ -128,35 +144,22 @@ def _pump_pipelined(
             except BaseException as exc:  # surfaced by the receiving thread
                 failure.append(exc)
 
+    def take(piece: memoryview) -> None:
+        data = bytes(piece)
+        hashes.crc = google_crc32c.extend(hashes.crc, data)
+        hashes.size += len(data)
+        if md5 is not None:
+            backlog.put(data)
+
     worker = threading.Thread(target=md5_worker, name="upload-md5", daemon=True)
     if md5 is not None:
         worker.start()
-    buf = POOL.get()
-    view = memoryview(buf)
-    kept = pos = 0
     try:
-        while stop is None or pos < stop:
-            stall_at = _maybe_stall(pos, stall_at, fault)
-            n = ex.body.readinto(view[: _next_read(pos, len(view), stop, stall_at)])
-            if not n:
-                break
-            lo = max(0, skip - pos)
-            if lo < n:
-                out.write(view[lo:n])
-                data = bytes(view[lo:n])
-                hashes.crc = google_crc32c.extend(hashes.crc, data)
-                hashes.size += n - lo
-                if md5 is not None:
-                    backlog.put(data)
-                kept += n - lo
-            pos += n
-        _maybe_stall(pos, stall_at, fault)
+        kept = _pump_loop(ex, out, skip, stop, stall_at, fault, take)
     finally:
         if md5 is not None:
             backlog.put(None)
             worker.join()
-        view.release()
-        POOL.put(buf)
     if failure:
         raise failure[0]
     return kept
