@@ -28,10 +28,11 @@ from typing import Any
 
 from resumable_media import checksums, common
 from resumable_media._protocol import ranges
+from resumable_media._protocol.request import require_status
 from resumable_media._protocol.retry import Backoff
 from resumable_media.parallel.plan import TransferResult
 from resumable_media.parallel.progress import ProgressCallback, ProgressTracker
-from resumable_media.requests._send import DEFAULT_TIMEOUT, is_retryable_error
+from resumable_media.requests._send import DEFAULT_TIMEOUT, is_retryable_error, wait_and_retry
 
 __all__ = ["PipelinedUpload"]
 
@@ -218,28 +219,20 @@ class PipelinedUpload:
         if total is not None:
             headers["x-upload-content-length"] = str(total)
         body = json.dumps(metadata).encode("utf-8")
-        backoff = Backoff(self.retry)
-        while True:
-            try:
-                response = transport.request(
-                    "POST", self.upload_url, data=body, headers=headers, timeout=self.timeout
+
+        def attempt() -> str:
+            response = transport.request(
+                "POST", self.upload_url, data=body, headers=headers, timeout=self.timeout
+            )
+            require_status(response, response.status_code, (http.client.OK,))
+            location = response.headers.get("location")
+            if not location:
+                raise common.InvalidResponse(
+                    response, "Response headers must contain header", "location"
                 )
-                if response.status_code != http.client.OK:
-                    raise common.InvalidResponse(
-                        response,
-                        "Request failed with status code",
-                        response.status_code,
-                        "Expected one of",
-                        200,
-                    )
-                location = response.headers.get("location")
-                if not location:
-                    raise common.InvalidResponse(
-                        response, "Response headers must contain header", "location"
-                    )
-                return str(location)
-            except Exception as exc:
-                _retry_or_raise(exc, backoff)
+            return str(location)
+
+        return wait_and_retry(attempt, self.retry)
 
     def _send_all(
         self, transport: Any, reader: _Reader, total: int | None, tracker: ProgressTracker

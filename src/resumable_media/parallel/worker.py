@@ -31,7 +31,7 @@ from resumable_media._protocol import ranges
 from resumable_media._protocol.retry import Backoff
 from resumable_media.parallel.plan import READ_SIZE, ChunkError, PartJob, RangeJob
 from resumable_media.parallel.sink import map_range
-from resumable_media.requests._send import is_retryable_error
+from resumable_media.requests._send import is_retryable_error, wait_and_retry
 
 __all__ = [
     "Cancelled",
@@ -319,7 +319,6 @@ def send_part(transport: Any, job: PartJob, cancelled: Callable[[], bool]) -> tu
         InvalidResponse: A non-200 answer (after retries for retryable ones).
         DataCorruption: The server's part hash differs from the local one.
     """
-    backoff = Backoff(job.retry) if job.retry is not None else None
     mapping = (
         map_range(job.path, job.offset, job.length, writable=False)
         if job.length
@@ -331,30 +330,27 @@ def send_part(transport: Any, job: PartJob, cancelled: Callable[[], bool]) -> tu
         headers = dict(job.headers)
         headers["x-goog-hash"] = f"crc32c={crc_b64}"
         headers["content-length"] = str(job.length)
-        while True:
+
+        def attempt() -> Any:
             if cancelled():
                 raise Cancelled
-            try:
-                response = transport.request(
-                    "PUT", job.url, data=view, headers=headers, timeout=job.timeout
+            response = transport.request(
+                "PUT", job.url, data=view, headers=headers, timeout=job.timeout
+            )
+            if response.status_code != http.client.OK:
+                raise common.InvalidResponse(
+                    response,
+                    "Request failed with status code",
+                    response.status_code,
+                    "Expected one of",
+                    200,
+                    response.text[:500],
                 )
-                if response.status_code != http.client.OK:
-                    raise common.InvalidResponse(
-                        response,
-                        "Request failed with status code",
-                        response.status_code,
-                        "Expected one of",
-                        200,
-                        response.text[:500],
-                    )
-                break
-            except Exception as exc:
-                if backoff is None or not is_retryable_error(exc):
-                    raise
-                wait = backoff.next_wait()
-                if wait is None:
-                    raise
-                _sleep_unless_cancelled(wait, cancelled)
+            return response
+
+        response = wait_and_retry(
+            attempt, job.retry, sleep=lambda wait: _sleep_unless_cancelled(wait, cancelled)
+        )
     echoed = checksums.parse_goog_hash(response.headers.get("x-goog-hash")).get("crc32c")
     if echoed is not None and echoed != crc_b64:
         raise common.DataCorruption(
