@@ -42,15 +42,16 @@ def _leftovers(dest: pathlib.Path) -> list[str]:
     return sorted(p.name for p in dest.parent.iterdir() if p.name.startswith(dest.name))
 
 
+@pytest.mark.parametrize("write_mode", ["pwrite", "mmap"])
 @pytest.mark.parametrize(
     "size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 7, 9 * CHUNK + 123]
 )
-def test_round_trip_sizes(gcs_server, gcs_bucket, tmp_path, size):
+def test_round_trip_sizes(gcs_server, gcs_bucket, tmp_path, size, write_mode):
     data = os.urandom(size)
     url = _put(gcs_server, gcs_bucket, "obj", data)
     dest = tmp_path / "out.bin"
     calls: list[tuple[int, int | None]] = []
-    result = ParallelDownload(url, dest, chunk_size=CHUNK).consume(
+    result = ParallelDownload(url, dest, chunk_size=CHUNK, write_mode=write_mode).consume(
         transports.anonymous(), progress=lambda done, total: calls.append((done, total))
     )
     assert dest.read_bytes() == data
@@ -63,12 +64,19 @@ def test_round_trip_sizes(gcs_server, gcs_bucket, tmp_path, size):
     assert oct(dest.stat().st_mode & 0o777) == oct(0o600)
 
 
-def test_process_pool_and_md5(gcs_server, gcs_bucket, tmp_path):
+@pytest.mark.parametrize("write_mode", ["pwrite", "mmap"])
+def test_process_pool_and_md5(gcs_server, gcs_bucket, tmp_path, write_mode):
     data = os.urandom(11 * CHUNK + 5)
     url = _put(gcs_server, gcs_bucket, "obj", data)
     dest = tmp_path / "out.bin"
     download = ParallelDownload(
-        url, dest, chunk_size=CHUNK, processes=2, threads_per_process=2, checksum="md5"
+        url,
+        dest,
+        chunk_size=CHUNK,
+        processes=2,
+        threads_per_process=2,
+        checksum="md5",
+        write_mode=write_mode,
     )
     result = download.consume(transports.anonymous())
     assert dest.read_bytes() == data
@@ -112,6 +120,14 @@ def test_start_end_ranges(gcs_server, gcs_bucket, tmp_path, start, end):
     assert result.verified == (start == 0 and (end is None or end >= len(data) - 1))
 
 
+def test_unknown_write_mode_is_rejected_before_any_request(gcs_server, gcs_bucket, tmp_path):
+    url = _put(gcs_server, gcs_bucket, "obj", b"x" * 10)
+    gcs_server.clear_requests()
+    with pytest.raises(ValueError, match="write_mode must be one of"):
+        ParallelDownload(url, tmp_path / "out", write_mode="splice")
+    assert logged_requests(gcs_server) == []
+
+
 def test_start_beyond_end_is_an_error(gcs_server, gcs_bucket, tmp_path):
     url = _put(gcs_server, gcs_bucket, "obj", b"abc")
     with pytest.raises(Exception, match="beyond the end"):
@@ -136,7 +152,8 @@ def test_gzip_stored_object_single_stream(gcs_server, gcs_bucket, tmp_path):
         "return-reset-connection",
     ],
 )
-def test_faults_mid_chunk_recover(gcs_server, gcs_bucket, tmp_path, fault):
+@pytest.mark.parametrize("write_mode", ["pwrite", "mmap"])
+def test_faults_mid_chunk_recover(gcs_server, gcs_bucket, tmp_path, fault, write_mode):
     data = os.urandom(8 * CHUNK + 17)
     url = _put(gcs_server, gcs_bucket, "obj", data)
     test_id = gcs_server.create_retry_test(
@@ -145,7 +162,12 @@ def test_faults_mid_chunk_recover(gcs_server, gcs_bucket, tmp_path, fault):
     dest = tmp_path / "out"
     gcs_server.clear_requests()
     result = ParallelDownload(
-        url, dest, chunk_size=CHUNK, headers={"x-retry-test-id": test_id}, retry=FAST_RETRY
+        url,
+        dest,
+        chunk_size=CHUNK,
+        headers={"x-retry-test-id": test_id},
+        retry=FAST_RETRY,
+        write_mode=write_mode,
     ).consume(transports.anonymous())
     assert dest.read_bytes() == data
     assert result.verified

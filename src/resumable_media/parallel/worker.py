@@ -1,9 +1,11 @@
-"""What a worker thread does with one job: a ranged GET into the mapped file, or one MPU part.
+"""What a worker thread does with one job: a ranged GET into the temporary file, or one MPU part.
 
 Invariants:
-- Body bytes land once, straight in the mapped slice of the temporary file (through
-  ``http.client``'s copy-free ``readinto`` when the transport is requests/urllib3), read in
-  ``READ_SIZE`` steps; each step is CRC32C'd on the mapped memory while still hot.
+- Body bytes are read in ``READ_SIZE`` steps (through ``http.client``'s copy-free
+  ``readinto`` when the transport is requests/urllib3) and each step is CRC32C'd while
+  still hot, before it counts as done.  With ``write_mode="pwrite"`` a step lands in the
+  thread's reused buffer and is ``pwrite``-n into place; with ``"mmap"`` it lands straight
+  in the mapped slice of the temporary file.
 - Every response is checked before a byte is kept: status 206, ``Content-Range`` exactly
   the range asked for (start, end and object size), and the pinned generation.
 - A failing range resumes from the bytes already received, under the job's RetryStrategy;
@@ -18,10 +20,11 @@ from __future__ import annotations
 import contextlib
 import http.client
 import logging
+import os
 import pickle
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests.exceptions
@@ -218,6 +221,54 @@ def check_range_response(
     return received
 
 
+class _MappedTarget:
+    """Body bytes are read straight into the mapped slice of the temporary file."""
+
+    def __init__(self, view: memoryview) -> None:
+        self._view = view
+
+    def window(self, position: int, size: int) -> memoryview:
+        return self._view[position : position + size]
+
+    def keep(self, position: int, data: memoryview) -> None:
+        """Nothing to do: the bytes are already in the file's pages."""
+
+
+class _WrittenTarget:
+    """Body bytes are read into this thread's reused buffer, then ``pwrite``-n into place."""
+
+    def __init__(self, fd: int, offset: int) -> None:
+        self._fd = fd
+        self._offset = offset
+        buffer: memoryview | None = getattr(_local, "buffer", None)
+        if buffer is None:
+            buffer = _local.buffer = memoryview(bytearray(READ_SIZE))
+        self._buffer = buffer
+
+    def window(self, position: int, size: int) -> memoryview:
+        return self._buffer[:size]
+
+    def keep(self, position: int, data: memoryview) -> None:
+        offset = self._offset + position
+        while data:
+            written = os.pwrite(self._fd, data, offset)
+            data, offset = data[written:], offset + written
+
+
+@contextlib.contextmanager
+def _chunk_target(job: RangeJob) -> Iterator[_MappedTarget | _WrittenTarget]:
+    """Where one chunk's body goes, according to ``job.write_mode``."""
+    if job.write_mode == "mmap":
+        with map_range(job.path, job.offset, job.length) as view:
+            yield _MappedTarget(view)
+        return
+    fd = os.open(job.path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        yield _WrittenTarget(fd, job.offset)
+    finally:
+        os.close(fd)
+
+
 def fetch_range(
     transport: Any,
     job: RangeJob,
@@ -225,7 +276,7 @@ def fetch_range(
     cancelled: Callable[[], bool],
     response: Any = None,
 ) -> tuple[int, int]:
-    """Fetch one chunk into its mapped slice, resuming within the chunk after failures.
+    """Fetch one chunk into its place in the temporary file, resuming after failures.
 
     Args:
         transport: The thread's transport.
@@ -246,7 +297,7 @@ def fetch_range(
     backoff: Backoff | None = None
     last_report = time.monotonic()
     headers = dict(job.headers)
-    with map_range(job.path, job.offset, job.length) as view:
+    with _chunk_target(job) as target:
         while True:
             attempt_start = position
             try:
@@ -262,14 +313,16 @@ def fetch_range(
                 while position < job.length:
                     if cancelled():
                         raise Cancelled
-                    window = view[position : min(position + READ_SIZE, job.length)]
+                    window = target.window(position, min(READ_SIZE, job.length - position))
                     count = readinto(window)
                     if not count:
                         raise ConnectionError(
                             f"the response for bytes {job.start}-{job.start + job.length - 1} "
                             f"ended after {position} of {job.length} bytes"
                         )
-                    crc = checksums.crc32c(window[:count], crc)
+                    with window[:count] as received:
+                        crc = checksums.crc32c(received, crc)
+                        target.keep(position, received)
                     window.release()
                     position += count
                     now = time.monotonic()
