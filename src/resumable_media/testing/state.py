@@ -44,15 +44,43 @@ class UploadSession:
 
 
 @dataclasses.dataclass
+class StoredPart:
+    """One received XML multipart-upload part: ``size`` bytes of ``path`` from ``offset``."""
+
+    path: pathlib.Path
+    offset: int
+    crc: int
+    md5_hex: str
+    size: int
+
+
+@dataclasses.dataclass
 class MultipartUpload:
-    """An XML API multipart upload: part number -> (file, crc32c int, md5 hex, size)."""
+    """An XML API multipart upload.
+
+    Parts whose size equals the upload's ``stride`` (the size of the first part to arrive)
+    are written straight into ``assembly`` at ``(number - 1) * stride``; others, and
+    re-uploads of a part number, go to files of their own.  When the completed list is parts
+    1..K, all in place, every one but the last exactly ``stride`` long, the assembly file
+    simply becomes the object (no copy); otherwise the parts are copied together.
+    """
 
     upload_id: str
     bucket: str
     name: str
     meta: ObjectMeta
-    parts: dict[int, tuple[pathlib.Path, int, str, int]] = dataclasses.field(default_factory=dict)
+    parts: dict[int, StoredPart] = dataclasses.field(default_factory=dict)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    assembly: pathlib.Path | None = None
+    stride: int | None = None
+    writing: set[int] = dataclasses.field(default_factory=set)
+
+    def own_files(self) -> set[pathlib.Path]:
+        """Every file this upload holds (parts of their own and the assembly file)."""
+        files = {part.path for part in self.parts.values()}
+        if self.assembly is not None:
+            files.add(self.assembly)
+        return files
 
 
 class FaultSource:

@@ -10,11 +10,13 @@ Hashes are computed here with google-crc32c and hashlib, never with the client's
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import itertools
 import os
 import pathlib
+import queue
 import threading
 import time
 from collections.abc import Mapping
@@ -49,6 +51,45 @@ def int_param(query: Mapping[str, str], name: str) -> int | None:
         return int(raw)
     except ValueError:
         raise StoreError(400, f"Invalid value for {name}: {raw!r}") from None
+
+
+_reap_queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+_reaper_lock = threading.Lock()
+_reaper: threading.Thread | None = None
+
+
+def _reap_forever() -> None:
+    while True:
+        fd = _reap_queue.get()
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def discard_file(path: pathlib.Path) -> None:
+    """Remove ``path`` now, but free its blocks and page cache on a background thread.
+
+    The name is gone when this returns (a listing no longer shows it); the expensive part of
+    deleting a large file -- evicting its pages and freeing its extents, which happens when
+    the last reference goes -- runs on the reaper thread instead of in a request, the way a
+    real object store garbage-collects after it has answered.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except BaseException:
+        os.close(fd)
+        raise
+    global _reaper
+    with _reaper_lock:
+        if _reaper is None or not _reaper.is_alive():
+            _reaper = threading.Thread(target=_reap_forever, name="store-reaper", daemon=True)
+            _reaper.start()
+    _reap_queue.put(fd)
 
 
 class StoreError(Exception):
@@ -369,7 +410,7 @@ class Store:
             raise
         if old is not None:
             # Open readers keep their file descriptor; the name goes away (no versioning).
-            old.path.unlink(missing_ok=True)
+            discard_file(old.path)
         return obj
 
     def put_file(

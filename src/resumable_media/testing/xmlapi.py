@@ -7,8 +7,11 @@ the S3-style ``<Error><Code>`` document GCS returns on this API.
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import io
+import logging
+import os
+import pathlib
 import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -16,12 +19,24 @@ from typing import Any
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
+import google_crc32c
+
 from .download import serve_media
 from .exchange import Exchange
 from .faults import Fault
 from .receive import POOL, Window, check_hashes, parse_goog_hash, pump
-from .state import FaultSource, MultipartUpload, ServerState
-from .store import Hashes, ObjectMeta, Preconditions, StoredObject, StoreError, int_param
+from .state import FaultSource, MultipartUpload, ServerState, StoredPart
+from .store import (
+    Hashes,
+    ObjectMeta,
+    Preconditions,
+    StoredObject,
+    StoreError,
+    discard_file,
+    int_param,
+)
+
+_LOGGER = logging.getLogger(__name__)
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 MAX_COMPOSE = 32
@@ -92,9 +107,10 @@ def handle(ex: Exchange, state: ServerState, parts: list[str], faults: FaultSour
             with state.lock:
                 state.mpu.pop(mpu.upload_id, None)
             with mpu.lock:
-                for path, *_ in mpu.parts.values():
-                    path.unlink(missing_ok=True)
+                for path in mpu.own_files():
+                    discard_file(path)
                 mpu.parts.clear()
+                mpu.assembly = None
             ex.reply(204)
         else:
             raise XMLError(400, "InvalidRequest", f"Unsupported XML API request {ex.method}.")
@@ -141,38 +157,68 @@ def _part_hash_header(hashes: Hashes) -> str:
     return f"crc32c={hashes.crc_b64()}" + ("" if md5 is None else f",md5={md5}")
 
 
+def _place_part(
+    state: ServerState, mpu: MultipartUpload, number: int, length: int | None
+) -> tuple[pathlib.Path | None, int]:
+    """Where part ``number`` is written: ``(assembly file, offset)``, or ``(None, 0)``."""
+    with mpu.lock:
+        if length is None or length <= 0 or number in mpu.parts or number in mpu.writing:
+            return None, 0  # unknown size, empty, or a re-upload: a file of its own
+        if mpu.stride is None:
+            mpu.stride = length
+            mpu.assembly = state.store.new_temp()
+            mpu.assembly.touch(mode=0o600)
+        if mpu.assembly is None or length > mpu.stride:
+            return None, 0
+        mpu.writing.add(number)
+        return mpu.assembly, (number - 1) * mpu.stride
+
+
 def _put_part(ex: Exchange, state: ServerState, mpu: MultipartUpload, fault: Fault | None) -> None:
     number = int_param(ex.query, "partNumber")
     if number is None or not 1 <= number <= 10000:
         raise XMLError(400, "InvalidArgument", "Part number must be an integer from 1 to 10000.")
     crc, md5 = parse_goog_hash(ex.headers.get("x-goog-hash"))
-    temp = state.store.new_temp()
     hashes = state.upload_hashes(md5 is not None or "content-md5" in ex.headers)
+    assembly, offset = _place_part(state, mpu, number, ex.body.length)
+    in_place = assembly is not None
+    target = assembly if assembly is not None else state.store.new_temp()
     try:
-        with open(temp, "wb") as out:
-            pump(ex, out, hashes, Window(), fault)
-        if fault is not None and fault.kind == "status_after":
-            ex.finish_body()
-            raise XMLError(fault.status, "InternalError", f"Retry Test: injected {fault.text}")
         try:
-            check_hashes(hashes, crc, md5)
-        except StoreError as err:
-            raise XMLError(400, "BadDigest", err.message) from None
-        content_md5 = ex.headers.get("content-md5")
-        if content_md5 is not None and content_md5.strip() != hashes.md5_b64():
-            raise XMLError(
-                400, "BadDigest", "The Content-MD5 you specified did not match what we received."
-            )
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    # Without MD5 (benchmark mode) the ETag is derived from the CRC32C instead.
-    md5_hex = hashes.md5.hexdigest() if hashes.md5 is not None else f"{hashes.crc:08x}"
-    with mpu.lock:
-        old = mpu.parts.get(number)
-        mpu.parts[number] = (temp, hashes.crc, md5_hex, hashes.size)
-    if old is not None:
-        old[0].unlink(missing_ok=True)
+            with open(target, "r+b" if in_place else "wb") as out:
+                if in_place:
+                    out.seek(offset)
+                pump(ex, out, hashes, Window(), fault)
+            if fault is not None and fault.kind == "status_after":
+                ex.finish_body()
+                raise XMLError(fault.status, "InternalError", f"Retry Test: injected {fault.text}")
+            try:
+                check_hashes(hashes, crc, md5)
+            except StoreError as err:
+                raise XMLError(400, "BadDigest", err.message) from None
+            content_md5 = ex.headers.get("content-md5")
+            if content_md5 is not None and content_md5.strip() != hashes.md5_b64():
+                raise XMLError(
+                    400,
+                    "BadDigest",
+                    "The Content-MD5 you specified did not match what we received.",
+                )
+        except BaseException:
+            if not in_place:
+                target.unlink(missing_ok=True)
+            raise
+        # Without MD5 (benchmark mode) the ETag is derived from the CRC32C instead.
+        md5_hex = hashes.md5.hexdigest() if hashes.md5 is not None else f"{hashes.crc:08x}"
+        part = StoredPart(target, offset, hashes.crc, md5_hex, hashes.size)
+        with mpu.lock:
+            old = mpu.parts.get(number)
+            mpu.parts[number] = part
+        if old is not None and old.path != mpu.assembly:
+            discard_file(old.path)
+    finally:
+        if in_place:
+            with mpu.lock:
+                mpu.writing.discard(number)
     headers = [
         ("ETag", f'"{md5_hex}"'),
         ("x-goog-hash", _part_hash_header(hashes)),
@@ -200,23 +246,20 @@ def _complete(ex: Exchange, state: ServerState, mpu: MultipartUpload) -> None:
     if [n for n, _ in listed] != sorted({n for n, _ in listed}):
         raise XMLError(400, "InvalidPartOrder", "The list of parts was not in ascending order.")
     with mpu.lock:
-        paths = []
         for number, etag in listed:
             stored = mpu.parts.get(number)
-            if stored is None or (etag and etag != stored[2]):
+            if stored is None or (etag and etag != stored.md5_hex):
                 raise XMLError(
                     400, "InvalidPart", f"Part {number} was not uploaded or its ETag differs."
                 )
-            paths.append(stored[0])
-        with contextlib.ExitStack() as stack:
-            files = [stack.enter_context(open(p, "rb")) for p in paths]
-            obj = _concatenate(
-                state, mpu.bucket, mpu.name, files, mpu.meta, Preconditions(), len(files)
-            )
+        obj = _join_parts(state, mpu, [mpu.parts[number] for number, _ in listed])
         with state.lock:
             state.mpu.pop(mpu.upload_id, None)
-        for path, *_ in mpu.parts.values():
-            path.unlink(missing_ok=True)
+        for path in mpu.own_files():
+            if path != obj.path:
+                discard_file(path)
+        mpu.parts.clear()
+        mpu.assembly = None
     _reply_xml(
         ex,
         "CompleteMultipartUploadResult",
@@ -226,6 +269,112 @@ def _complete(ex: Exchange, state: ServerState, mpu: MultipartUpload) -> None:
             ("Key", obj.name),
             ("ETag", f'"{obj.etag()}"'),
         ],
+    )
+
+
+_ZEROS = bytes(1 << 20)
+_NO_KERNEL_COPY = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP)
+
+
+def _crc_through_zeros(crc: int, length: int) -> int:
+    """Continue a CRC32C over ``length`` zero bytes (hardware speed, no allocation)."""
+    while length >= len(_ZEROS):
+        crc = google_crc32c.extend(crc, _ZEROS)
+        length -= len(_ZEROS)
+    return google_crc32c.extend(crc, _ZEROS[:length]) if length else crc
+
+
+def crc32c_concat(first: int, second: int, second_length: int, zeros: dict[int, int]) -> int:
+    """CRC32C of ``A + B`` from ``crc(A)``, ``crc(B)`` and ``len(B)``.
+
+    Continuing a CRC over bytes is affine in the starting value, so
+    ``crc(A + B) = ext(crc(A), Z) ^ ext(0, Z) ^ crc(B)`` with ``Z`` = ``len(B)`` zero bytes.
+    ``zeros`` caches ``ext(0, Z)`` per length (parts mostly share one size).  This is the
+    server's own derivation, independent of the client library's combine.
+    """
+    if second_length not in zeros:
+        zeros[second_length] = _crc_through_zeros(0, second_length)
+    return _crc_through_zeros(first, second_length) ^ zeros[second_length] ^ second
+
+
+def _copy_all(source: int, offset: int, target: int, length: int) -> None:
+    """Append ``length`` bytes of ``source`` from ``offset`` to ``target`` (in-kernel copy)."""
+    copied = 0
+    while copied < length:
+        try:
+            count = os.copy_file_range(source, target, length - copied, offset + copied)
+        except OSError as exc:
+            if copied or exc.errno not in (
+                errno.EXDEV,
+                errno.ENOSYS,
+                errno.EINVAL,
+                errno.EOPNOTSUPP,
+            ):
+                raise
+            break  # no in-kernel copy between these files: fall back to read/write
+        if not count:
+            raise OSError(errno.EIO, f"a stored part ended after {copied} of {length} bytes")
+        copied += count
+    while copied < length:
+        data = os.pread(source, min(1 << 20, length - copied), offset + copied)
+        if not data:
+            raise OSError(errno.EIO, f"a stored part ended after {copied} of {length} bytes")
+        os.write(target, data)
+        copied += len(data)
+
+
+def _assembled_in_place(mpu: MultipartUpload, parts: Sequence[StoredPart]) -> bool:
+    """True when the assembly file already holds exactly the listed parts, in order."""
+    if mpu.assembly is None or mpu.stride is None or mpu.writing:
+        return False
+    for index, part in enumerate(parts):
+        if part.path != mpu.assembly or part.offset != index * mpu.stride:
+            return False
+        if index < len(parts) - 1 and part.size != mpu.stride:
+            return False
+    return True
+
+
+def _join_parts(
+    state: ServerState, mpu: MultipartUpload, parts: Sequence[StoredPart]
+) -> StoredObject:
+    """Publish the listed parts as one object, CRC32C combined from the parts' own.
+
+    Each part's CRC32C and size were taken by this server as the part arrived, so the
+    object's CRC32C is derived from them instead of re-reading every byte.  Parts already
+    in place in the assembly file become the object without a copy; otherwise they are
+    copied together in the kernel.
+    """
+    crc = size = 0
+    zeros: dict[int, int] = {}
+    for part in parts:
+        crc = crc32c_concat(crc, part.crc, part.size, zeros)
+        size += part.size
+    hashes = Hashes(md5=None)
+    hashes.crc, hashes.size = crc, size
+    if _assembled_in_place(mpu, parts) and mpu.assembly is not None:
+        _LOGGER.debug("multipart upload %s: %d parts already in place", mpu.upload_id, len(parts))
+        os.truncate(mpu.assembly, size)
+        temp, mpu.assembly = mpu.assembly, None
+    else:
+        _LOGGER.debug("multipart upload %s: copying %d parts", mpu.upload_id, len(parts))
+        temp = state.store.new_temp()
+        try:
+            target = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                for part in parts:
+                    source = os.open(part.path, os.O_RDONLY | os.O_CLOEXEC)
+                    try:
+                        _copy_all(source, part.offset, target, part.size)
+                    finally:
+                        os.close(source)
+            finally:
+                os.close(target)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+    return state.store.publish(
+        mpu.bucket, mpu.name, temp, hashes, mpu.meta, Preconditions(), component_count=len(parts)
     )
 
 
