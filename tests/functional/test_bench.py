@@ -23,6 +23,7 @@ SMOKE_CASES = [  # in catalogue order, the order of the first repeat
     "grm.chunked",
     "ours.download.crc32c",
     "ours.parallel_download",
+    "curl.upload",
     "grm.resumable",
     "ours.pipelined",
 ]

@@ -95,6 +95,7 @@ CASES: tuple[CaseSpec, ...] = (
         "curl",
         0.8,
     ),
+    _case("curl.upload", "curl -T FILE (one PUT, no hashing)", "upload", "curl_upload"),
     _case("grm.resumable", _RESUMABLE, "upload", "resumable_upload"),
     _case("tm.upload", "upload_chunks_concurrently (defaults)", "upload", "tm_upload"),
     _case("ours.resumable", _RESUMABLE, "upload", "resumable_upload", "grm.resumable", 2.0),

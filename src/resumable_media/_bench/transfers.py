@@ -28,6 +28,7 @@ __all__ = [
     "RESUMABLE_CHUNK_SIZE",
     "chunked_download",
     "curl_download",
+    "curl_upload",
     "parallel_download",
     "parallel_upload",
     "pipelined_upload",
@@ -96,6 +97,36 @@ def curl_download(ctx: CaseContext) -> dict[str, Any]:
     with _Stopwatch() as watch:
         proc = subprocess.run(
             [*command, ctx.media_url()], capture_output=True, text=True, check=False
+        )
+    if proc.returncode != 0:
+        raise RuntimeError(f"curl exited with {proc.returncode}: {proc.stderr.strip()}")
+    return watch.result()
+
+
+def curl_upload(ctx: CaseContext) -> dict[str, Any]:
+    """Start a resumable session, then ``curl -T FILE`` it in one PUT (no client hashing).
+
+    This is the upload ceiling the other cases are read against: a C client that sends the
+    whole file in a single request, so what remains is the loopback and the server.
+    """
+    curl = shutil.which("curl")
+    if curl is None:
+        raise CaseUnavailable("the curl binary is not on PATH")
+    session = _session()
+    with _Stopwatch() as watch:
+        started = session.post(
+            ctx.resumable_url(),
+            json={"name": ctx.upload_name},
+            headers={"x-upload-content-type": _CONTENT_TYPE},
+            timeout=60,
+        )
+        started.raise_for_status()
+        command = [curl, "--silent", "--show-error", "--fail", "--output", os.devnull]
+        proc = subprocess.run(
+            [*command, "--upload-file", ctx.source_path, started.headers["location"]],
+            capture_output=True,
+            text=True,
+            check=False,
         )
     if proc.returncode != 0:
         raise RuntimeError(f"curl exited with {proc.returncode}: {proc.stderr.strip()}")
