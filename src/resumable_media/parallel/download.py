@@ -30,13 +30,13 @@ from resumable_media.parallel.follow import BackgroundSync, OrderedMd5
 from resumable_media.parallel.journal import Journal
 from resumable_media.parallel.plan import (
     DEFAULT_CHUNK_SIZE,
-    WRITE_MODES,
     Chunk,
     RangeJob,
     TransferResult,
     headers_tuple,
     pin_generation,
     plan_chunks,
+    resolve_write_mode,
 )
 from resumable_media.parallel.pool import DEFAULT_START_METHOD, default_workers, get_pool
 from resumable_media.parallel.progress import ProgressCallback, ProgressTracker
@@ -122,9 +122,10 @@ class ParallelDownload:
         decompress: Decompress gzip-stored objects (single stream); False saves the stored
             bytes, fetched in parallel.
         start_method: The multiprocessing start method for worker processes.
-        write_mode: "pwrite" (default: each body step is read into a reused buffer, hashed
-            there and written into the preallocated file) or "mmap" (read straight into the
-            mapped slice of the file); see ``plan.WRITE_MODES`` for the measurements.
+        write_mode: "auto" (default), "pwrite" (each body step is read into a reused buffer,
+            hashed there and written into the preallocated file) or "mmap" (read straight
+            into the mapped slice of the file); see ``plan.WRITE_MODES`` for the measurements
+            behind "auto".
 
     Raises:
         ValueError: On invalid sizes, ranges or checksum names.
@@ -147,7 +148,7 @@ class ParallelDownload:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         decompress: bool = True,
         start_method: str = DEFAULT_START_METHOD,
-        write_mode: str = "pwrite",
+        write_mode: str = "auto",
     ) -> None:
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
@@ -170,9 +171,7 @@ class ParallelDownload:
         self.timeout = timeout
         self.decompress = decompress
         self.start_method = start_method
-        if write_mode not in WRITE_MODES:
-            raise ValueError(f"write_mode must be one of {WRITE_MODES}, got {write_mode!r}")
-        self.write_mode = write_mode
+        self.write_mode = resolve_write_mode(write_mode)
 
     def consume(
         self, transport_factory: Any, *, progress: ProgressCallback | None = None
