@@ -24,6 +24,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from resumable_media import checksums, common
@@ -66,8 +67,34 @@ class _Reader(threading.Thread):
         self.crc = 0
         self.md5 = hashlib.md5() if want_md5 else None
 
+    position = 0
+    """Stream offset of the next byte the thread reads (set before ``start`` to resume)."""
+
+    def skip_hashed(self, count: int) -> None:
+        """Read and hash the first ``count`` bytes without sending them (before ``start``)."""
+        buffer = self.free.get()
+        assert buffer is not None
+        try:
+            view = memoryview(buffer)
+            left = count
+            while left:
+                got = self._fill(view[: min(left, len(view))])
+                if not got:
+                    raise common.InvalidResponse(
+                        None,
+                        f"the source ended after {count - left} bytes while the upload "
+                        f"session already holds {count}",
+                    )
+                self.crc = checksums.crc32c(view[:got], self.crc)
+                if self.md5 is not None:
+                    self.md5.update(view[:got])
+                left -= got
+            view.release()
+        finally:
+            self.free.put(buffer)
+
     def run(self) -> None:
-        position = 0
+        position = self.position
         try:
             while True:
                 buffer = self.free.get()
@@ -154,6 +181,8 @@ class PipelinedUpload:
         content_type: str,
         *,
         progress: ProgressCallback | None = None,
+        resumable_url: str | None = None,
+        on_session: Callable[[str], None] | None = None,
     ) -> TransferResult:
         """Upload ``source`` and return the verified result.
 
@@ -164,13 +193,23 @@ class PipelinedUpload:
             metadata: The object resource (at least ``name``).
             content_type: The object's content type.
             progress: ``progress(bytes_acknowledged, total_or_None)``.
+            resumable_url: Continue this existing upload session (from an earlier run that
+                was interrupted) instead of starting one: the server is asked how many bytes
+                it persisted, those bytes of ``source`` are read again only to be hashed, and
+                sending continues after them.  Needs a seekable source positioned where the
+                original upload started.
+            on_session: Called with the session URL before any data is sent, so a caller
+                can persist it and pass it back as ``resumable_url`` after a crash.  The URL
+                is a credential for this upload: store it privately.
 
         Returns:
             The result, with the final object JSON in ``response``.
 
         Raises:
-            InvalidResponse: The server refused a request (after retries).
+            InvalidResponse: The server refused a request (after retries); when resuming,
+                a 404/410 means the session no longer exists (start a new upload).
             DataCorruption: The final object's size or hash differs from what was sent.
+            ValueError: ``resumable_url`` with a source that cannot seek.
         """
         if isinstance(source, io.TextIOBase):
             raise TypeError("source must be a path or a binary stream, not a text stream")
@@ -179,16 +218,42 @@ class PipelinedUpload:
         stream: Any = open(os.fspath(source), "rb") if owned else source  # type: ignore[arg-type]  # noqa: SIM115
         try:
             total = _remaining_size(stream)
-            self.resumable_url = self._initiate(transport, metadata, content_type, total)
-            tracker = ProgressTracker(progress, total)
+            if resumable_url is not None and total is None:
+                raise ValueError("resuming an upload needs a seekable source of known size")
             reader = _Reader(stream, self.chunk_size, "md5" in self.hashes)
-            reader.start()
-            try:
-                with tracker.ticking():
-                    final = self._send_all(transport, reader, total, tracker)
-            finally:
-                reader.stop()
-                reader.join()
+            tracker = ProgressTracker(progress, total)
+            start = 0
+            if resumable_url is None:
+                self.resumable_url = self._initiate(transport, metadata, content_type, total)
+                if on_session is not None:
+                    on_session(self.resumable_url)
+                state: int | dict[str, Any] = 0
+            else:
+                assert total is not None  # checked above
+                self.resumable_url = resumable_url
+                state = self._query(transport)
+                start = total if isinstance(state, dict) else state
+                if start > total:
+                    raise common.InvalidResponse(
+                        None,
+                        f"the upload session has {start} bytes but the source only "
+                        f"{total}; it belongs to another file",
+                    )
+                reader.skip_hashed(start)
+                _LOGGER.info("resuming upload session at byte %d of %d", start, total)
+            if isinstance(state, dict):
+                final = state  # the earlier run finished before it could report success
+                tracker.set(0, start)
+            else:
+                tracker.set(0, start)
+                reader.position = start
+                reader.start()
+                try:
+                    with tracker.ticking():
+                        final = self._send_all(transport, reader, total, tracker, start)
+                finally:
+                    reader.stop()
+                    reader.join()
         finally:
             if owned:
                 stream.close()
@@ -234,10 +299,24 @@ class PipelinedUpload:
 
         return wait_and_retry(attempt, self.retry)
 
+    def _query(self, transport: Any) -> int | dict[str, Any]:
+        """Ask the session how much it persisted (retrying transient failures)."""
+        backoff = Backoff(self.retry)
+        while True:
+            try:
+                return self._status(transport)
+            except Exception as exc:
+                _retry_or_raise(exc, backoff)
+
     def _send_all(
-        self, transport: Any, reader: _Reader, total: int | None, tracker: ProgressTracker
+        self,
+        transport: Any,
+        reader: _Reader,
+        total: int | None,
+        tracker: ProgressTracker,
+        start: int = 0,
     ) -> dict[str, Any]:
-        acknowledged = 0
+        acknowledged = start
         backoff = Backoff(self.retry)
         while True:
             item = reader.filled.get()
