@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import signal
 import subprocess
 import time
 
+import requests
 from cli_helpers import cli_env, command
 
 from resumable_media.testing import GCSServer
@@ -93,14 +95,7 @@ def test_interrupted_parallel_download_resumes(
     assert any(name.endswith(".journal") for name in leftovers), leftovers
 
     before = gcs_server.media_bytes_sent
-    rerun = subprocess.run(
-        command("cp", "--endpoint", gcs_server.endpoint, "--json", *args),
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        timeout=60,
-        check=False,
-    )
+    rerun = _rerun(gcs_server, args)
     assert rerun.returncode == 0, rerun.stderr
     assert target.read_bytes() == data
     resent = gcs_server.media_bytes_sent - before
@@ -176,3 +171,90 @@ def test_sigterm_stops_an_upload_with_143(
     assert time.monotonic() - sent < 2.0
     assert proc.returncode == 143, stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["up.bin"]
+
+
+CHUNK = 256 * 1024
+
+
+def _kill_mid_upload(
+    gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> tuple[list[str], bytes, pathlib.Path]:
+    """Start a ``cp`` upload whose chunks each stall, kill -9 it after three chunks.
+
+    Returns the command's arguments, the file's bytes and the session file it left.
+    """
+    data = os.urandom(8 * CHUNK + 99)
+    source = tmp_path / "backup.tar"
+    source.write_bytes(data)
+    args = ["--chunk-size", "256KiB", str(source), f"gs://{gcs_bucket}/backup.tar"]
+    state_dir = pathlib.Path(cli_env()["RESUMABLE_MEDIA_STATE_DIR"])
+    earlier = set(state_dir.glob("*.json"))  # other tests' interrupted uploads
+    gcs_server.clear_requests()
+    proc = _start(
+        gcs_server, "--header", "x-goog-emulator-instructions: stall-for-1s-after-128K", *args
+    )
+
+    def chunks_acknowledged() -> int:
+        return sum(
+            1
+            for r in gcs_server.requests
+            if r.method == "PUT"
+            and r.status == 308
+            and not r.headers.get("content-range", "bytes */*").startswith("bytes */")
+        )
+
+    try:
+        assert _wait_for(lambda: chunks_acknowledged() >= 3, 30), "the upload never progressed"
+    finally:
+        proc.kill()  # kill -9: no cleanup, no goodbye
+        proc.communicate(timeout=10)
+    assert not gcs_server.has_object(gcs_bucket, "backup.tar")
+    saved = set(state_dir.glob("*.json")) - earlier
+    assert len(saved) == 1, "the session was not kept for resuming"
+    session_file = saved.pop()
+    assert oct(session_file.stat().st_mode & 0o777) == oct(0o600)
+    return args, data, session_file
+
+
+def _rerun(gcs_server: GCSServer, args: list[str]) -> subprocess.CompletedProcess[str]:
+    gcs_server.clear_requests()
+    return subprocess.run(
+        command("cp", "--endpoint", gcs_server.endpoint, "--json", *args),
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+        check=False,
+    )
+
+
+def test_killed_upload_continues_its_session(
+    gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    args, data, session_file = _kill_mid_upload(gcs_server, gcs_bucket, tmp_path)
+    rerun = _rerun(gcs_server, args)
+    assert rerun.returncode == 0, rerun.stderr
+    assert '"method": "pipelined-resumed"' in rerun.stdout
+    assert gcs_server.object_bytes(gcs_bucket, "backup.tar") == data
+    starts = [
+        int(r.headers["content-range"].split()[1].split("-")[0])
+        for r in gcs_server.requests
+        if r.method == "PUT" and r.headers.get("content-range", "")[6:7].isdigit()
+    ]
+    assert starts and min(starts) >= 3 * CHUNK, starts  # nothing already stored went again
+    assert not any(r.method == "POST" for r in gcs_server.requests)  # the same session
+    assert not session_file.exists()  # a finished upload forgets its session
+
+
+def test_upload_whose_session_is_gone_starts_afresh(
+    gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    args, data, session_file = _kill_mid_upload(gcs_server, gcs_bucket, tmp_path)
+    url = json.loads(session_file.read_text())["url"]
+    assert requests.delete(url, timeout=10).status_code in (204, 499)  # cancelled meanwhile
+    rerun = _rerun(gcs_server, args)
+    assert rerun.returncode == 0, rerun.stderr
+    assert '"method": "pipelined"' in rerun.stdout
+    assert gcs_server.object_bytes(gcs_bucket, "backup.tar") == data
+    assert any(r.method == "POST" for r in gcs_server.requests)  # a new session
+    assert not session_file.exists()

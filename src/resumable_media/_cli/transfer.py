@@ -11,6 +11,7 @@ reported only after the server's object resource (size, CRC32C) matches the sour
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import pathlib
 import shutil
@@ -22,7 +23,11 @@ from typing import IO, Any, BinaryIO, cast
 
 from resumable_media import checksums
 from resumable_media._cli.client import Storage, TransferError, describe_error
+from resumable_media._cli.sessions import SessionStore
 from resumable_media._cli.urls import GsUrl
+from resumable_media.common import DataCorruption, InvalidResponse
+
+_LOGGER = logging.getLogger(__name__)
 
 __all__ = [
     "TEMP_FILES",
@@ -405,7 +410,7 @@ def _upload_large(
     extra: dict[str, str | int],
     progress: Progress | None,
 ) -> tuple[dict[str, Any] | None, str | None, str]:
-    from resumable_media.parallel import ParallelUpload, PipelinedUpload
+    from resumable_media.parallel import ParallelUpload, PipelinedUpload, TransferResult
 
     checksum = options.checksum
     # The XML multipart path has no MD5 and no generation precondition: use it only when
@@ -434,17 +439,51 @@ def _upload_large(
             progress(result.bytes, result.bytes)
         # The XML API answers with headers; read the object resource to verify it.
         return storage.metadata(url), result.crc32c, "parallel-xml"
+    upload_url = storage.endpoint.upload_url(url.bucket, "resumable", extra)
     pipelined = PipelinedUpload(
-        storage.endpoint.upload_url(url.bucket, "resumable", extra),
-        options.chunk_size,
-        checksum=checksum,
-        retry=storage.retry,
+        upload_url, options.chunk_size, checksum=checksum, retry=storage.retry
     )
+    sessions = (
+        SessionStore(source, str(url), f"{upload_url} {options.chunk_size} {checksum}")
+        if options.resume
+        else None
+    )
+    stored = sessions.load() if sessions is not None else None
     with source.open("rb") as stream:
-        result = pipelined.transmit(
-            storage.session(), stream, metadata, content_type, progress=progress
-        )
-    return result.response, result.crc32c, "pipelined"
+
+        def send(resume: str | None) -> TransferResult:
+            return pipelined.transmit(
+                storage.session(),
+                stream,
+                metadata,
+                content_type,
+                progress=progress,
+                resumable_url=resume,
+                on_session=None if sessions is None else sessions.save,
+            )
+
+        try:
+            result = send(stored)
+        except InvalidResponse as exc:
+            status = getattr(exc.response, "status_code", None)
+            if sessions is None or stored is None or status not in (404, 410):
+                if sessions is not None and status == 400:
+                    sessions.forget()  # the server refused the data: do not continue it
+                raise
+            # The earlier session expired or was cancelled: start a new one.
+            _LOGGER.info("the stored upload session is gone (%s); starting afresh", status)
+            sessions.forget()
+            stored = None
+            stream.seek(0)
+            result = send(None)
+        except DataCorruption:
+            if sessions is not None:
+                sessions.forget()
+            raise
+    if sessions is not None:
+        sessions.forget()
+    method = "pipelined-resumed" if stored is not None else "pipelined"
+    return result.response, result.crc32c, method
 
 
 def resolve_checksum_option(value: str) -> str | None:
