@@ -74,11 +74,35 @@ def main(argv: list[str]) -> int:
             headers=headers,
             retry=retry,
         )
+        # With RM_SESSION_FILE the session URL is kept there, so a rerun after a kill
+        # continues the same resumable session instead of starting a new one.
+        session_file = os.environ.get("RM_SESSION_FILE")
+        stored = None
+        if session_file and os.path.exists(session_file):
+            with open(session_file, encoding="utf-8") as handle:
+                stored = handle.read().strip() or None
+
+        def keep(url: str) -> None:
+            if session_file:
+                with open(session_file + ".tmp", "w", encoding="utf-8") as handle:
+                    handle.write(url)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(session_file + ".tmp", session_file)
+
         _say("START")
         with requests.Session() as session:
             result = upload.transmit(
-                session, path, {"name": name}, "application/octet-stream", progress=_progress
+                session,
+                path,
+                {"name": name},
+                "application/octet-stream",
+                progress=_progress,
+                resumable_url=stored,
+                on_session=keep,
             )
+        if session_file and os.path.exists(session_file):
+            os.unlink(session_file)
     _say(
         "DONE "
         + json.dumps(

@@ -101,14 +101,16 @@ def _marked_processes(marker: str) -> list[int]:
     return found
 
 
-def _run_and_kill(args: list[str], fraction: float, timeout_s: float = 60) -> tuple[str, int]:
+def _run_and_kill(
+    args: list[str], fraction: float, timeout_s: float = 60, **extra_env: str
+) -> tuple[str, int]:
     """Start the driver and SIGKILL it once its progress passes ``fraction``.
 
     Returns:
         ("killed", progress bytes seen) or ("finished", total) if it completed first.
     """
     marker = uuid.uuid4().hex
-    driver = Driver(args, marker)
+    driver = Driver(args, marker, **extra_env)
     deadline = time.monotonic() + timeout_s
     seen = 0
     state = "finished"
@@ -138,8 +140,8 @@ def _run_and_kill(args: list[str], fraction: float, timeout_s: float = 60) -> tu
     return state, seen
 
 
-def _run_to_end(args: list[str], timeout_s: float = 120) -> dict[str, Any]:
-    driver = Driver(args, uuid.uuid4().hex)
+def _run_to_end(args: list[str], timeout_s: float = 120, **extra_env: str) -> dict[str, Any]:
+    driver = Driver(args, uuid.uuid4().hex, **extra_env)
     deadline = time.monotonic() + timeout_s
     result = None
     while True:
@@ -209,25 +211,33 @@ def test_pipelined_upload_killed_and_rerun(
     source.write_bytes(big_data)
     rng = random.Random(SEED + 1)
     generation = None
+    session = {"RM_SESSION_FILE": str(tmp_path / "session-url")}
+    resumed = 0
     for point in range(KILLS):
         fraction = rng.uniform(0.03, 0.97)
         test_id = gcs_server.create_retry_test({"storage.objects.insert": _stalls(rng, 8)})
         base = ["upload", gcs_server.endpoint, gcs_bucket, name, str(source), str(CHUNK), "0"]
-        state, seen = _run_and_kill([*base, test_id], fraction)
+        state, seen = _run_and_kill([*base, test_id], fraction, **session)
         if gcs_server.has_object(gcs_bucket, name):
             # Either the previous rerun's object, or a complete one if the kill came late.
             with open(gcs_server.object_path(gcs_bucket, name), "rb") as f:
                 assert f.read() == big_data, f"kill {point}: a wrong object was finalized"
-        result = _run_to_end(base)
+        gcs_server.clear_requests()
+        result = _run_to_end(base, **session)
+        time.sleep(0.3)  # the server logs a request just after answering it
+        sent = sum(r.body_bytes_in for r in gcs_server.requests if r.method == "PUT")
         assert result["verified"] is True and result["bytes"] == SIZE
         assert result["generation"] != generation
         generation = result["generation"]
         with open(gcs_server.object_path(gcs_bucket, name), "rb") as f:
             assert f.read() == big_data, f"rerun {point}: wrong object"
+        assert not (tmp_path / "session-url").exists(), "a finished upload kept its session"
+        resumed += sent < SIZE
         report.append(
             f"kill {point}: target {fraction:.0%}, {state} at {seen / SIZE:.0%} acknowledged; "
-            "rerun verified"
+            f"rerun continued the session and sent {sent / SIZE:.0%}, verified"
         )
+    assert resumed >= KILLS // 2, f"only {resumed} of {KILLS} reruns continued their session"
 
 
 def test_crash_inside_journal_save_leaves_no_litter(
