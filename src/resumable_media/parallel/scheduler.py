@@ -39,6 +39,14 @@ carry the old transfer id and are ignored, and it writes only into its own chunk
 temporary file that is then either deleted or (resume) re-verified.
 """
 
+INTERRUPT_DRAIN_S = 0.3
+"""float: The same wait after Ctrl-C, kept well inside a caller's grace period.
+
+The resume journal is written after the drain; a command that gives the transfer one
+second to wind down (``resumable-media cp``) must not kill it while it does.  Progress a
+draining job reports after this is simply fetched again by the next run.
+"""
+
 
 class Handler(Protocol):
     """What the scheduler tells the transfer about."""
@@ -177,7 +185,7 @@ class Scheduler:
                     raise
                 interrupted = exc
                 self._cancel()
-                drain_deadline = time.monotonic() + DRAIN_TIMEOUT_S
+                drain_deadline = time.monotonic() + INTERRUPT_DRAIN_S
         if interrupted is not None:
             raise interrupted
         if failure is not None:
