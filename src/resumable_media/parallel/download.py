@@ -117,7 +117,7 @@ class ParallelDownload:
         end: Last byte to download (inclusive); None for the end of the object.  Partial
             downloads cannot be checked against the whole-object hash (``verified`` False).
         resume: Reuse the temporary file and journal of an interrupted run.
-        retry: The retry policy for each request (None: a single attempt).
+        retry: The retry policy for each request (None: the default RetryStrategy).
         timeout: The (connect, read) timeout in seconds.
         decompress: Decompress gzip-stored objects (single stream); False saves the stored
             bytes, fetched in parallel.
