@@ -11,6 +11,8 @@ import logging
 import os
 import random
 import re
+import threading
+import time
 
 import google_crc32c
 import pytest
@@ -161,3 +163,37 @@ def test_crc32c_concat_matches_hashing_the_concatenation(seed: int) -> None:
     for piece in pieces:
         crc = crc32c_concat(crc, google_crc32c.value(piece), len(piece), zeros)
     assert crc == google_crc32c.value(b"".join(pieces))
+
+
+@pytest.mark.parametrize("ending", ["abort", "complete"])
+def test_a_part_still_arriving_when_the_upload_ends_is_refused_and_not_kept(
+    gcs_server: GCSServer, gcs_bucket: str, temp_before: set[str], ending: str
+) -> None:
+    url, upload_id = _start(gcs_server, gcs_bucket, f"late-{ending}")
+    first = os.urandom(STRIDE)
+    etag = _put(url, upload_id, 1, first).headers["ETag"]
+    release = threading.Event()
+
+    def slow_body():
+        yield os.urandom(1000)
+        release.wait(10)
+        yield os.urandom(1000)
+
+    late: list[requests.Response] = []
+    sender = threading.Thread(
+        target=lambda: late.append(
+            requests.put(f"{url}?partNumber=2&uploadId={upload_id}", data=slow_body(), timeout=30)
+        )
+    )
+    sender.start()
+    time.sleep(0.3)  # part 2 is now half-received by the server
+    if ending == "abort":
+        assert requests.delete(f"{url}?uploadId={upload_id}", timeout=10).status_code == 204
+    else:
+        assert _complete(url, upload_id, {1: etag}).status_code == 200
+    release.set()
+    sender.join(30)
+    assert late and late[0].status_code == 404 and "NoSuchUpload" in late[0].text
+    assert _temp_files(gcs_server) - temp_before == set()
+    if ending == "complete":
+        assert gcs_server.object_bytes(gcs_bucket, f"late-{ending}") == first

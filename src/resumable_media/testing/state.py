@@ -74,6 +74,8 @@ class MultipartUpload:
     assembly: pathlib.Path | None = None
     stride: int | None = None
     writing: set[int] = dataclasses.field(default_factory=set)
+    closed: bool = False
+    """Set (under ``lock``) once the upload is completed or aborted: late parts are refused."""
 
     def own_files(self) -> set[pathlib.Path]:
         """Every file this upload holds (parts of their own and the assembly file)."""

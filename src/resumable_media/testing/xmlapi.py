@@ -107,6 +107,7 @@ def handle(ex: Exchange, state: ServerState, parts: list[str], faults: FaultSour
             with state.lock:
                 state.mpu.pop(mpu.upload_id, None)
             with mpu.lock:
+                mpu.closed = True
                 for path in mpu.own_files():
                     discard_file(path)
                 mpu.parts.clear()
@@ -162,6 +163,8 @@ def _place_part(
 ) -> tuple[pathlib.Path | None, int]:
     """Where part ``number`` is written: ``(assembly file, offset)``, or ``(None, 0)``."""
     with mpu.lock:
+        if mpu.closed:
+            return None, 0
         if length is None or length <= 0 or number in mpu.parts or number in mpu.writing:
             return None, 0  # unknown size, empty, or a re-upload: a file of its own
         if mpu.stride is None:
@@ -211,8 +214,14 @@ def _put_part(ex: Exchange, state: ServerState, mpu: MultipartUpload, fault: Fau
         md5_hex = hashes.md5.hexdigest() if hashes.md5 is not None else f"{hashes.crc:08x}"
         part = StoredPart(target, offset, hashes.crc, md5_hex, hashes.size)
         with mpu.lock:
-            old = mpu.parts.get(number)
-            mpu.parts[number] = part
+            closed = mpu.closed
+            old = None if closed else mpu.parts.get(number)
+            if not closed:
+                mpu.parts[number] = part
+        if closed:  # completed or aborted while this part was arriving
+            if not in_place:
+                discard_file(target)
+            raise XMLError(404, "NoSuchUpload", "The requested upload was not found.")
         if old is not None and old.path != mpu.assembly:
             discard_file(old.path)
     finally:
@@ -253,6 +262,7 @@ def _complete(ex: Exchange, state: ServerState, mpu: MultipartUpload) -> None:
                     400, "InvalidPart", f"Part {number} was not uploaded or its ETag differs."
                 )
         obj = _join_parts(state, mpu, [mpu.parts[number] for number, _ in listed])
+        mpu.closed = True
         with state.lock:
             state.mpu.pop(mpu.upload_id, None)
         for path in mpu.own_files():
@@ -316,11 +326,12 @@ def _copy_all(source: int, offset: int, target: int, length: int) -> None:
             raise OSError(errno.EIO, f"a stored part ended after {copied} of {length} bytes")
         copied += count
     while copied < length:
-        data = os.pread(source, min(1 << 20, length - copied), offset + copied)
+        data = memoryview(os.pread(source, min(1 << 20, length - copied), offset + copied))
         if not data:
             raise OSError(errno.EIO, f"a stored part ended after {copied} of {length} bytes")
-        os.write(target, data)
         copied += len(data)
+        while data:
+            data = data[os.write(target, data) :]
 
 
 def _assembled_in_place(mpu: MultipartUpload, parts: Sequence[StoredPart]) -> bool:
@@ -373,9 +384,22 @@ def _join_parts(
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-    return state.store.publish(
-        mpu.bucket, mpu.name, temp, hashes, mpu.meta, Preconditions(), component_count=len(parts)
-    )
+    try:
+        return state.store.publish(
+            mpu.bucket,
+            mpu.name,
+            temp,
+            hashes,
+            mpu.meta,
+            Preconditions(),
+            component_count=len(parts),
+        )
+    except BaseException:
+        # publish removed ``temp``; parts that lived in it (if it was the assembly) are gone
+        # too, so a retried completion reports them missing instead of failing on the file.
+        for number in [n for n, part in mpu.parts.items() if part.path == temp]:
+            del mpu.parts[number]
+        raise
 
 
 def _concatenate(
