@@ -258,3 +258,18 @@ def test_upload_whose_session_is_gone_starts_afresh(
     assert gcs_server.object_bytes(gcs_bucket, "backup.tar") == data
     assert any(r.method == "POST" for r in gcs_server.requests)  # a new session
     assert not session_file.exists()
+
+
+def test_rerun_with_other_metadata_does_not_continue_the_old_session(
+    gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    args, data, session_file = _kill_mid_upload(gcs_server, gcs_bucket, tmp_path)
+    rerun = _rerun(gcs_server, ["--content-type", "text/x-changed", *args])
+    assert rerun.returncode == 0, rerun.stderr
+    assert '"method": "pipelined"' in rerun.stdout  # a new session, not the old one
+    assert gcs_server.object_bytes(gcs_bucket, "backup.tar") == data
+    meta = requests.get(
+        f"{gcs_server.endpoint}/storage/v1/b/{gcs_bucket}/o/backup.tar", timeout=10
+    ).json()
+    assert meta["contentType"] == "text/x-changed"
+    session_file.unlink()  # the interrupted session of the other settings, left to expire

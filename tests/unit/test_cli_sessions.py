@@ -55,3 +55,18 @@ def test_default_directory_follows_xdg(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     assert sessions.state_directory() == tmp_path / "resumable-media" / "uploads"
     assert os.fspath(sessions.state_directory()).startswith(os.fspath(tmp_path))
+
+
+def test_session_ids_never_appear_in_cli_error_messages():
+    import requests
+
+    from resumable_media._cli.client import describe_error
+
+    error = requests.exceptions.ConnectionError(
+        "HTTPConnectionPool(host='h', port=1): Max retries exceeded with url: "
+        "/upload/storage/v1/b/b/o?uploadType=resumable&upload_id=SECRET123 (Caused by X)"
+    )
+    text = describe_error(error)
+    assert "SECRET123" not in text and "upload_id=<redacted>" in text
+    xml = describe_error(OSError("PUT /b/o?partNumber=1&uploadId=ABCsecret failed"))
+    assert "ABCsecret" not in xml and "uploadId=<redacted>" in xml

@@ -10,6 +10,7 @@ naming the object and the reason, never with credentials or auth headers in it.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -67,6 +68,14 @@ def _error_message(response: Any) -> str:
         return str(text).strip()[:200]
 
 
+_SESSION_PARAMETER = re.compile(r"((?:upload_id|uploadId)=)[^&\s'\")]+")
+
+
+def redact_session(text: str) -> str:
+    """Hide resumable/multipart session ids in a message: a session URL is a credential."""
+    return _SESSION_PARAMETER.sub(r"\1<redacted>", text)
+
+
 def describe_error(exc: BaseException) -> str:
     """Say in one line why a request failed (status and server message, or the exception)."""
     response = getattr(exc, "response", None)
@@ -83,7 +92,7 @@ def describe_error(exc: BaseException) -> str:
             412: "precondition failed (generation does not match)",
         }.get(status, "request failed")
         return f"{label} (HTTP {status}{': ' + message if message else ''})"
-    text = str(exc) or type(exc).__name__
+    text = redact_session(str(exc)) or type(exc).__name__
     if type(exc).__name__ == "DefaultCredentialsError":
         text += " (for an emulator, pass --endpoint URL or set STORAGE_EMULATOR_HOST)"
     return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text

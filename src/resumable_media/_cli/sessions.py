@@ -69,9 +69,9 @@ class SessionStore:
 
     def save(self, url: str) -> None:
         """Remember ``url`` (atomically, privately); failures only cost the ability to resume."""
+        temp = self.path.with_suffix(f".{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            temp = self.path.with_suffix(f".{os.getpid()}.tmp")
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump({"url": url, "saved": time.time()}, handle)
@@ -79,6 +79,8 @@ class SessionStore:
                 os.fsync(handle.fileno())
             os.replace(temp, self.path)
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                temp.unlink()
             _LOGGER.warning("cannot keep the upload session for resuming: %s", exc.strerror)
 
     def forget(self) -> None:

@@ -11,6 +11,7 @@ reported only after the server's object resource (size, CRC32C) matches the sour
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import pathlib
@@ -444,7 +445,13 @@ def _upload_large(
         upload_url, options.chunk_size, checksum=checksum, retry=storage.retry
     )
     sessions = (
-        SessionStore(source, str(url), f"{upload_url} {options.chunk_size} {checksum}")
+        SessionStore(
+            source,
+            str(url),
+            json.dumps(
+                [upload_url, options.chunk_size, checksum, content_type, metadata], sort_keys=True
+            ),
+        )
         if options.resume
         else None
     )
@@ -466,12 +473,14 @@ def _upload_large(
             result = send(stored)
         except InvalidResponse as exc:
             status = getattr(exc.response, "status_code", None)
-            if sessions is None or stored is None or status not in (404, 410):
+            # 404/410: the session expired or was cancelled.  No response at all: the
+            # session's state cannot belong to this file (e.g. it holds more bytes).
+            unusable = status in (404, 410) or exc.response is None
+            if sessions is None or stored is None or not unusable:
                 if sessions is not None and status == 400:
                     sessions.forget()  # the server refused the data: do not continue it
                 raise
-            # The earlier session expired or was cancelled: start a new one.
-            _LOGGER.info("the stored upload session is gone (%s); starting afresh", status)
+            _LOGGER.info("the stored upload session is unusable (%s); starting afresh", status)
             sessions.forget()
             stored = None
             stream.seek(0)
