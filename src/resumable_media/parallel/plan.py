@@ -254,7 +254,9 @@ class TransferResult:
     """What a finished transfer did.
 
     Attributes:
-        bytes: Bytes transferred into the destination (or uploaded).
+        bytes: Size of the object transferred into the destination (or uploaded).  A run
+            that resumed an earlier one counts the whole object, including what the earlier
+            run already moved, so ``throughput`` overstates that run's own rate.
         seconds: Wall-clock duration.
         throughput: ``bytes / seconds`` (bytes per second).
         crc32c: Base64 CRC32C of the bytes (as GCS shows it), or None.
