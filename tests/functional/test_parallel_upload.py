@@ -123,3 +123,86 @@ def test_parallel_upload_aborts_on_failure(gcs_server, gcs_bucket, tmp_path):
     assert not gcs_server.has_object(gcs_bucket, "aborted")
     deletes = [r for r in logged_requests(gcs_server) if r.method == "DELETE"]
     assert len(deletes) == 1 and "uploadId=" in deletes[0].path and deletes[0].status == 204
+
+
+@pytest.mark.parametrize("size", [CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 7, 9 * CHUNK])
+def test_pipelined_single_request_round_trip(gcs_server, gcs_bucket, tmp_path, size):
+    data = os.urandom(size)
+    source = tmp_path / "src"
+    source.write_bytes(data)
+    gcs_server.clear_requests()
+    with transports.anonymous()() as session:
+        result = PipelinedUpload(
+            _resumable_url(gcs_server, gcs_bucket), CHUNK, checksum="both", single_request=True
+        ).transmit(session, source, {"name": "obj"}, "application/octet-stream")
+    assert gcs_server.object_bytes(gcs_bucket, "obj") == data
+    assert result.verified and result.bytes == size
+    puts = [r for r in logged_requests(gcs_server) if r.method == "PUT"]
+    whole_chunks_before_last = (size - 1) // CHUNK
+    # One streamed PUT for the bulk (when there are at least two chunks to stream) + the last.
+    assert len(puts) == (2 if whole_chunks_before_last >= 2 else whole_chunks_before_last + 1)
+    assert "x-goog-hash" in puts[-1].headers
+    assert all("x-goog-hash" not in put.headers for put in puts[:-1])
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        ["return-503-after-256K"],
+        ["return-503-after-1024K", "return-reset-connection"],
+        ["return-503-after-512K", "return-503"],
+    ],
+)
+def test_pipelined_single_request_falls_back_to_chunks_after_a_fault(
+    gcs_server, gcs_bucket, tmp_path, faults
+):
+    data = os.urandom(10 * CHUNK + 3)
+    source = tmp_path / "src"
+    source.write_bytes(data)
+    # The first fault cuts the streamed PUT (the initiation carries no body); the next one
+    # hits the status query or the chunk after it.
+    test_id = gcs_server.create_retry_test({"storage.objects.insert": faults})
+    with transports.anonymous()() as session:
+        result = PipelinedUpload(
+            _resumable_url(gcs_server, gcs_bucket),
+            CHUNK,
+            headers={"x-retry-test-id": test_id},
+            retry=FAST_RETRY,
+            single_request=True,
+        ).transmit(session, source, {"name": "obj"}, "application/octet-stream")
+    assert gcs_server.object_bytes(gcs_bucket, "obj") == data
+    assert result.verified
+    assert gcs_server.retry_test(test_id)["completed"]
+
+
+def test_pipelined_single_request_source_failure_is_raised(gcs_server, gcs_bucket, tmp_path):
+    class Failing(io.RawIOBase):
+        def __init__(self) -> None:
+            self.position = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def seekable(self) -> bool:
+            return True
+
+        def seek(self, offset: int, whence: int = 0) -> int:
+            self.position = {0: offset, 1: self.position + offset, 2: 10 * CHUNK + offset}[whence]
+            return self.position
+
+        def tell(self) -> int:
+            return self.position
+
+        def readinto(self, buffer) -> int:
+            if self.position >= 4 * CHUNK:
+                raise OSError(5, "disk gone")
+            count = min(len(buffer), 4 * CHUNK - self.position)
+            buffer[:count] = b"x" * count
+            self.position += count
+            return count
+
+    with transports.anonymous()() as session, pytest.raises(OSError, match="disk gone"):
+        PipelinedUpload(
+            _resumable_url(gcs_server, gcs_bucket), CHUNK, single_request=True
+        ).transmit(session, Failing(), {"name": "obj"}, "application/octet-stream")
+    assert not gcs_server.has_object(gcs_bucket, "obj")

@@ -24,7 +24,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from resumable_media import checksums, common
@@ -133,6 +133,47 @@ class _Reader(threading.Thread):
         self.free.put(None)
 
 
+class _BulkBody:
+    """A request body that streams the reader's chunks ``[start, end)`` as they are filled.
+
+    ``len()`` gives requests the Content-Length; each buffer goes back to the reader once
+    the transport asks for the next piece (by then the previous one was handed to the
+    socket).  A failure of the source is kept in ``error`` so the caller can tell it from a
+    connection failure.
+    """
+
+    def __init__(self, reader: _Reader, start: int, end: int, tracker: ProgressTracker) -> None:
+        self._reader = reader
+        self._start = start
+        self._end = end
+        self._tracker = tracker
+        self.error: BaseException | None = None
+        self.finished = False
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    def __iter__(self) -> Iterator[memoryview]:
+        position = self._start
+        while position < self._end:
+            item = self._reader.filled.get()
+            if isinstance(item, BaseException):
+                self.error = item
+                raise item
+            if item.start != position or item.start + item.length > self._end:
+                self.error = RuntimeError(
+                    f"internal error: chunk at {item.start} while streaming from {position}"
+                )
+                raise self.error
+            try:
+                yield memoryview(item.buffer)[: item.length]
+            finally:
+                self._reader.free.put(item.buffer)
+            position += item.length
+            self._tracker.set(0, position)
+        self.finished = True
+
+
 class PipelinedUpload:
     """A resumable upload with read-ahead: reading and hashing overlap sending.
 
@@ -144,6 +185,16 @@ class PipelinedUpload:
         headers: Extra headers for every request.
         retry: The retry policy (None: the default RetryStrategy).
         timeout: The (connect, read) timeout in seconds.
+        single_request: For a source of known size (a path or a seekable stream), send
+            everything but the last chunk in one streamed PUT, fed from the same two
+            buffers, then the last chunk with ``x-goog-hash`` (whose value is only known
+            once every byte was read).  This saves a round trip and a server commit per
+            chunk (1 GiB, 8 MiB chunks, loopback: 0.77-0.89 s against 1.04-1.34 s).  After
+            a failure the upload continues chunk by chunk from what the server persisted.
+            The cost: a request cut off midway may lose everything it carried (the loopback
+            server keeps nothing of an interrupted request; GCS does not document how much
+            it keeps), so a crash or a dropped connection can mean sending much more again.
+            False (the default) sends one PUT per chunk, as ``ResumableUpload`` does.
 
     Raises:
         ValueError: If ``chunk_size`` is not a positive multiple of 256 KiB.
@@ -158,6 +209,7 @@ class PipelinedUpload:
         headers: dict[str, str] | None = None,
         retry: common.RetryStrategy | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        single_request: bool = False,
     ) -> None:
         if chunk_size <= 0 or chunk_size % common.UPLOAD_CHUNK_SIZE:
             raise ValueError("256.0 KB must divide chunk size")
@@ -171,6 +223,7 @@ class PipelinedUpload:
         self.headers = dict(headers or {})
         self.retry = common.RetryStrategy() if retry is None else retry
         self.timeout = timeout
+        self.single_request = single_request
         self.resumable_url: str | None = None
 
     def transmit(
@@ -218,6 +271,7 @@ class PipelinedUpload:
         stream: Any = open(os.fspath(source), "rb") if owned else source  # type: ignore[arg-type]  # noqa: SIM115
         try:
             total = _remaining_size(stream)
+            base = stream.tell() if total is not None else 0
             if resumable_url is not None and total is None:
                 raise ValueError("resuming an upload needs a seekable source of known size")
             reader = _Reader(stream, self.chunk_size, "md5" in self.hashes)
@@ -250,6 +304,16 @@ class PipelinedUpload:
                 reader.start()
                 try:
                     with tracker.ticking():
+                        if self.single_request and total is not None:
+                            reached = self._send_bulk(transport, reader, start, total, tracker)
+                            if reached is None:  # the streamed PUT failed: continue by chunks
+                                reader.stop()
+                                reader.join()
+                                reader, start = self._restart(transport, stream, base, total)
+                                tracker.set(0, start)
+                                reader.start()
+                            else:
+                                start = reached
                         final = self._send_all(transport, reader, total, tracker, start)
                 finally:
                     reader.stop()
@@ -298,6 +362,62 @@ class PipelinedUpload:
             return str(location)
 
         return wait_and_retry(attempt, self.retry)
+
+    def _send_bulk(
+        self, transport: Any, reader: _Reader, start: int, total: int, tracker: ProgressTracker
+    ) -> int | None:
+        """Send all whole chunks but the last in one streamed PUT.
+
+        Returns:
+            The offset the upload continues from (``start`` when there is nothing to stream
+            in bulk), or None when the PUT failed retryably (the caller restarts from what
+            the server persisted).
+        """
+        chunks = (total - start - 1) // self.chunk_size
+        if chunks < 2:
+            return start
+        end = start + chunks * self.chunk_size
+        body = _BulkBody(reader, start, end, tracker)
+        headers = dict(self.headers)
+        headers["content-range"] = ranges.format_content_range(start, end - 1, None)
+        assert self.resumable_url is not None
+        try:
+            response = transport.request(
+                "PUT", self.resumable_url, data=body, headers=headers, timeout=self.timeout
+            )
+            result = _interpret(response)
+        except Exception as exc:
+            if body.error is not None:
+                raise body.error from exc  # the source failed, not the connection
+            if not is_retryable_error(exc):
+                raise
+            _LOGGER.info("upload: streamed PUT failed (%s); continuing by chunks", exc)
+            return None
+        if body.error is not None:
+            raise body.error
+        if result != end or not body.finished:
+            _LOGGER.info(
+                "upload: streamed PUT ended at %r of %d; continuing by chunks", result, end
+            )
+            return None
+        return end
+
+    def _restart(self, transport: Any, stream: Any, base: int, total: int) -> tuple[_Reader, int]:
+        """A fresh reader positioned after what the server persisted (its hashes re-taken)."""
+        state = self._query(transport)
+        if isinstance(state, dict):
+            raise common.InvalidResponse(
+                None, "the server finalized the upload before its last chunk was sent"
+            )
+        if state > total:
+            raise common.InvalidResponse(
+                None, f"the server reports {state} bytes persisted of a {total}-byte source"
+            )
+        stream.seek(base)
+        reader = _Reader(stream, self.chunk_size, "md5" in self.hashes)
+        reader.skip_hashed(state)
+        reader.position = state
+        return reader, state
 
     def _query(self, transport: Any) -> int | dict[str, Any]:
         """Ask the session how much it persisted (retrying transient failures)."""
