@@ -108,6 +108,14 @@ CASES: tuple[CaseSpec, ...] = (
         2.5,
     ),
     _case(
+        "ours.pipelined.single",
+        "PipelinedUpload(8 MiB, crc32c, single_request=True)",
+        "upload",
+        "pipelined_upload",
+        "grm.resumable",
+        single_request="yes",
+    ),
+    _case(
         "ours.parallel_upload",
         "ParallelUpload (defaults)",
         "upload",

@@ -214,11 +214,18 @@ def resumable_upload(ctx: CaseContext, *, module: str) -> dict[str, Any]:
     return watch.result()
 
 
-def pipelined_upload(ctx: CaseContext) -> dict[str, Any]:
-    """resumable_media.parallel ``PipelinedUpload``, 8 MiB chunks, crc32c."""
+def pipelined_upload(ctx: CaseContext, *, single_request: str = "no") -> dict[str, Any]:
+    """resumable_media.parallel ``PipelinedUpload``, 8 MiB chunks, crc32c.
+
+    Args:
+        ctx: The run's context.
+        single_request: "yes" streams all but the last chunk in one PUT.
+    """
     parallel = _import("resumable_media.parallel", "PipelinedUpload")
     session = _session()
-    upload = parallel.PipelinedUpload(ctx.resumable_url(), RESUMABLE_CHUNK_SIZE)
+    upload = parallel.PipelinedUpload(
+        ctx.resumable_url(), RESUMABLE_CHUNK_SIZE, single_request=single_request == "yes"
+    )
     with _Stopwatch() as watch:
         result = upload.transmit(session, ctx.source_path, {"name": ctx.upload_name}, _CONTENT_TYPE)
     return watch.result(f"verified={result.verified}")
