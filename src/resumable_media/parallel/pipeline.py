@@ -68,10 +68,16 @@ class _Reader(threading.Thread):
         self.md5 = hashlib.md5() if want_md5 else None
 
     position = 0
-    """Stream offset of the next byte the thread reads (set before ``start`` to resume)."""
+    """Stream offset of the next byte the thread reads (moved by ``skip_to`` before ``start``)."""
 
-    def skip_hashed(self, count: int) -> None:
-        """Read and hash the first ``count`` bytes without sending them (before ``start``)."""
+    def _hash(self, view: memoryview) -> None:
+        self.crc = checksums.crc32c(view, self.crc)
+        if self.md5 is not None:
+            self.md5.update(view)
+
+    def skip_to(self, count: int) -> None:
+        """Read and hash the first ``count`` bytes without sending them; the thread then
+        starts at ``count`` (call before ``start``, to continue a session)."""
         buffer = self.free.get()
         assert buffer is not None
         try:
@@ -85,13 +91,12 @@ class _Reader(threading.Thread):
                         f"the source ended after {count - left} bytes while the upload "
                         f"session already holds {count}",
                     )
-                self.crc = checksums.crc32c(view[:got], self.crc)
-                if self.md5 is not None:
-                    self.md5.update(view[:got])
+                self._hash(view[:got])
                 left -= got
             view.release()
         finally:
             self.free.put(buffer)
+        self.position = count
 
     def run(self) -> None:
         position = self.position
@@ -102,9 +107,7 @@ class _Reader(threading.Thread):
                     return
                 length = self._fill(memoryview(buffer))
                 view = memoryview(buffer)[:length]
-                self.crc = checksums.crc32c(view, self.crc)
-                if self.md5 is not None:
-                    self.md5.update(view)
+                self._hash(view)
                 view.release()
                 eof = length < len(buffer)
                 self.filled.put(_Filled(buffer, position, length, eof))
@@ -293,14 +296,13 @@ class PipelinedUpload:
                         f"the upload session has {start} bytes but the source only "
                         f"{total}; it belongs to another file",
                     )
-                reader.skip_hashed(start)
+                reader.skip_to(start)
                 _LOGGER.info("resuming upload session at byte %d of %d", start, total)
             if isinstance(state, dict):
                 final = state  # the earlier run finished before it could report success
                 tracker.set(0, start)
             else:
                 tracker.set(0, start)
-                reader.position = start
                 reader.start()
                 try:
                     with tracker.ticking():
@@ -415,13 +417,14 @@ class PipelinedUpload:
             )
         stream.seek(base)
         reader = _Reader(stream, self.chunk_size, "md5" in self.hashes)
-        reader.skip_hashed(state)
-        reader.position = state
+        reader.skip_to(state)
         return reader, state
 
-    def _query(self, transport: Any) -> int | dict[str, Any]:
-        """Ask the session how much it persisted (retrying transient failures)."""
-        backoff = Backoff(self.retry)
+    def _query(self, transport: Any, backoff: Backoff | None = None) -> int | dict[str, Any]:
+        """Ask the session how much it persisted, retrying transient failures under
+        ``backoff`` (a fresh one when None)."""
+        if backoff is None:
+            backoff = Backoff(self.retry)
         while True:
             try:
                 return self._status(transport)
@@ -496,11 +499,7 @@ class PipelinedUpload:
             return self._put(transport, item, position, final, reader)
         except Exception as exc:
             _retry_or_raise(exc, backoff)
-        while True:
-            try:
-                return self._status(transport)
-            except Exception as exc:
-                _retry_or_raise(exc, backoff)
+        return self._query(transport, backoff)
 
     def _put(
         self, transport: Any, item: _Filled, position: int, final: bool, reader: _Reader
