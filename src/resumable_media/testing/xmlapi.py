@@ -7,8 +7,8 @@ the S3-style ``<Error><Code>`` document GCS returns on this API.
 
 from __future__ import annotations
 
+import base64
 import errno
-import io
 import logging
 import os
 import pathlib
@@ -24,7 +24,7 @@ import google_crc32c
 from .download import serve_media
 from .exchange import Exchange
 from .faults import Fault
-from .receive import POOL, Window, check_hashes, parse_goog_hash, pump
+from .receive import Window, check_hashes, parse_goog_hash, pump
 from .state import FaultSource, MultipartUpload, ServerState, StoredPart
 from .store import (
     Hashes,
@@ -265,9 +265,8 @@ def _complete(ex: Exchange, state: ServerState, mpu: MultipartUpload) -> None:
         mpu.closed = True
         with state.lock:
             state.mpu.pop(mpu.upload_id, None)
-        for path in mpu.own_files():
-            if path != obj.path:
-                discard_file(path)
+        for path in mpu.own_files():  # the published assembly file is no longer there
+            discard_file(path)
         mpu.parts.clear()
         mpu.assembly = None
     _reply_xml(
@@ -314,12 +313,7 @@ def _copy_all(source: int, offset: int, target: int, length: int) -> None:
         try:
             count = os.copy_file_range(source, target, length - copied, offset + copied)
         except OSError as exc:
-            if copied or exc.errno not in (
-                errno.EXDEV,
-                errno.ENOSYS,
-                errno.EINVAL,
-                errno.EOPNOTSUPP,
-            ):
+            if copied or exc.errno not in _NO_KERNEL_COPY:
                 raise
             break  # no in-kernel copy between these files: fall back to read/write
         if not count:
@@ -332,6 +326,45 @@ def _copy_all(source: int, offset: int, target: int, length: int) -> None:
         copied += len(data)
         while data:
             data = data[os.write(target, data) :]
+
+
+def _joined_hashes(pieces: Sequence[tuple[int, int]]) -> Hashes:
+    """Hashes (CRC32C and size, no MD5) of pieces given as ``(crc32c, size)``, in order."""
+    hashes = Hashes(md5=None)
+    zeros: dict[int, int] = {}
+    for crc, size in pieces:
+        hashes.crc = crc32c_concat(hashes.crc, crc, size, zeros)
+        hashes.size += size
+    return hashes
+
+
+def _write_joined(
+    state: ServerState, pieces: Sequence[tuple[pathlib.Path | int, int, int]]
+) -> pathlib.Path:
+    """A new temp file holding ``(file, offset, size)`` pieces one after another.
+
+    A piece's file is a path (opened here) or an open descriptor.  The bytes are copied in
+    the kernel where possible; the temp file is removed if anything fails.
+    """
+    temp = state.store.new_temp()
+    try:
+        target = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            for source, offset, size in pieces:
+                if isinstance(source, int):
+                    _copy_all(source, offset, target, size)
+                    continue
+                fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    _copy_all(fd, offset, target, size)
+                finally:
+                    os.close(fd)
+        finally:
+            os.close(target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return temp
 
 
 def _assembled_in_place(mpu: MultipartUpload, parts: Sequence[StoredPart]) -> bool:
@@ -356,34 +389,14 @@ def _join_parts(
     in place in the assembly file become the object without a copy; otherwise they are
     copied together in the kernel.
     """
-    crc = size = 0
-    zeros: dict[int, int] = {}
-    for part in parts:
-        crc = crc32c_concat(crc, part.crc, part.size, zeros)
-        size += part.size
-    hashes = Hashes(md5=None)
-    hashes.crc, hashes.size = crc, size
+    hashes = _joined_hashes([(part.crc, part.size) for part in parts])
     if _assembled_in_place(mpu, parts) and mpu.assembly is not None:
         _LOGGER.debug("multipart upload %s: %d parts already in place", mpu.upload_id, len(parts))
-        os.truncate(mpu.assembly, size)
+        os.truncate(mpu.assembly, hashes.size)
         temp, mpu.assembly = mpu.assembly, None
     else:
         _LOGGER.debug("multipart upload %s: copying %d parts", mpu.upload_id, len(parts))
-        temp = state.store.new_temp()
-        try:
-            target = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                for part in parts:
-                    source = os.open(part.path, os.O_RDONLY | os.O_CLOEXEC)
-                    try:
-                        _copy_all(source, part.offset, target, part.size)
-                    finally:
-                        os.close(source)
-            finally:
-                os.close(target)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+        temp = _write_joined(state, [(part.path, part.offset, part.size) for part in parts])
     try:
         return state.store.publish(
             mpu.bucket,
@@ -400,35 +413,6 @@ def _join_parts(
         for number in [n for n, part in mpu.parts.items() if part.path == temp]:
             del mpu.parts[number]
         raise
-
-
-def _concatenate(
-    state: ServerState,
-    bucket: str,
-    name: str,
-    sources: Sequence[io.BufferedIOBase],
-    meta: ObjectMeta,
-    pre: Preconditions,
-    components: int,
-) -> StoredObject:
-    """Write the concatenation of ``sources`` (paths or open files) and publish it."""
-    temp = state.store.new_temp()
-    hashes = Hashes(md5=None)
-    buf = POOL.get()
-    view = memoryview(buf)
-    try:
-        with open(temp, "wb") as out:
-            for src in sources:
-                while n := src.readinto(view):
-                    out.write(view[:n])
-                    hashes.update(view[:n])
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    finally:
-        view.release()
-        POOL.put(buf)
-    return state.store.publish(bucket, name, temp, hashes, meta, pre, component_count=components)
 
 
 def compose(
@@ -448,6 +432,8 @@ def compose(
     if not isinstance(dest, dict):
         raise StoreError(400, "Invalid value for destination.")
     files = []
+    pieces: list[tuple[pathlib.Path | int, int, int]] = []
+    crcs: list[tuple[int, int]] = []
     components = 0
     try:
         for src in sources:
@@ -456,6 +442,8 @@ def compose(
             gen = src.get("generation")
             obj, f = state.open_object(bucket, src["name"], int(gen) if gen else None)
             files.append(f)
+            pieces.append((f.fileno(), 0, obj.size))
+            crcs.append((int.from_bytes(base64.b64decode(obj.crc32c), "big"), obj.size))
             match = (src.get("objectPreconditions") or {}).get("ifGenerationMatch")
             if match is not None and int(match) != obj.generation:
                 raise StoreError(
@@ -471,8 +459,16 @@ def compose(
             cache_control=dest.get("cacheControl"),
             metadata=dest.get("metadata") or None,
         )
-        return _concatenate(
-            state, bucket, name, files, meta, Preconditions.from_query(ex.query), components
+        # The sources' CRC32Cs were taken by this server when they were stored.
+        temp = _write_joined(state, pieces)
+        return state.store.publish(
+            bucket,
+            name,
+            temp,
+            _joined_hashes(crcs),
+            meta,
+            Preconditions.from_query(ex.query),
+            component_count=components,
         )
     finally:
         for f in files:
