@@ -7,17 +7,13 @@ import os
 import subprocess
 
 import pytest
-from _parallel_support import logged_requests
+from _parallel_support import DiesAfter, logged_requests, resumable_url
 
 from resumable_media import InvalidResponse, RetryStrategy, checksums, transports
 from resumable_media.parallel import ParallelUpload, PipelinedUpload
 
 CHUNK = 256 * 1024
 FAST_RETRY = RetryStrategy(max_retries=6, initial_delay=0.01, max_sleep=0.05)
-
-
-def _resumable_url(server, bucket: str) -> str:
-    return f"{server.endpoint}/upload/storage/v1/b/{bucket}/o?uploadType=resumable"
 
 
 @pytest.mark.parametrize("size", [0, 1, CHUNK, 3 * CHUNK, 3 * CHUNK + 11])
@@ -29,7 +25,7 @@ def test_pipelined_from_path(gcs_server, gcs_bucket, tmp_path, size):
     session = transports.anonymous()()
     with session:
         result = PipelinedUpload(
-            _resumable_url(gcs_server, gcs_bucket), CHUNK, checksum="both"
+            resumable_url(gcs_server, gcs_bucket), CHUNK, checksum="both"
         ).transmit(
             session,
             source,
@@ -54,7 +50,7 @@ def test_pipelined_from_pipe_of_unknown_size(gcs_server, gcs_bucket, tmp_path, s
         assert proc.stdout is not None
         session = transports.anonymous()()
         with session:
-            result = PipelinedUpload(_resumable_url(gcs_server, gcs_bucket), CHUNK).transmit(
+            result = PipelinedUpload(resumable_url(gcs_server, gcs_bucket), CHUNK).transmit(
                 session, proc.stdout, {"name": "piped"}, "text/plain"
             )
     assert gcs_server.object_bytes(gcs_bucket, "piped") == data
@@ -76,7 +72,7 @@ def test_pipelined_recovers_from_faults(gcs_server, gcs_bucket):
     session = transports.anonymous()()
     with session:
         result = PipelinedUpload(
-            _resumable_url(gcs_server, gcs_bucket),
+            resumable_url(gcs_server, gcs_bucket),
             2 * CHUNK,
             headers={"x-retry-test-id": test_id},
             retry=FAST_RETRY,
@@ -133,7 +129,7 @@ def test_pipelined_single_request_round_trip(gcs_server, gcs_bucket, tmp_path, s
     gcs_server.clear_requests()
     with transports.anonymous()() as session:
         result = PipelinedUpload(
-            _resumable_url(gcs_server, gcs_bucket), CHUNK, checksum="both", single_request=True
+            resumable_url(gcs_server, gcs_bucket), CHUNK, checksum="both", single_request=True
         ).transmit(session, source, {"name": "obj"}, "application/octet-stream")
     assert gcs_server.object_bytes(gcs_bucket, "obj") == data
     assert result.verified and result.bytes == size
@@ -164,7 +160,7 @@ def test_pipelined_single_request_falls_back_to_chunks_after_a_fault(
     test_id = gcs_server.create_retry_test({"storage.objects.insert": faults})
     with transports.anonymous()() as session:
         result = PipelinedUpload(
-            _resumable_url(gcs_server, gcs_bucket),
+            resumable_url(gcs_server, gcs_bucket),
             CHUNK,
             headers={"x-retry-test-id": test_id},
             retry=FAST_RETRY,
@@ -176,33 +172,12 @@ def test_pipelined_single_request_falls_back_to_chunks_after_a_fault(
 
 
 def test_pipelined_single_request_source_failure_is_raised(gcs_server, gcs_bucket, tmp_path):
-    class Failing(io.RawIOBase):
-        def __init__(self) -> None:
-            self.position = 0
-
-        def readable(self) -> bool:
-            return True
-
-        def seekable(self) -> bool:
-            return True
-
-        def seek(self, offset: int, whence: int = 0) -> int:
-            self.position = {0: offset, 1: self.position + offset, 2: 10 * CHUNK + offset}[whence]
-            return self.position
-
-        def tell(self) -> int:
-            return self.position
-
-        def readinto(self, buffer) -> int:
-            if self.position >= 4 * CHUNK:
-                raise OSError(5, "disk gone")
-            count = min(len(buffer), 4 * CHUNK - self.position)
-            buffer[:count] = b"x" * count
-            self.position += count
-            return count
-
-    with transports.anonymous()() as session, pytest.raises(OSError, match="disk gone"):
-        PipelinedUpload(
-            _resumable_url(gcs_server, gcs_bucket), CHUNK, single_request=True
-        ).transmit(session, Failing(), {"name": "obj"}, "application/octet-stream")
+    source = tmp_path / "src"
+    source.write_bytes(os.urandom(10 * CHUNK))
+    stream = DiesAfter(source, 4 * CHUNK)  # fails in the middle of the streamed PUT
+    with transports.anonymous()() as session, pytest.raises(OSError, match="simulated"):
+        PipelinedUpload(resumable_url(gcs_server, gcs_bucket), CHUNK, single_request=True).transmit(
+            session, stream, {"name": "obj"}, "application/octet-stream"
+        )
+    stream.close()
     assert not gcs_server.has_object(gcs_bucket, "obj")

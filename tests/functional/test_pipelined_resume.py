@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import os
 
 import pytest
 import requests
-from _parallel_support import logged_requests
+from _parallel_support import DiesAfter, logged_requests, resumable_url
 
 from resumable_media import InvalidResponse, checksums, transports
 from resumable_media.parallel import PipelinedUpload
@@ -16,45 +15,11 @@ CHUNK = 256 * 1024
 SIZE = 8 * CHUNK + 1234
 
 
-def _resumable_url(server, bucket: str) -> str:
-    return f"{server.endpoint}/upload/storage/v1/b/{bucket}/o?uploadType=resumable"
-
-
-class _DiesAfter(io.RawIOBase):
-    """A file that fails (like a disk error or a kill) once ``limit`` bytes were read."""
-
-    def __init__(self, path, limit: int) -> None:
-        self._file = open(path, "rb")  # noqa: SIM115 - closed in close()
-        self._limit = limit
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._file.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._file.tell()
-
-    def readinto(self, buffer) -> int:
-        if self._file.tell() >= self._limit:
-            raise OSError(5, "simulated read failure")
-        view = memoryview(buffer)[: self._limit - self._file.tell()]
-        return self._file.readinto(view)
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
-
-
 def _interrupted_session(gcs_server, gcs_bucket, source, limit: int) -> str:
     sessions: list[str] = []
-    stream = _DiesAfter(source, limit)
+    stream = DiesAfter(source, limit)
     with transports.anonymous()() as session, pytest.raises(OSError, match="simulated"):
-        PipelinedUpload(_resumable_url(gcs_server, gcs_bucket), CHUNK, checksum="both").transmit(
+        PipelinedUpload(resumable_url(gcs_server, gcs_bucket), CHUNK, checksum="both").transmit(
             session, stream, {"name": "obj"}, "application/octet-stream", on_session=sessions.append
         )
     stream.close()
@@ -85,7 +50,7 @@ def test_resume_sends_only_what_the_server_lacks(gcs_server, gcs_bucket, tmp_pat
     calls: list[tuple[int, int | None]] = []
     with transports.anonymous()() as session:
         result = PipelinedUpload(
-            _resumable_url(gcs_server, gcs_bucket), CHUNK, checksum=checksum
+            resumable_url(gcs_server, gcs_bucket), CHUNK, checksum=checksum
         ).transmit(
             session,
             source,
@@ -110,11 +75,11 @@ def test_resume_of_a_finished_session_verifies_without_sending(gcs_server, gcs_b
     source.write_bytes(data)
     sessions: list[str] = []
     with transports.anonymous()() as session:
-        PipelinedUpload(_resumable_url(gcs_server, gcs_bucket), CHUNK).transmit(
+        PipelinedUpload(resumable_url(gcs_server, gcs_bucket), CHUNK).transmit(
             session, source, {"name": "obj"}, "application/octet-stream", on_session=sessions.append
         )
         gcs_server.clear_requests()
-        result = PipelinedUpload(_resumable_url(gcs_server, gcs_bucket), CHUNK).transmit(
+        result = PipelinedUpload(resumable_url(gcs_server, gcs_bucket), CHUNK).transmit(
             session, source, {"name": "obj"}, "application/octet-stream", resumable_url=sessions[0]
         )
     assert result.verified and result.bytes == len(data)
@@ -127,7 +92,7 @@ def test_resume_with_another_file_fails_instead_of_storing_a_mix(gcs_server, gcs
     url = _interrupted_session(gcs_server, gcs_bucket, source, 5 * CHUNK)
     source.write_bytes(os.urandom(SIZE))  # the file changed between the runs
     with transports.anonymous()() as session, pytest.raises(InvalidResponse) as caught:
-        PipelinedUpload(_resumable_url(gcs_server, gcs_bucket), CHUNK).transmit(
+        PipelinedUpload(resumable_url(gcs_server, gcs_bucket), CHUNK).transmit(
             session, source, {"name": "obj"}, "application/octet-stream", resumable_url=url
         )
     assert caught.value.response is not None and caught.value.response.status_code == 400
@@ -140,7 +105,7 @@ def test_resume_of_a_cancelled_session_is_a_404(gcs_server, gcs_bucket, tmp_path
     url = _interrupted_session(gcs_server, gcs_bucket, source, 3 * CHUNK)
     assert requests.delete(url, timeout=10).status_code in (499, 204)
     with transports.anonymous()() as session, pytest.raises(InvalidResponse) as caught:
-        PipelinedUpload(_resumable_url(gcs_server, gcs_bucket), CHUNK, retry=None).transmit(
+        PipelinedUpload(resumable_url(gcs_server, gcs_bucket), CHUNK, retry=None).transmit(
             session, source, {"name": "obj"}, "application/octet-stream", resumable_url=url
         )
     assert caught.value.response.status_code in (404, 410)
@@ -150,6 +115,6 @@ def test_resume_needs_a_seekable_source(gcs_server, gcs_bucket):
     read_end, write_end = os.pipe()
     os.close(write_end)
     with open(read_end, "rb") as pipe, pytest.raises(ValueError, match="seekable"):
-        PipelinedUpload(_resumable_url(gcs_server, gcs_bucket), CHUNK).transmit(
+        PipelinedUpload(resumable_url(gcs_server, gcs_bucket), CHUNK).transmit(
             requests.Session(), pipe, {"name": "obj"}, "x/y", resumable_url="http://unused"
         )
