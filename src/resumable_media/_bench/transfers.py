@@ -88,18 +88,35 @@ class _Stopwatch:
 # -- downloads ---------------------------------------------------------------------------
 
 
-def curl_download(ctx: CaseContext) -> dict[str, Any]:
-    """``curl -o FILE`` of the object (the curl binary, a new connection)."""
+def _curl_binary() -> str:
+    """The curl executable; CaseUnavailable when there is none."""
     curl = shutil.which("curl")
     if curl is None:
         raise CaseUnavailable("the curl binary is not on PATH")
-    command = [curl, "--silent", "--show-error", "--fail", "--output", ctx.dest_path]
-    with _Stopwatch() as watch:
-        proc = subprocess.run(
-            [*command, ctx.media_url()], capture_output=True, text=True, check=False
-        )
+    return curl
+
+
+def _run_curl(curl: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run curl quietly (errors still shown, HTTP errors fail) with ``args``."""
+    return subprocess.run(
+        [curl, "--silent", "--show-error", "--fail", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _check_curl(proc: subprocess.CompletedProcess[str]) -> None:
     if proc.returncode != 0:
         raise RuntimeError(f"curl exited with {proc.returncode}: {proc.stderr.strip()}")
+
+
+def curl_download(ctx: CaseContext) -> dict[str, Any]:
+    """``curl -o FILE`` of the object (the curl binary, a new connection)."""
+    curl = _curl_binary()
+    with _Stopwatch() as watch:
+        proc = _run_curl(curl, "--output", ctx.dest_path, ctx.media_url())
+    _check_curl(proc)
     return watch.result()
 
 
@@ -109,9 +126,7 @@ def curl_upload(ctx: CaseContext) -> dict[str, Any]:
     This is the upload ceiling the other cases are read against: a C client that sends the
     whole file in a single request, so what remains is the loopback and the server.
     """
-    curl = shutil.which("curl")
-    if curl is None:
-        raise CaseUnavailable("the curl binary is not on PATH")
+    curl = _curl_binary()
     session = _session()
     with _Stopwatch() as watch:
         started = session.post(
@@ -121,15 +136,15 @@ def curl_upload(ctx: CaseContext) -> dict[str, Any]:
             timeout=60,
         )
         started.raise_for_status()
-        command = [curl, "--silent", "--show-error", "--fail", "--output", os.devnull]
-        proc = subprocess.run(
-            [*command, "--upload-file", ctx.source_path, started.headers["location"]],
-            capture_output=True,
-            text=True,
-            check=False,
+        proc = _run_curl(
+            curl,
+            "--output",
+            os.devnull,
+            "--upload-file",
+            ctx.source_path,
+            started.headers["location"],
         )
-    if proc.returncode != 0:
-        raise RuntimeError(f"curl exited with {proc.returncode}: {proc.stderr.strip()}")
+    _check_curl(proc)
     return watch.result()
 
 
