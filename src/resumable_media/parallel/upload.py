@@ -34,7 +34,7 @@ from resumable_media.parallel.plan import (
 )
 from resumable_media.parallel.pool import DEFAULT_START_METHOD, default_workers, get_pool
 from resumable_media.parallel.scheduler import Scheduler, raise_chunk_error
-from resumable_media.parallel.worker import run_job, transport_for
+from resumable_media.parallel.worker import require_ok, run_job, transport_for
 from resumable_media.requests._send import DEFAULT_TIMEOUT, wait_and_retry
 
 __all__ = ["ParallelUpload"]
@@ -189,16 +189,7 @@ class ParallelUpload:
             response = transport.request(
                 method, url, data=body, headers=merged, timeout=self.timeout
             )
-            if response.status_code not in (http.client.OK, http.client.NO_CONTENT):
-                raise common.InvalidResponse(
-                    response,
-                    "Request failed with status code",
-                    response.status_code,
-                    "Expected one of",
-                    200,
-                    response.text[:500],
-                )
-            return response
+            return require_ok(response, (http.client.OK, http.client.NO_CONTENT))
 
         return wait_and_retry(attempt, self.retry)
 

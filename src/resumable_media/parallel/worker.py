@@ -43,6 +43,7 @@ __all__ = [
     "close_transports",
     "fetch_range",
     "flatten_error",
+    "require_ok",
     "run_job",
     "send_part",
     "transport_for",
@@ -172,6 +173,25 @@ def _body_reader(response: Any) -> Callable[[memoryview], int]:
 
         return readinto
     return raw.readinto  # type: ignore[no-any-return]
+
+
+def require_ok(response: Any, accepted: tuple[int, ...] = (http.client.OK,)) -> Any:
+    """Return ``response`` if its status is in ``accepted``; else raise InvalidResponse.
+
+    The exception carries the first 500 characters of the body (the XML API explains its
+    refusals there), after the upstream ``('Request failed with status code', status,
+    'Expected one of', 200)`` layout.
+    """
+    if response.status_code not in accepted:
+        raise common.InvalidResponse(
+            response,
+            "Request failed with status code",
+            response.status_code,
+            "Expected one of",
+            200,
+            response.text[:500],
+        )
+    return response
 
 
 def check_range_response(
@@ -390,16 +410,7 @@ def send_part(transport: Any, job: PartJob, cancelled: Callable[[], bool]) -> tu
             response = transport.request(
                 "PUT", job.url, data=view, headers=headers, timeout=job.timeout
             )
-            if response.status_code != http.client.OK:
-                raise common.InvalidResponse(
-                    response,
-                    "Request failed with status code",
-                    response.status_code,
-                    "Expected one of",
-                    200,
-                    response.text[:500],
-                )
-            return response
+            return require_ok(response)
 
         response = wait_and_retry(
             attempt, job.retry, sleep=lambda wait: _sleep_unless_cancelled(wait, cancelled)
