@@ -7,6 +7,7 @@ import pathlib
 from collections.abc import Iterator
 
 import pytest
+from google.api_core.exceptions import Conflict, NotFound
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage import transfer_manager
@@ -140,3 +141,105 @@ def test_gzip_object_download(
     assert out.read_bytes() == raw
     client.bucket(gcs_bucket).blob("gcs/z.txt").download_to_filename(str(out), raw_download=True)
     assert gzip.decompress(out.read_bytes()) == raw
+
+
+# -- the JSON API a migration touches ------------------------------------------------------
+def test_bucket_delete_really_deletes(client: storage.Client) -> None:
+    bucket = client.create_bucket("gcs-doomed-bucket")
+    bucket.blob("x").upload_from_string(b"1")
+    with pytest.raises(Conflict):
+        bucket.delete()
+    assert client.lookup_bucket("gcs-doomed-bucket") is not None
+    bucket.delete(force=True)
+    assert client.lookup_bucket("gcs-doomed-bucket") is None
+    with pytest.raises(NotFound):
+        client.get_bucket("gcs-doomed-bucket")
+
+
+def test_bucket_labels_and_listing(client: storage.Client) -> None:
+    bucket = client.create_bucket("gcs-labelled-bucket")
+    bucket.labels = {"team": "backup"}
+    bucket.versioning_enabled = True
+    bucket.patch()
+    again = client.get_bucket("gcs-labelled-bucket")
+    assert again.labels == {"team": "backup"} and again.versioning_enabled
+    assert "gcs-labelled-bucket" in [b.name for b in client.list_buckets(prefix="gcs-labelled")]
+    again.delete()
+
+
+def test_blob_patch_copy_blob_and_multi_call_rewrite(
+    client: storage.Client, gcs_server: GCSServer, gcs_bucket: str
+) -> None:
+    bucket = client.bucket(gcs_bucket)
+    data = os.urandom(40 * MIB)
+    blob = bucket.blob("mig/src.bin")
+    blob.upload_from_string(data, content_type="application/x-src")
+    blob.metadata = {"owner": "nightly"}
+    blob.patch()
+    fetched = bucket.get_blob("mig/src.bin")
+    assert fetched is not None
+    assert fetched.metadata == {"owner": "nightly"} and fetched.metageneration == 2
+    assert fetched.generation == blob.generation
+
+    copied = bucket.copy_blob(fetched, bucket, "mig/copy.bin")
+    assert copied.crc32c == fetched.crc32c and copied.metadata == {"owner": "nightly"}
+    assert gcs_server.object_bytes(gcs_bucket, "mig/copy.bin") == data
+
+    other = client.create_bucket("gcs-rewrite-target")
+    token, done_bytes, total = other.blob("mig/whole.bin").rewrite(fetched)
+    assert token is None and done_bytes == total == len(data)
+
+    gcs_server.rewrite_bytes_per_call = MIB
+    try:
+        stepped = other.blob("mig/stepped.bin")
+        token, calls = None, 0
+        while True:
+            token, done_bytes, total = stepped.rewrite(fetched, token=token)
+            calls += 1
+            assert (token is None) == (done_bytes == total)
+            if token is None:
+                break
+            assert not gcs_server.has_object("gcs-rewrite-target", "mig/stepped.bin")
+    finally:
+        gcs_server.rewrite_bytes_per_call = None
+    assert calls == 40 and done_bytes == total == len(data)
+    assert gcs_server.object_bytes("gcs-rewrite-target", "mig/stepped.bin") == data
+    final = other.get_blob("mig/stepped.bin")
+    assert final is not None and final.metadata == {"owner": "nightly"}
+    assert final.crc32c == fetched.crc32c and final.md5_hash == fetched.md5_hash
+
+
+def test_acl_iam_and_notification_round_trips(
+    client: storage.Client, gcs_server: GCSServer, gcs_bucket: str
+) -> None:
+    bucket = client.get_bucket(gcs_bucket)
+    bucket.acl.user("reader@example.com").grant_read()
+    bucket.acl.save()
+    reloaded = client.get_bucket(gcs_bucket)
+    reloaded.acl.reload()
+    assert "READER" in reloaded.acl.user("reader@example.com").get_roles()
+
+    blob = bucket.blob("acl/object")
+    blob.upload_from_string(b"x")
+    blob.acl.user("owner@example.com").grant_owner()
+    blob.acl.save()
+    blob.acl.reload()
+    assert "OWNER" in blob.acl.user("owner@example.com").get_roles()
+
+    policy = bucket.get_iam_policy(requested_policy_version=1)
+    policy["roles/storage.objectViewer"] = {"allUsers"}
+    bucket.set_iam_policy(policy)
+    again = bucket.get_iam_policy()
+    assert again["roles/storage.objectViewer"] == {"allUsers"}
+    wanted = ["storage.objects.get", "storage.objects.list"]
+    assert bucket.test_iam_permissions(wanted) == wanted
+
+    notification = bucket.notification(topic_name="nightly", topic_project="my-project")
+    notification.create()
+    assert notification.notification_id
+    assert [n.notification_id for n in bucket.list_notifications()] == [
+        notification.notification_id
+    ]
+    assert notification.exists()
+    notification.delete()
+    assert not notification.exists()

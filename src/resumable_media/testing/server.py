@@ -167,6 +167,17 @@ class GCSServer:
         self._thread: threading.Thread | None = None
 
     @property
+    def rewrite_bytes_per_call(self) -> int | None:
+        """How much one ``objects.rewrite`` call copies when the request does not say
+        (``maxBytesRewrittenPerCall``); None, the default, copies everything in one call.
+        Set it to make clients that cannot pass the parameter loop on ``rewriteToken``."""
+        return self._state.rewrites.default_step
+
+    @rewrite_bytes_per_call.setter
+    def rewrite_bytes_per_call(self, value: int | None) -> None:
+        self._state.rewrites.default_step = value
+
+    @property
     def endpoint(self) -> str:
         """Base URL, e.g. ``http://127.0.0.1:41234``."""
         host, port = self._httpd.server_address[:2]

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from .exchange import Exchange, RequestRecord
 from .faults import Fault, RetryTests, parse_header_instruction
 from .follow import FollowHasher
+from .resources import AclStore, HmacKeys, IamPolicies, Notifications
+from .rewrite import RewriteJobs
 from .store import Hashes, ObjectMeta, Preconditions, Store, StoredObject, StoreError
 
 REQUEST_LOG_SIZE = 10_000
@@ -136,6 +138,11 @@ class ServerState:
         self.retry_tests = RetryTests()
         self.sessions: dict[str, UploadSession] = {}
         self.mpu: dict[str, MultipartUpload] = {}
+        self.rewrites = RewriteJobs()
+        self.acls = AclStore()
+        self.iam = IamPolicies()
+        self.notifications = Notifications()
+        self.hmac = HmacKeys()
         self.lock = threading.Lock()
         self._log: collections.deque[RequestRecord] = collections.deque(maxlen=REQUEST_LOG_SIZE)
         self._log_lock = threading.Condition()

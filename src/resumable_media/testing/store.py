@@ -19,7 +19,7 @@ import pathlib
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
 
 import google_crc32c
@@ -130,14 +130,108 @@ class Hashes:
         return base64.b64encode(self.md5.digest()).decode("ascii")
 
 
+OBJECT_WRITABLE = frozenset(
+    {
+        "cacheControl",
+        "contentDisposition",
+        "contentEncoding",
+        "contentLanguage",
+        "contentType",
+        "customTime",
+        "eventBasedHold",
+        "metadata",
+        "retention",
+        "temporaryHold",
+    }
+)
+"""Object resource fields a client may set (``acl`` lives in the server's ACL store)."""
+
+
+@dataclasses.dataclass
+class KnownHashes(Hashes):
+    """Hashes already known (a server-side copy keeps its source's CRC32C and MD5)."""
+
+    md5_text: str | None = None
+
+    def md5_b64(self) -> str | None:
+        """The MD5 given, if any."""
+        return self.md5_text
+
+    @classmethod
+    def of(cls, obj: StoredObject) -> KnownHashes:
+        """The hashes of a stored object."""
+        crc = int.from_bytes(base64.b64decode(obj.crc32c), "big")
+        return cls(crc=crc, md5=None, size=obj.size, md5_text=obj.md5)
+
+
 @dataclasses.dataclass(frozen=True)
 class ObjectMeta:
-    """User-settable object metadata."""
+    """User-settable object metadata; ``extra`` holds the other writable fields, as given."""
 
     content_type: str = "application/octet-stream"
     content_encoding: str | None = None
     cache_control: str | None = None
     metadata: Mapping[str, str] | None = None
+    extra: Mapping[str, Any] | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The writable fields as they appear in the object resource."""
+        out: dict[str, Any] = dict(self.extra or {})
+        out["contentType"] = self.content_type
+        if self.content_encoding:
+            out["contentEncoding"] = self.content_encoding
+        if self.cache_control:
+            out["cacheControl"] = self.cache_control
+        if self.metadata:
+            out["metadata"] = dict(self.metadata)
+        return out
+
+    @classmethod
+    def from_fields(cls, doc: Mapping[str, Any]) -> ObjectMeta:
+        """Build from resource fields (unknown and read-only fields are ignored).
+
+        Raises:
+            StoreError: 400 when ``metadata`` is not an object of strings.
+        """
+        metadata = doc.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise StoreError(400, "Invalid value for metadata: expected an object.")
+        extra = {
+            k: v
+            for k, v in doc.items()
+            if k in OBJECT_WRITABLE
+            and k not in ("contentType", "contentEncoding", "cacheControl", "metadata")
+            and v is not None
+        }
+        return cls(
+            content_type=doc.get("contentType") or "application/octet-stream",
+            content_encoding=doc.get("contentEncoding") or None,
+            cache_control=doc.get("cacheControl") or None,
+            metadata={str(k): str(v) for k, v in metadata.items() if v is not None} or None
+            if metadata
+            else None,
+            extra=extra or None,
+        )
+
+    def patched(self, doc: Mapping[str, Any]) -> ObjectMeta:
+        """Patch semantics: given fields replace, ``null`` clears, ``metadata`` merges by key."""
+        fields = self.fields()
+        for key, value in doc.items():
+            if key not in OBJECT_WRITABLE:
+                continue
+            if key == "metadata" and isinstance(value, dict):
+                merged = dict(fields.get("metadata") or {})
+                for mkey, mvalue in value.items():
+                    if mvalue is None:
+                        merged.pop(mkey, None)
+                    else:
+                        merged[mkey] = mvalue
+                fields["metadata"] = merged
+            elif value is None:
+                fields.pop(key, None)
+            else:
+                fields[key] = value
+        return ObjectMeta.from_fields(fields)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +249,7 @@ class StoredObject:
     path: pathlib.Path
     created: float
     component_count: int | None = None
+    updated: float | None = None
 
     def etag(self) -> str:
         """An etag that changes with generation and metageneration."""
@@ -176,24 +271,27 @@ class StoredObject:
             f"?generation={self.generation}&alt=media"
         )
         stamp = rfc3339(self.created)
-        res: dict[str, Any] = {
-            "kind": "storage#object",
-            "id": f"{self.bucket}/{self.name}/{self.generation}",
-            "selfLink": self_link,
-            "mediaLink": media,
-            "name": self.name,
-            "bucket": self.bucket,
-            "generation": str(self.generation),
-            "metageneration": str(self.metageneration),
-            "contentType": self.meta.content_type,
-            "storageClass": "STANDARD",
-            "size": str(self.size),
-            "crc32c": self.crc32c,
-            "etag": self.etag(),
-            "timeCreated": stamp,
-            "updated": stamp,
-            "timeStorageClassUpdated": stamp,
-        }
+        res: dict[str, Any] = dict(self.meta.extra or {})
+        res.update(
+            {
+                "kind": "storage#object",
+                "id": f"{self.bucket}/{self.name}/{self.generation}",
+                "selfLink": self_link,
+                "mediaLink": media,
+                "name": self.name,
+                "bucket": self.bucket,
+                "generation": str(self.generation),
+                "metageneration": str(self.metageneration),
+                "contentType": self.meta.content_type,
+                "storageClass": "STANDARD",
+                "size": str(self.size),
+                "crc32c": self.crc32c,
+                "etag": self.etag(),
+                "timeCreated": stamp,
+                "updated": rfc3339(self.updated) if self.updated else stamp,
+                "timeStorageClassUpdated": stamp,
+            }
+        )
         if self.md5 is not None:
             res["md5Hash"] = self.md5
         if self.component_count is not None:
@@ -252,35 +350,70 @@ class Preconditions:
                 current is None or current.metageneration != self.if_metageneration_not_match
             )
         if not ok:
-            raise StoreError(
-                412,
-                "At least one of the pre-conditions you specified did not hold.",
-                "conditionNotMet",
-            )
+            raise precondition_failed()
+
+    def check_metageneration(self, metageneration: int) -> None:
+        """Raise a 412 StoreError when a metageneration precondition does not hold."""
+        match, not_match = self.if_metageneration_match, self.if_metageneration_not_match
+        if (match is not None and match != metageneration) or (
+            not_match is not None and not_match == metageneration
+        ):
+            raise precondition_failed()
+
+
+def precondition_failed() -> StoreError:
+    """The 412 GCS answers when a precondition does not hold."""
+    return StoreError(
+        412, "At least one of the pre-conditions you specified did not hold.", "conditionNotMet"
+    )
+
+
+BUCKET_READ_ONLY = frozenset(
+    {
+        "kind",
+        "id",
+        "name",
+        "selfLink",
+        "projectNumber",
+        "metageneration",
+        "etag",
+        "timeCreated",
+        "updated",
+    }
+)
+"""Bucket resource fields the server sets; everything else a client sends is stored as given."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Bucket:
-    """A bucket (test setup only)."""
+    """A bucket: its name, metageneration and the client-settable fields, stored as given."""
 
     name: str
     created: float
+    metageneration: int = 1
+    fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    updated: float | None = None
 
     def resource(self) -> dict[str, Any]:
         """The JSON API bucket resource."""
         stamp = rfc3339(self.created)
-        return {
-            "kind": "storage#bucket",
-            "id": self.name,
-            "name": self.name,
-            "projectNumber": "0",
-            "metageneration": "1",
-            "location": "US",
-            "storageClass": "STANDARD",
-            "etag": "CAE=",
-            "timeCreated": stamp,
-            "updated": stamp,
-        }
+        etag = base64.b64encode(f"{self.name}/{self.metageneration}".encode()).decode("ascii")
+        res: dict[str, Any] = {"location": "US", "storageClass": "STANDARD"}
+        res.update(self.fields)
+        res.update(
+            {
+                "kind": "storage#bucket",
+                "id": self.name,
+                "selfLink": f"/storage/v1/b/{self.name}",
+                "name": self.name,
+                "projectNumber": "0",
+                "metageneration": str(self.metageneration),
+                "etag": etag,
+                "timeCreated": stamp,
+                "updated": rfc3339(self.updated) if self.updated else stamp,
+            }
+        )
+        return res
 
 
 class Store:
@@ -299,7 +432,9 @@ class Store:
         self._tmp_counter = itertools.count()
 
     # -- buckets ---------------------------------------------------------------------------
-    def create_bucket(self, name: str, *, exist_ok: bool = True) -> Bucket:
+    def create_bucket(
+        self, name: str, *, exist_ok: bool = True, fields: Mapping[str, Any] | None = None
+    ) -> Bucket:
         """Create a bucket; 409 when it exists and ``exist_ok`` is false."""
         with self._lock:
             if name in self._buckets:
@@ -311,9 +446,75 @@ class Store:
                     "already own it.",
                     "conflict",
                 )
-            bucket = Bucket(name, time.time())
+            settable = {k: v for k, v in (fields or {}).items() if k not in BUCKET_READ_ONLY}
+            bucket = Bucket(name, time.time(), fields=settable)
             self._buckets[name] = bucket
             return bucket
+
+    def list_buckets(self, prefix: str = "") -> list[Bucket]:
+        """Buckets whose name starts with ``prefix``, sorted by name."""
+        with self._lock:
+            found = [b for n, b in self._buckets.items() if n.startswith(prefix)]
+        return sorted(found, key=lambda b: b.name)
+
+    def update_bucket(
+        self, name: str, pre: Preconditions, change: Callable[[Bucket], Mapping[str, Any]]
+    ) -> Bucket:
+        """Replace a bucket's settable fields with ``change(bucket)``; metageneration + 1.
+
+        Raises:
+            StoreError: 404 for a missing bucket, 412 for failed preconditions.
+        """
+        with self._lock:
+            self._check_bucket_locked(name)
+            old = self._buckets[name]
+            pre.check_metageneration(old.metageneration)
+            fields = {k: v for k, v in change(old).items() if k not in BUCKET_READ_ONLY}
+            new = dataclasses.replace(
+                old, fields=fields, metageneration=old.metageneration + 1, updated=time.time()
+            )
+            self._buckets[name] = new
+            return new
+
+    def delete_bucket(self, name: str, pre: Preconditions) -> None:
+        """Delete an empty bucket.
+
+        Raises:
+            StoreError: 404 for a missing bucket, 412 for failed preconditions, 409 when the
+                bucket still holds objects.
+        """
+        with self._lock:
+            self._check_bucket_locked(name)
+            pre.check_metageneration(self._buckets[name].metageneration)
+            if any(b == name for b, _ in self._objects):
+                raise StoreError(409, "The bucket you tried to delete is not empty.", "conflict")
+            del self._buckets[name]
+
+    def update_object(
+        self,
+        bucket: str,
+        name: str,
+        generation: int | None,
+        pre: Preconditions,
+        change: Callable[[StoredObject], ObjectMeta],
+    ) -> StoredObject:
+        """Give the live object new metadata: same generation and bytes, metageneration + 1.
+
+        Raises:
+            StoreError: 404 for a missing bucket, object or generation; 412 for failed
+                preconditions.
+        """
+        with self._lock:
+            self._check_bucket_locked(bucket)
+            obj = self._objects.get((bucket, name))
+            if obj is None or (generation is not None and obj.generation != generation):
+                raise StoreError(404, f"No such object: {bucket}/{name}", "notFound")
+            pre.check(obj)
+            new = dataclasses.replace(
+                obj, meta=change(obj), metageneration=obj.metageneration + 1, updated=time.time()
+            )
+            self._objects[(bucket, name)] = new
+            return new
 
     def get_bucket(self, name: str) -> Bucket:
         """The bucket, or a 404 StoreError."""
