@@ -191,7 +191,7 @@ def _put_part(ex: Exchange, state: ServerState, mpu: MultipartUpload, fault: Fau
             with open(target, "r+b" if in_place else "wb") as out:
                 if in_place:
                     out.seek(offset)
-                pump(ex, out, hashes, Window(), fault)
+                pump(ex.body, out, hashes, Window(), fault)
             if fault is not None and fault.kind == "status_after":
                 ex.finish_body()
                 raise XMLError(fault.status, "InternalError", f"Retry Test: injected {fault.text}")
