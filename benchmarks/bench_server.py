@@ -12,7 +12,7 @@ uploads, each over one kept-alive http.client connection (``--only latency`` run
 A delayed ACK stalling a response shows up here as ~40 ms.
 
 Usage: python3 benchmarks/bench_server.py [--size-mib 1024] [--runs 5] [--requests 1000]
-                                          [--only all|throughput|latency] [--network PROFILE]
+                                          [--only all|throughput|latency]
 The object lives in a temp dir that is removed at the end; nginx is stopped at the end.
 """
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email.utils
 import os
-import socket
 import time
 import zlib
 from collections.abc import Callable
@@ -158,14 +157,18 @@ def serve_media(
             count_bytes(progress[0] - planned)
 
 
-def _sendfile(
-    sock: socket.socket, f: BinaryIO, offset: int, count: int, progress: list[int]
-) -> int:
-    """os.sendfile loop that records progress in ``progress[0]`` as it goes."""
-    out, fd = sock.fileno(), f.fileno()
+def _sendfile(ex: Exchange, f: BinaryIO, offset: int, count: int, progress: list[int]) -> int:
+    """os.sendfile loop that records progress in ``progress[0]`` as it goes (paced in
+    pieces when the server simulates a network)."""
+    out, fd = ex.sock.fileno(), f.fileno()
+    link = ex.link
+    step = SENDFILE_BLOCK if link is None else link.piece
     done = 0
     while done < count:
-        n = os.sendfile(out, fd, offset + done, min(count - done, SENDFILE_BLOCK))
+        want = min(count - done, step)
+        if link is not None:
+            link.sending(want)
+        n = os.sendfile(out, fd, offset + done, want)
         if n == 0:
             break
         done += n
@@ -178,21 +181,20 @@ def send_file(
 ) -> None:
     """Send ``count`` bytes of ``f`` from ``offset`` (adding to ``progress[0]``), or the
     faulty variant of that stream."""
-    sock = ex.sock
     if fault is None:
-        _sendfile(sock, f, offset, count, progress)
+        _sendfile(ex, f, offset, count, progress)
         return
     if fault.kind == "corrupt":
         f.seek(offset)
-        sock.sendall(bytes([f.read(1)[0] ^ 0xFF]))
+        ex.sock.sendall(bytes([f.read(1)[0] ^ 0xFF]))
         progress[0] += 1
-        _sendfile(sock, f, offset + 1, count - 1, progress)
+        _sendfile(ex, f, offset + 1, count - 1, progress)
         return
     cut = min(fault.after_bytes, count)
-    sent = _sendfile(sock, f, offset, cut, progress)
+    sent = _sendfile(ex, f, offset, cut, progress)
     if fault.kind == "stall":
         time.sleep(fault.stall_s)
-        _sendfile(sock, f, offset + sent, count - sent, progress)
+        _sendfile(ex, f, offset + sent, count - sent, progress)
         return
     if sent >= count and fault.kind == "broken_stream":
         return
