@@ -129,9 +129,13 @@ def test_total_cap_is_shared_by_connections() -> None:
     assert elapsed >= 2 * size / 40e6 - 2 * BURST_S
 
 
-def test_serve_takes_network_option() -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [["-m", "resumable_media.testing"], ["-m", "resumable_media", "serve", "--quiet"]],
+)
+def test_serve_takes_network_option(argv: list[str]) -> None:
     with subprocess.Popen(
-        [sys.executable, "-m", "resumable_media.testing", "--network", "wan"],
+        [sys.executable, *argv, "--network", "wan"],
         stdout=subprocess.PIPE,
         text=True,
     ) as proc:

@@ -13,7 +13,6 @@ import json
 import re
 import secrets
 from typing import Any
-from urllib.parse import quote
 
 from . import multipart
 from .exchange import BadRequest, ClientGone, Exchange
@@ -168,10 +167,8 @@ def initiate(ex: Exchange, state: ServerState, bucket: str) -> None:
     )
     with state.lock:
         state.sessions[upload_id] = session
-    location = (
-        f"{ex.base_url}/upload/storage/v1/b/{quote(bucket, safe='')}/o"
-        f"?uploadType=resumable&name={quote(name, safe='')}&upload_id={upload_id}"
-    )
+    # GCS answers with the request URL as sent plus the session id (nothing else added).
+    location = f"{ex.base_url}{ex.target}{'&' if '?' in ex.target else '?'}upload_id={upload_id}"
     ex.reply(200, b"", [("Location", location), ("X-GUploader-UploadID", upload_id)])
 
 
