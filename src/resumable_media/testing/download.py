@@ -76,7 +76,7 @@ def accepts_gzip(value: str | None) -> bool:
     return False
 
 
-def object_headers(obj: StoredObject) -> list[tuple[str, str]]:
+def object_headers(obj: StoredObject, etag: str | None = None) -> list[tuple[str, str]]:
     """Headers GCS sends with object media (and XML HEAD) responses."""
     headers = [
         ("Content-Type", obj.meta.content_type),
@@ -86,7 +86,7 @@ def object_headers(obj: StoredObject) -> list[tuple[str, str]]:
         ("x-goog-stored-content-length", str(obj.size)),
         ("x-goog-stored-content-encoding", obj.meta.content_encoding or "identity"),
         ("x-goog-storage-class", "STANDARD"),
-        ("ETag", f'"{obj.etag()}"'),
+        ("ETag", etag or f'"{obj.etag()}"'),
         ("Last-Modified", email.utils.formatdate(obj.created, usegmt=True)),
         ("Accept-Ranges", "bytes"),
     ]
@@ -103,12 +103,14 @@ def serve_media(
     f: BinaryIO,
     fault: Fault | None,
     count_bytes: Callable[[int], None],
+    etag: str | None = None,
 ) -> None:
     """Answer a media GET/HEAD for ``obj`` from its open file ``f``.
 
-    Honours Range, decompressive transcoding and the streaming ``fault``.
+    Honours Range, decompressive transcoding and the streaming ``fault``; ``etag`` replaces
+    the JSON API's ETag (the XML API's is the MD5).
     """
-    headers = object_headers(obj)
+    headers = object_headers(obj, etag)
     encoding = obj.meta.content_encoding
     no_transform = "no-transform" in (obj.meta.cache_control or "").lower()
     if (
