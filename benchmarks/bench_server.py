@@ -7,7 +7,12 @@ upload in 8 MiB chunks from raw http.client with bytes payloads, against nginx d
 same PUTs (an upper bound: no disk, no hashing). Runs alternate between peers; medians of
 ``--runs`` runs are reported as a markdown table with ratios.
 
-Usage: python3 benchmarks/bench_server.py [--size-mib 1024] [--runs 5]
+Small requests: p50/p99 latency of ``--requests`` metadata GETs and of as many 64 KiB media
+uploads, each over one kept-alive http.client connection (``--only latency`` runs just these).
+A delayed ACK stalling a response shows up here as ~40 ms.
+
+Usage: python3 benchmarks/bench_server.py [--size-mib 1024] [--runs 5] [--requests 1000]
+                                          [--only all|throughput|latency]
 The object lives in a temp dir that is removed at the end; nginx is stopped at the end.
 """
 
@@ -152,6 +157,49 @@ def resumable_upload(endpoint: str, bucket: str, payload: bytes, *, sink_path: s
     return elapsed
 
 
+def small_request_latency(
+    endpoint: str, bucket: str, count: int, payload_size: int = 64 << 10
+) -> dict[str, list[float]]:
+    """Seconds per request for ``count`` metadata GETs and ``count`` media uploads of
+    ``payload_size`` bytes, each kind over one kept-alive http.client connection."""
+    parts = urlsplit(endpoint)
+    payload = os.urandom(payload_size)
+    results: dict[str, list[float]] = {"metadata GET": [], "64 KiB upload": []}
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
+    try:
+        for i in range(count):
+            began = time.perf_counter()
+            conn.request("GET", f"/storage/v1/b/{bucket}/o/small")
+            resp = conn.getresponse()
+            body = resp.read()
+            results["metadata GET"].append(time.perf_counter() - began)
+            if resp.status != 200 or b'"name"' not in body:
+                raise RuntimeError(f"metadata GET {i} answered {resp.status}")
+        for i in range(count):
+            began = time.perf_counter()
+            conn.request(
+                "POST",
+                f"/upload/storage/v1/b/{bucket}/o?uploadType=media&name=small-{i % 16}",
+                body=payload,
+                headers={"Content-Type": "application/octet-stream"},
+            )
+            resp = conn.getresponse()
+            resp.read()
+            results["64 KiB upload"].append(time.perf_counter() - began)
+            if resp.status != 200:
+                raise RuntimeError(f"upload {i} answered {resp.status}")
+    finally:
+        conn.close()
+    return results
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    """The ``pct`` percentile (nearest rank) of ``samples``."""
+    ordered = sorted(samples)
+    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
 def median_rate(samples: list[float], size: int) -> tuple[float, float]:
     """(median MB/s, best MB/s) from a list of seconds."""
     rates = [size / s / 1e6 for s in samples]
@@ -168,20 +216,20 @@ def alternate(runs: int, cases: dict[str, Callable[[], float]]) -> dict[str, lis
     return results
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument(
-        "--dir",
-        default="/dev/shm" if os.path.isdir("/dev/shm") else None,
-        help="parent of the temp dir holding the object (default: /dev/shm, so the servers "
-        "are measured rather than the VM's disk; both servers use the same file)",
-    )
-    args = parser.parse_args()
+def machine_line() -> str:
+    """One line describing the machine."""
+    cpu = platform.machine()
+    with contextlib.suppress(OSError):
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"machine: {os.cpu_count()} vCPU {cpu}, Python {sys.version.split()[0]}, shared host"
+
+
+def throughput(args: argparse.Namespace, workdir: pathlib.Path, server: GCSServer) -> None:
+    """The 1 GiB download and upload cases against nginx; prints their table."""
     size = args.size_mib << 20
-    workdir = pathlib.Path(tempfile.mkdtemp(prefix="bench-server-", dir=args.dir))
-    server = GCSServer(root=workdir / "objects").start()
     nginx: subprocess.Popen[bytes] | None = None
     try:
         block = os.urandom(64 << 20)
@@ -229,17 +277,7 @@ def main() -> int:
         if nginx is not None:
             nginx.terminate()
             nginx.wait(10)
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    cpu = platform.machine()
-    with contextlib.suppress(OSError):
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    print(f"# bench_server: {args.size_mib} MiB object in {workdir.parent}, {args.runs} runs")
-    print(f"machine: {os.cpu_count()} vCPU {cpu}, Python {sys.version.split()[0]}, shared host\n")
+    print(f"\n## Throughput: {args.size_mib} MiB object, {args.runs} runs\n")
     print("| case | ours MB/s, median (best) | peer MB/s, median (best) | ratio of medians |")
     print("|---|---|---|---|")
     for client in ("curl", "urllib3"):
@@ -255,6 +293,48 @@ def main() -> int:
         f"| resumable upload, 8 MiB chunks, http.client | {o_med:.0f} ({o_best:.0f}) "
         f"| nginx discard {n_med:.0f} ({n_best:.0f}) | {o_med / n_med:.2f}x |"
     )
+
+
+def latency(args: argparse.Namespace, server: GCSServer) -> None:
+    """p50/p99 of small requests over kept-alive connections; prints their table."""
+    server.put_object("bench", "small", b"x" * 1024)
+    small_request_latency(server.endpoint, "bench", 50)  # warm-up
+    samples = small_request_latency(server.endpoint, "bench", args.requests)
+    print(f"\n## Small requests: {args.requests} of each, one kept-alive connection\n")
+    print("| request | p50 ms | p99 ms | requests/s |")
+    print("|---|---:|---:|---:|")
+    for name, values in samples.items():
+        print(
+            f"| {name} | {percentile(values, 50) * 1e3:.2f} | {percentile(values, 99) * 1e3:.2f} "
+            f"| {len(values) / sum(values):.0f} |"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--only", choices=("all", "throughput", "latency"), default="all")
+    parser.add_argument(
+        "--dir",
+        default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+        help="parent of the temp dir holding the object (default: /dev/shm, so the servers "
+        "are measured rather than the VM's disk; both servers use the same file)",
+    )
+    args = parser.parse_args()
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="bench-server-", dir=args.dir))
+    server = GCSServer(root=workdir / "objects").start()
+    print(f"# bench_server: objects in {workdir.parent}")
+    print(machine_line())
+    try:
+        if args.only in ("all", "throughput"):
+            throughput(args, workdir, server)
+        if args.only in ("all", "latency"):
+            latency(args, server)
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

@@ -141,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=0, help="0: pick a free port")
     serve.add_argument("--root", help="directory for objects (default: a temp dir)")
+    serve.add_argument(
+        "--network",
+        choices=("lan", "region", "wan"),
+        help="simulate a link: lan 0.2 ms; region 2 ms, 200 MB/s per connection, 1.5 GB/s "
+        "total; wan 30 ms, 50 MB/s per connection, 1 GB/s total (default: plain loopback)",
+    )
     serve.set_defaults(func=commands.serve)
 
     demo = sub.add_parser(

@@ -188,3 +188,18 @@ def test_no_308_header(gcs_server: GCSServer, gcs_bucket: str) -> None:
     assert resp.status_code == 200
     assert resp.headers["X-Http-Status-Code-Override"] == "308"
     assert resp.headers["Range"] == f"bytes=0-{Q - 1}"
+
+
+def test_location_is_the_request_url_plus_upload_id(gcs_server: GCSServer, gcs_bucket: str) -> None:
+    # As on GCS: nothing is added to the URL but the session id (no name= when the name
+    # came in the body), and parameters the client sent are kept as sent.
+    url = f"{gcs_server.endpoint}/upload/storage/v1/b/{gcs_bucket}/o?uploadType=resumable"
+    for query, body in (("", {"name": "in-body"}), ("&name=in%2Furl&ifGenerationMatch=0", {})):
+        resp = requests.post(url + query, json=body)
+        assert resp.status_code == 200, resp.text
+        upload_id = resp.headers["X-GUploader-UploadID"]
+        assert resp.headers["Location"] == f"{url}{query}&upload_id={upload_id}"
+        done = requests.put(resp.headers["Location"], data=b"abc")
+        assert done.status_code == 200, done.text
+    assert gcs_server.object_bytes(gcs_bucket, "in-body") == b"abc"
+    assert gcs_server.object_bytes(gcs_bucket, "in/url") == b"abc"

@@ -136,7 +136,7 @@ def serve(args: argparse.Namespace) -> int:
             "then: STORAGE_EMULATOR_HOST=URL resumable-media cp FILE gs://my-bucket/\n"
         )
         sys.stderr.flush()
-    run_server(host=args.host, port=args.port, root=args.root)
+    run_server(host=args.host, port=args.port, root=args.root, network=args.network)
     return 0
 
 

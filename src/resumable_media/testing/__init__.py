@@ -7,6 +7,7 @@ referee): hashes come from google-crc32c and hashlib directly.
 from __future__ import annotations
 
 from .exchange import RequestRecord
+from .network import PRESETS, NetworkProfile
 from .server import GCSServer, serve
 
-__all__ = ["GCSServer", "RequestRecord", "serve"]
+__all__ = ["PRESETS", "GCSServer", "NetworkProfile", "RequestRecord", "serve"]

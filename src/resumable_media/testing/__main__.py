@@ -23,9 +23,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="benchmark mode: do not compute MD5 of uploads (CRC32C is still checked)",
     )
+    parser.add_argument(
+        "--network",
+        choices=("lan", "region", "wan"),
+        help="simulate a link (latency before each response, per-connection and total caps)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
-    serve(args.host, args.port, args.root, upload_md5=not args.no_upload_md5)
+    serve(args.host, args.port, args.root, upload_md5=not args.no_upload_md5, network=args.network)
     return 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email.utils
 import os
-import socket
 import time
 import zlib
 from collections.abc import Callable
@@ -77,7 +76,7 @@ def accepts_gzip(value: str | None) -> bool:
     return False
 
 
-def object_headers(obj: StoredObject) -> list[tuple[str, str]]:
+def object_headers(obj: StoredObject, etag: str | None = None) -> list[tuple[str, str]]:
     """Headers GCS sends with object media (and XML HEAD) responses."""
     headers = [
         ("Content-Type", obj.meta.content_type),
@@ -87,7 +86,7 @@ def object_headers(obj: StoredObject) -> list[tuple[str, str]]:
         ("x-goog-stored-content-length", str(obj.size)),
         ("x-goog-stored-content-encoding", obj.meta.content_encoding or "identity"),
         ("x-goog-storage-class", "STANDARD"),
-        ("ETag", f'"{obj.etag()}"'),
+        ("ETag", etag or f'"{obj.etag()}"'),
         ("Last-Modified", email.utils.formatdate(obj.created, usegmt=True)),
         ("Accept-Ranges", "bytes"),
     ]
@@ -104,12 +103,14 @@ def serve_media(
     f: BinaryIO,
     fault: Fault | None,
     count_bytes: Callable[[int], None],
+    etag: str | None = None,
 ) -> None:
     """Answer a media GET/HEAD for ``obj`` from its open file ``f``.
 
-    Honours Range, decompressive transcoding and the streaming ``fault``.
+    Honours Range, decompressive transcoding and the streaming ``fault``; ``etag`` replaces
+    the JSON API's ETag (the XML API's is the MD5).
     """
-    headers = object_headers(obj)
+    headers = object_headers(obj, etag)
     encoding = obj.meta.content_encoding
     no_transform = "no-transform" in (obj.meta.cache_control or "").lower()
     if (
@@ -158,14 +159,18 @@ def serve_media(
             count_bytes(progress[0] - planned)
 
 
-def _sendfile(
-    sock: socket.socket, f: BinaryIO, offset: int, count: int, progress: list[int]
-) -> int:
-    """os.sendfile loop that records progress in ``progress[0]`` as it goes."""
-    out, fd = sock.fileno(), f.fileno()
+def _sendfile(ex: Exchange, f: BinaryIO, offset: int, count: int, progress: list[int]) -> int:
+    """os.sendfile loop that records progress in ``progress[0]`` as it goes (paced in
+    pieces when the server simulates a network)."""
+    out, fd = ex.sock.fileno(), f.fileno()
+    link = ex.link
+    step = SENDFILE_BLOCK if link is None else link.piece
     done = 0
     while done < count:
-        n = os.sendfile(out, fd, offset + done, min(count - done, SENDFILE_BLOCK))
+        want = min(count - done, step)
+        if link is not None:
+            link.sending(want)
+        n = os.sendfile(out, fd, offset + done, want)
         if n == 0:
             break
         done += n
@@ -178,21 +183,20 @@ def send_file(
 ) -> None:
     """Send ``count`` bytes of ``f`` from ``offset`` (adding to ``progress[0]``), or the
     faulty variant of that stream."""
-    sock = ex.sock
     if fault is None:
-        _sendfile(sock, f, offset, count, progress)
+        _sendfile(ex, f, offset, count, progress)
         return
     if fault.kind == "corrupt":
         f.seek(offset)
-        sock.sendall(bytes([f.read(1)[0] ^ 0xFF]))
+        ex.sock.sendall(bytes([f.read(1)[0] ^ 0xFF]))
         progress[0] += 1
-        _sendfile(sock, f, offset + 1, count - 1, progress)
+        _sendfile(ex, f, offset + 1, count - 1, progress)
         return
     cut = min(fault.after_bytes, count)
-    sent = _sendfile(sock, f, offset, cut, progress)
+    sent = _sendfile(ex, f, offset, cut, progress)
     if fault.kind == "stall":
         time.sleep(fault.stall_s)
-        _sendfile(sock, f, offset + sent, count - sent, progress)
+        _sendfile(ex, f, offset + sent, count - sent, progress)
         return
     if sent >= count and fault.kind == "broken_stream":
         return

@@ -22,8 +22,12 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 if TYPE_CHECKING:
     from http.server import BaseHTTPRequestHandler
 
+    from .network import Link
+
 DRAIN_LIMIT = 1 << 30
 BUFFER_SIZE = 4 << 20
+ONE_WRITE_LIMIT = 256 << 10
+"""Bodies up to this size go out in the same write as the response head."""
 
 REASONS = {s.value: s.phrase for s in HTTPStatus}
 REASONS.update({308: "Permanent Redirect", 499: "Client Closed Request"})
@@ -78,8 +82,11 @@ class BufferPool:
 class Body:
     """Reader for the request body (Content-Length or chunked)."""
 
-    def __init__(self, rfile: BinaryIO, length: int | None, chunked: bool) -> None:
+    def __init__(
+        self, rfile: BinaryIO, length: int | None, chunked: bool, link: Link | None = None
+    ) -> None:
         self._rfile = rfile
+        self._link = link
         self._chunked = chunked
         self._left = 0 if chunked else (length or 0)
         self._done = not chunked and not length
@@ -122,9 +129,13 @@ class Body:
                 self._done = True
                 break
             want = min(len(view) - got, self._left)
+            if self._link is not None:
+                want = min(want, self._link.piece)
             n = self._rfile.readinto(view[got : got + want])  # type: ignore[attr-defined]
             if not n:
                 raise ClientGone("client closed the connection mid-body")
+            if self._link is not None:
+                self._link.received(n)
             got += n
             self._left -= n
             self.bytes_read += n
@@ -167,8 +178,10 @@ class Exchange:
         handler: BaseHTTPRequestHandler,
         log: Callable[[RequestRecord], None],
         scheme: str = "http",
+        link: Link | None = None,
     ) -> None:
         self.handler = handler
+        self.link = link
         self._log = log
         self.record: RequestRecord | None = None
         self.method = handler.command
@@ -198,7 +211,7 @@ class Exchange:
             else:
                 if length < 0:
                     raise ClientGone("negative Content-Length")
-        self.body = Body(handler.rfile, length, chunked)  # type: ignore[arg-type]
+        self.body = Body(handler.rfile, length, chunked, link)  # type: ignore[arg-type]
         self.status = 0
         self.head_sent = False
         self.bytes_out = 0
@@ -210,9 +223,18 @@ class Exchange:
         return self.handler.connection  # type: ignore[no-any-return]
 
     def send_head(
-        self, status: int, headers: Iterable[tuple[str, str]], length: int | None
+        self,
+        status: int,
+        headers: Iterable[tuple[str, str]],
+        length: int | None,
+        body: bytes = b"",
     ) -> None:
-        """Write the status line and headers (Content-Length when ``length`` is not None)."""
+        """Write the status line and headers (Content-Length when ``length`` is not None),
+        followed in the same write by ``body``, the start of the response body.
+
+        One write per small response matters on a kept-alive connection: a head and a body
+        sent separately can wait for the peer's delayed ACK (~40 ms) under Nagle's algorithm.
+        """
         self.status = status
         lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}"]
         lines.extend(f"{k}: {v}" for k, v in headers)
@@ -221,7 +243,12 @@ class Exchange:
         if self.handler.close_connection:
             lines.append("Connection: close")
         lines.append("\r\n")
-        self.handler.wfile.write("\r\n".join(lines).encode("latin-1"))
+        head = "\r\n".join(lines).encode("latin-1")
+        if self.link is not None:
+            self.link.first_byte()
+            self.link.sending(len(body))
+        self.handler.wfile.write(head + body if body else head)
+        self.bytes_out += len(body)
         self.head_sent = True
         self.log_record()
 
@@ -236,8 +263,15 @@ class Exchange:
         self.record.body_bytes_out = self.bytes_out
 
     def write(self, data: bytes | memoryview) -> None:
-        """Write body bytes (not for HEAD)."""
-        self.handler.wfile.write(data)
+        """Write body bytes (not for HEAD), paced by the network profile if there is one."""
+        if self.link is None:
+            self.handler.wfile.write(data)
+        else:
+            view = memoryview(data)
+            for at in range(0, len(view), self.link.piece):
+                piece = view[at : at + self.link.piece]
+                self.link.sending(len(piece))
+                self.handler.wfile.write(piece)
         self.bytes_out += len(data)
 
     def reply(
@@ -252,8 +286,12 @@ class Exchange:
         if content_type:
             hdrs.append(("Content-Type", content_type))
         self.finish_body()
-        self.send_head(status, hdrs, len(body))
-        if body and self.method != "HEAD":
+        if self.method == "HEAD" or not body:
+            self.send_head(status, hdrs, len(body))
+        elif len(body) <= ONE_WRITE_LIMIT:
+            self.send_head(status, hdrs, len(body), body)
+        else:
+            self.send_head(status, hdrs, len(body))
             self.write(body)
 
     def reply_json(

@@ -14,11 +14,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import google_crc32c
 
-from .exchange import BufferPool, Exchange
+from .exchange import BufferPool
 from .faults import Fault
 from .store import Hashes, StoreError
 
@@ -34,8 +34,37 @@ class Window:
     keep: int | None = None  # None = everything to the end of the body
 
 
+class BodySource(Protocol):
+    """What ``pump`` reads: a request body (``exchange.Body``) or the rest of one."""
+
+    @property
+    def length(self) -> int | None:
+        """Bytes still to come, when known."""
+
+    def readinto(self, view: memoryview) -> int:
+        """Fill ``view`` as far as the body allows; 0 at its end."""
+
+
+@dataclasses.dataclass
+class Tail:
+    """The last ``size`` bytes of a pumped body, held back from the file and the hashes.
+
+    A multipart upload's media part is followed by its closing boundary; holding the body's
+    tail back lets the media bytes be written and hashed once, as they arrive, and the
+    boundary be found in ``data`` afterwards.
+    """
+
+    size: int
+    data: bytes = b""
+
+
 def pump(
-    ex: Exchange, out: BinaryIO, hashes: Hashes | None, window: Window, fault: Fault | None
+    body: BodySource,
+    out: BinaryIO,
+    hashes: Hashes | None,
+    window: Window,
+    fault: Fault | None,
+    tail: Tail | None = None,
 ) -> int:
     """Copy the kept window of the request body into ``out`` while hashing it (unless
     ``hashes`` is None: resumable chunks are hashed later, from the file).
@@ -43,7 +72,9 @@ def pump(
     The remainder of the body (after the window, or after an upload fault's cut) is left unread
     for the caller to drain. Bodies larger than one buffer are pipelined: this thread receives,
     writes and takes the CRC32C while a helper thread runs MD5 over the previous pieces (recv,
-    write, MD5 and large CRC32C calls all release the GIL). Returns the number of bytes kept.
+    write, MD5 and large CRC32C calls all release the GIL). With ``tail``, the last
+    ``tail.size`` kept bytes are neither written nor hashed but left in ``tail.data``. Returns
+    the number of bytes written.
 
     Raises:
         ClientGone: the client disconnected or sent a malformed body.
@@ -54,10 +85,11 @@ def pump(
         stall_at = fault.after_bytes
     if fault is not None and fault.kind == "status_after":
         stop = fault.after_bytes if stop is None else min(stop, fault.after_bytes)
-    expected = ex.body.length if stop is None else stop
+    expected = body.length if stop is None else stop
+    cut = _Cut(window.skip, stop, stall_at, fault, tail)
     if hashes is None or (expected is not None and expected <= POOL.size):
-        return _pump_serial(ex, out, hashes, window.skip, stop, stall_at, fault)
-    return _pump_pipelined(ex, out, hashes, window.skip, stop, stall_at, fault)
+        return _pump_loop(body, out, cut, None if hashes is None else hashes.update)
+    return _pump_pipelined(body, out, hashes, cut)
 
 
 def _next_read(pos: int, size: int, stop: int | None, stall_at: int | None) -> int:
@@ -75,62 +107,84 @@ def _maybe_stall(pos: int, stall_at: int | None, fault: Fault | None) -> int | N
     return stall_at
 
 
+@dataclasses.dataclass
+class _Cut:
+    """Where ``pump`` starts keeping, stops, stalls, and how much of the end it holds back."""
+
+    skip: int
+    stop: int | None
+    stall_at: int | None
+    fault: Fault | None
+    tail: Tail | None
+
+
+class _Emitter:
+    """Writes and hashes kept pieces, holding back the last ``tail.size`` bytes if asked."""
+
+    def __init__(
+        self, out: BinaryIO, take: Callable[[memoryview], None] | None, tail: Tail | None
+    ) -> None:
+        self._out = out
+        self._take = take
+        self._hold = 0 if tail is None else tail.size
+        self.held = bytearray()
+        self.written = 0
+
+    def _emit(self, piece: memoryview) -> None:
+        if piece:
+            self._out.write(piece)
+            if self._take is not None:
+                self._take(piece)
+            self.written += len(piece)
+
+    def feed(self, piece: memoryview) -> None:
+        """Write and hash ``piece``, except what must stay held back."""
+        if not self._hold:
+            self._emit(piece)
+            return
+        if len(piece) >= self._hold:
+            if self.held:
+                self._emit(memoryview(bytes(self.held)))
+            self._emit(piece[: len(piece) - self._hold])
+            self.held = bytearray(piece[len(piece) - self._hold :])
+            return
+        self.held += piece
+        extra = len(self.held) - self._hold
+        if extra > 0:
+            self._emit(memoryview(bytes(self.held[:extra])))
+            del self.held[:extra]
+
+
 def _pump_loop(
-    ex: Exchange,
-    out: BinaryIO,
-    skip: int,
-    stop: int | None,
-    stall_at: int | None,
-    fault: Fault | None,
-    take: Callable[[memoryview], None] | None,
+    body: BodySource, out: BinaryIO, cut: _Cut, take: Callable[[memoryview], None] | None
 ) -> int:
     """Receive the body into a pooled buffer, write the kept window and hand each kept piece
-    to ``take`` (the hashing); stalls where the fault says. Returns the bytes kept."""
+    to ``take`` (the hashing); stalls where the fault says. Returns the bytes written."""
     buf = POOL.get()
     view = memoryview(buf)
-    kept = pos = 0
+    emitter = _Emitter(out, take, cut.tail)
+    stop, stall_at, fault = cut.stop, cut.stall_at, cut.fault
+    pos = 0
     try:
         while stop is None or pos < stop:
             stall_at = _maybe_stall(pos, stall_at, fault)
-            n = ex.body.readinto(view[: _next_read(pos, len(view), stop, stall_at)])
+            n = body.readinto(view[: _next_read(pos, len(view), stop, stall_at)])
             if not n:
                 break
-            lo = max(0, skip - pos)
+            lo = max(0, cut.skip - pos)
             if lo < n:
-                out.write(view[lo:n])
-                if take is not None:
-                    take(view[lo:n])
-                kept += n - lo
+                emitter.feed(view[lo:n])
             pos += n
         _maybe_stall(pos, stall_at, fault)
-        return kept
+        if cut.tail is not None:
+            cut.tail.data = bytes(emitter.held)
+        return emitter.written
     finally:
         view.release()
         POOL.put(buf)
 
 
-def _pump_serial(
-    ex: Exchange,
-    out: BinaryIO,
-    hashes: Hashes | None,
-    skip: int,
-    stop: int | None,
-    stall_at: int | None,
-    fault: Fault | None,
-) -> int:
-    take = None if hashes is None else hashes.update
-    return _pump_loop(ex, out, skip, stop, stall_at, fault, take)
-
-
-def _pump_pipelined(
-    ex: Exchange,
-    out: BinaryIO,
-    hashes: Hashes,
-    skip: int,
-    stop: int | None,
-    stall_at: int | None,
-    fault: Fault | None,
-) -> int:
+def _pump_pipelined(body: BodySource, out: BinaryIO, hashes: Hashes, cut: _Cut) -> int:
     # This thread receives, writes and takes the CRC32C of an immutable copy (google-crc32c
     # needs bytes); a helper thread runs MD5, the slowest step, over those copies.
     md5 = hashes.md5
@@ -155,7 +209,7 @@ def _pump_pipelined(
     if md5 is not None:
         worker.start()
     try:
-        kept = _pump_loop(ex, out, skip, stop, stall_at, fault, take)
+        kept = _pump_loop(body, out, cut, take)
     finally:
         if md5 is not None:
             backlog.put(None)

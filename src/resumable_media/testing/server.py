@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .exchange import REASONS, BadRequest, ClientGone, Exchange, RequestRecord
+from .network import Link, Network, NetworkProfile
 from .routes import handle
 from .state import ServerState
 from .store import ObjectMeta, StoreError
@@ -35,6 +36,13 @@ logger = logging.getLogger(__name__)
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _HTTPServer
+    link: Link | None = None
+
+    def setup(self) -> None:
+        super().setup()
+        network = self.server.network
+        if network is not None:
+            self.link = network.connect()
 
     def handle_one_request(self) -> None:
         try:
@@ -45,7 +53,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         state = self.server.state
-        ex = Exchange(self, state.record)
+        ex = Exchange(self, state.record, link=self.link)
         try:
             handle(ex, state)
             if not ex.head_sent and ex.status == 0 and not self.close_connection:
@@ -98,8 +106,11 @@ class _HTTPServer(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], state: ServerState) -> None:
+    def __init__(
+        self, address: tuple[str, int], state: ServerState, network: Network | None = None
+    ) -> None:
         self.state = state
+        self.network = network
         self.idle_timeout_s = 300.0
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
@@ -114,6 +125,9 @@ class _HTTPServer(ThreadingHTTPServer):
             request.setsockopt(
                 socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", whole, micros)
             )
+        with contextlib.suppress(OSError):
+            # Small responses must not wait for the peer's delayed ACK (Nagle's algorithm).
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._connections_lock:
             self._connections.add(request)
         super().process_request(request, client_address)
@@ -148,6 +162,12 @@ class GCSServer:
             benchmark mode: uploads are verified by CRC32C only and their objects carry no
             ``md5Hash`` (unless the client sent an MD5 to check), so upload benchmarks measure
             the client rather than the server's single MD5 stream (~0.7 GB/s).
+        network: simulate a network link (see ``resumable_media.testing.network``): a preset
+            name -- ``"lan"`` (0.2 ms, no caps), ``"region"`` (2 ms, 200 MB/s per connection,
+            1.5 GB/s total) or ``"wan"`` (30 ms, 50 MB/s per connection, 1 GB/s total) -- or a
+            ``NetworkProfile``.  The latency is added before each response's first byte and
+            the caps apply to request and response bodies, per direction.  None (the
+            default): loopback as it is, at no cost.
     """
 
     def __init__(
@@ -158,11 +178,17 @@ class GCSServer:
         *,
         idle_timeout_s: float = 300.0,
         upload_md5: bool = True,
+        network: str | NetworkProfile | None = None,
     ) -> None:
+        if isinstance(network, str):
+            network = NetworkProfile.named(network)
+        self.network = network
         self._own_root = root is None
         self.root = pathlib.Path(tempfile.mkdtemp(prefix="gcs-server-") if root is None else root)
         self._state = ServerState(self.root, upload_md5=upload_md5)
-        self._httpd = _HTTPServer((host, port), self._state)
+        self._httpd = _HTTPServer(
+            (host, port), self._state, None if network is None else Network(network)
+        )
         self._httpd.idle_timeout_s = idle_timeout_s
         self._thread: threading.Thread | None = None
 
@@ -306,6 +332,7 @@ def serve(
     root: str | os.PathLike[str] | None = None,
     *,
     upload_md5: bool = True,
+    network: str | NetworkProfile | None = None,
 ) -> None:
     """Run a server until SIGINT/SIGTERM; prints the endpoint as the first stdout line.
 
@@ -317,8 +344,10 @@ def serve(
             mode: uploads are checked by CRC32C only and carry no ``md5Hash`` unless the
             client sent an MD5 to verify, so the server's single MD5 stream (~0.7 GB/s) is
             not what an upload benchmark measures.
+        network: A simulated network (a preset name or a ``NetworkProfile``), as for
+            ``GCSServer``.
     """
-    server = GCSServer(host, port, root, upload_md5=upload_md5)
+    server = GCSServer(host, port, root, upload_md5=upload_md5, network=network)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: types.FrameType | None) -> None:

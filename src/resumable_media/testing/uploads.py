@@ -13,13 +13,13 @@ import json
 import re
 import secrets
 from typing import Any
-from urllib.parse import quote
 
+from . import multipart
 from .exchange import BadRequest, ClientGone, Exchange
 from .faults import Fault
-from .receive import POOL, Window, check_hashes, parse_goog_hash, pump
+from .receive import Tail, Window, check_hashes, parse_goog_hash, pump
 from .state import FaultSource, ServerState, UploadSession
-from .store import Hashes, ObjectMeta, Preconditions, StoreError, int_param
+from .store import ObjectMeta, Preconditions, StoreError, int_param
 
 QUANTUM = 256 * 1024
 SHORT_CHUNK_TEXT = (
@@ -94,7 +94,7 @@ def media_upload(ex: Exchange, state: ServerState, bucket: str, faults: FaultSou
     hashes = state.upload_hashes(md5 is not None)
     try:
         with open(temp, "wb") as out:
-            pump(ex, out, hashes, Window(), fault)
+            pump(ex.body, out, hashes, Window(), fault)
         if _fail_after(ex, fault):
             temp.unlink(missing_ok=True)
             return
@@ -106,94 +106,42 @@ def media_upload(ex: Exchange, state: ServerState, bucket: str, faults: FaultSou
     _reply_object(ex, obj.resource(ex.base_url), fault)
 
 
-def _boundary(content_type: str) -> bytes:
-    match = re.search(r'boundary="?([^";]+)"?', content_type)
-    if not content_type.lower().startswith("multipart/") or not match:
-        raise StoreError(400, "Invalid multipart request: missing multipart boundary.")
-    return match[1].encode("latin-1")
-
-
-def _split_part(part: bytes) -> tuple[dict[str, str], bytes]:
-    head, sep, data = part.partition(b"\r\n\r\n")
-    if not sep:
-        raise StoreError(400, "Invalid multipart request: malformed part.")
-    headers = {}
-    for line in head.decode("latin-1").split("\r\n"):
-        key, _, value = line.partition(":")
-        if key.strip():
-            headers[key.strip().lower()] = value.strip()
-    return headers, data
-
-
 def multipart_upload(ex: Exchange, state: ServerState, bucket: str, faults: FaultSource) -> None:
-    """``uploadType=multipart``: JSON metadata part, then the media part (streamed to disk)."""
+    """``uploadType=multipart``: JSON metadata part, then the media part.
+
+    The media part is written to its temp file once, hashed as it arrives; the body's last
+    few KiB are held back until the closing boundary has been found in them.
+    """
     state.store.get_bucket(bucket)
     pre = Preconditions.from_query(ex.query)
-    delim = b"--" + _boundary(ex.headers.get("content-type", ""))
+    delim = b"--" + multipart.boundary(ex.headers.get("content-type", ""))
     fault = _upload_fault(faults, True)
-    raw = state.store.new_temp()
+    head = multipart.read_head(ex.body, delim)
+    doc = _json_doc(head.metadata)
+    name = doc.get("name") or ex.query.get("name")
+    if not name or not isinstance(name, str):
+        raise StoreError(400, "Required parameter: name", "required")
+    meta = _meta_from(doc, head.media_headers.get("content-type"))
+    crc, md5 = parse_goog_hash(ex.headers.get("x-goog-hash"))
+    crc, md5 = doc.get("crc32c") or crc, doc.get("md5Hash") or md5
     temp = state.store.new_temp()
+    hashes = state.upload_hashes(True)
+    tail = Tail(multipart.tail_size(delim))
     try:
-        with open(raw, "w+b") as spool:
-            pump(ex, spool, None, Window(), fault)
+        with open(temp, "wb") as out:
+            pump(multipart.Rest(head.leftover, ex.body), out, hashes, Window(), fault, tail)
             if _fail_after(ex, fault):
+                temp.unlink(missing_ok=True)
                 return
-            size = spool.tell()
-            spool.seek(0)
-            head = spool.read(min(size, 1 << 20))
-            tail_at = max(0, size - 4096)
-            spool.seek(tail_at)
-            tail = spool.read()
-            # Layout: --B CRLF json-part CRLF --B CRLF media-headers CRLF CRLF media CRLF --B--
-            first = head.find(delim)
-            second = head.find(b"\r\n" + delim, first + len(delim))
-            end = tail.rfind(b"\r\n" + delim + b"--")
-            if first < 0 or second < 0 or end < 0:
-                raise StoreError(400, "Invalid multipart request: could not find the parts.")
-            meta_headers, meta_raw = _split_part(head[first + len(delim) : second].lstrip(b"\r\n"))
-            media_at = second + 2 + len(delim)
-            header_end = head.find(b"\r\n\r\n", media_at)
-            if header_end < 0:
-                raise StoreError(400, "Invalid multipart request: malformed media part.")
-            media_headers, _ = _split_part(head[media_at : header_end + 4].lstrip(b"\r\n"))
-            start, stop = header_end + 4, tail_at + end
-            if stop < start:
-                raise StoreError(400, "Invalid multipart request: truncated media part.")
-            hashes = state.upload_hashes(True)
-            with open(temp, "wb") as out:
-                _copy_range(spool, out, start, stop - start, hashes)
-        doc = _json_doc(meta_raw)
-        del meta_headers
-        name = doc.get("name") or ex.query.get("name")
-        if not name or not isinstance(name, str):
-            raise StoreError(400, "Required parameter: name", "required")
-        meta = _meta_from(doc, media_headers.get("content-type"))
-        crc, md5 = parse_goog_hash(ex.headers.get("x-goog-hash"))
-        check_hashes(hashes, doc.get("crc32c") or crc, doc.get("md5Hash") or md5)
+            media = tail.data[: multipart.media_end(tail.data, delim)]
+            out.write(media)
+            hashes.update(media)
+        check_hashes(hashes, crc, md5)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    finally:
-        raw.unlink(missing_ok=True)
     obj = state.store.publish(bucket, name, temp, hashes, meta, pre)
     _reply_object(ex, obj.resource(ex.base_url), fault)
-
-
-def _copy_range(src: Any, out: Any, offset: int, count: int, hashes: Hashes) -> None:
-    buf = POOL.get()
-    view = memoryview(buf)
-    try:
-        src.seek(offset)
-        while count:
-            n = src.readinto(view[: min(len(view), count)])
-            if not n:
-                raise StoreError(400, "Invalid multipart request: truncated body.")
-            out.write(view[:n])
-            hashes.update(view[:n])
-            count -= n
-    finally:
-        view.release()
-        POOL.put(buf)
 
 
 def initiate(ex: Exchange, state: ServerState, bucket: str) -> None:
@@ -219,10 +167,8 @@ def initiate(ex: Exchange, state: ServerState, bucket: str) -> None:
     )
     with state.lock:
         state.sessions[upload_id] = session
-    location = (
-        f"{ex.base_url}/upload/storage/v1/b/{quote(bucket, safe='')}/o"
-        f"?uploadType=resumable&name={quote(name, safe='')}&upload_id={upload_id}"
-    )
+    # GCS answers with the request URL as sent plus the session id (nothing else added).
+    location = f"{ex.base_url}{ex.target}{'&' if '?' in ex.target else '?'}upload_id={upload_id}"
     ex.reply(200, b"", [("Location", location), ("X-GUploader-UploadID", upload_id)])
 
 
@@ -337,7 +283,7 @@ def _chunk_locked(
     with open(session.temp, "r+b") as out:
         out.seek(persisted)
         try:
-            kept = pump(ex, out, None, window, fault)
+            kept = pump(ex.body, out, None, window, fault)
         except (ClientGone, OSError):
             out.truncate(persisted)
             raise

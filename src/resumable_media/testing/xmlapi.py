@@ -21,7 +21,7 @@ from xml.sax.saxutils import escape
 
 import google_crc32c
 
-from .download import serve_media
+from . import xmlobjects
 from .exchange import Exchange
 from .faults import Fault
 from .receive import Window, check_hashes, parse_goog_hash, pump
@@ -35,19 +35,12 @@ from .store import (
     discard_file,
     int_param,
 )
+from .xmlobjects import XMLError
 
 _LOGGER = logging.getLogger(__name__)
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 MAX_COMPOSE = 32
-
-
-class XMLError(StoreError):
-    """An XML API error with an S3-style code."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(status, message, code)
-        self.code = code
 
 
 def xml_error(ex: Exchange, err: XMLError) -> None:
@@ -66,9 +59,10 @@ def _reply_xml(ex: Exchange, root: str, fields: list[tuple[str, str]]) -> None:
 
 
 def handle(ex: Exchange, state: ServerState, parts: list[str], faults: FaultSource) -> None:
-    """Path-style XML API: ``/{bucket}/{object}`` with MPU query parameters, or GET/HEAD."""
+    """Path-style XML API: ``/{bucket}`` (listing) and ``/{bucket}/{object}`` (object calls
+    and multipart uploads)."""
     try:
-        if len(parts) < 3 or not parts[1] or not parts[2]:
+        if len(parts) < 2 or not parts[1]:
             raise XMLError(404, "NoSuchKey", f"Not Found: {ex.raw_path}")
         bucket, name = unquote(parts[1]), unquote("/".join(parts[2:]))
         try:
@@ -76,17 +70,24 @@ def handle(ex: Exchange, state: ServerState, parts: list[str], faults: FaultSour
         except StoreError:
             raise XMLError(404, "NoSuchBucket", "The specified bucket does not exist.") from None
         q = ex.query_keys
-        if ex.method in ("GET", "HEAD") and not q & {"uploads", "uploadId"}:
-            faults.method = "storage.objects.get"
-            if faults.immediate(ex):
-                return
-            try:
-                obj, f = state.open_object(bucket, name, int_param(ex.query, "generation"))
-            except StoreError:
-                raise XMLError(404, "NoSuchKey", "The specified key does not exist.") from None
-            with f:
-                fault = faults.take(lambda x: x.streaming) if faults.active else None
-                serve_media(ex, obj, f, fault, state.count_media)
+        is_mpu = bool(q & {"uploads", "uploadId"})
+        if not name:
+            if ex.method not in ("GET", "HEAD"):
+                raise XMLError(405, "MethodNotAllowed", f"{ex.method} is not allowed on a bucket.")
+            if ex.method == "GET":
+                xmlobjects.list_objects(ex, state, bucket, faults)
+            else:
+                ex.finish_body()
+                ex.reply(200)
+            return
+        if ex.method in ("GET", "HEAD") and not is_mpu:
+            xmlobjects.get_object(ex, state, bucket, name, faults)
+            return
+        if ex.method == "PUT" and not is_mpu and "partNumber" not in q:
+            xmlobjects.put_object(ex, state, bucket, name, faults)
+            return
+        if ex.method == "DELETE" and not is_mpu:
+            xmlobjects.delete_object(ex, state, bucket, name, faults)
             return
         faults.method = "storage.objects.insert"
         if faults.immediate(ex):
@@ -191,7 +192,7 @@ def _put_part(ex: Exchange, state: ServerState, mpu: MultipartUpload, fault: Fau
             with open(target, "r+b" if in_place else "wb") as out:
                 if in_place:
                     out.seek(offset)
-                pump(ex, out, hashes, Window(), fault)
+                pump(ex.body, out, hashes, Window(), fault)
             if fault is not None and fault.kind == "status_after":
                 ex.finish_body()
                 raise XMLError(fault.status, "InternalError", f"Retry Test: injected {fault.text}")
