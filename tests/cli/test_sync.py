@@ -229,7 +229,7 @@ def test_manifest_rerun_trusts_records_but_confirms_the_destination(
         state=fresh_state,
     )
     assert rerun.returncode == 0, rerun.stderr
-    lines, summary = json_lines(rerun.stdout)
+    lines, _ = json_lines(rerun.stdout)
     assert {line["destination"].rsplit("/", 1)[1]: line["status"] for line in lines} == {
         "a": "skipped",
         "b": "copied",
