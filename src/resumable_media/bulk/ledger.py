@@ -7,7 +7,8 @@ Invariants:
 - Reading back keeps, per (source, destination), the last record, and only the fields a
   rerun needs to confirm that a recorded copy is still in place (size, CRC32C,
   generation, local mtime); never the error texts of old runs.
-- The file is append-only: reruns add lines, so the ledger is also the history.
+- The file is append-only: reruns add lines, so the ledger is also the history; a torn
+  last line is ended before the first new record, so it cannot swallow one.
 """
 
 from __future__ import annotations
@@ -44,7 +45,11 @@ class Ledger:
         self.path = pathlib.Path(path)
         self._done: dict[tuple[str, str], LedgerRecord] = {}
         self._load()
-        self._out: IO[str] | None = None if read_only else self.path.open("a", encoding="utf-8")
+        self._out: IO[str] | None = None
+        if not read_only:
+            self._out = self.path.open("a", encoding="utf-8")
+            if self._out.tell() and not self._ends_with_newline():
+                self._out.write("\n")  # end a torn line left by a killed run
 
     def _load(self) -> None:
         try:
@@ -68,6 +73,11 @@ class Ledger:
                     )
                 else:
                     self._done.pop(key, None)
+
+    def _ends_with_newline(self) -> bool:
+        with self.path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"\n"
 
     def lookup(self, source: str, destination: str) -> LedgerRecord | None:
         """The last done record of ``source`` → ``destination``, or None."""

@@ -274,6 +274,12 @@ class Plan:
         pickle.dump(job, self._spool)
         self.planned_deletions += 1
 
+    def close(self) -> None:
+        """Drop the spooled deletions (they are withheld, or were run)."""
+        spool, self._spool = self._spool, None
+        if spool is not None:
+            spool.close()
+
     def deletions(self) -> Iterator[Job]:
         """The delete jobs (empty unless :attr:`may_delete`); the spool is then dropped."""
         spool, self._spool = self._spool, None

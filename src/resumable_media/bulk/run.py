@@ -167,6 +167,7 @@ def execute(
         else:
             summary.deletions_withheld = plan.planned_deletions
     finally:
+        plan.close()
         plan.checksums.close()
     summary.listing_errors = _listing_errors(plan)
     summary.seconds = time.monotonic() - started
@@ -182,4 +183,5 @@ def preview(plan: Plan) -> Iterator[Job | JobResult]:
         yield from plan
         yield from plan.deletions()
     finally:
+        plan.close()
         plan.checksums.close()
