@@ -10,7 +10,8 @@ Invariants:
   skips that directory, so callers can act on what was seen and still know, at the end,
   whether the listing was complete (nothing may be deleted after an incomplete one).
 - Our own scratch files (download temp files, accelerator partial files and journals) are
-  never listed: they are not user data.
+  never listed: they are not user data.  Download temp files are reported in
+  :attr:`Listing.stale_temps` (a killed run leaves them behind).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ __all__ = ["Entry", "Listing", "dir_prefix", "walk_gcs", "walk_local"]
 _LOGGER = logging.getLogger(__name__)
 
 # Download temp files (_cli/transfer.py) and the accelerator's partial file and journal.
-_SCRATCH = re.compile(r"(^\..+\.[^.]+\.rm-part$)|(\.rmpart$)|(\.rmpart\.journal$)")
+_TEMP = re.compile(r"^\..+\.[^.]+\.rm-part$")
+_SCRATCH = re.compile(r"(\.rmpart$)|(\.rmpart\.journal$)")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,12 +68,15 @@ class Listing:
         finished: The walk reached its end (it may still have errors).
         errors: Why parts of the listing are missing (unreadable directories, failed pages).
         refused: ``(path, reason)`` of entries that were seen but cannot be synced.
+        stale_temps: Temp files of interrupted downloads seen in the tree (a sync into
+            this tree removes them; they never hold a destination's content).
     """
 
     root: str
     finished: bool = False
     errors: list[str] = dataclasses.field(default_factory=list)
     refused: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    stale_temps: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -108,6 +113,9 @@ def _walk_dir(path: pathlib.Path, prefix: str, listing: Listing) -> Iterator[Ent
         child = path / name
         if is_dir:
             yield from _walk_dir(child, prefix + name + "/", listing)
+            continue
+        if _TEMP.match(name):
+            listing.stale_temps.append(str(child))
             continue
         if _SCRATCH.search(name):
             continue

@@ -10,6 +10,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -112,6 +113,15 @@ def _prune_empty_parents(plan: Plan, result: JobResult) -> None:
         parent = parent.parent
 
 
+def _remove_stale_temps(plan: Plan) -> None:
+    """Remove temp files that killed downloads left in DST (this run's own are gone by now)."""
+    if plan.destination.path is None:
+        return
+    for path in plan.destination_listing.stale_temps:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
 def _listing_errors(plan: Plan) -> list[str]:
     return plan.source_listing.errors + plan.destination_listing.errors
 
@@ -161,6 +171,7 @@ def execute(
     try:
         for result in executor.map(engine, jobs()):
             handle(result)
+        _remove_stale_temps(plan)
         if plan.may_delete:
             for result in executor.map(engine, plan.deletions()):
                 handle(result)
