@@ -83,6 +83,35 @@ class Ledger:
         """The last done record of ``source`` → ``destination``, or None."""
         return self._done.get((source, destination))
 
+    def still_done(
+        self,
+        source: str,
+        destination: str,
+        *,
+        size: int,
+        crc32c: str | None,
+        generation: int | None,
+        mtime_ns: int | None,
+    ) -> bool:
+        """True when a done record of this copy matches what a listing shows now.
+
+        The caller passes the current state of the copy: the object's size, CRC32C and
+        generation on the Cloud Storage side (the destination of an upload or rewrite, the
+        source of a download) and the local file's mtime (None for gs→gs).  Any difference
+        (a new generation, an edited local file) means the record is stale.
+        """
+        record = self.lookup(source, destination)
+        if record is None:
+            return False
+        recorded_size, recorded_crc, recorded_generation, recorded_mtime = record
+        return (
+            recorded_size == size
+            and recorded_crc is not None
+            and recorded_crc == crc32c
+            and recorded_generation == generation
+            and (mtime_ns is None or recorded_mtime == mtime_ns)
+        )
+
     def record(self, result: JobResult) -> None:
         """Append one outcome (flushed at once)."""
         if self._out is None:

@@ -185,19 +185,19 @@ class Plan:
         return src if self.action is Action.DOWNLOAD else dst
 
     def _recorded_done(self, source: str, target: str, src: Entry, dst: Entry) -> bool:
-        record = self.ledger.lookup(source, target) if self.ledger is not None else None
-        if record is None:
+        if self.ledger is None or src.size != dst.size:
             return False
-        size, crc, generation, mtime_ns = record
         gs = self._gs_side(src, dst)
         local = None if self.action is Action.REWRITE else (dst if gs is src else src)
-        return (
-            size == src.size == dst.size
-            and crc is not None
-            and crc == gs.crc32c
-            and generation == gs.generation
-            and (local is None or mtime_ns == local.mtime_ns)
-            and (self.action is not Action.REWRITE or src.crc32c == crc)
+        if self.action is Action.REWRITE and src.crc32c != dst.crc32c:
+            return False
+        return self.ledger.still_done(
+            source,
+            target,
+            size=src.size,
+            crc32c=gs.crc32c,
+            generation=gs.generation,
+            mtime_ns=None if local is None else local.mtime_ns,
         )
 
     def _decide(self, src: Entry, dst: Entry | None) -> Job | JobResult:
