@@ -329,3 +329,26 @@ def test_two_local_paths_are_a_usage_error(
     out = run_sync(gcs_server, *args)
     assert out.returncode == 2
     assert "gs://" in out.stderr
+
+
+def test_gs_to_gs_dry_run_compares_both_listings(gcs_server: GCSServer, gcs_bucket: str) -> None:
+    for name, data in {"same": b"1", "changed": b"2", "new": b"3"}.items():
+        gcs_server.put_object(gcs_bucket, f"from/{name}", data)
+    gcs_server.put_object(gcs_bucket, "to/same", b"1")
+    gcs_server.put_object(gcs_bucket, "to/changed", b"X")
+    gcs_server.put_object(gcs_bucket, "to/stale", b"4")
+    out = run_sync(
+        gcs_server, "--json", "-n", "--delete", f"gs://{gcs_bucket}/from", f"gs://{gcs_bucket}/to"
+    )
+    assert out.returncode == 0, out.stderr
+    lines, summary = json_lines(out.stdout)
+    by_name = {line["destination"].rsplit("/", 1)[1]: line for line in lines}
+    assert {name: line["status"] for name, line in by_name.items()} == {
+        "changed": "would-copy",
+        "new": "would-copy",
+        "same": "skipped",
+        "stale": "would-delete",
+    }
+    assert {line["action"] for line in lines if line["status"] == "would-copy"} == {"rewrite"}
+    assert summary["skipped"] == 1
+    assert gcs_server.object_bytes(gcs_bucket, "to/changed") == b"X"

@@ -24,8 +24,10 @@ def _files() -> dict[str, bytes]:
     return {f"d{i % 8}/f{i:03d}": rng.randbytes(rng.randrange(0, 3000)) for i in range(COUNT)}
 
 
-def _sync_killed_after(server: GCSServer, lines: int, src: str, dst: str, state: str) -> int:
-    """Start ``sync --json`` and SIGKILL it once ``lines`` objects were reported."""
+def _sync_killed_after(
+    server: GCSServer, lines: int, src: str, dst: str, state: str, sig: int = signal.SIGKILL
+) -> int:
+    """Start ``sync --json`` and send ``sig`` once ``lines`` objects were reported; exit code."""
     proc = subprocess.Popen(
         command("sync", "--endpoint", server.endpoint, "--json", src, dst),
         stdout=subprocess.PIPE,
@@ -39,10 +41,11 @@ def _sync_killed_after(server: GCSServer, lines: int, src: str, dst: str, state:
         seen += 1
         if seen >= lines:
             break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc.send_signal(sig)
+    code = proc.wait(timeout=30)
     proc.stdout.close()
-    return seen
+    assert seen == lines
+    return code
 
 
 def _rerun(server: GCSServer, src: str, dst: str, state: str) -> None:
@@ -91,7 +94,8 @@ def test_sync_killed_at_seeded_moments_then_rerun_is_exact(
             if direction == "download"
             else (str(local), f"gs://{gcs_bucket}/{prefix}")
         )
-        reported = _sync_killed_after(gcs_server, moment, src, dst, state)
+        _sync_killed_after(gcs_server, moment, src, dst, state)
+        reported = moment
         if direction == "download":
             partial = local / f"r{round_}"
             present = _local(partial) if partial.exists() else {}
@@ -109,3 +113,20 @@ def test_sync_killed_at_seeded_moments_then_rerun_is_exact(
             assert _remote(gcs_server, gcs_bucket, prefix) == files
     if direction == "download":
         assert temps_left  # kills did leave temp files, and the reruns removed them
+
+
+def test_sync_interrupted_by_ctrl_c_leaves_no_temp_files(
+    gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    files = _files()
+    for name, data in files.items():
+        gcs_server.put_object(gcs_bucket, f"p/{name}", data)
+    dst, state = tmp_path / "dst", str(tmp_path / "state")
+    src = f"gs://{gcs_bucket}/p"
+    code = _sync_killed_after(gcs_server, 50, src, str(dst), state, signal.SIGINT)
+    assert code == 130
+    left = _local(dst)
+    assert not [name for name in left if name.rsplit("/", 1)[-1].startswith(".")]
+    assert all(files[name] == data for name, data in left.items())
+    _rerun(gcs_server, src, str(dst), state)
+    assert _local(dst) == files
