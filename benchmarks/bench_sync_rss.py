@@ -3,9 +3,10 @@
 For each count N the loopback server (in this process) is filled with N zero-byte objects
 through its store helper (no HTTP), then ``sync --dry-run gs://bucket/pN DIR`` runs as a
 subprocess into an empty directory: it lists every object, compares, and prints one "would
-copy" line per object.  Its peak RSS comes from ``wait4`` (``ru_maxrss``).  For ``--real`` counts
-(default 10k) the same sync also runs for real (N zero-byte downloads), then local->gs into a
-fresh prefix, then again with nothing changed; wall times are reported for those.
+copy" line per object.  Its peak RSS is the child's own ``VmHWM`` (``/proc/self/status`` at
+exit).  For ``--real`` counts (default 10k) the same sync also runs for real (N zero-byte
+downloads), then local->gs into a fresh prefix, then again with nothing changed; wall times
+are reported for those.
 
 Usage: python3 benchmarks/bench_sync_rss.py [--counts 1000 10000 50000 200000] [--real 10000]
 Prints a markdown table and the machine.  Not part of the test suite (200k takes minutes).
@@ -34,20 +35,34 @@ def _fill(server: GCSServer, prefix: str, count: int) -> float:
     return time.monotonic() - started
 
 
+# The child reports its own high-water RSS: wait4's ru_maxrss would include the RSS this
+# (server-holding) parent had when it forked the child, which Linux carries across exec.
+_WRAPPER = (
+    "import atexit, sys\n"
+    "def hwm():\n"
+    "    for line in open('/proc/self/status'):\n"
+    "        if line.startswith('VmHWM:'):\n"
+    "            sys.stderr.write('RSS-HWM ' + line.split()[1] + '\\n')\n"
+    "atexit.register(hwm)\n"
+    "from resumable_media.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
 def _run(argv: list[str], env: dict[str, str]) -> tuple[int, float, int]:
     """Run the command; return (exit code, wall seconds, peak RSS in KiB)."""
     started = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     elapsed = time.monotonic() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0 and proc.stderr is not None:
-        sys.stderr.write(proc.stderr.read().decode(errors="replace")[-2000:])
-    return proc.returncode, elapsed, usage.ru_maxrss
+    err = proc.stderr.decode(errors="replace")
+    peaks = [int(line.split()[1]) for line in err.splitlines() if line.startswith("RSS-HWM ")]
+    if proc.returncode != 0 or not peaks:
+        sys.stderr.write(err[-2000:])
+    return proc.returncode, elapsed, peaks[-1] if peaks else -1
 
 
 def _sync(server: GCSServer, *args: str) -> list[str]:
-    return [sys.executable, "-m", "resumable_media", "sync", "--endpoint", server.endpoint, *args]
+    return [sys.executable, "-c", _WRAPPER, "sync", "--endpoint", server.endpoint, *args]
 
 
 def main() -> int:
