@@ -79,24 +79,6 @@ def test_delete_job_keeps_a_new_generation_and_is_idempotent(
     assert not gcs_server.has_object(gcs_bucket, "e")
 
 
-def test_process_executor_sync_is_exact(
-    gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
-) -> None:
-    files = {f"d{i % 3}/f{i:02d}": bytes([i]) * (i * 37) for i in range(40)}
-    for name, data in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(data)
-    storage = bulk.connect(gcs_server.endpoint)
-    plan = bulk.Plan(str(tmp_path), f"gs://{gcs_bucket}/up", storage)
-    summary = bulk.execute(plan, bulk.ProcessExecutor(2, shard_size=4))
-    assert (summary.copied, summary.failed) == (40, 0)
-    got = {
-        str(item["name"])[3:]: gcs_server.object_bytes(gcs_bucket, str(item["name"]))
-        for item in storage.iter_objects(gcs_bucket, "up/")
-    }
-    assert got == files
-
-
 def test_source_listing_failing_midway_deletes_nothing(
     gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
 ) -> None:

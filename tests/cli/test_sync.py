@@ -352,3 +352,18 @@ def test_gs_to_gs_dry_run_compares_both_listings(gcs_server: GCSServer, gcs_buck
     assert {line["action"] for line in lines if line["status"] == "would-copy"} == {"rewrite"}
     assert summary["skipped"] == 1
     assert gcs_server.object_bytes(gcs_bucket, "to/changed") == b"X"
+
+
+def test_worker_processes_sync_is_exact(
+    gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    src = tmp_path / "src"
+    files = {f"d{i % 3}/f{i}": bytes([i]) * i for i in range(24)}
+    make_tree(src, files)
+    out = run_sync(gcs_server, "--worker-processes", "2", str(src), f"gs://{gcs_bucket}/w")
+    assert out.returncode == 0, out.stderr
+    assert bucket_tree(gcs_server, gcs_bucket, "w/") == files
+    back = tmp_path / "back"
+    out = run_sync(gcs_server, "--worker-processes", "2", f"gs://{gcs_bucket}/w", str(back))
+    assert out.returncode == 0, out.stderr
+    assert local_tree(back) == files
