@@ -89,9 +89,20 @@ class Endpoint:
     base_url: str
     authenticated: bool
 
-    def object_url(self, url: GsUrl) -> str:
-        """Metadata URL of one object (``GET`` gives its resource JSON)."""
-        return f"{self.base_url}/storage/v1/b/{_q(url.bucket)}/o/{_q(url.name)}"
+    def object_url(self, url: GsUrl, query: Mapping[str, str | int] | None = None) -> str:
+        """Metadata URL of one object (``GET`` gives its resource JSON, ``DELETE`` removes it)."""
+        base = f"{self.base_url}/storage/v1/b/{_q(url.bucket)}/o/{_q(url.name)}"
+        return f"{base}?{urlencode(query)}" if query else base
+
+    def rewrite_url(
+        self, source: GsUrl, destination: GsUrl, query: Mapping[str, str | int] | None = None
+    ) -> str:
+        """``objects.rewrite`` URL copying ``source`` to ``destination`` server-side."""
+        base = (
+            f"{self.base_url}/storage/v1/b/{_q(source.bucket)}/o/{_q(source.name)}"
+            f"/rewriteTo/b/{_q(destination.bucket)}/o/{_q(destination.name)}"
+        )
+        return f"{base}?{urlencode(query)}" if query else base
 
     def media_url(self, url: GsUrl, generation: int | None = None) -> str:
         """Media download URL of one object, pinned to ``generation`` when given."""
@@ -109,9 +120,16 @@ class Endpoint:
         prefix: str,
         page_token: str | None = None,
         page_size: int | None = None,
+        delimiter: str | None = None,
     ) -> str:
-        """Object listing URL for ``prefix`` (one page; ``page_token`` continues)."""
+        """Object listing URL for ``prefix`` (one page; ``page_token`` continues).
+
+        With ``delimiter`` (``/``) the page lists the names directly below ``prefix``
+        and the "sub-directories" as ``prefixes``.
+        """
         query: dict[str, str | int] = {"prefix": prefix}
+        if delimiter:
+            query["delimiter"] = delimiter
         if page_size:
             query["maxResults"] = page_size
         if page_token:

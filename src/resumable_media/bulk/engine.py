@@ -1,0 +1,253 @@
+"""Running one job: the same code in a thread, a worker process or a Dask worker.
+
+Invariants:
+- Copies go through the command's own per-object code (:func:`upload_file`,
+  :func:`download_object`, :meth:`Storage.rewrite`), never a second copy of it; only the
+  precondition handling that makes a job idempotent lives here.
+- A job never raises for a failure of its object: it returns a ``failed`` result naming
+  the object and the reason, so one bad object never stops the others.  Only a user
+  interrupt (:class:`Interrupted`, ``KeyboardInterrupt``) propagates.
+- A precondition failure (HTTP 412) after a re-run is success when the destination already
+  holds the source's bytes (size and CRC32C equal), and a failure otherwise: a destination
+  changed by someone else since planning is never overwritten.
+- Each process builds its transports once per :class:`StorageSpec` (keyed by ``spec.key``),
+  from the spec's picklable factory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import mimetypes
+import os
+import pathlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from resumable_media._cli.client import PreconditionFailed, Storage, TransferError, describe_error
+from resumable_media._cli.transfer import CopyOptions, Interrupted, download_object, upload_file
+from resumable_media._cli.urls import GsUrl, parse_gs_url
+from resumable_media.bulk.crccache import file_crc32c
+from resumable_media.bulk.jobs import Action, EngineSpec, Job, JobResult, Status, StorageSpec
+
+__all__ = ["run_job", "run_shard", "storage_for"]
+
+_LOGGER = logging.getLogger(__name__)
+_STORAGES: dict[str, Storage] = {}
+_STORAGES_LOCK = threading.Lock()
+_NEVER = threading.Event()
+
+
+def storage_for(spec: StorageSpec) -> Storage:
+    """This process's :class:`Storage` for ``spec`` (built on first use)."""
+    with _STORAGES_LOCK:
+        storage = _STORAGES.get(spec.key)
+        if storage is None:
+            storage = _STORAGES[spec.key] = spec.build()
+        return storage
+
+
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status behind ``exc`` (its own, or its cause's response's)."""
+    current: BaseException | None = exc
+    while current is not None:
+        status = getattr(current, "status", None)
+        if isinstance(status, int):
+            return status
+        code = getattr(getattr(current, "response", None), "status_code", None)
+        if isinstance(code, int):
+            return code
+        current = current.__cause__
+    return None
+
+
+def _options(engine: EngineSpec, job: Job) -> CopyOptions:
+    return CopyOptions(
+        chunk_size=engine.chunk_size,
+        processes=0,  # large objects use the accelerator's threads inside this worker
+        threads=None,
+        checksum=engine.checksum,
+        resume=True,
+        if_generation_match=job.if_generation_match,
+        content_type=None,
+    )
+
+
+def _result(job: Job, status: Status, **fields: object) -> JobResult:
+    base: dict[str, object] = {
+        "source": job.source,
+        "destination": job.destination,
+        "action": job.action,
+        "status": status,
+        "size": job.size,
+        "crc32c": job.crc32c,
+        "md5": job.md5,
+    }
+    base.update(fields)
+    return JobResult(**base)  # type: ignore[arg-type]
+
+
+def _already_there(storage: Storage, job: Job, url: GsUrl, crc32c: str | None) -> JobResult:
+    """After a 412: success if the destination holds exactly the source, else a failure."""
+    current = storage.stat(url)
+    same_size = current is not None and int(current.get("size", -1)) == job.size
+    if current is not None and same_size and crc32c and current.get("crc32c") == crc32c:
+        return _result(
+            job,
+            Status.COPIED,
+            crc32c=crc32c,
+            md5=current.get("md5Hash"),
+            generation=int(current["generation"]),
+        )
+    return _result(
+        job,
+        Status.FAILED,
+        error=f"{url}: the destination changed since it was listed (another writer?); "
+        "not overwritten; run the sync again to compare afresh",
+    )
+
+
+def _upload(storage: Storage, engine: EngineSpec, job: Job, cancel: threading.Event) -> JobResult:
+    path = pathlib.Path(job.source)
+    url = parse_gs_url(job.destination)
+    before = path.stat()
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    try:
+        copied = upload_file(storage, path, url, _options(engine, job), content_type)
+    except TransferError as exc:
+        if _status(exc) != 412:
+            raise
+        return _already_there(storage, job, url, file_crc32c(path))
+    after = path.stat()
+    unchanged = (before.st_size, before.st_mtime_ns, before.st_ino) == (
+        after.st_size,
+        after.st_mtime_ns,
+        after.st_ino,
+    )
+    return _result(
+        job,
+        Status.COPIED,
+        size=copied.bytes,
+        crc32c=copied.crc32c,
+        md5=copied.md5,
+        generation=copied.generation,
+        mtime_ns=before.st_mtime_ns,
+        inode=before.st_ino if unchanged else None,
+    )
+
+
+def _download(storage: Storage, engine: EngineSpec, job: Job, cancel: threading.Event) -> JobResult:
+    url = parse_gs_url(job.source)
+    destination = pathlib.Path(job.destination)
+    meta: dict[str, object] = {"size": str(job.size), "crc32c": job.crc32c, "md5Hash": job.md5}
+    if job.source_generation is not None:
+        meta["generation"] = str(job.source_generation)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    copied = download_object(
+        storage, url, destination, _options(engine, job), meta=meta, cancel=cancel
+    )
+    after = destination.stat()
+    return _result(
+        job,
+        Status.COPIED,
+        crc32c=copied.crc32c,
+        md5=copied.md5,
+        generation=copied.generation,
+        mtime_ns=after.st_mtime_ns,
+        inode=after.st_ino,
+    )
+
+
+def _rewrite(storage: Storage, engine: EngineSpec, job: Job, cancel: threading.Event) -> JobResult:
+    source, destination = parse_gs_url(job.source), parse_gs_url(job.destination)
+    try:
+        resource = storage.rewrite(
+            source,
+            destination,
+            source_generation=job.source_generation,
+            if_generation_match=job.if_generation_match,
+        )
+    except PreconditionFailed:
+        return _already_there(storage, job, destination, job.crc32c)
+    if job.crc32c and resource.get("crc32c") != job.crc32c:
+        return _result(
+            job,
+            Status.FAILED,
+            error=f"{destination}: the copy's CRC32C {resource.get('crc32c')} is not the "
+            f"source's {job.crc32c}; delete it and run the sync again",
+        )
+    return _result(
+        job,
+        Status.COPIED,
+        crc32c=resource.get("crc32c"),
+        md5=resource.get("md5Hash"),
+        generation=int(resource["generation"]),
+    )
+
+
+def _delete(storage: Storage, engine: EngineSpec, job: Job, cancel: threading.Event) -> JobResult:
+    if job.destination.startswith("gs://"):
+        url = parse_gs_url(job.destination)
+        try:
+            storage.delete(url, if_generation_match=job.if_generation_match)
+        except PreconditionFailed:
+            return _result(
+                job,
+                Status.FAILED,
+                error=f"{url}: changed since it was listed (a new generation); not deleted",
+            )
+        return _result(job, Status.DELETED, generation=job.if_generation_match)
+    path = pathlib.Path(job.destination)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return _result(job, Status.DELETED)  # already gone: a re-run
+    if (info.st_size, info.st_mtime_ns) != (job.size, job.mtime_ns):
+        return _result(
+            job, Status.FAILED, error=f"{path}: changed since it was listed; not deleted"
+        )
+    path.unlink(missing_ok=True)
+    return _result(job, Status.DELETED, mtime_ns=job.mtime_ns)
+
+
+_RUN: dict[Action, Callable[[Storage, EngineSpec, Job, threading.Event], JobResult]] = {
+    Action.UPLOAD: _upload,
+    Action.DOWNLOAD: _download,
+    Action.REWRITE: _rewrite,
+    Action.DELETE: _delete,
+}
+
+
+def run_job(engine: EngineSpec, job: Job, cancel: threading.Event | None = None) -> JobResult:
+    """Run one job; a failure of its object comes back as a ``failed`` result.
+
+    Args:
+        engine: Transports and settings.
+        job: The object to copy or delete.
+        cancel: When set, a running download stops (raises :class:`Interrupted`).
+
+    Raises:
+        Interrupted: When ``cancel`` was set.
+    """
+    started = time.monotonic()
+    try:
+        result = _RUN[job.action](storage_for(engine.storage), engine, job, cancel or _NEVER)
+    except (Interrupted, KeyboardInterrupt):
+        raise
+    except TransferError as exc:
+        result = _result(job, Status.FAILED, error=f"{exc.target}: {exc.reason}")
+    except OSError as exc:
+        target = exc.filename if exc.filename else (job.source or job.destination)
+        result = _result(job, Status.FAILED, error=f"{os.fsdecode(target)}: {exc.strerror or exc}")
+    except Exception as exc:  # anything else still fails only this object
+        _LOGGER.debug("job %s failed", job, exc_info=True)
+        result = _result(
+            job, Status.FAILED, error=f"{job.source or job.destination}: {describe_error(exc)}"
+        )
+    return dataclasses.replace(result, seconds=time.monotonic() - started)
+
+
+def run_shard(engine: EngineSpec, jobs: Sequence[Job]) -> list[JobResult]:
+    """Run several jobs one after another (one task of a process or Dask executor)."""
+    return [run_job(engine, job) for job in jobs]
