@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import os
+import ssl
 import time
 import zlib
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from .store import StoredObject
 
 TRANSCODE_BLOCK = 1 << 20
 SENDFILE_BLOCK = 1 << 30
+TLS_BLOCK = 1 << 20
 
 
 class Unsatisfiable(Exception):
@@ -162,15 +164,24 @@ def serve_media(
 def _sendfile(ex: Exchange, f: BinaryIO, offset: int, count: int, progress: list[int]) -> int:
     """os.sendfile loop that records progress in ``progress[0]`` as it goes (paced in
     pieces when the server simulates a network)."""
-    out, fd = ex.sock.fileno(), f.fileno()
+    sock = ex.sock
+    out, fd = sock.fileno(), f.fileno()
     link = ex.link
     step = SENDFILE_BLOCK if link is None else link.piece
+    tls = isinstance(sock, ssl.SSLSocket)  # bytes must go through TLS, not around it
+    if tls:
+        step = min(step, TLS_BLOCK)
     done = 0
     while done < count:
         want = min(count - done, step)
         if link is not None:
             link.sending(want)
-        n = os.sendfile(out, fd, offset + done, want)
+        if tls:
+            block = os.pread(fd, want, offset + done)
+            sock.sendall(block)
+            n = len(block)
+        else:
+            n = os.sendfile(out, fd, offset + done, want)
         if n == 0:
             break
         done += n

@@ -20,7 +20,7 @@ from .store import StoreError
 HEAD_LIMIT = 1 << 20
 HEAD_READ = 64 << 10
 EPILOGUE_LIMIT = 4096
-_BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^";\s]+))', re.IGNORECASE)
+_BOUNDARY = re.compile(r"""boundary=(?:"([^"]+)"|'([^']+)'|([^";\s]+))""", re.IGNORECASE)
 
 
 def _invalid(problem: str) -> StoreError:
@@ -36,7 +36,8 @@ def boundary(content_type: str) -> bytes:
     match = _BOUNDARY.search(content_type)
     if not content_type.lower().lstrip().startswith("multipart/") or not match:
         raise _invalid("the Content-Type has no multipart boundary")
-    return (match[1] or match[2]).encode("latin-1")
+    # apitools (gsutil) single-quotes the boundary; GCS accepts that, so this server does too.
+    return (match[1] or match[2] or match[3]).encode("latin-1")
 
 
 @dataclasses.dataclass

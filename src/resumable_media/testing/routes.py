@@ -35,6 +35,8 @@ def handle(ex: Exchange, state: ServerState) -> None:
         raise BadRequest(str(exc)) from None
     if ex.malformed:
         raise BadRequest(ex.malformed)
+    if path.startswith("/resumable/upload/"):  # apitools' (gsutil's) resumable upload path
+        path = path[len("/resumable") :]
     parts = path.split("/")
     if path.startswith("/upload/storage/v1/b/") and len(parts) == 7 and parts[6] == "o":
         faults.method = INSERT
