@@ -387,3 +387,22 @@ def test_retry_test_api_knows_every_implemented_method(
         json={"instructions": {"storage.objects.teleport": ["return-503"]}},
     )
     assert unknown.status_code == 400
+
+
+def test_object_listing_pages_never_repeat_a_common_prefix(
+    gcs_server: GCSServer, gcs_bucket: str
+) -> None:
+    for name in ("a/1", "a/2", "a/3", "b", "c/1"):
+        gcs_server.put_object(gcs_bucket, name, b"x")
+    url = f"{_api(gcs_server)}/b/{gcs_bucket}/o"
+    items: list[str] = []
+    prefixes: list[str] = []
+    params: dict[str, Any] = {"delimiter": "/", "maxResults": 1}
+    for _ in range(10):
+        page = requests.get(url, params=params).json()
+        items += [o["name"] for o in page["items"]]
+        prefixes += page.get("prefixes", [])
+        if "nextPageToken" not in page:
+            break
+        params["pageToken"] = page["nextPageToken"]
+    assert items == ["b"] and prefixes == ["a/", "c/"]

@@ -22,7 +22,16 @@ from .exchange import Exchange
 from .faults import Fault
 from .resources import service_account
 from .state import FaultSource, ServerState
-from .store import Bucket, ObjectMeta, Preconditions, StoredObject, StoreError, int_param
+from .store import (
+    Bucket,
+    ObjectMeta,
+    Preconditions,
+    StoredObject,
+    StoreError,
+    int_param,
+    merge_patch,
+    page,
+)
 
 __all__ = ["NOT_IMPLEMENTED", "ROUTES", "handle"]
 
@@ -271,21 +280,8 @@ def _bucket_get(ex: Exchange, state: ServerState, g: list[str]) -> None:
 def _bucket_patch(ex: Exchange, state: ServerState, g: list[str]) -> None:
     state.store.get_bucket(g[0])
     doc = _absorb_bucket_acls(state, g[0], read_json(ex))
-
-    def change(fields: dict[str, Any]) -> dict[str, Any]:
-        for key, value in doc.items():
-            if key == "labels" and isinstance(value, dict):
-                labels = dict(fields.get("labels") or {})
-                labels.update(value)
-                fields["labels"] = {k: v for k, v in labels.items() if v is not None}
-            elif value is None:
-                fields.pop(key, None)
-            else:
-                fields[key] = value
-        return fields
-
     pre = Preconditions.from_query(ex.query)
-    bucket = state.store.update_bucket(g[0], pre, lambda b: change(dict(b.fields)))
+    bucket = state.store.update_bucket(g[0], pre, lambda b: merge_patch(b.fields, doc, "labels"))
     ex.reply_json(200, _bucket_resource(ex, state, bucket))
 
 
@@ -463,31 +459,21 @@ def _hmac_delete(ex: Exchange, state: ServerState, g: list[str]) -> None:
 def _object_list(ex: Exchange, state: ServerState, g: list[str]) -> None:
     ex.finish_body()
     prefix = ex.query.get("prefix", "")
-    delimiter = ex.query.get("delimiter", "")
-    max_results = int_param(ex.query, "maxResults") or 1000
-    token = ex.query.get("pageToken", "")
-    items: list[dict[str, Any]] = []
-    prefixes: set[str] = set()
-    next_token = None
-    last = ""
-    for obj in state.store.list(g[0], prefix):
-        if token and obj.name <= token:
-            continue
-        if len(items) + len(prefixes) >= max_results:
-            next_token = last
-            break
-        last = obj.name
-        if delimiter:
-            cut = obj.name.find(delimiter, len(prefix))
-            if cut >= 0:
-                prefixes.add(obj.name[: cut + len(delimiter)])
-                continue
-        items.append(obj.resource(ex.base_url))
-    doc: dict[str, Any] = {"kind": "storage#objects", "items": items}
-    if prefixes:
-        doc["prefixes"] = sorted(prefixes)
-    if next_token:
-        doc["nextPageToken"] = next_token
+    listing = page(
+        state.store.list(g[0], prefix),
+        prefix,
+        ex.query.get("delimiter", ""),
+        ex.query.get("pageToken", ""),
+        int_param(ex.query, "maxResults") or 1000,
+    )
+    doc: dict[str, Any] = {
+        "kind": "storage#objects",
+        "items": [obj.resource(ex.base_url) for obj in listing.objects],
+    }
+    if listing.prefixes:
+        doc["prefixes"] = listing.prefixes
+    if listing.next_after:
+        doc["nextPageToken"] = listing.next_after
     ex.reply_json(200, doc)
 
 

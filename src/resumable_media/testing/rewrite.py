@@ -16,9 +16,12 @@ import pathlib
 import secrets
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .store import KnownHashes, ObjectMeta, Preconditions, StoredObject, StoreError, int_param
+
+if TYPE_CHECKING:  # state.py holds a RewriteJobs, so only the type is imported here
+    from .state import ServerState
 
 __all__ = ["RewriteJobs", "source_preconditions"]
 
@@ -61,7 +64,7 @@ class RewriteJobs:
 
     def step(
         self,
-        state: Any,
+        state: ServerState,
         source: tuple[str, str, int | None],
         dest: tuple[str, str],
         query: Mapping[str, str],
@@ -90,51 +93,62 @@ class RewriteJobs:
         limit = limit or self.default_step
         token = query.get("rewriteToken") or None
         job = self._resume(token, dest) if token else self._start(state, source, dest, query)
+        obj = self._advance(state, job, token, limit, query, body)
+        if obj is None:
+            token = token or secrets.token_urlsafe(24)
+            with self._lock:
+                self._jobs[token] = job
+            return self._response(job, done=False, token=token)
+        response = self._response(job, done=True, token=None)
+        response["resource"] = obj.resource(base_url)
+        return response
+
+    def copy(
+        self,
+        state: ServerState,
+        source: tuple[str, str, int | None],
+        dest: tuple[str, str],
+        query: Mapping[str, str],
+        body: Mapping[str, Any],
+    ) -> StoredObject:
+        """``objects.copy``: the whole object in one call (a rewrite with no step limit)."""
+        job = self._start(state, source, dest, query)
+        obj = self._advance(state, job, None, None, query, body)
+        assert obj is not None  # no limit: the first step copies everything
+        return obj
+
+    def _advance(
+        self,
+        state: ServerState,
+        job: _Job,
+        token: str | None,
+        limit: int | None,
+        query: Mapping[str, str],
+        body: Mapping[str, Any],
+    ) -> StoredObject | None:
+        """Copy the next ``limit`` bytes (None: the rest); publish and return the object when
+        the copy is complete, else None.  A failed step forgets the job and its file."""
+        remaining = job.source.size - job.copied
         try:
-            remaining = job.source.size - job.copied
             self._copy(job, remaining if limit is None else min(limit, remaining))
         except BaseException:
             self._forget(token)
             self._discard(job)
             raise
         if job.copied < job.source.size:
-            token = token or secrets.token_urlsafe(24)
-            with self._lock:
-                self._jobs[token] = job
-            return self._response(job, done=False, token=token)
+            return None
         self._forget(token)
         job.reader.close()
-        obj = self._publish(state, job, query, body)  # removes the temp file if it fails
-        response = self._response(job, done=True, token=None)
-        response["resource"] = obj.resource(base_url)
-        return response
+        return self._publish(state, job, query, body)  # removes the temp file if it fails
 
     def _forget(self, token: str | None) -> None:
         if token:
             with self._lock:
                 self._jobs.pop(token, None)
 
-    def copy(
-        self,
-        state: Any,
-        source: tuple[str, str, int | None],
-        dest: tuple[str, str],
-        query: Mapping[str, str],
-        body: Mapping[str, Any],
-    ) -> StoredObject:
-        """``objects.copy``: the whole object in one call."""
-        job = self._start(state, source, dest, query)
-        try:
-            self._copy(job, job.source.size)
-            job.reader.close()
-            return self._publish(state, job, query, body)
-        except BaseException:
-            self._discard(job)
-            raise
-
     def _start(
         self,
-        state: Any,
+        state: ServerState,
         source: tuple[str, str, int | None],
         dest: tuple[str, str],
         query: Mapping[str, str],
@@ -173,9 +187,9 @@ class RewriteJobs:
 
     @staticmethod
     def _publish(
-        state: Any, job: _Job, query: Mapping[str, str], body: Mapping[str, Any]
+        state: ServerState, job: _Job, query: Mapping[str, str], body: Mapping[str, Any]
     ) -> StoredObject:
-        published: StoredObject = state.store.publish(
+        return state.store.publish(
             job.dest[0],
             job.dest[1],
             job.temp,
@@ -183,7 +197,6 @@ class RewriteJobs:
             destination_meta(job.source, body),
             Preconditions.from_query(query),
         )
-        return published
 
     @staticmethod
     def _response(job: _Job, *, done: bool, token: str | None) -> dict[str, Any]:

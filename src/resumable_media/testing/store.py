@@ -19,12 +19,14 @@ import pathlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, BinaryIO
 
 import google_crc32c
 
 COPY_BLOCK = 1 << 20
+AFTER_PREFIX = "\U0010ffff"
+"""Appended to a common prefix to make a listing's resume point skip every name under it."""
 
 
 def crc32c_b64(value: int) -> str:
@@ -214,24 +216,25 @@ class ObjectMeta:
         )
 
     def patched(self, doc: Mapping[str, Any]) -> ObjectMeta:
-        """Patch semantics: given fields replace, ``null`` clears, ``metadata`` merges by key."""
-        fields = self.fields()
-        for key, value in doc.items():
-            if key not in OBJECT_WRITABLE:
-                continue
-            if key == "metadata" and isinstance(value, dict):
-                merged = dict(fields.get("metadata") or {})
-                for mkey, mvalue in value.items():
-                    if mvalue is None:
-                        merged.pop(mkey, None)
-                    else:
-                        merged[mkey] = mvalue
-                fields["metadata"] = merged
-            elif value is None:
-                fields.pop(key, None)
-            else:
-                fields[key] = value
-        return ObjectMeta.from_fields(fields)
+        """Patch semantics (:func:`merge_patch`), ``metadata`` merged by key."""
+        writable = {k: v for k, v in doc.items() if k in OBJECT_WRITABLE}
+        return ObjectMeta.from_fields(merge_patch(self.fields(), writable, "metadata"))
+
+
+def merge_patch(fields: Mapping[str, Any], doc: Mapping[str, Any], by_key: str) -> dict[str, Any]:
+    """A resource's fields after a JSON API ``patch``: given fields replace, ``null`` clears,
+    and the map field ``by_key`` (``metadata``, ``labels``) merges key by key, ``null``
+    removing a key."""
+    out = dict(fields)
+    for key, value in doc.items():
+        if key == by_key and isinstance(value, dict):
+            merged = {**(out.get(key) or {}), **value}
+            out[key] = {k: v for k, v in merged.items() if v is not None}
+        elif value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -639,3 +642,45 @@ class Store:
             temp.unlink(missing_ok=True)
             raise
         return self.publish(bucket, name, temp, hashes, meta, pre or Preconditions())
+
+
+@dataclasses.dataclass
+class ListingPage:
+    """One page of a listing: objects, common prefixes, and where the next page starts."""
+
+    objects: list[StoredObject]
+    prefixes: list[str]
+    next_after: str | None
+
+
+def page(
+    objects: Iterable[StoredObject], prefix: str, delimiter: str, after: str, limit: int
+) -> ListingPage:
+    """Cut one page from ``objects`` (sorted by name, all starting with ``prefix``).
+
+    Names after ``after`` are taken in order; with a ``delimiter``, names holding it after the
+    prefix roll up into one common prefix each. Objects and prefixes together count towards
+    ``limit``.
+    """
+    result = ListingPage([], [], None)
+    last = ""
+    for obj in objects:
+        if obj.name <= after:
+            continue
+        rolled = None
+        if delimiter:
+            cut = obj.name.find(delimiter, len(prefix))
+            if cut >= 0:
+                rolled = obj.name[: cut + len(delimiter)]
+                if result.prefixes and result.prefixes[-1] == rolled:
+                    continue
+        if len(result.objects) + len(result.prefixes) >= limit:
+            result.next_after = last
+            break
+        if rolled is not None:
+            result.prefixes.append(rolled)
+            last = rolled + AFTER_PREFIX  # the next page skips everything under it
+        else:
+            result.objects.append(obj)
+            last = obj.name
+    return result

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
 from .download import serve_media
@@ -21,11 +20,18 @@ from .exchange import Exchange
 from .faults import Fault
 from .receive import Window, check_hashes, parse_goog_hash, pump
 from .state import FaultSource, ServerState
-from .store import ObjectMeta, Preconditions, StoredObject, StoreError, int_param, rfc3339
+from .store import (
+    ObjectMeta,
+    Preconditions,
+    StoredObject,
+    StoreError,
+    int_param,
+    page,
+    rfc3339,
+)
 
 LIST_NS = "http://doc.s3.amazonaws.com/2006-03-01"
 MAX_KEYS = 1000
-_AFTER_PREFIX = "\U0010ffff"
 
 
 class XMLError(StoreError):
@@ -188,48 +194,6 @@ def delete_object(
             raise _precondition_failed() from None
         raise XMLError(404, "NoSuchKey", "The specified key does not exist.") from None
     ex.reply(204)
-
-
-@dataclasses.dataclass
-class ListingPage:
-    """One page of a listing: objects, common prefixes, and where the next page starts."""
-
-    objects: list[StoredObject]
-    prefixes: list[str]
-    next_after: str | None
-
-
-def page(
-    objects: Iterable[StoredObject], prefix: str, delimiter: str, after: str, limit: int
-) -> ListingPage:
-    """Cut one page from ``objects`` (sorted by name, all starting with ``prefix``).
-
-    Names after ``after`` are taken in order; with a ``delimiter``, names holding it after the
-    prefix roll up into one common prefix each. Objects and prefixes together count towards
-    ``limit``.
-    """
-    result = ListingPage([], [], None)
-    last = ""
-    for obj in objects:
-        if obj.name <= after:
-            continue
-        rolled = None
-        if delimiter:
-            cut = obj.name.find(delimiter, len(prefix))
-            if cut >= 0:
-                rolled = obj.name[: cut + len(delimiter)]
-                if result.prefixes and result.prefixes[-1] == rolled:
-                    continue
-        if len(result.objects) + len(result.prefixes) >= limit:
-            result.next_after = last
-            break
-        if rolled is not None:
-            result.prefixes.append(rolled)
-            last = rolled + _AFTER_PREFIX  # the next page skips everything under it
-        else:
-            result.objects.append(obj)
-            last = obj.name
-    return result
 
 
 def _token(after: str) -> str:
