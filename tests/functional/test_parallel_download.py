@@ -24,7 +24,7 @@ from resumable_media.parallel.journal import Journal
 from resumable_media.parallel.sink import TEMP_SUFFIX
 
 CHUNK = 256 * 1024
-FAST_RETRY = RetryStrategy(max_retries=6, initial_delay=0.01, max_sleep=0.05)
+FAST_RETRY = RetryStrategy(max_retries=6, initial_delay=0.01, max_sleep=0.05, jitter_s=0)
 HELPER = pathlib.Path(__file__).with_name("_parallel_crash_helper.py")
 
 

@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from resumable_media import checksums, common
+from resumable_media._transport import DEFAULT_TIMEOUT
 from resumable_media.parallel import single
 from resumable_media.parallel.follow import BackgroundSync, OrderedMd5
 from resumable_media.parallel.journal import Journal
@@ -43,7 +44,6 @@ from resumable_media.parallel.progress import ProgressCallback, ProgressTracker
 from resumable_media.parallel.scheduler import Scheduler
 from resumable_media.parallel.sink import TempSink
 from resumable_media.parallel.worker import fetch_range, run_job, transport_for
-from resumable_media.requests._send import DEFAULT_TIMEOUT
 
 __all__ = ["ParallelDownload"]
 

@@ -18,7 +18,6 @@ import base64
 import hashlib
 import http.client
 import io
-import json
 import logging
 import os
 import queue
@@ -29,11 +28,10 @@ from typing import Any
 
 from resumable_media import checksums, common
 from resumable_media._protocol import ranges
-from resumable_media._protocol.request import require_status
-from resumable_media._protocol.retry import Backoff
+from resumable_media._protocol.resumable import ResumableUploadProtocol
+from resumable_media._transport import DEFAULT_TIMEOUT, Retrying, is_retryable_error, round_trip
 from resumable_media.parallel.plan import TransferResult
 from resumable_media.parallel.progress import ProgressCallback, ProgressTracker
-from resumable_media.requests._send import DEFAULT_TIMEOUT, is_retryable_error, wait_and_retry
 
 __all__ = ["PipelinedUpload"]
 
@@ -344,26 +342,18 @@ class PipelinedUpload:
     def _initiate(
         self, transport: Any, metadata: dict[str, Any], content_type: str, total: int | None
     ) -> str:
-        headers = dict(self.headers)
-        headers["content-type"] = "application/json; charset=UTF-8"
-        headers["x-upload-content-type"] = content_type
-        if total is not None:
-            headers["x-upload-content-length"] = str(total)
-        body = json.dumps(metadata).encode("utf-8")
-
-        def attempt() -> str:
-            response = transport.request(
-                "POST", self.upload_url, data=body, headers=headers, timeout=self.timeout
-            )
-            require_status(response, response.status_code, (http.client.OK,))
-            location = response.headers.get("location")
-            if not location:
-                raise common.InvalidResponse(
-                    response, "Response headers must contain header", "location"
-                )
-            return str(location)
-
-        return wait_and_retry(attempt, self.retry)
+        """Start the session through the core's initiate (200/201, signed URLs included)."""
+        protocol = ResumableUploadProtocol(self.upload_url, self.chunk_size, None, self.headers)
+        spec = protocol._prepare_initiate_request(0, metadata, content_type, total)
+        round_trip(
+            transport,
+            spec,
+            self.timeout,
+            lambda r: protocol._process_initiate_response(r, r.status_code, r.headers),
+            self.retry,
+        )
+        assert protocol.resumable_url is not None
+        return str(protocol.resumable_url)
 
     def _send_bulk(
         self, transport: Any, reader: _Reader, start: int, total: int, tracker: ProgressTracker
@@ -420,16 +410,12 @@ class PipelinedUpload:
         reader.skip_to(state)
         return reader, state
 
-    def _query(self, transport: Any, backoff: Backoff | None = None) -> int | dict[str, Any]:
+    def _query(self, transport: Any, retrying: Retrying | None = None) -> int | dict[str, Any]:
         """Ask the session how much it persisted, retrying transient failures under
-        ``backoff`` (a fresh one when None)."""
-        if backoff is None:
-            backoff = Backoff(self.retry)
-        while True:
-            try:
-                return self._status(transport)
-            except Exception as exc:
-                _retry_or_raise(exc, backoff)
+        ``retrying`` (a fresh loop when None)."""
+        if retrying is None:
+            retrying = Retrying(self.retry, what="upload status query")
+        return retrying.call(lambda: self._status(transport))
 
     def _send_all(
         self,
@@ -440,7 +426,7 @@ class PipelinedUpload:
         start: int = 0,
     ) -> dict[str, Any]:
         acknowledged = start
-        backoff = Backoff(self.retry)
+        retrying = Retrying(self.retry, progress_resets_backoff=True, what="upload")
         while True:
             item = reader.filled.get()
             if isinstance(item, BaseException):
@@ -448,8 +434,8 @@ class PipelinedUpload:
             end = item.start + item.length
             final = item.eof or (total is not None and end >= total)
             while True:
-                failures = backoff.num_retries
-                result = self._attempt(transport, item, acknowledged, final, reader, backoff)
+                failures = retrying.retries
+                result = self._attempt(transport, item, acknowledged, final, reader, retrying)
                 if isinstance(result, dict):
                     if not final:
                         raise common.InvalidResponse(
@@ -460,18 +446,17 @@ class PipelinedUpload:
                     tracker.set(0, end)
                     return result
                 if result > acknowledged:
-                    backoff = Backoff(self.retry)
-                elif backoff.num_retries == failures:
+                    retrying.made_progress()
+                elif retrying.retries == failures:
                     # An accepted PUT that persisted nothing: retried like a failure, within
                     # the retry budget, never for ever.
-                    wait = backoff.next_wait()
-                    if wait is None:
-                        raise common.InvalidResponse(
-                            None,
-                            f"the server keeps acknowledging {result} bytes without persisting "
-                            f"bytes {acknowledged}-{end - 1}; giving up",
-                        )
-                    time.sleep(wait)
+                    stuck = common.InvalidResponse(
+                        None,
+                        f"the server keeps acknowledging {result} bytes without persisting "
+                        f"bytes {acknowledged}-{end - 1}; giving up",
+                    )
+                    if not retrying.backoff(stuck, retryable=True):
+                        raise stuck
                 acknowledged = result
                 tracker.set(0, acknowledged)
                 tracker.tick()
@@ -492,14 +477,15 @@ class PipelinedUpload:
         position: int,
         final: bool,
         reader: _Reader,
-        backoff: Backoff,
+        retrying: Retrying,
     ) -> int | dict[str, Any]:
         """One PUT; after a retryable failure, wait and ask the server what it has."""
         try:
             return self._put(transport, item, position, final, reader)
         except Exception as exc:
-            _retry_or_raise(exc, backoff)
-        return self._query(transport, backoff)
+            if not retrying.backoff(exc):
+                raise
+        return self._query(transport, retrying)
 
     def _put(
         self, transport: Any, item: _Filled, position: int, final: bool, reader: _Reader
@@ -557,16 +543,6 @@ def _interpret(response: Any) -> int | dict[str, Any]:
         common.PERMANENT_REDIRECT,
         response.text[:500],
     )
-
-
-def _retry_or_raise(exc: Exception, backoff: Backoff) -> None:
-    if not is_retryable_error(exc):
-        raise exc
-    wait = backoff.next_wait()
-    if wait is None:
-        raise exc
-    _LOGGER.info("upload: %s; retrying in %.2f s", type(exc).__name__, wait)
-    time.sleep(wait)
 
 
 def _remaining_size(stream: Any) -> int | None:

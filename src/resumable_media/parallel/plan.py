@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from resumable_media import _transport
 from resumable_media.common import RetryStrategy
 
 __all__ = [
@@ -49,8 +50,8 @@ limit and more connections only added contention.  Against a remote store, where
 connection is limited by latency, raise ``threads_per_process``.
 """
 
-READ_SIZE = 2**20
-"""int: Bytes read per ``readinto`` step; 1 MiB windows measured fastest on loopback."""
+READ_SIZE = _transport.READ_SIZE
+"""int: Bytes read per ``readinto`` step (the transport's; 1 MiB measured fastest on loopback)."""
 
 WRITE_MODES = ("auto", "pwrite", "mmap")
 """tuple[str, ...]: The ways a download worker can put body bytes into the temporary file.

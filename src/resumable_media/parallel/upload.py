@@ -23,6 +23,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from resumable_media import checksums, common
+from resumable_media._transport import DEFAULT_TIMEOUT, wait_and_retry
 from resumable_media.parallel.plan import (
     DEFAULT_PART_SIZE,
     DEFAULT_UPLOAD_THREADS,
@@ -35,7 +36,6 @@ from resumable_media.parallel.plan import (
 from resumable_media.parallel.pool import DEFAULT_START_METHOD, default_workers, get_pool
 from resumable_media.parallel.scheduler import Scheduler, raise_chunk_error
 from resumable_media.parallel.worker import require_ok, run_job, transport_for
-from resumable_media.requests._send import DEFAULT_TIMEOUT, wait_and_retry
 
 __all__ = ["ParallelUpload"]
 
