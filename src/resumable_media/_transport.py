@@ -20,8 +20,10 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import logging
+import pickle
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -42,21 +44,27 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "READ_SIZE",
     "ChunkBuffer",
+    "InProcess",
     "OnRetry",
     "Retrying",
     "Timeout",
     "Transport",
     "TransportFactory",
+    "TransportSource",
+    "as_transport",
     "body_is_decoded",
     "body_reader",
+    "build_transport",
     "describe_error",
     "is_retryable_error",
+    "is_session",
     "iter_body",
     "mark_consumed",
     "own_retry",
     "read_exactly",
     "round_trip",
     "send",
+    "transport_source",
     "wait_and_retry",
 ]
 
@@ -96,6 +104,111 @@ class TransportFactory(Protocol):
 
     def __call__(self) -> Transport:
         """Build a transport (called once per worker thread)."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class InProcess:
+    """A transport source for jobs that never leave this process (``processes=0``).
+
+    Attributes:
+        transport: A session used as is by every thread (never closed here), or None.
+        factory: An unpicklable factory (a lambda, a closure) called once per thread.
+    """
+
+    transport: Any = None
+    factory: Callable[[], Any] | None = None
+
+
+TransportSource = bytes | InProcess
+"""What a job carries to find its transport: a pickled factory (any pool), or an
+:class:`InProcess` handle (threads of this process only)."""
+
+
+def is_session(obj: object) -> bool:
+    """Whether ``obj`` looks like a transport (has a callable ``request``)."""
+    return callable(getattr(obj, "request", None))
+
+
+def transport_source(obj: object, *, processes: int, owner: str) -> TransportSource:
+    """Turn the caller's transport argument into what jobs carry, or say what to pass.
+
+    Args:
+        obj: A transport factory (picklable zero-argument callable) or a session.
+        processes: Worker processes the transfer may use (0: threads of this process).
+        owner: The class name, for the messages.
+
+    Returns:
+        The pickled factory when it pickles, else an :class:`InProcess` handle.
+
+    Raises:
+        TypeError: A session or unpicklable factory with ``processes > 0``, or an object
+            that is neither a factory nor a session.
+    """
+    if is_session(obj):
+        if processes > 0:
+            raise TypeError(
+                f"{owner} with processes={processes} runs workers in other processes, which "
+                f"cannot share a {type(obj).__name__}: pass a picklable transport factory "
+                "(resumable_media.transports.anonymous() or google_default()), or "
+                "processes=0 to use this session in this process"
+            )
+        return InProcess(transport=obj)
+    if not callable(obj):
+        raise TypeError(
+            f"{owner} needs a transport factory (a picklable zero-argument callable such as "
+            "resumable_media.transports.anonymous()) or a session (an object with "
+            f".request(), e.g. requests.Session); got a {type(obj).__name__}"
+        )
+    try:
+        return pickle.dumps(obj)
+    except Exception as exc:
+        if processes == 0:
+            return InProcess(factory=obj)
+        raise TypeError(
+            f"{owner} with processes={processes} needs a picklable transport factory (a "
+            "module-level function or class instance, e.g. resumable_media.transports."
+            f"anonymous()); a {type(obj).__name__} cannot be pickled ({type(exc).__name__})"
+        ) from None
+
+
+def build_transport(factory: Callable[[], Any]) -> Transport:
+    """Call a transport factory and check that it returned a session.
+
+    Raises:
+        TypeError: The factory returned something without ``.request()``.
+    """
+    transport = factory()
+    if not is_session(transport):
+        raise TypeError(
+            f"the transport factory returned a {type(transport).__name__}, not a session "
+            "(an object with .request(), e.g. requests.Session)"
+        )
+    return cast("Transport", transport)
+
+
+def as_transport(obj: object, *, owner: str) -> tuple[Transport, bool]:
+    """The transport for work done on the calling thread: a session as is, or a new one
+    from a factory.
+
+    Args:
+        obj: A session or a transport factory.
+        owner: The class name, for the message.
+
+    Returns:
+        ``(transport, owned)``: ``owned`` is True when it was built here (close it after).
+
+    Raises:
+        TypeError: ``obj`` is neither.
+    """
+    if is_session(obj):
+        return cast("Transport", obj), False
+    if callable(obj):
+        return build_transport(obj), True
+    raise TypeError(
+        f"{owner} needs a session (an object with .request(), e.g. requests.Session) or a "
+        f"transport factory (e.g. resumable_media.transports.anonymous()); got a "
+        f"{type(obj).__name__}"
+    )
 
 
 def own_retry(retry: common.RetryStrategy | None) -> common.RetryStrategy | None:

@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import http.client
 import io
@@ -29,7 +30,15 @@ from typing import Any
 from resumable_media import checksums, common
 from resumable_media._protocol import ranges
 from resumable_media._protocol.resumable import ResumableUploadProtocol
-from resumable_media._transport import DEFAULT_TIMEOUT, Retrying, is_retryable_error, round_trip
+from resumable_media._transport import (
+    DEFAULT_TIMEOUT,
+    Retrying,
+    Transport,
+    TransportFactory,
+    as_transport,
+    is_retryable_error,
+    round_trip,
+)
 from resumable_media.parallel.plan import TransferResult
 from resumable_media.parallel.progress import ProgressCallback, ProgressTracker
 
@@ -134,6 +143,28 @@ class _Reader(threading.Thread):
         self.free.put(None)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Begun:
+    """Where an upload stands once its session exists: the reader, the first byte to send,
+    the final JSON when the session had already completed, the stream's base offset and
+    the source size (None for a stream that cannot seek)."""
+
+    reader: _Reader
+    start: int
+    final: dict[str, Any] | None
+    base: int
+    total: int | None
+
+
+def _close_quietly(transport: Any) -> None:
+    close = getattr(transport, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            _LOGGER.debug("closing the upload's own transport raised", exc_info=True)
+
+
 class _BulkBody:
     """A request body that streams the reader's chunks ``[start, end)`` as they are filled.
 
@@ -229,7 +260,7 @@ class PipelinedUpload:
 
     def transmit(
         self,
-        transport: Any,
+        transport: Transport | TransportFactory,
         source: str | os.PathLike[str] | io.IOBase | Any,
         metadata: dict[str, Any],
         content_type: str,
@@ -241,7 +272,8 @@ class PipelinedUpload:
         """Upload ``source`` and return the verified result.
 
         Args:
-            transport: A requests-compatible transport.
+            transport: A requests-compatible transport (a session), or a transport factory
+                (a transport is built for this upload and closed after it).
             source: A file path, or a binary stream (seekable or not; read from its
                 current position to EOF).
             metadata: The object resource (at least ``name``).
@@ -264,63 +296,92 @@ class PipelinedUpload:
                 a 404/410 means the session no longer exists (start a new upload).
             DataCorruption: The final object's size or hash differs from what was sent.
             ValueError: ``resumable_url`` with a source that cannot seek.
+            TypeError: ``transport`` is neither a session nor a factory.
         """
         if isinstance(source, io.TextIOBase):
             raise TypeError("source must be a path or a binary stream, not a text stream")
         began = time.monotonic()
+        session, owns_session = as_transport(transport, owner="PipelinedUpload")
         owned = isinstance(source, (str, os.PathLike))
         stream: Any = open(os.fspath(source), "rb") if owned else source  # type: ignore[arg-type]  # noqa: SIM115
         try:
             total = _remaining_size(stream)
-            base = stream.tell() if total is not None else 0
             if resumable_url is not None and total is None:
                 raise ValueError("resuming an upload needs a seekable source of known size")
-            reader = _Reader(stream, self.chunk_size, "md5" in self.hashes)
             tracker = ProgressTracker(progress, total)
-            start = 0
-            if resumable_url is None:
-                self.resumable_url = self._initiate(transport, metadata, content_type, total)
-                if on_session is not None:
-                    on_session(self.resumable_url)
-                state: int | dict[str, Any] = 0
-            else:
-                assert total is not None  # checked above
-                self.resumable_url = resumable_url
-                state = self._query(transport)
-                start = total if isinstance(state, dict) else state
-                if start > total:
-                    raise common.InvalidResponse(
-                        None,
-                        f"the upload session has {start} bytes but the source only "
-                        f"{total}; it belongs to another file",
-                    )
-                reader.skip_to(start)
-                _LOGGER.info("resuming upload session at byte %d of %d", start, total)
-            if isinstance(state, dict):
-                final = state  # the earlier run finished before it could report success
-                tracker.set(0, start)
-            else:
-                tracker.set(0, start)
-                reader.start()
-                try:
-                    with tracker.ticking():
-                        if self.single_request and total is not None:
-                            reached = self._send_bulk(transport, reader, start, total, tracker)
-                            if reached is None:  # the streamed PUT failed: continue by chunks
-                                reader.stop()
-                                reader.join()
-                                reader, start = self._restart(transport, stream, base, total)
-                                tracker.set(0, start)
-                                reader.start()
-                            else:
-                                start = reached
-                        final = self._send_all(transport, reader, total, tracker, start)
-                finally:
-                    reader.stop()
-                    reader.join()
+            reader = _Reader(stream, self.chunk_size, "md5" in self.hashes)
+            begun = _Begun(reader, 0, None, stream.tell() if total is not None else 0, total)
+            begun = self._begin(session, begun, metadata, content_type, resumable_url, on_session)
+            tracker.set(0, begun.start)
+            final = begun.final
+            if final is None:
+                final, reader = self._send(session, begun, tracker)
         finally:
             if owned:
                 stream.close()
+            if owns_session:
+                _close_quietly(session)
+        return self._result(final, reader, tracker, began)
+
+    def _begin(
+        self,
+        transport: Any,
+        begun: _Begun,
+        metadata: dict[str, Any],
+        content_type: str,
+        resumable_url: str | None,
+        on_session: Callable[[str], None] | None,
+    ) -> _Begun:
+        """Start a session, or continue ``resumable_url`` from what the server persisted."""
+        if resumable_url is None:
+            self.resumable_url = self._initiate(transport, metadata, content_type, begun.total)
+            if on_session is not None:
+                on_session(self.resumable_url)
+            return begun
+        total = begun.total
+        assert total is not None  # checked by transmit
+        self.resumable_url = resumable_url
+        state = self._query(transport)
+        start = total if isinstance(state, dict) else state
+        if start > total:
+            raise common.InvalidResponse(
+                None,
+                f"the upload session has {start} bytes but the source only "
+                f"{total}; it belongs to another file",
+            )
+        begun.reader.skip_to(start)
+        _LOGGER.info("resuming upload session at byte %d of %d", start, total)
+        # A dict: the earlier run finished before it could report success.
+        final = state if isinstance(state, dict) else None
+        return dataclasses.replace(begun, start=start, final=final)
+
+    def _send(
+        self, transport: Any, begun: _Begun, tracker: ProgressTracker
+    ) -> tuple[dict[str, Any], _Reader]:
+        """Send from ``begun.start`` to the end; return the final JSON and the last reader."""
+        reader, start, total = begun.reader, begun.start, begun.total
+        reader.start()
+        try:
+            with tracker.ticking():
+                if self.single_request and total is not None:
+                    reached = self._send_bulk(transport, reader, start, total, tracker)
+                    if reached is None:  # the streamed PUT failed: continue by chunks
+                        reader.stop()
+                        reader.join()
+                        reader, start = self._restart(transport, reader.source, begun.base, total)
+                        tracker.set(0, start)
+                        reader.start()
+                    else:
+                        start = reached
+                return self._send_all(transport, reader, total, tracker, start), reader
+        finally:
+            reader.stop()
+            reader.join()
+
+    def _result(
+        self, final: dict[str, Any], reader: _Reader, tracker: ProgressTracker, began: float
+    ) -> TransferResult:
+        """Check the final object against what was read and build the result."""
         sent = tracker.bytes_done
         crc_b64 = checksums.crc32c_to_b64(reader.crc)
         md5_b64 = None if reader.md5 is None else base64.b64encode(reader.md5.digest()).decode()

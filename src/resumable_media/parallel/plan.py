@@ -179,7 +179,8 @@ class RangeJob:
         total: The object size every ``Content-Range`` must report.
         generation: The generation every response must report, if known.
         headers: Extra request headers.
-        factory: The pickled transport factory.
+        factory: Where the worker gets its transport: the pickled factory, or an in-process
+            handle (``processes=0`` only).
         retry: The retry policy, or None for a single attempt.
         timeout: The (connect, read) timeout in seconds.
         write_mode: How body bytes reach ``path``: "pwrite" (read into a reused buffer,
@@ -199,7 +200,7 @@ class RangeJob:
     total: int
     generation: int | None
     headers: tuple[tuple[str, str], ...]
-    factory: bytes
+    factory: _transport.TransportSource
     retry: RetryStrategy | None
     timeout: tuple[float, float]
     write_mode: str = "pwrite"
@@ -217,7 +218,8 @@ class PartJob:
         offset: First byte of the part in the file.
         length: Bytes in the part.
         headers: Extra request headers.
-        factory: The pickled transport factory.
+        factory: Where the worker gets its transport: the pickled factory, or an in-process
+            handle (``processes=0`` only).
         retry: The retry policy, or None for a single attempt.
         timeout: The (connect, read) timeout in seconds.
     """
@@ -229,7 +231,7 @@ class PartJob:
     offset: int
     length: int
     headers: tuple[tuple[str, str], ...]
-    factory: bytes
+    factory: _transport.TransportSource
     retry: RetryStrategy | None
     timeout: tuple[float, float]
 

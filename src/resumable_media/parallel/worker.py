@@ -29,7 +29,15 @@ from typing import Any
 
 from resumable_media import checksums, common
 from resumable_media._protocol import ranges
-from resumable_media._transport import READ_SIZE, Retrying, body_reader, is_retryable_error
+from resumable_media._transport import (
+    READ_SIZE,
+    InProcess,
+    Retrying,
+    TransportSource,
+    body_reader,
+    build_transport,
+    is_retryable_error,
+)
 from resumable_media.parallel.plan import ChunkError, PartJob, RangeJob
 from resumable_media.parallel.sink import map_range
 
@@ -62,32 +70,41 @@ class Cancelled(Exception):
     """The transfer this job belongs to was cancelled (a sibling failed, or Ctrl-C)."""
 
 
-def transport_for(factory: bytes) -> Any:
-    """Return this thread's transport for a pickled factory, building it on first use.
+def transport_for(source: TransportSource) -> Any:
+    """Return this thread's transport for a job's transport source, building it on first use.
 
     Args:
-        factory: ``pickle.dumps`` of a zero-argument transport factory.
+        source: ``pickle.dumps`` of a zero-argument transport factory, or an
+            :class:`~resumable_media._transport.InProcess` handle (threads of this process).
 
     Returns:
-        A requests-compatible transport, reused by later jobs on this thread.
+        A requests-compatible transport, reused by later jobs on this thread (a caller's
+        session is returned as is and never closed here).
     """
-    cache: dict[bytes, Any] | None = getattr(_local, "transports", None)
+    if isinstance(source, InProcess) and source.transport is not None:
+        return source.transport
+    cache: dict[TransportSource, Any] | None = getattr(_local, "transports", None)
     if cache is None:
         cache = _local.transports = {}
-    transport = cache.get(factory)
+    transport = cache.get(source)
     if transport is None:
         if len(cache) >= _MAX_TRANSPORTS:
             _key, old = cache.popitem()
             close = getattr(old, "close", None)
             if close is not None:
                 close()
-        transport = cache[factory] = pickle.loads(factory)()
+        if isinstance(source, InProcess):
+            assert source.factory is not None
+            transport = build_transport(source.factory)
+        else:
+            transport = build_transport(pickle.loads(source))
+        cache[source] = transport
     return transport
 
 
 def close_transports() -> None:
     """Close this thread's cached transports (their keep-alive connections)."""
-    cache: dict[bytes, Any] = getattr(_local, "transports", None) or {}
+    cache: dict[TransportSource, Any] = getattr(_local, "transports", None) or {}
     while cache:
         _key, transport = cache.popitem()
         close = getattr(transport, "close", None)
