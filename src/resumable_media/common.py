@@ -89,6 +89,11 @@ class RetryStrategy:
         max_retries: The number of retries allowed (``0`` means one attempt).
         initial_delay: The first wait, in seconds, before jitter.
         multiplier: The factor by which each wait grows.
+        jitter_s: The most random jitter added to each wait, in seconds (0 disables
+            it; tests use 0 instead of patching the random source).
+        deadline_s: Give up once a run of consecutive failures of one operation would
+            last longer than this many seconds, whatever the other limits allow (None:
+            no wall-clock limit).
 
     Raises:
         ValueError: If both ``max_cumulative_retry`` and ``max_retries`` are given.
@@ -101,6 +106,9 @@ class RetryStrategy:
         max_retries: int | None = None,
         initial_delay: float = 1.0,
         multiplier: float = 2.0,
+        *,
+        jitter_s: float = 1.0,
+        deadline_s: float | None = None,
     ) -> None:
         if max_cumulative_retry is not None and max_retries is not None:
             raise ValueError(
@@ -113,6 +121,8 @@ class RetryStrategy:
         self.max_retries = max_retries
         self.initial_delay = initial_delay
         self.multiplier = multiplier
+        self.jitter_s = jitter_s
+        self.deadline_s = deadline_s
 
     def retry_allowed(self, total_sleep: float, num_retries: int) -> bool:
         """Whether one more retry is allowed.

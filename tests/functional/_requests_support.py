@@ -1,6 +1,7 @@
 """Helpers shared by the functional tests of the ``resumable_media.requests`` classes.
 
-Importing ``no_jitter`` into a test module activates it there (it is an autouse fixture).
+``FAST`` has no jitter (``jitter_s=0``); ``no_jitter`` is kept as a no-op fixture so modules
+that import it keep working.
 """
 
 from __future__ import annotations
@@ -11,22 +12,14 @@ import pytest
 import requests
 
 import resumable_media
-from resumable_media._protocol import retry as retry_module
-from resumable_media.requests import _send
 
-FAST = resumable_media.RetryStrategy(initial_delay=0.01, max_sleep=0.05, max_retries=4)
+FAST = resumable_media.RetryStrategy(initial_delay=0.01, max_sleep=0.05, max_retries=4, jitter_s=0)
 """Quick retries: the tests exercise the retry paths, not the waiting."""
 
 
-class _NoJitter:
-    def randint(self, a: int, b: int) -> int:
-        return 0
-
-
 @pytest.fixture(autouse=True)
-def no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The upstream formula adds up to 1 s of jitter per retry; these tests need none."""
-    monkeypatch.setattr(_send, "Backoff", lambda s: retry_module.Backoff(s, rng=_NoJitter()))
+def no_jitter() -> None:
+    """Nothing to do: ``FAST`` is jitter-free (kept for the modules that import it)."""
 
 
 def session_for(server: Any, instructions: dict[str, list[str]] | None = None) -> requests.Session:

@@ -24,7 +24,7 @@ from resumable_media.parallel.journal import Journal
 from resumable_media.parallel.sink import TEMP_SUFFIX
 
 CHUNK = 256 * 1024
-FAST_RETRY = RetryStrategy(max_retries=6, initial_delay=0.01, max_sleep=0.05)
+FAST_RETRY = RetryStrategy(max_retries=6, initial_delay=0.01, max_sleep=0.05, jitter_s=0)
 HELPER = pathlib.Path(__file__).with_name("_parallel_crash_helper.py")
 
 
@@ -216,6 +216,9 @@ def test_missing_object_is_fatal(gcs_server, gcs_bucket, tmp_path):
 def test_unpicklable_factory_is_rejected(gcs_server, gcs_bucket, tmp_path):
     url = _put(gcs_server, gcs_bucket, "obj", b"x")
     with pytest.raises(TypeError, match="picklable"):
+        ParallelDownload(url, tmp_path / "o", processes=1).consume(lambda: None)
+    # In this process a lambda is fine, but it must build a session.
+    with pytest.raises(TypeError, match="returned a NoneType, not a session"):
         ParallelDownload(url, tmp_path / "o").consume(lambda: None)
 
 

@@ -13,7 +13,7 @@ from resumable_media import InvalidResponse, RetryStrategy, checksums, transport
 from resumable_media.parallel import ParallelUpload, PipelinedUpload
 
 CHUNK = 256 * 1024
-FAST_RETRY = RetryStrategy(max_retries=6, initial_delay=0.01, max_sleep=0.05)
+FAST_RETRY = RetryStrategy(max_retries=6, initial_delay=0.01, max_sleep=0.05, jitter_s=0)
 
 
 @pytest.mark.parametrize("size", [0, 1, CHUNK, 3 * CHUNK, 3 * CHUNK + 11])

@@ -53,7 +53,7 @@ def main(argv: list[str]) -> int:
         os.umask(int(os.environ["RM_UMASK"], 8))
     mode, endpoint, bucket, name, path, chunk, processes = argv[:7]
     headers = {"x-retry-test-id": argv[7]} if len(argv) > 7 else {}
-    retry = RetryStrategy(initial_delay=0.01, max_sleep=0.05, max_retries=6)
+    retry = RetryStrategy(initial_delay=0.01, max_sleep=0.05, max_retries=6, jitter_s=0)
     quoted = urllib.parse.quote(name, safe="")
     if mode == "download":
         download = ParallelDownload(

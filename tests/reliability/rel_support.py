@@ -1,7 +1,7 @@
 """Settings shared by the reliability tests: fast retries, timeouts, the matrix report.
 
-Invariants: FAST_RETRY sleeps ~10-50 ms per retry once jitter is removed (see the
-``no_jitter`` fixture), so faults cost no wall time; MATRIX_REPORT is one shared dict
+Invariants: FAST_RETRY sleeps ~10-50 ms per retry and has no jitter (``jitter_s=0``, which
+also holds in worker processes), so faults cost no wall time; MATRIX_REPORT is one shared dict
 (this module is imported once per session by both conftest and the tests).
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from resumable_media import RetryStrategy
 
-FAST_RETRY = RetryStrategy(initial_delay=0.01, max_sleep=0.05, max_retries=6)
+FAST_RETRY = RetryStrategy(initial_delay=0.01, max_sleep=0.05, max_retries=6, jitter_s=0)
 """Enough retries for every single fault, each wait ~10-50 ms."""
 
 TIMEOUT = (10.0, 1.0)
@@ -22,11 +22,3 @@ DATA = bytes(range(256)) * 4096
 
 MATRIX_REPORT: dict[str, Any] = {}
 """Filled by test_fault_matrix: ``table`` (str) once the matrix has run."""
-
-
-class NoJitter:
-    """A ``randint`` source that always answers the low end (no jitter)."""
-
-    def randint(self, a: int, b: int) -> int:
-        """Return ``a``."""
-        return a

@@ -390,7 +390,7 @@ def test_parallel_download_unsupported_scheme(tmp_path: pathlib.Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_download_connection_refused(session: requests.Session, no_jitter: None) -> None:
+def test_download_connection_refused(session: requests.Session) -> None:
     # Retried (a connection error), then given up after FAST_RETRY's 6 retries.
     probe = __import__("socket").socket()
     probe.bind(("127.0.0.1", 0))

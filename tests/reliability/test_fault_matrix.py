@@ -81,7 +81,7 @@ def _cell_id(row: Row, kind: str) -> str:
 
 @pytest.fixture(scope="module")
 def matrix(
-    gcs_server: Any, tmp_path_factory: pytest.TempPathFactory, no_jitter: None
+    gcs_server: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, tuple[Outcome, float]]]:
     """Run every cell (concurrently) and return ``{cell id: (outcome, seconds)}``."""
     bucket = "reliability-matrix"

@@ -32,8 +32,6 @@ DATA = bytes((i * 7 + i // 251) % 256 for i in range(4 * CHUNK))  # 1 MiB, not p
 CRC = checksums.crc32c_to_b64(checksums.crc32c(DATA))
 CONNECTION_ERRORS = _send.CONNECTION_ERROR_CLASSES
 
-pytestmark = pytest.mark.usefixtures("no_jitter")
-
 
 def _range(request: Request) -> tuple[int, int]:
     match = re.fullmatch(r"bytes=(\d+)-(\d*)", request.headers.get("range", "bytes=0-"))

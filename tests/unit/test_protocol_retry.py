@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import logging
 import random
 from types import SimpleNamespace
 
@@ -10,7 +11,7 @@ import pytest
 import requests.exceptions
 import urllib3.exceptions
 
-from resumable_media import common
+from resumable_media import _transport, common
 from resumable_media._protocol.retry import Backoff
 from resumable_media.requests import _send
 
@@ -147,3 +148,115 @@ def test_each_transfer_owns_its_default_retry_strategy() -> None:
         is not ResumableUpload("http://example.invalid/u", 262144)._retry_strategy
     )
     assert Download("http://example.invalid/o", retry=None)._retry_strategy is None
+
+
+# -- the one retry driver (resumable_media._transport.Retrying) ----------------------
+
+
+def test_jitter_s_zero_removes_jitter_without_patching() -> None:
+    strategy = common.RetryStrategy(initial_delay=0.5, jitter_s=0)
+    backoff = Backoff(strategy, rng=random.Random(7))
+    assert [backoff.next_wait() for _ in range(3)] == [0.5, 1.0, 2.0]
+
+
+def test_jitter_s_scales_the_jitter() -> None:
+    strategy = common.RetryStrategy(initial_delay=1.0, jitter_s=0.01)
+    waits = [Backoff(strategy, rng=random.Random(seed)).next_wait() for seed in range(20)]
+    assert all(w is not None and 1.0 <= w <= 1.01 for w in waits)
+    assert len(set(waits)) > 1
+
+
+def test_on_retry_gets_number_error_and_delay(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[tuple[int, BaseException, float]] = []
+    sleeps: list[float] = []
+    errors = [_invalid(503), ConnectionResetError("secret-session-id")]
+
+    def func() -> str:
+        if errors:
+            raise errors.pop(0)
+        return "ok"
+
+    strategy = common.RetryStrategy(initial_delay=0.25, jitter_s=0)
+    retrying = _transport.Retrying(
+        strategy,
+        sleep=sleeps.append,
+        on_retry=lambda n, e, d: seen.append((n, e, d)),
+        what="object x",
+    )
+    caplog.set_level(logging.WARNING, logger="resumable_media._transport")
+    assert retrying.call(func) == "ok"
+    assert [(n, type(e), d) for n, e, d in seen] == [
+        (1, common.InvalidResponse, 0.25),
+        (2, ConnectionResetError, 0.5),
+    ]
+    assert sleeps == [0.25, 0.5]
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert messages == [
+        "object x: HTTP 503; retry 1 in 0.25 s",
+        "object x: ConnectionResetError; retry 2 in 0.50 s",
+    ]
+    assert "secret" not in caplog.text
+
+
+def test_deadline_stops_retrying_before_the_budget() -> None:
+    sleeps: list[float] = []
+
+    def func() -> None:
+        raise ConnectionResetError("down")
+
+    # Waits 1, 2, 4, 8 ... with no jitter.  The recorder does not sleep, so the wall clock
+    # hardly moves: the 8 s wait alone would end past the 5 s deadline.
+    strategy = common.RetryStrategy(jitter_s=0, deadline_s=5)
+    with pytest.raises(ConnectionResetError):
+        _transport.Retrying(strategy, sleep=sleeps.append).call(func)
+    assert sleeps == [1.0, 2.0, 4.0]
+    # The driver's own deadline overrides the strategy's.
+    sleeps.clear()
+    with pytest.raises(ConnectionResetError):
+        _transport.Retrying(strategy, sleep=sleeps.append, deadline_s=0.5).call(func)
+    assert sleeps == []
+
+
+def test_deadline_counts_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr(_transport.time, "monotonic", lambda: now[0])
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds + 10  # each attempt also takes 10 s
+
+    def func() -> None:
+        raise ConnectionResetError()
+
+    strategy = common.RetryStrategy(initial_delay=1.0, jitter_s=0, deadline_s=30)
+    retrying = _transport.Retrying(strategy, sleep=sleep)
+    with pytest.raises(ConnectionResetError):
+        retrying.call(func)
+    assert retrying.retries == 3  # waits end at 1, 13 and 27 s; the 4th (8 s) would end at 45 s
+
+
+def test_progress_resets_backoff_only_when_asked() -> None:
+    position = [0]
+    sleeps: list[float] = []
+
+    def func() -> None:
+        position[0] += 1  # every attempt moves forward, then fails
+        if position[0] < 5:
+            raise ConnectionResetError()
+
+    strategy = common.RetryStrategy(initial_delay=1.0, jitter_s=0, max_retries=2)
+    _transport.Retrying(strategy, sleep=sleeps.append, progress_resets_backoff=True).call(
+        func, progress=lambda: position[0]
+    )
+    assert sleeps == [1.0, 1.0, 1.0, 1.0]  # fresh backoff each time, never out of retries
+    position[0] = 0
+    sleeps.clear()
+    with pytest.raises(ConnectionResetError):
+        _transport.Retrying(strategy, sleep=sleeps.append).call(func, progress=lambda: position[0])
+    assert sleeps == [1.0, 2.0]
+
+
+def test_retryable_override_and_no_strategy() -> None:
+    retrying = _transport.Retrying(common.RetryStrategy(jitter_s=0), sleep=lambda s: None)
+    assert not retrying.backoff(ValueError("x"))
+    assert retrying.backoff(ValueError("x"), retryable=True)
+    assert not _transport.Retrying(None).backoff(ConnectionResetError())

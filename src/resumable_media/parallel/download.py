@@ -20,11 +20,17 @@ import base64
 import dataclasses
 import logging
 import os
-import pickle
 import time
 from typing import Any
 
 from resumable_media import checksums, common
+from resumable_media._transport import (
+    DEFAULT_TIMEOUT,
+    Transport,
+    TransportFactory,
+    TransportSource,
+    transport_source,
+)
 from resumable_media.parallel import single
 from resumable_media.parallel.follow import BackgroundSync, OrderedMd5
 from resumable_media.parallel.journal import Journal
@@ -43,7 +49,6 @@ from resumable_media.parallel.progress import ProgressCallback, ProgressTracker
 from resumable_media.parallel.scheduler import Scheduler
 from resumable_media.parallel.sink import TempSink
 from resumable_media.parallel.worker import fetch_range, run_job, transport_for
-from resumable_media.requests._send import DEFAULT_TIMEOUT
 
 __all__ = ["ParallelDownload"]
 
@@ -174,13 +179,18 @@ class ParallelDownload:
         self.write_mode = resolve_write_mode(write_mode)
 
     def consume(
-        self, transport_factory: Any, *, progress: ProgressCallback | None = None
+        self,
+        transport_factory: TransportFactory | Transport,
+        *,
+        progress: ProgressCallback | None = None,
     ) -> TransferResult:
         """Run the download.
 
         Args:
             transport_factory: A picklable zero-argument callable returning a
-                requests-compatible transport (see ``resumable_media.transports``).
+                requests-compatible transport (see ``resumable_media.transports``), or,
+                when everything runs in this process (``processes=0``, the default), a
+                session used directly by every thread.
             progress: ``progress(bytes_done, total)``, called at least 4 times a second.
 
         Returns:
@@ -190,15 +200,12 @@ class ParallelDownload:
             DataCorruption: The bytes do not match the object's hash (nothing written).
             InvalidResponse: The server answered unexpectedly.
             ConnectionError: Retries were exhausted (the partial state is kept for resume).
-            TypeError: ``transport_factory`` cannot be pickled.
+            TypeError: A session, or a factory that cannot be pickled, with
+                ``processes > 0``; an object that is neither a factory nor a session.
         """
-        try:
-            factory = pickle.dumps(transport_factory)
-        except Exception as exc:
-            raise TypeError(
-                f"transport_factory must be picklable (a module-level function or "
-                f"resumable_media.transports.anonymous()); got {transport_factory!r}: {exc}"
-            ) from exc
+        factory = transport_source(
+            transport_factory, processes=self.processes, owner="ParallelDownload"
+        )
         began = time.monotonic()
         result = self._consume(factory, ProgressTracker(progress, None), allow_resume=self.resume)
         seconds = max(time.monotonic() - began, 1e-9)
@@ -216,7 +223,7 @@ class ParallelDownload:
     # ------------------------------------------------------------------ #
 
     def _consume(
-        self, factory: bytes, tracker: ProgressTracker, *, allow_resume: bool
+        self, factory: TransportSource, tracker: ProgressTracker, *, allow_resume: bool
     ) -> dict[str, Any]:
         transport = transport_for(factory)
         sink = TempSink(self.filename)

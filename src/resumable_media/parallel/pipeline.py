@@ -15,10 +15,10 @@ Invariants:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import http.client
 import io
-import json
 import logging
 import os
 import queue
@@ -29,11 +29,18 @@ from typing import Any
 
 from resumable_media import checksums, common
 from resumable_media._protocol import ranges
-from resumable_media._protocol.request import require_status
-from resumable_media._protocol.retry import Backoff
+from resumable_media._protocol.resumable import ResumableUploadProtocol
+from resumable_media._transport import (
+    DEFAULT_TIMEOUT,
+    Retrying,
+    Transport,
+    TransportFactory,
+    as_transport,
+    is_retryable_error,
+    round_trip,
+)
 from resumable_media.parallel.plan import TransferResult
 from resumable_media.parallel.progress import ProgressCallback, ProgressTracker
-from resumable_media.requests._send import DEFAULT_TIMEOUT, is_retryable_error, wait_and_retry
 
 __all__ = ["PipelinedUpload"]
 
@@ -136,6 +143,28 @@ class _Reader(threading.Thread):
         self.free.put(None)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Begun:
+    """Where an upload stands once its session exists: the reader, the first byte to send,
+    the final JSON when the session had already completed, the stream's base offset and
+    the source size (None for a stream that cannot seek)."""
+
+    reader: _Reader
+    start: int
+    final: dict[str, Any] | None
+    base: int
+    total: int | None
+
+
+def _close_quietly(transport: Any) -> None:
+    close = getattr(transport, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            _LOGGER.debug("closing the upload's own transport raised", exc_info=True)
+
+
 class _BulkBody:
     """A request body that streams the reader's chunks ``[start, end)`` as they are filled.
 
@@ -231,7 +260,7 @@ class PipelinedUpload:
 
     def transmit(
         self,
-        transport: Any,
+        transport: Transport | TransportFactory,
         source: str | os.PathLike[str] | io.IOBase | Any,
         metadata: dict[str, Any],
         content_type: str,
@@ -243,7 +272,8 @@ class PipelinedUpload:
         """Upload ``source`` and return the verified result.
 
         Args:
-            transport: A requests-compatible transport.
+            transport: A requests-compatible transport (a session), or a transport factory
+                (a transport is built for this upload and closed after it).
             source: A file path, or a binary stream (seekable or not; read from its
                 current position to EOF).
             metadata: The object resource (at least ``name``).
@@ -266,63 +296,92 @@ class PipelinedUpload:
                 a 404/410 means the session no longer exists (start a new upload).
             DataCorruption: The final object's size or hash differs from what was sent.
             ValueError: ``resumable_url`` with a source that cannot seek.
+            TypeError: ``transport`` is neither a session nor a factory.
         """
         if isinstance(source, io.TextIOBase):
             raise TypeError("source must be a path or a binary stream, not a text stream")
         began = time.monotonic()
+        session, owns_session = as_transport(transport, owner="PipelinedUpload")
         owned = isinstance(source, (str, os.PathLike))
         stream: Any = open(os.fspath(source), "rb") if owned else source  # type: ignore[arg-type]  # noqa: SIM115
         try:
             total = _remaining_size(stream)
-            base = stream.tell() if total is not None else 0
             if resumable_url is not None and total is None:
                 raise ValueError("resuming an upload needs a seekable source of known size")
-            reader = _Reader(stream, self.chunk_size, "md5" in self.hashes)
             tracker = ProgressTracker(progress, total)
-            start = 0
-            if resumable_url is None:
-                self.resumable_url = self._initiate(transport, metadata, content_type, total)
-                if on_session is not None:
-                    on_session(self.resumable_url)
-                state: int | dict[str, Any] = 0
-            else:
-                assert total is not None  # checked above
-                self.resumable_url = resumable_url
-                state = self._query(transport)
-                start = total if isinstance(state, dict) else state
-                if start > total:
-                    raise common.InvalidResponse(
-                        None,
-                        f"the upload session has {start} bytes but the source only "
-                        f"{total}; it belongs to another file",
-                    )
-                reader.skip_to(start)
-                _LOGGER.info("resuming upload session at byte %d of %d", start, total)
-            if isinstance(state, dict):
-                final = state  # the earlier run finished before it could report success
-                tracker.set(0, start)
-            else:
-                tracker.set(0, start)
-                reader.start()
-                try:
-                    with tracker.ticking():
-                        if self.single_request and total is not None:
-                            reached = self._send_bulk(transport, reader, start, total, tracker)
-                            if reached is None:  # the streamed PUT failed: continue by chunks
-                                reader.stop()
-                                reader.join()
-                                reader, start = self._restart(transport, stream, base, total)
-                                tracker.set(0, start)
-                                reader.start()
-                            else:
-                                start = reached
-                        final = self._send_all(transport, reader, total, tracker, start)
-                finally:
-                    reader.stop()
-                    reader.join()
+            reader = _Reader(stream, self.chunk_size, "md5" in self.hashes)
+            begun = _Begun(reader, 0, None, stream.tell() if total is not None else 0, total)
+            begun = self._begin(session, begun, metadata, content_type, resumable_url, on_session)
+            tracker.set(0, begun.start)
+            final = begun.final
+            if final is None:
+                final, reader = self._send(session, begun, tracker)
         finally:
             if owned:
                 stream.close()
+            if owns_session:
+                _close_quietly(session)
+        return self._result(final, reader, tracker, began)
+
+    def _begin(
+        self,
+        transport: Any,
+        begun: _Begun,
+        metadata: dict[str, Any],
+        content_type: str,
+        resumable_url: str | None,
+        on_session: Callable[[str], None] | None,
+    ) -> _Begun:
+        """Start a session, or continue ``resumable_url`` from what the server persisted."""
+        if resumable_url is None:
+            self.resumable_url = self._initiate(transport, metadata, content_type, begun.total)
+            if on_session is not None:
+                on_session(self.resumable_url)
+            return begun
+        total = begun.total
+        assert total is not None  # checked by transmit
+        self.resumable_url = resumable_url
+        state = self._query(transport)
+        start = total if isinstance(state, dict) else state
+        if start > total:
+            raise common.InvalidResponse(
+                None,
+                f"the upload session has {start} bytes but the source only "
+                f"{total}; it belongs to another file",
+            )
+        begun.reader.skip_to(start)
+        _LOGGER.info("resuming upload session at byte %d of %d", start, total)
+        # A dict: the earlier run finished before it could report success.
+        final = state if isinstance(state, dict) else None
+        return dataclasses.replace(begun, start=start, final=final)
+
+    def _send(
+        self, transport: Any, begun: _Begun, tracker: ProgressTracker
+    ) -> tuple[dict[str, Any], _Reader]:
+        """Send from ``begun.start`` to the end; return the final JSON and the last reader."""
+        reader, start, total = begun.reader, begun.start, begun.total
+        reader.start()
+        try:
+            with tracker.ticking():
+                if self.single_request and total is not None:
+                    reached = self._send_bulk(transport, reader, start, total, tracker)
+                    if reached is None:  # the streamed PUT failed: continue by chunks
+                        reader.stop()
+                        reader.join()
+                        reader, start = self._restart(transport, reader.source, begun.base, total)
+                        tracker.set(0, start)
+                        reader.start()
+                    else:
+                        start = reached
+                return self._send_all(transport, reader, total, tracker, start), reader
+        finally:
+            reader.stop()
+            reader.join()
+
+    def _result(
+        self, final: dict[str, Any], reader: _Reader, tracker: ProgressTracker, began: float
+    ) -> TransferResult:
+        """Check the final object against what was read and build the result."""
         sent = tracker.bytes_done
         crc_b64 = checksums.crc32c_to_b64(reader.crc)
         md5_b64 = None if reader.md5 is None else base64.b64encode(reader.md5.digest()).decode()
@@ -344,26 +403,18 @@ class PipelinedUpload:
     def _initiate(
         self, transport: Any, metadata: dict[str, Any], content_type: str, total: int | None
     ) -> str:
-        headers = dict(self.headers)
-        headers["content-type"] = "application/json; charset=UTF-8"
-        headers["x-upload-content-type"] = content_type
-        if total is not None:
-            headers["x-upload-content-length"] = str(total)
-        body = json.dumps(metadata).encode("utf-8")
-
-        def attempt() -> str:
-            response = transport.request(
-                "POST", self.upload_url, data=body, headers=headers, timeout=self.timeout
-            )
-            require_status(response, response.status_code, (http.client.OK,))
-            location = response.headers.get("location")
-            if not location:
-                raise common.InvalidResponse(
-                    response, "Response headers must contain header", "location"
-                )
-            return str(location)
-
-        return wait_and_retry(attempt, self.retry)
+        """Start the session through the core's initiate (200/201, signed URLs included)."""
+        protocol = ResumableUploadProtocol(self.upload_url, self.chunk_size, None, self.headers)
+        spec = protocol._prepare_initiate_request(0, metadata, content_type, total)
+        round_trip(
+            transport,
+            spec,
+            self.timeout,
+            lambda r: protocol._process_initiate_response(r, r.status_code, r.headers),
+            self.retry,
+        )
+        assert protocol.resumable_url is not None
+        return str(protocol.resumable_url)
 
     def _send_bulk(
         self, transport: Any, reader: _Reader, start: int, total: int, tracker: ProgressTracker
@@ -420,16 +471,12 @@ class PipelinedUpload:
         reader.skip_to(state)
         return reader, state
 
-    def _query(self, transport: Any, backoff: Backoff | None = None) -> int | dict[str, Any]:
+    def _query(self, transport: Any, retrying: Retrying | None = None) -> int | dict[str, Any]:
         """Ask the session how much it persisted, retrying transient failures under
-        ``backoff`` (a fresh one when None)."""
-        if backoff is None:
-            backoff = Backoff(self.retry)
-        while True:
-            try:
-                return self._status(transport)
-            except Exception as exc:
-                _retry_or_raise(exc, backoff)
+        ``retrying`` (a fresh loop when None)."""
+        if retrying is None:
+            retrying = Retrying(self.retry, what="upload status query")
+        return retrying.call(lambda: self._status(transport))
 
     def _send_all(
         self,
@@ -440,7 +487,7 @@ class PipelinedUpload:
         start: int = 0,
     ) -> dict[str, Any]:
         acknowledged = start
-        backoff = Backoff(self.retry)
+        retrying = Retrying(self.retry, progress_resets_backoff=True, what="upload")
         while True:
             item = reader.filled.get()
             if isinstance(item, BaseException):
@@ -448,8 +495,8 @@ class PipelinedUpload:
             end = item.start + item.length
             final = item.eof or (total is not None and end >= total)
             while True:
-                failures = backoff.num_retries
-                result = self._attempt(transport, item, acknowledged, final, reader, backoff)
+                failures = retrying.retries
+                result = self._attempt(transport, item, acknowledged, final, reader, retrying)
                 if isinstance(result, dict):
                     if not final:
                         raise common.InvalidResponse(
@@ -460,18 +507,17 @@ class PipelinedUpload:
                     tracker.set(0, end)
                     return result
                 if result > acknowledged:
-                    backoff = Backoff(self.retry)
-                elif backoff.num_retries == failures:
+                    retrying.made_progress()
+                elif retrying.retries == failures:
                     # An accepted PUT that persisted nothing: retried like a failure, within
                     # the retry budget, never for ever.
-                    wait = backoff.next_wait()
-                    if wait is None:
-                        raise common.InvalidResponse(
-                            None,
-                            f"the server keeps acknowledging {result} bytes without persisting "
-                            f"bytes {acknowledged}-{end - 1}; giving up",
-                        )
-                    time.sleep(wait)
+                    stuck = common.InvalidResponse(
+                        None,
+                        f"the server keeps acknowledging {result} bytes without persisting "
+                        f"bytes {acknowledged}-{end - 1}; giving up",
+                    )
+                    if not retrying.backoff(stuck, retryable=True):
+                        raise stuck
                 acknowledged = result
                 tracker.set(0, acknowledged)
                 tracker.tick()
@@ -492,14 +538,15 @@ class PipelinedUpload:
         position: int,
         final: bool,
         reader: _Reader,
-        backoff: Backoff,
+        retrying: Retrying,
     ) -> int | dict[str, Any]:
         """One PUT; after a retryable failure, wait and ask the server what it has."""
         try:
             return self._put(transport, item, position, final, reader)
         except Exception as exc:
-            _retry_or_raise(exc, backoff)
-        return self._query(transport, backoff)
+            if not retrying.backoff(exc):
+                raise
+        return self._query(transport, retrying)
 
     def _put(
         self, transport: Any, item: _Filled, position: int, final: bool, reader: _Reader
@@ -557,16 +604,6 @@ def _interpret(response: Any) -> int | dict[str, Any]:
         common.PERMANENT_REDIRECT,
         response.text[:500],
     )
-
-
-def _retry_or_raise(exc: Exception, backoff: Backoff) -> None:
-    if not is_retryable_error(exc):
-        raise exc
-    wait = backoff.next_wait()
-    if wait is None:
-        raise exc
-    _LOGGER.info("upload: %s; retrying in %.2f s", type(exc).__name__, wait)
-    time.sleep(wait)
 
 
 def _remaining_size(stream: Any) -> int | None:

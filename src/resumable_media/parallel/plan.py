@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from resumable_media import _transport
 from resumable_media.common import RetryStrategy
 
 __all__ = [
@@ -49,8 +50,8 @@ limit and more connections only added contention.  Against a remote store, where
 connection is limited by latency, raise ``threads_per_process``.
 """
 
-READ_SIZE = 2**20
-"""int: Bytes read per ``readinto`` step; 1 MiB windows measured fastest on loopback."""
+READ_SIZE = _transport.READ_SIZE
+"""int: Bytes read per ``readinto`` step (the transport's; 1 MiB measured fastest on loopback)."""
 
 WRITE_MODES = ("auto", "pwrite", "mmap")
 """tuple[str, ...]: The ways a download worker can put body bytes into the temporary file.
@@ -178,7 +179,8 @@ class RangeJob:
         total: The object size every ``Content-Range`` must report.
         generation: The generation every response must report, if known.
         headers: Extra request headers.
-        factory: The pickled transport factory.
+        factory: Where the worker gets its transport: the pickled factory, or an in-process
+            handle (``processes=0`` only).
         retry: The retry policy, or None for a single attempt.
         timeout: The (connect, read) timeout in seconds.
         write_mode: How body bytes reach ``path``: "pwrite" (read into a reused buffer,
@@ -198,7 +200,7 @@ class RangeJob:
     total: int
     generation: int | None
     headers: tuple[tuple[str, str], ...]
-    factory: bytes
+    factory: _transport.TransportSource
     retry: RetryStrategy | None
     timeout: tuple[float, float]
     write_mode: str = "pwrite"
@@ -216,7 +218,8 @@ class PartJob:
         offset: First byte of the part in the file.
         length: Bytes in the part.
         headers: Extra request headers.
-        factory: The pickled transport factory.
+        factory: Where the worker gets its transport: the pickled factory, or an in-process
+            handle (``processes=0`` only).
         retry: The retry policy, or None for a single attempt.
         timeout: The (connect, read) timeout in seconds.
     """
@@ -228,7 +231,7 @@ class PartJob:
     offset: int
     length: int
     headers: tuple[tuple[str, str], ...]
-    factory: bytes
+    factory: _transport.TransportSource
     retry: RetryStrategy | None
     timeout: tuple[float, float]
 

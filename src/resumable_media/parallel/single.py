@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from resumable_media import checksums, common
 from resumable_media._protocol import ranges
-from resumable_media.parallel.plan import READ_SIZE, pin_generation
+from resumable_media._transport import READ_SIZE, wait_and_retry
+from resumable_media.parallel.plan import pin_generation
 from resumable_media.parallel.progress import ProgressTracker
 from resumable_media.parallel.sink import TempSink
 from resumable_media.parallel.worker import check_range_response
-from resumable_media.requests._send import wait_and_retry
 
 if TYPE_CHECKING:
     from resumable_media.parallel.download import ParallelDownload

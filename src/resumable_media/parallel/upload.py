@@ -15,7 +15,6 @@ from __future__ import annotations
 import http.client
 import logging
 import os
-import pickle
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -23,6 +22,14 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from resumable_media import checksums, common
+from resumable_media._transport import (
+    DEFAULT_TIMEOUT,
+    Transport,
+    TransportFactory,
+    TransportSource,
+    transport_source,
+    wait_and_retry,
+)
 from resumable_media.parallel.plan import (
     DEFAULT_PART_SIZE,
     DEFAULT_UPLOAD_THREADS,
@@ -35,7 +42,6 @@ from resumable_media.parallel.plan import (
 from resumable_media.parallel.pool import DEFAULT_START_METHOD, default_workers, get_pool
 from resumable_media.parallel.scheduler import Scheduler, raise_chunk_error
 from resumable_media.parallel.worker import require_ok, run_job, transport_for
-from resumable_media.requests._send import DEFAULT_TIMEOUT, wait_and_retry
 
 __all__ = ["ParallelUpload"]
 
@@ -118,14 +124,15 @@ class ParallelUpload:
 
     def transmit(
         self,
-        transport_factory: Any,
+        transport_factory: TransportFactory | Transport,
         content_type: str,
         metadata: dict[str, str] | None = None,
     ) -> TransferResult:
         """Run the upload.
 
         Args:
-            transport_factory: A picklable zero-argument transport factory.
+            transport_factory: A picklable zero-argument transport factory, or (when
+                everything runs in this process, ``processes=0``) a session.
             content_type: The object's content type.
             metadata: Custom metadata (sent as ``x-goog-meta-*``).
 
@@ -135,9 +142,13 @@ class ParallelUpload:
         Raises:
             InvalidResponse: The server refused a request (the upload is aborted).
             DataCorruption: The final object's CRC32C differs from the parts' combined CRC.
+            TypeError: A session, or a factory that cannot be pickled, with
+                ``processes > 0``; an object that is neither a factory nor a session.
         """
         began = time.monotonic()
-        factory = pickle.dumps(transport_factory)
+        factory = transport_source(
+            transport_factory, processes=self.processes, owner="ParallelUpload"
+        )
         transport = transport_for(factory)
         size = os.path.getsize(self.filename)
         part_size = max(self.part_size, -(-size // MAX_PARTS))
@@ -203,7 +214,7 @@ class ParallelUpload:
                 return element.text.strip()
         raise common.InvalidResponse(response, "the initiate response has no UploadId")
 
-    def _send_parts(self, transport: Any, factory: bytes, parts: list[Chunk]) -> _Parts:
+    def _send_parts(self, transport: Any, factory: TransportSource, parts: list[Chunk]) -> _Parts:
         assert self.upload_id is not None
         upload_id = urllib.parse.quote(self.upload_id, safe="")
         collected = _Parts(len(parts))

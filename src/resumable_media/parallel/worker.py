@@ -27,14 +27,19 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import requests.exceptions
-
 from resumable_media import checksums, common
 from resumable_media._protocol import ranges
-from resumable_media._protocol.retry import Backoff
-from resumable_media.parallel.plan import READ_SIZE, ChunkError, PartJob, RangeJob
+from resumable_media._transport import (
+    READ_SIZE,
+    InProcess,
+    Retrying,
+    TransportSource,
+    body_reader,
+    build_transport,
+    is_retryable_error,
+)
+from resumable_media.parallel.plan import ChunkError, PartJob, RangeJob
 from resumable_media.parallel.sink import map_range
-from resumable_media.requests._send import is_retryable_error, wait_and_retry
 
 __all__ = [
     "Cancelled",
@@ -65,32 +70,41 @@ class Cancelled(Exception):
     """The transfer this job belongs to was cancelled (a sibling failed, or Ctrl-C)."""
 
 
-def transport_for(factory: bytes) -> Any:
-    """Return this thread's transport for a pickled factory, building it on first use.
+def transport_for(source: TransportSource) -> Any:
+    """Return this thread's transport for a job's transport source, building it on first use.
 
     Args:
-        factory: ``pickle.dumps`` of a zero-argument transport factory.
+        source: ``pickle.dumps`` of a zero-argument transport factory, or an
+            :class:`~resumable_media._transport.InProcess` handle (threads of this process).
 
     Returns:
-        A requests-compatible transport, reused by later jobs on this thread.
+        A requests-compatible transport, reused by later jobs on this thread (a caller's
+        session is returned as is and never closed here).
     """
-    cache: dict[bytes, Any] | None = getattr(_local, "transports", None)
+    if isinstance(source, InProcess) and source.transport is not None:
+        return source.transport
+    cache: dict[TransportSource, Any] | None = getattr(_local, "transports", None)
     if cache is None:
         cache = _local.transports = {}
-    transport = cache.get(factory)
+    transport = cache.get(source)
     if transport is None:
         if len(cache) >= _MAX_TRANSPORTS:
             _key, old = cache.popitem()
             close = getattr(old, "close", None)
             if close is not None:
                 close()
-        transport = cache[factory] = pickle.loads(factory)()
+        if isinstance(source, InProcess):
+            assert source.factory is not None
+            transport = build_transport(source.factory)
+        else:
+            transport = build_transport(pickle.loads(source))
+        cache[source] = transport
     return transport
 
 
 def close_transports() -> None:
     """Close this thread's cached transports (their keep-alive connections)."""
-    cache: dict[bytes, Any] = getattr(_local, "transports", None) or {}
+    cache: dict[TransportSource, Any] = getattr(_local, "transports", None) or {}
     while cache:
         _key, transport = cache.popitem()
         close = getattr(transport, "close", None)
@@ -149,30 +163,6 @@ def _release(response: Any) -> None:
         raw.release_conn()
     except Exception:
         _close(response)
-
-
-def _body_reader(response: Any) -> Callable[[memoryview], int]:
-    """The cheapest ``readinto`` for a response body.
-
-    urllib3's ``readinto`` reads into a temporary and copies; the ``http.client`` response
-    under it reads straight into our buffer (measured 0.42 vs 0.54 CPU s/GiB).  It returns
-    0 on a premature end (the caller treats that as a broken stream and resumes).
-    """
-    raw = response.raw
-    inner = getattr(raw, "_fp", None)
-    if isinstance(inner, http.client.HTTPResponse) and not inner.chunked:
-        direct = inner.readinto
-
-        def readinto(view: memoryview) -> int:
-            try:
-                return direct(view)
-            except TimeoutError as exc:
-                # socket.timeout from below urllib3: the same retryable read timeout
-                # that urllib3 would have raised.
-                raise requests.exceptions.ReadTimeout(f"Read timed out: {exc}") from exc
-
-        return readinto
-    return raw.readinto  # type: ignore[no-any-return]
 
 
 def require_ok(response: Any, accepted: tuple[int, ...] = (http.client.OK,)) -> Any:
@@ -289,6 +279,64 @@ def _chunk_target(job: RangeJob) -> Iterator[_MappedTarget | _WrittenTarget]:
         os.close(fd)
 
 
+class _Received:
+    """How far one chunk got: bytes in place and their running CRC32C."""
+
+    __slots__ = ("crc", "position")
+
+    def __init__(self, position: int, crc: int) -> None:
+        self.position = position
+        self.crc = crc
+
+
+def _open_range(transport: Any, job: RangeJob, position: int) -> Any:
+    """Send the ranged GET for the rest of the chunk and check its headers."""
+    first = job.start + position
+    last = job.start + job.length - 1
+    headers = dict(job.headers)
+    headers["range"] = f"bytes={first}-{last}"
+    response = transport.request("GET", job.url, headers=headers, stream=True, timeout=job.timeout)
+    try:
+        check_range_response(response, first, last, job.total, job.generation)
+    except BaseException:
+        _close(response)
+        raise
+    return response
+
+
+def _read_range(
+    response: Any,
+    job: RangeJob,
+    target: _MappedTarget | _WrittenTarget,
+    received: _Received,
+    report: Report,
+    cancelled: Callable[[], bool],
+) -> None:
+    """Read the body into place in ``READ_SIZE`` steps, hashing each step while hot."""
+    readinto = body_reader(response)
+    last_report = time.monotonic()
+    while received.position < job.length:
+        if cancelled():
+            raise Cancelled
+        position = received.position
+        window = target.window(position, min(READ_SIZE, job.length - position))
+        count = readinto(window)
+        if not count:
+            raise ConnectionError(
+                f"the response for bytes {job.start}-{job.start + job.length - 1} "
+                f"ended after {position} of {job.length} bytes"
+            )
+        with window[:count] as piece:
+            received.crc = checksums.crc32c(piece, received.crc)
+            target.keep(position, piece)
+        window.release()
+        received.position = position + count
+        now = time.monotonic()
+        if now - last_report >= PROGRESS_INTERVAL_S:
+            last_report = now
+            report(("progress", job.transfer_id, job.index, received.position, received.crc))
+
+
 def fetch_range(
     transport: Any,
     job: RangeJob,
@@ -309,72 +357,39 @@ def fetch_range(
     Returns:
         ``(bytes_done, crc32c)`` for the whole chunk.
     """
-    position, crc = job.done, job.crc
-    if position >= job.length:
+    received = _Received(job.done, job.crc)
+    if received.position >= job.length:
         if response is not None:
             _close(response)
-        return position, crc
-    backoff: Backoff | None = None
-    last_report = time.monotonic()
-    headers = dict(job.headers)
+        return received.position, received.crc
+
+    def before_retry(_number: int, _error: BaseException, _delay: float) -> None:
+        report(("progress", job.transfer_id, job.index, received.position, received.crc))
+
+    retrying = Retrying(
+        job.retry,
+        progress_resets_backoff=True,
+        sleep=lambda seconds: _sleep_unless_cancelled(seconds, cancelled),
+        on_retry=before_retry,
+        what=f"chunk {job.index}",
+    )
     with _chunk_target(job) as target:
         while True:
-            attempt_start = position
+            attempt_start = received.position
             try:
                 if response is None:
-                    first = job.start + position
-                    last = job.start + job.length - 1
-                    headers["range"] = f"bytes={first}-{last}"
-                    response = transport.request(
-                        "GET", job.url, headers=headers, stream=True, timeout=job.timeout
-                    )
-                    check_range_response(response, first, last, job.total, job.generation)
-                readinto = _body_reader(response)
-                while position < job.length:
-                    if cancelled():
-                        raise Cancelled
-                    window = target.window(position, min(READ_SIZE, job.length - position))
-                    count = readinto(window)
-                    if not count:
-                        raise ConnectionError(
-                            f"the response for bytes {job.start}-{job.start + job.length - 1} "
-                            f"ended after {position} of {job.length} bytes"
-                        )
-                    with window[:count] as received:
-                        crc = checksums.crc32c(received, crc)
-                        target.keep(position, received)
-                    window.release()
-                    position += count
-                    now = time.monotonic()
-                    if now - last_report >= PROGRESS_INTERVAL_S:
-                        last_report = now
-                        report(("progress", job.transfer_id, job.index, position, crc))
+                    response = _open_range(transport, job, received.position)
+                _read_range(response, job, target, received, report, cancelled)
                 _release(response)
-                return position, crc
-            except Cancelled:
-                if response is not None:
-                    _close(response)
-                raise
+                return received.position, received.crc
             except Exception as exc:
                 if response is not None:
                     _close(response)
                 response = None
-                if job.retry is None or not is_retryable_error(exc):
+                if isinstance(exc, Cancelled) or not retrying.backoff(
+                    exc, progressed=received.position > attempt_start
+                ):
                     raise
-                if backoff is None or position > attempt_start:
-                    backoff = Backoff(job.retry)
-                wait = backoff.next_wait()
-                if wait is None:
-                    raise
-                _LOGGER.info(
-                    "chunk %d: %s after %d bytes; retrying in %.2f s",
-                    job.index,
-                    type(exc).__name__,
-                    position,
-                    wait,
-                )
-                report(("progress", job.transfer_id, job.index, position, crc))
-                _sleep_unless_cancelled(wait, cancelled)
 
 
 def send_part(transport: Any, job: PartJob, cancelled: Callable[[], bool]) -> tuple[str, int]:
@@ -412,9 +427,11 @@ def send_part(transport: Any, job: PartJob, cancelled: Callable[[], bool]) -> tu
             )
             return require_ok(response)
 
-        response = wait_and_retry(
-            attempt, job.retry, sleep=lambda wait: _sleep_unless_cancelled(wait, cancelled)
-        )
+        response = Retrying(
+            job.retry,
+            sleep=lambda seconds: _sleep_unless_cancelled(seconds, cancelled),
+            what=f"part {job.index + 1}",
+        ).call(attempt)
     echoed = checksums.parse_goog_hash(response.headers.get("x-goog-hash")).get("crc32c")
     if echoed is not None and echoed != crc_b64:
         raise common.DataCorruption(
