@@ -82,10 +82,10 @@ def test_interrupted_parallel_download_resumes(
     test_id = gcs_server.create_retry_test({"storage.objects.get": ["stall-for-30s-after-256K"]})
     target = tmp_path / "resume me.bin"
     args = ["--chunk-size", "512KiB", f"gs://{gcs_bucket}/resume me.bin", str(target)]
-    before = gcs_server.media_bytes_sent
+    before = gcs_server.media_bytes_sent_for(gcs_bucket)
     proc = _start(gcs_server, "--header", f"x-retry-test-id: {test_id}", *args)
     # Everything but the stalled chunk arrives; then the user presses Ctrl-C.
-    assert _wait_for(lambda: gcs_server.media_bytes_sent - before >= size // 2, 20)
+    assert _wait_for(lambda: gcs_server.media_bytes_sent_for(gcs_bucket) - before >= size // 2, 20)
     time.sleep(0.5)
     elapsed, stderr = _interrupt(proc)
     assert proc.returncode == 130, stderr
@@ -94,11 +94,11 @@ def test_interrupted_parallel_download_resumes(
     leftovers = sorted(p.name for p in tmp_path.iterdir())
     assert any(name.endswith(".journal") for name in leftovers), leftovers
 
-    before = gcs_server.media_bytes_sent
+    before = gcs_server.media_bytes_sent_for(gcs_bucket)
     rerun = _rerun(gcs_server, args)
     assert rerun.returncode == 0, rerun.stderr
     assert target.read_bytes() == data
-    resent = gcs_server.media_bytes_sent - before
+    resent = gcs_server.media_bytes_sent_for(gcs_bucket) - before
     assert resent < size // 2, f"resumed run fetched {resent} of {size} bytes"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["resume me.bin"]
 
@@ -112,9 +112,9 @@ def test_no_resume_starts_over(
     target = tmp_path / "fresh.bin"
     test_id = gcs_server.create_retry_test({"storage.objects.get": ["stall-for-30s-after-128K"]})
     args = ["--chunk-size", "256KiB", f"gs://{gcs_bucket}/fresh.bin", str(target)]
-    before = gcs_server.media_bytes_sent
+    before = gcs_server.media_bytes_sent_for(gcs_bucket)
     proc = _start(gcs_server, "--header", f"x-retry-test-id: {test_id}", "--no-resume", *args)
-    assert _wait_for(lambda: gcs_server.media_bytes_sent - before >= size // 2, 20)
+    assert _wait_for(lambda: gcs_server.media_bytes_sent_for(gcs_bucket) - before >= size // 2, 20)
     _, stderr = _interrupt(proc)
     assert proc.returncode == 130, stderr
     # Without resume nothing is kept: no data, no journal.

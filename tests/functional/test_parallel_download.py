@@ -274,9 +274,9 @@ def test_interrupted_download_resumes_with_only_the_rest(
             child.stderr.close()
         _assert_group_exits(child.pid)  # no orphaned workers, even after kill -9
     assert not dest.exists()
-    before = gcs_server.media_bytes_sent
+    before = gcs_server.media_bytes_sent_for(gcs_bucket)
     result = ParallelDownload(url, dest, chunk_size=CHUNK).consume(transports.anonymous())
-    fetched = gcs_server.media_bytes_sent - before
+    fetched = gcs_server.media_bytes_sent_for(gcs_bucket) - before
     assert dest.read_bytes() == data
     assert result.verified
     assert fetched < size // 2, fetched
@@ -381,8 +381,9 @@ def test_journal_without_its_temp_file_is_ignored(gcs_server, gcs_bucket, tmp_pa
         chunks=[[CHUNK, 0]] * 6,
     )
     stale.save(str(dest) + TEMP_SUFFIX + ".journal")  # but no temporary file
-    before = gcs_server.media_bytes_sent
+    before = gcs_server.media_bytes_sent_for(gcs_bucket)
     result = ParallelDownload(url, dest, chunk_size=CHUNK).consume(transports.anonymous())
     assert dest.read_bytes() == data and result.verified
-    assert gcs_server.media_bytes_sent - before == len(data)  # one pass, no wasted restart
+    # One pass, no wasted restart.
+    assert gcs_server.media_bytes_sent_for(gcs_bucket) - before == len(data)
     assert _leftovers(dest) == ["out"]

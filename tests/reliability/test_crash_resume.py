@@ -189,9 +189,9 @@ def test_parallel_download_killed_and_resumed(
         state, seen = _run_and_kill([*base, str(processes), test_id], fraction)
         if destination.exists():
             assert destination.read_bytes() == big_data, f"kill {point}: wrong destination"
-        before = gcs_server.media_bytes_sent
+        before = gcs_server.media_bytes_sent_for(gcs_bucket)
         result = _run_to_end([*base, str(processes)])
-        fetched = gcs_server.media_bytes_sent - before
+        fetched = gcs_server.media_bytes_sent_for(gcs_bucket) - before
         resumed += fetched < SIZE
         assert result["verified"] is True and result["bytes"] == SIZE
         assert destination.read_bytes() == big_data, f"rerun {point}: wrong content"

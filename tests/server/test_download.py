@@ -218,10 +218,13 @@ def test_media_bytes_sent_and_request_log(
 ) -> None:
     name, _data = obj
     before = gcs_server.media_bytes_sent
+    before_here = gcs_server.media_bytes_sent_for(gcs_bucket)
     gcs_server.clear_requests()
     resp = requests.get(media_url(gcs_server, gcs_bucket, name), headers={"Range": "bytes=0-999"})
     assert resp.status_code == 206
-    assert gcs_server.media_bytes_sent - before == 1000
+    assert gcs_server.media_bytes_sent_for(gcs_bucket) - before_here == 1000
+    assert gcs_server.media_bytes_sent - before >= 1000
+    assert gcs_server.media_bytes_sent_for("some-other-bucket") == 0
     rec = gcs_server.requests[-1]
     assert rec.method == "GET" and rec.status == 206
     assert rec.headers["range"] == "bytes=0-999"

@@ -104,14 +104,20 @@ def serve_media(
     obj: StoredObject,
     f: BinaryIO,
     fault: Fault | None,
-    count_bytes: Callable[[int], None],
+    count_bytes: Callable[[int, str], None],
     etag: str | None = None,
 ) -> None:
     """Answer a media GET/HEAD for ``obj`` from its open file ``f``.
 
     Honours Range, decompressive transcoding and the streaming ``fault``; ``etag`` replaces
-    the JSON API's ETag (the XML API's is the MD5).
+    the JSON API's ETag (the XML API's is the MD5); ``count_bytes(n, bucket)`` is told
+    every media byte planned or taken back.
     """
+    bucket = obj.bucket
+
+    def counted(n: int) -> None:
+        count_bytes(n, bucket)
+
     headers = object_headers(obj, etag)
     encoding = obj.meta.content_encoding
     no_transform = "no-transform" in (obj.meta.cache_control or "").lower()
@@ -120,7 +126,7 @@ def serve_media(
         and not no_transform
         and not accepts_gzip(ex.headers.get("accept-encoding"))
     ):
-        _transcode(ex, f, headers, fault, count_bytes)
+        _transcode(ex, f, headers, fault, counted)
         return
     if encoding:
         headers.append(("Content-Encoding", encoding))
@@ -150,7 +156,7 @@ def serve_media(
         planned = count
     ex.bytes_out += planned
     ex.log_record()
-    count_bytes(planned)
+    counted(planned)
     progress = [0]
     try:
         send_file(ex, f, start, count, fault, progress)
@@ -158,7 +164,7 @@ def serve_media(
         if progress[0] != planned:
             ex.bytes_out += progress[0] - planned
             ex.log_record()
-            count_bytes(progress[0] - planned)
+            counted(progress[0] - planned)
 
 
 def _sendfile(ex: Exchange, f: BinaryIO, offset: int, count: int, progress: list[int]) -> int:

@@ -345,8 +345,17 @@ class GCSServer:
 
     @property
     def media_bytes_sent(self) -> int:
-        """Total media body bytes sent by downloads."""
+        """Total media body bytes sent by downloads.
+
+        The server may be shared by many tests, and a connection a client abandoned can
+        still be winding down (taking back bytes it planned but never sent) while the
+        next test runs; exact accounting should use ``media_bytes_sent_for``.
+        """
         return self._state.media_bytes_sent
+
+    def media_bytes_sent_for(self, bucket: str) -> int:
+        """Media body bytes sent by downloads from one bucket (for per-test accounting)."""
+        return self._state.media_bytes_sent_for(bucket)
 
 
 def serve(

@@ -147,6 +147,7 @@ class ServerState:
         self._log: collections.deque[RequestRecord] = collections.deque(maxlen=REQUEST_LOG_SIZE)
         self._log_lock = threading.Condition()
         self._media_bytes = 0
+        self._media_by_bucket: dict[str, int] = {}
 
     def open_object(
         self, bucket: str, name: str, generation: int | None
@@ -191,10 +192,16 @@ class ServerState:
         with self._log_lock:
             self._log.clear()
 
-    def count_media(self, n: int) -> None:
-        """Add to the media-bytes-sent counter."""
+    def count_media(self, n: int, bucket: str) -> None:
+        """Add to the media-bytes-sent counters (the total and ``bucket``'s)."""
         with self._log_lock:
             self._media_bytes += n
+            self._media_by_bucket[bucket] = self._media_by_bucket.get(bucket, 0) + n
+
+    def media_bytes_sent_for(self, bucket: str) -> int:
+        """Media body bytes sent by downloads from ``bucket``."""
+        with self._log_lock:
+            return self._media_by_bucket.get(bucket, 0)
 
     @property
     def media_bytes_sent(self) -> int:
