@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import pathlib
 from urllib.parse import unquote, urlsplit
 
@@ -127,3 +128,21 @@ def test_format_eta() -> None:
     assert format_eta(None) == "--:--"
     assert format_eta(5) == "0:05"
     assert format_eta(3725) == "1:02:05"
+
+
+def test_temp_registry_closes_when_the_command_stops(tmp_path: pathlib.Path) -> None:
+    from resumable_media._cli.transfer import Interrupted, TempFiles
+
+    registry = TempFiles()
+    fd, first = registry.create(tmp_path, ".a.", ".rm-part")
+    os.close(fd)
+    late = tmp_path / ".late.rm-part"
+    assert registry.remove_all() == [first]
+    assert list(tmp_path.iterdir()) == []
+    # A worker that has not yet seen the interrupt can leave nothing behind the cleanup.
+    with pytest.raises(Interrupted):
+        registry.create(tmp_path, ".b.", ".rm-part")
+    late.write_bytes(b"x")
+    with pytest.raises(Interrupted):
+        registry.add(str(late))
+    assert list(tmp_path.iterdir()) == []

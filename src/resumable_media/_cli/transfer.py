@@ -51,16 +51,43 @@ class Interrupted(Exception):
 
 
 class TempFiles:
-    """Thread-safe registry of temp files that must not outlive the command."""
+    """Thread-safe registry of temp files that must not outlive the command.
+
+    Once :meth:`remove_all` has run (the command is stopping), the registry is closed: a
+    worker thread that has not yet noticed the interrupt cannot create or register another
+    temp file behind the cleanup's back; it gets :class:`Interrupted` instead.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._paths: set[str] = set()
+        self._closed = False
 
     def add(self, path: str) -> None:
-        """Register ``path``."""
+        """Register ``path``.
+
+        Raises:
+            Interrupted: When the command is stopping (``path`` is removed if it exists).
+        """
         with self._lock:
+            if not self._closed:
+                self._paths.add(path)
+                return
+        _remove(path)
+        raise Interrupted
+
+    def create(self, directory: pathlib.Path, prefix: str, suffix: str) -> tuple[int, str]:
+        """``tempfile.mkstemp`` in ``directory``, registered in the same step.
+
+        Raises:
+            Interrupted: When the command is stopping.
+        """
+        with self._lock:
+            if self._closed:
+                raise Interrupted
+            fd, path = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=suffix)
             self._paths.add(path)
+            return fd, path
 
     def discard(self, path: str) -> None:
         """Forget ``path`` (renamed or removed by its owner)."""
@@ -68,20 +95,27 @@ class TempFiles:
             self._paths.discard(path)
 
     def remove_all(self) -> list[str]:
-        """Delete every registered file or directory tree still there; return those removed."""
+        """Close the registry; delete every registered file or tree still there.
+
+        Returns:
+            The paths removed.
+        """
         with self._lock:
             paths, self._paths = sorted(self._paths), set()
-        removed = []
-        for path in paths:
-            try:
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path)
-                else:
-                    os.unlink(path)
-                removed.append(path)
-            except FileNotFoundError:
-                pass
-        return removed
+            self._closed = True
+        return [path for path in paths if _remove(path)]
+
+
+def _remove(path: str) -> bool:
+    """Delete a file or directory tree; return whether it was there."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 TEMP_FILES = TempFiles()
@@ -159,11 +193,7 @@ class _HashingWriter:
 
 
 def _temp_beside(destination: pathlib.Path) -> tuple[int, str]:
-    fd, path = tempfile.mkstemp(
-        dir=destination.parent, prefix=f".{destination.name[:100]}.", suffix=".rm-part"
-    )
-    TEMP_FILES.add(path)
-    return fd, path
+    return TEMP_FILES.create(destination.parent, f".{destination.name[:100]}.", ".rm-part")
 
 
 def _verify_download(url: GsUrl, meta: dict[str, Any], size: int, crc32c: str | None) -> bool:

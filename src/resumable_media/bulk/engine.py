@@ -225,11 +225,14 @@ def run_job(engine: EngineSpec, job: Job, cancel: threading.Event | None = None)
     Args:
         engine: Transports and settings.
         job: The object to copy or delete.
-        cancel: When set, a running download stops (raises :class:`Interrupted`).
+        cancel: When set, a running download stops (raises :class:`Interrupted`), and a
+            job not yet started does not start.
 
     Raises:
         Interrupted: When ``cancel`` was set.
     """
+    if cancel is not None and cancel.is_set():
+        raise Interrupted
     started = time.monotonic()
     try:
         result = _RUN[job.action](storage_for(engine.storage), engine, job, cancel or _NEVER)
