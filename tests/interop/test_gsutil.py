@@ -17,6 +17,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from _bounded import run_bounded
 
 from resumable_media.testing import GCSServer
 
@@ -61,10 +62,9 @@ def gsutil(server: GCSServer, home: pathlib.Path, *args: str) -> str:
         "BOTO_PATH": str(boto),
         "CLOUDSDK_CORE_PASS_CREDENTIALS_TO_GSUTIL": "false",
         "HOME": str(home),
+        "NO_GCE_CHECK": "True",
     }
-    done = subprocess.run(
-        [GSUTIL, *args], capture_output=True, text=True, env=env, timeout=180, check=False
-    )
+    done = run_bounded([GSUTIL, *args], env=env, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 
 import pytest
+from _bounded import run_bounded
 
 from resumable_media.testing import GCSServer
 
@@ -35,13 +36,10 @@ def rclone(server: GCSServer, *args: str) -> subprocess.CompletedProcess[str]:
         "RCLONE_CONFIG_LOOP_BUCKET_POLICY_ONLY": "true",
     }
     assert RCLONE is not None, "rclone is not installed: CI must install the Debian package"
-    done = subprocess.run(
+    done = run_bounded(
         [RCLONE, "--config", os.devnull, "--retries", "1", "--low-level-retries", "1", *args],
-        capture_output=True,
-        text=True,
         env=env,
         timeout=120,
-        check=False,
     )
     assert done.returncode == 0, done.stderr
     return done
