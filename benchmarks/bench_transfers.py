@@ -5,9 +5,15 @@
 # resumable_media.bench (this script only parses options and writes files);
 # the exit status is 1 whenever any case FAILED (wrong bytes, error, timeout),
 # so a broken transfer can never hide behind a table.
-"""Compare resumable-media with curl, google-resumable-media and transfer_manager.
+"""Compare resumable-media with its peers on the same loopback server (see benchmarks/README.md).
 
-Example (the command whose output is committed under benchmarks/results/)::
+The peer table (README) for one network profile::
+
+    python3 benchmarks/bench_transfers.py --table --network wan --repeats 5 \\
+        --out benchmarks/results/peers-wan.md --json benchmarks/results/peers-wan.json \\
+        --plot 'benchmarks/results/peers-wan-{workload}.png'
+
+The API-level comparison with google-resumable-media (the older table)::
 
     python3 benchmarks/bench_transfers.py --size 1GiB --repeats 3 --rss \\
         --out benchmarks/results/transfers.md --json benchmarks/results/transfers.json \\
@@ -28,6 +34,7 @@ from typing import Any
 
 from resumable_media import bench
 from resumable_media._bench import pagereporting
+from resumable_media._bench.cases import FAMILIES, WORKLOADS, table_cases
 
 _PRIME_BYTES = 12 * 2**30
 """Free memory warmed once when free-page reporting is held (more than one run writes)."""
@@ -52,6 +59,44 @@ def _parser() -> argparse.ArgumentParser:
         f"every case but the peak-RSS one. Ids: {', '.join(c.case_id for c in bench.CASES)}",
     )
     parser.add_argument(
+        "--table",
+        action="store_true",
+        help="run the peer table: ours, our cp and every peer, for the chosen --workloads",
+    )
+    parser.add_argument(
+        "--workloads",
+        nargs="+",
+        choices=tuple(WORKLOADS),
+        default=list(WORKLOADS),
+        help="with --table: which workloads (default: all three)",
+    )
+    parser.add_argument(
+        "--peers",
+        nargs="+",
+        choices=FAMILIES,
+        help="with --table: which peers (default: all; ours always runs; a peer that is "
+        "not installed is skipped with one line saying so)",
+    )
+    parser.add_argument(
+        "--network",
+        choices=("lan", "region", "wan"),
+        help="run the embedded server with a shaped network (see resumable_media.testing."
+        "network): lan 0.2 ms; region 2 ms, 200 MB/s per connection, 1.5 GB/s total; "
+        "wan 30 ms, 50 MB/s per connection, 1 GB/s total (default: plain loopback)",
+    )
+    parser.add_argument(
+        "--small", type=int, default=WORKLOADS["small"].count, help="objects in 'small'"
+    )
+    parser.add_argument(
+        "--small-size", type=_size, default=WORKLOADS["small"].object_size, help="default 64KiB"
+    )
+    parser.add_argument(
+        "--medium", type=int, default=WORKLOADS["medium"].count, help="objects in 'medium'"
+    )
+    parser.add_argument(
+        "--medium-size", type=_size, default=WORKLOADS["medium"].object_size, help="default 8MiB"
+    )
+    parser.add_argument(
         "--rss", action="store_true", help="also run the peak-RSS case (ParallelDownload)"
     )
     parser.add_argument("--rss-size", type=_size, default=bench.parse_size("4GiB"))
@@ -60,7 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, help="per-run time limit in seconds")
     parser.add_argument("--out", type=Path, help="write the markdown report here")
     parser.add_argument("--json", type=Path, help="write rows and machine facts as JSON here")
-    parser.add_argument("--plot", type=Path, help="write a PNG chart here (needs matplotlib)")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        help="write a PNG chart here (needs matplotlib); a path containing {workload} "
+        "writes one chart per workload",
+    )
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 also when a case is not available"
     )
@@ -96,9 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         return _render(args, json.loads(args.from_json.read_text(encoding="utf-8")))
     cases = args.cases
+    if args.table:
+        try:
+            cases = [*(cases or []), *table_cases(args.workloads, args.peers)]
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if args.rss:
         cases = [*(cases or [c.case_id for c in bench.CASES if c.default]), bench.RSS_CASE]
     machine = bench.describe_machine()
+    machine["network"] = args.network or "none (plain loopback)"
     started = time.time()
     if args.free_page_reporting == "held":
         state = pagereporting.hold(_PRIME_BYTES)
@@ -115,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
             workdir=args.workdir,
             timeout_s=args.timeout,
             progress=lambda line: print(line, file=sys.stderr, flush=True),
+            network=args.network,
+            small=(args.small, args.small_size),
+            medium=(args.medium, args.medium_size),
         )
     elapsed = time.time() - started
     machine["load average after (1/5/15 min)"] = bench.describe_machine()[
@@ -140,7 +200,12 @@ def _render(args: argparse.Namespace, payload: dict[str, Any]) -> int:
         args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     if args.plot:
         args.plot.parent.mkdir(parents=True, exist_ok=True)
-        bench.plot(rows, args.plot, machine=machine)
+        if "{workload}" in str(args.plot):
+            for workload in dict.fromkeys(row.workload for row in rows if row.ok):
+                path = Path(str(args.plot).replace("{workload}", workload))
+                bench.plot(rows, path, machine=machine, workload=workload)
+        else:
+            bench.plot(rows, args.plot, machine=machine)
     failed = [row.case_id for row in rows if row.status == "FAILED"]
     missing = [row.case_id for row in rows if row.status == "not available"]
     if failed:
