@@ -36,6 +36,8 @@ from resumable_media import bench
 from resumable_media._bench import pagereporting
 from resumable_media._bench.cases import FAMILIES, WORKLOADS, table_cases
 
+_NETWORKS = ("none", "lan", "region", "wan")
+
 _PRIME_BYTES = 12 * 2**30
 """Free memory warmed once when free-page reporting is held (more than one run writes)."""
 
@@ -79,10 +81,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--network",
-        choices=("lan", "region", "wan"),
-        help="run the embedded server with a shaped network (see resumable_media.testing."
-        "network): lan 0.2 ms; region 2 ms, 200 MB/s per connection, 1.5 GB/s total; "
-        "wan 30 ms, 50 MB/s per connection, 1 GB/s total (default: plain loopback)",
+        nargs="+",
+        choices=_NETWORKS,
+        default=["none"],
+        help="run everything under each of these shaped networks in turn, the embedded "
+        "server started with it (see resumable_media.testing.network): lan 0.2 ms; region "
+        "2 ms, 200 MB/s per connection, 1.5 GB/s total; wan 30 ms, 50 MB/s per connection, "
+        "1 GB/s total; none: plain loopback (the default). With several, every output path "
+        "must contain {network}",
+    )
+    parser.add_argument(
+        "--summary",
+        type=Path,
+        help="write the README's benchmark table here: per network, one line per workload "
+        "(ours, the fastest peer, the ratio), the charts, the machine and the command",
     )
     parser.add_argument(
         "--small", type=int, default=WORKLOADS["small"].count, help="objects in 'small'"
@@ -154,8 +166,39 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.rss:
         cases = [*(cases or [c.case_id for c in bench.CASES if c.default]), bench.RSS_CASE]
+    networks = list(dict.fromkeys(args.network))
+    if len(networks) > 1:
+        for option in ("out", "json", "plot"):
+            given = getattr(args, option)
+            if given is not None and "{network}" not in str(given):
+                print(
+                    f"error: with several networks, --{option} must contain {{network}} "
+                    f"(got {given})",
+                    file=sys.stderr,
+                )
+                return 2
+    if args.endpoint and networks != ["none"]:
+        print("error: --network shapes the embedded server; omit --endpoint", file=sys.stderr)
+        return 2
+    shown = sys.argv[1:] if argv is None else argv
+    status = 0
+    payloads: list[dict[str, Any]] = []
+    for network in networks:
+        payload = _measure(args, cases, network, shown)
+        payloads.append(payload)
+        status = max(status, _render(args, payload, network))
+    if args.summary:
+        args.summary.parent.mkdir(parents=True, exist_ok=True)
+        args.summary.write_text(_summary(args, payloads), encoding="utf-8")
+    return status
+
+
+def _measure(
+    args: argparse.Namespace, cases: list[str] | None, network: str, shown: list[str]
+) -> dict[str, Any]:
+    """Run the comparison once under ``network``; the payload that --json writes."""
     machine = bench.describe_machine()
-    machine["network"] = args.network or "none (plain loopback)"
+    machine["network"] = network
     started = time.time()
     if args.free_page_reporting == "held":
         state = pagereporting.hold(_PRIME_BYTES)
@@ -172,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             workdir=args.workdir,
             timeout_s=args.timeout,
             progress=lambda line: print(line, file=sys.stderr, flush=True),
-            network=args.network,
+            network=None if network == "none" else network,
             small=(args.small, args.small_size),
             medium=(args.medium, args.medium_size),
         )
@@ -181,31 +224,75 @@ def main(argv: list[str] | None = None) -> int:
         "load average (1/5/15 min)"
     ]
     machine["benchmark wall time"] = f"{elapsed:.0f} s"
-    shown = sys.argv[1:] if argv is None else argv
     machine["command"] = " ".join(["python3 benchmarks/bench_transfers.py", *shown])
-    return _render(args, {"machine": machine, "rows": [row.to_json() for row in rows]})
+    return {"machine": machine, "rows": [row.to_json() for row in rows]}
 
 
-def _render(args: argparse.Namespace, payload: dict[str, Any]) -> int:
+def _path(template: Path, network: str, workload: str = "") -> Path:
+    text = str(template).replace("{network}", network)
+    return Path(text.replace("{workload}", workload) if workload else text)
+
+
+def _charts(args: argparse.Namespace, rows: list[bench.BenchRow], network: str) -> list[Path]:
+    """The chart paths --plot names for these rows (one per workload with {workload})."""
+    if not args.plot:
+        return []
+    if "{workload}" not in str(args.plot):
+        return [_path(args.plot, network)]
+    workloads = dict.fromkeys(row.workload for row in rows if row.ok and row.group != "memory")
+    return [_path(args.plot, network, workload) for workload in workloads]
+
+
+def _summary(args: argparse.Namespace, payloads: list[dict[str, Any]]) -> str:
+    """The README's benchmark table: per network, the summary lines and charts."""
+    out: list[str] = []
+    for payload in payloads:
+        machine: dict[str, str] = payload["machine"]
+        rows = [bench.BenchRow.from_json(row) for row in payload["rows"]]
+        network = machine.get("network", "none")
+        report = bench.format_table(rows, machine=machine)
+        summary = (
+            report.split("### Summary\n\n", 1)[1].split("\n\n", 1)[0]
+            if ("### Summary" in report)
+            else "(no section had both our reference row and a peer)"
+        )
+        out += [f"#### Network: `{network}`", "", summary, ""]
+        out += [
+            f"![{network}: {chart.stem}]({chart.as_posix()})"
+            for chart in _charts(args, rows, network)
+        ]
+        out.append("")
+    if payloads:
+        machine = payloads[0]["machine"]
+        keys = ("CPU", "cores", "memory", "kernel", "Python", "free-page reporting")
+        facts = "; ".join(f"{key}: {machine[key]}" for key in keys if key in machine)
+        out += [f"Machine: {facts}.", "", "```bash", machine.get("command", ""), "```", ""]
+    return "\n".join(out)
+
+
+def _render(args: argparse.Namespace, payload: dict[str, Any], network: str = "none") -> int:
     """Print and write the report, JSON and chart of a payload; return the exit status."""
     machine: dict[str, str] = payload["machine"]
+    network = machine.get("network", network)
     rows = [bench.BenchRow.from_json(row) for row in payload["rows"]]
     table = bench.format_table(rows, machine=machine)
     print(table)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table, encoding="utf-8")
+        out = _path(args.out, network)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(table, encoding="utf-8")
     if args.json and not args.from_json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    if args.plot:
-        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        js = _path(args.json, network)
+        js.parent.mkdir(parents=True, exist_ok=True)
+        js.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    for chart in _charts(args, rows, network):
+        chart.parent.mkdir(parents=True, exist_ok=True)
+        workload = None
         if "{workload}" in str(args.plot):
-            for workload in dict.fromkeys(row.workload for row in rows if row.ok):
-                path = Path(str(args.plot).replace("{workload}", workload))
-                bench.plot(rows, path, machine=machine, workload=workload)
-        else:
-            bench.plot(rows, args.plot, machine=machine)
+            workload = next(
+                w for w in ("large", "small", "medium") if chart == _path(args.plot, network, w)
+            )
+        bench.plot(rows, chart, machine=machine, workload=workload)
     failed = [row.case_id for row in rows if row.status == "FAILED"]
     missing = [row.case_id for row in rows if row.status == "not available"]
     if failed:

@@ -55,6 +55,8 @@ def test_every_workload_runs_for_ours_and_the_peers(table) -> None:
             for family in PEERS:
                 assert f"{family}.{workload}.{tail}" in by_id
             assert f"ours.cp.{workload}.{tail}" in by_id
+            if workload != "large":
+                assert f"ours.bulk.{workload}.{tail}" in by_id
     for row in rows:
         assert row.status == "ok", (row.case_id, row.detail)
         assert len(row.seconds) == 1 and row.cpu_seconds and row.peak_rss_bytes

@@ -176,6 +176,14 @@ def _peer_cases() -> tuple[CaseSpec, ...]:
             {},
         ),
         (
+            "ours.bulk",
+            "ours_bulk_download",
+            "bulk.execute(Plan(gs://..., DIR), ThreadExecutor(8))",
+            "ours_bulk_upload",
+            "bulk.execute(Plan(DIR, gs://...), ThreadExecutor(8))",
+            {},
+        ),
+        (
             "obstore",
             "obstore_download",
             "get_async, 8 objects in flight",
