@@ -175,6 +175,8 @@ def test_script_runs_the_table_under_a_network_profile(tmp_path: pathlib.Path) -
     assert [(r["case_id"], r["status"]) for r in payload["rows"]] == [
         ("ours.cp.small.down", "ok"),
         ("ours.cp.small.up", "ok"),
+        ("ours.bulk.small.down", "ok"),
+        ("ours.bulk.small.up", "ok"),
         ("obstore.small.down", "ok"),
         ("obstore.small.up", "ok"),
     ]
