@@ -1,9 +1,11 @@
-# The comparison loop: one server, one object, every case, N alternating repeats.
+# The comparison loop: one server, each workload's objects, every case, N alternating
+# repeats.
 #
 # Invariants: every case of a workload reads the same objects from the same server
 # (or uploads the same source files to it) -- one large object, or many under a
-# prefix; every peer goes through the same (optionally shaped) server; each timed run happens in a fresh child
-# process after os.sync(), with the previous run's output already deleted; the
+# prefix; every peer goes through the same (optionally shaped) server; each timed
+# run happens in a fresh child process after os.sync(), with the previous run's
+# output already deleted; the
 # case order is reversed on every other repeat; every output is verified
 # byte-exact before the timing counts, and any failure marks the row FAILED with
 # the reason (nothing is dropped silently); all temporary data lives in one
