@@ -62,19 +62,26 @@ def _binary(name: str, hint: str) -> str:
 
 
 def _run(command: list[str], *, env: dict[str, str] | None = None, stdin: str = "") -> None:
-    """Run a tool to completion; RuntimeError with the end of its stderr if it fails."""
-    proc = subprocess.run(
-        command,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=_TOOL_TIMEOUT_S,
-        check=False,
-    )
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip()[-1500:]
-        raise RuntimeError(f"{Path(command[0]).name} exited with {proc.returncode}: {tail}")
+    """Run a tool to completion; RuntimeError with the end of its output if it fails.
+
+    The output goes to a file, not a pipe: a grandchild a wrapper script leaves behind (the
+    Cloud SDK's gsutil does) cannot hold the run open by keeping a pipe's end.
+    """
+    with tempfile.TemporaryFile(dir=os.getcwd()) as output:
+        proc = subprocess.run(
+            command,
+            input=stdin.encode(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            timeout=_TOOL_TIMEOUT_S,
+            check=False,
+        )
+        if proc.returncode != 0:
+            output.seek(0)
+            tail = output.read().decode(errors="replace").strip()[-1500:]
+            name = Path(command[0]).name
+            raise RuntimeError(f"{name} exited with {proc.returncode}: {tail}")
 
 
 def _gs(ctx: CaseContext, name: str) -> str:
