@@ -57,8 +57,9 @@ def _parser() -> argparse.ArgumentParser:
         "--cases",
         nargs="+",
         metavar="CASE",
-        help="case ids, globs (ours.*) or groups (download, upload, rss, all); default: "
-        f"every case but the peak-RSS one. Ids: {', '.join(c.case_id for c in bench.CASES)}",
+        help="case ids, globs (ours.*) or groups (download, upload, rss, large, small, "
+        "medium, peers, all); default: every case of the large workload but the peak-RSS "
+        f"one. Ids: {', '.join(c.case_id for c in bench.CASES)}",
     )
     parser.add_argument(
         "--table",
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     if args.rss:
-        cases = [*(cases or [c.case_id for c in bench.CASES if c.default]), bench.RSS_CASE]
+        cases = [*(cases or [c.case_id for c in bench.select_cases(None)]), bench.RSS_CASE]
     networks = list(dict.fromkeys(args.network))
     if len(networks) > 1:
         for option in ("out", "json", "plot"):

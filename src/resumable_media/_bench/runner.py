@@ -457,7 +457,8 @@ def run_comparison(
         size_bytes: Size of the ``large`` workload's random object (default 1 GiB).
         cases: Case ids, globs (``ours.*``), groups (``download``, ``upload``, ``rss``,
             ``large``, ``small``, ``medium``, ``peers``, ``all``), or custom CaseSpec
-            objects; None runs every default case (all but the peak-RSS case).
+            objects; None runs every default case of the ``large`` workload (all but
+            the peak-RSS case).
         repeats: Timed runs per case; the case order is reversed on every other repeat.
         rss_size_bytes: Object size for the peak-RSS case (only used when it is selected).
         workdir: Directory for the temporary data (default: the system temp dir).
