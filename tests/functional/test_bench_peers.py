@@ -168,6 +168,7 @@ def test_script_runs_the_table_under_a_network_profile(tmp_path: pathlib.Path) -
     command += ["--peers", "obstore", "--network", "wan", "--repeats", "1"]
     command += ["--small", "6", "--small-size", "64KiB", "--workdir", str(tmp_path)]
     command += ["--out", str(out), "--json", str(js), "--plot", str(tmp_path / "{workload}.png")]
+    command += ["--summary", str(tmp_path / "summary.md")]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     payload = json.loads(js.read_text())
@@ -182,3 +183,32 @@ def test_script_runs_the_table_under_a_network_profile(tmp_path: pathlib.Path) -
     ]
     assert "shaped network `wan`" in out.read_text()
     assert (tmp_path / "small.png").is_file()
+    summary = (tmp_path / "summary.md").read_text()
+    assert "#### Network: `wan`" in summary and "| Downloads: 6 x 64 KiB objects |" in summary
+    assert f"({tmp_path / 'small.png'})" in summary and "--network wan" in summary
+
+
+def test_peer_and_workload_selection() -> None:
+    assert table_cases(["large"], ["rclone"]) == [
+        "ours.parallel_download",
+        "ours.pipelined",
+        "ours.parallel_upload",
+        "ours.cp.large.down",
+        "ours.cp.large.up",
+        "rclone.large.down",
+        "rclone.large.up",
+    ]
+    assert all(bench.select_cases(None)[i].workload == "large" for i in range(3))
+    assert {s.workload for s in bench.select_cases(["small"])} == {"small"}
+    with pytest.raises(ValueError, match="unknown peer 'nope'; choose from curl, grm"):
+        table_cases(peers=["nope"])
+    with pytest.raises(ValueError, match="unknown workload 'huge'"):
+        table_cases(["huge"])
+
+
+def test_several_networks_need_a_network_in_every_output_path(tmp_path: pathlib.Path) -> None:
+    command = [sys.executable, str(SCRIPT), "--table", "--network", "lan", "wan"]
+    command += ["--out", str(tmp_path / "r.md")]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2
+    assert "with several networks, --out must contain {network}" in proc.stderr
