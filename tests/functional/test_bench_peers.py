@@ -181,7 +181,10 @@ def test_script_runs_the_table_under_a_network_profile(tmp_path: pathlib.Path) -
         ("obstore.small.down", "ok"),
         ("obstore.small.up", "ok"),
     ]
-    assert "shaped network `wan`" in out.read_text()
+    report = out.read_text()
+    assert "shaped network `wan`" in report
+    # 8 objects in flight, each a 30 ms round trip plus 64 KiB at 50 MB/s: 256 objects/s.
+    assert "of 256 obj/s" in report
     assert (tmp_path / "small.png").is_file()
     summary = (tmp_path / "summary.md").read_text()
     assert "#### Network: `wan`" in summary and "| Downloads: 6 x 64 KiB objects |" in summary

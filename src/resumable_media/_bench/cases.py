@@ -80,6 +80,7 @@ def _case(
     workload: str = "large",
     source: str = "transfers",
     extra: dict[str, str] | None = None,
+    concurrency: int | None = None,
     **options: str,
 ) -> CaseSpec:
     options.update(extra or {})
@@ -101,7 +102,19 @@ def _case(
         default=case_id != RSS_CASE,
         workload=workload,
         needs_tls=family == "gsutil",
+        concurrency=concurrency,
     )
+
+
+_IN_FLIGHT = {
+    "ours.cp": 8,
+    "ours.bulk": 8,
+    "obstore": 8,
+    "rclone": 8,
+    "tm.many": 8,
+    "curl.many": 8,
+}
+"""Objects in flight of the many-object cases whose concurrency is fixed (8: our cp -j)."""
 
 
 def _peer_cases() -> tuple[CaseSpec, ...]:
@@ -255,6 +268,7 @@ def _peer_cases() -> tuple[CaseSpec, ...]:
                         workload=workload,
                         source="peers",
                         extra=options,
+                        concurrency=_IN_FLIGHT.get(stem) if workload != "large" else None,
                     )
                 )
     return tuple(out)

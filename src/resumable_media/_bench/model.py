@@ -205,6 +205,7 @@ class CaseSpec:
         default: Whether the case runs when no explicit case list is given.
         workload: ``large`` (one object), ``small`` or ``medium`` (many objects).
         needs_tls: The case speaks HTTPS only (gsutil): the server also listens with TLS.
+        concurrency: Objects (or ranges) the case keeps in flight, where it is fixed.
     """
 
     case_id: str
@@ -219,6 +220,7 @@ class CaseSpec:
     default: bool = True
     workload: str = "large"
     needs_tls: bool = False
+    concurrency: int | None = None
 
     @property
     def family(self) -> str:
@@ -263,6 +265,7 @@ class BenchRow:
         reference: case_id of our row this one is compared with in its section, if any.
         vs_ours: The reference's median throughput divided by this row's (> 1: ours is
             faster), both ok and from the same run; None otherwise.
+        concurrency: Objects the case keeps in flight, where it is fixed.
     """
 
     case_id: str
@@ -285,6 +288,7 @@ class BenchRow:
     objects: int = 1
     reference: str | None = None
     vs_ours: float | None = None
+    concurrency: int | None = None
 
     @property
     def median_seconds(self) -> float | None:

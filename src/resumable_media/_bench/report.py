@@ -42,6 +42,29 @@ def _sections(rows: Sequence[BenchRow]) -> list[tuple[str, str, list[BenchRow]]]
     return out
 
 
+def _link_bound(row: BenchRow, network: str) -> float | None:
+    """Objects/s the shaped link allows this row: its objects in flight, each paying the
+    round trip and its bytes at the per-connection cap, within the total cap; None when
+    there is no profile, one object, or no fixed concurrency."""
+    if row.objects <= 1 or not row.concurrency or network in ("", "none"):
+        return None
+    from resumable_media.testing.network import PRESETS
+
+    profile = PRESETS.get(network)
+    if profile is None:
+        return None
+    size = row.size_bytes / row.objects
+    per_object_s = profile.latency_s
+    if profile.connection_bytes_per_s:
+        per_object_s += size / profile.connection_bytes_per_s
+    if per_object_s <= 0:
+        return None
+    bound = row.concurrency / per_object_s
+    if profile.total_bytes_per_s:
+        bound = min(bound, profile.total_bytes_per_s / size)
+    return bound
+
+
 def _rate(row: BenchRow) -> str:
     """MB/s, plus objects/s for a many-object row."""
     if row.median_mbps is None:
@@ -78,12 +101,17 @@ def _verdict(ratio: float | None, minimum: float) -> str:
     return "met" if ratio >= minimum else "**MISSED**"
 
 
-def _throughput_table(rows: Sequence[BenchRow]) -> list[str]:
+def _throughput_table(rows: Sequence[BenchRow], network: str = "") -> list[str]:
+    bounds = {row.case_id: _link_bound(row, network) for row in rows}
+    shaped = any(bound is not None for bound in bounds.values())
     lines = [
         "| Case | Tool | Transfer | Median wall s | Throughput (median) | Runs (s) "
         "| Client CPU s/GiB | Server CPU s/GiB | Peak RSS MiB | Ours / this "
-        "| Promised ratio | Target |",
-        "|---|---|---|---:|---:|---|---:|---:|---:|---:|---|---|",
+        + ("| Of the link's bound (in flight / round trip) " if shaped else "")
+        + "| Promised ratio | Target |",
+        "|---|---|---|---:|---:|---|---:|---:|---:|---:|"
+        + ("---:|" if shaped else "")
+        + "---|---|",
     ]
     present = {row.case_id for row in rows}
     for row in rows:
@@ -98,11 +126,17 @@ def _throughput_table(rows: Sequence[BenchRow]) -> list[str]:
         else:
             versus = f"{row.vs_ours:.2f}x" if row.vs_ours is not None else "-"
         median = f"{row.median_seconds:.3f}" if row.median_seconds is not None else "-"
+        of_bound = ""
+        bound = bounds[row.case_id]
+        if shaped:
+            of_bound = "| - "
+            if bound is not None and row.ok and row.median_objects_per_s is not None:
+                of_bound = f"| {row.median_objects_per_s / bound:.0%} of {bound:,.0f} obj/s "
         lines.append(
             f"| `{row.case_id}` | {row.tool} | {_cell(row.label)} | {median} "
             f"| {_rate(row)} | {runs} | {_cpu(row.cpu_s_per_gib)} "
             f"| {_cpu(row.server_cpu_s_per_gib)} | {_mib(row.peak_rss_bytes)} "
-            f"| {versus} | {ratio} | {target} |"
+            f"| {versus} {of_bound}| {ratio} | {target} |"
         )
     return lines
 
@@ -229,7 +263,7 @@ def format_table(
     if len(summary) > 2:
         out += ["### Summary", "", *summary, ""]
     for _, heading, grouped in _sections(rows):
-        out += [f"### {heading}", "", *_throughput_table(grouped), ""]
+        out += [f"### {heading}", "", *_throughput_table(grouped, network), ""]
     memory = [row for row in rows if row.group == "memory"]
     if memory:
         heading = f"### Peak memory (sampled every {MEMORY_SAMPLE_S * 1000:.0f} ms)"

@@ -415,6 +415,7 @@ def _rows(tallies: Iterable[_Tally]) -> list[BenchRow]:
             peak_rss_bound_bytes=t.peak_bound,
             workload=t.spec.workload,
             objects=t.objects,
+            concurrency=t.spec.concurrency,
             reference=REFERENCES.get((t.spec.workload, t.spec.group)),
         )
         for t in tallies
