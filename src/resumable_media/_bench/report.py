@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from resumable_media._bench.cases import REFERENCES, RSS_LIMIT_BYTES, TARGETS, WORKLOADS
 from resumable_media._bench.machine import describe_machine
-from resumable_media._bench.model import MIB, BenchRow, format_size
+from resumable_media._bench.model import MB, MIB, BenchRow, format_size
 from resumable_media._bench.rss import MEMORY_SAMPLE_S, THROUGHPUT_SAMPLE_S
 
 __all__ = ["PlotUnavailable", "format_table", "plot"]
@@ -65,6 +65,16 @@ def _link_bound(row: BenchRow, network: str) -> float | None:
     return bound
 
 
+def _total_cap(network: str) -> float | None:
+    """The shaped link's total cap in B/s, or None."""
+    if network in ("", "none"):
+        return None
+    from resumable_media.testing.network import PRESETS
+
+    profile = PRESETS.get(network)
+    return profile.total_bytes_per_s if profile is not None else None
+
+
 def _rate(row: BenchRow) -> str:
     """MB/s, plus objects/s for a many-object row."""
     if row.median_mbps is None:
@@ -103,11 +113,12 @@ def _verdict(ratio: float | None, minimum: float) -> str:
 
 def _throughput_table(rows: Sequence[BenchRow], network: str = "") -> list[str]:
     bounds = {row.case_id: _link_bound(row, network) for row in rows}
-    shaped = any(bound is not None for bound in bounds.values())
+    cap = _total_cap(network)
+    shaped = cap is not None or any(bound is not None for bound in bounds.values())
     lines = [
         "| Case | Tool | Transfer | Median wall s | Throughput (median) | Runs (s) "
         "| Client CPU s/GiB | Server CPU s/GiB | Peak RSS MiB | Ours / this "
-        + ("| Of the link's bound (in flight / round trip) " if shaped else "")
+        + ("| Of the link's bound " if shaped else "")
         + "| Promised ratio | Target |",
         "|---|---|---|---:|---:|---|---:|---:|---:|---:|"
         + ("---:|" if shaped else "")
@@ -132,6 +143,8 @@ def _throughput_table(rows: Sequence[BenchRow], network: str = "") -> list[str]:
             of_bound = "| - "
             if bound is not None and row.ok and row.median_objects_per_s is not None:
                 of_bound = f"| {row.median_objects_per_s / bound:.0%} of {bound:,.0f} obj/s "
+            elif row.objects <= 1 and cap and row.ok and row.median_mbps is not None:
+                of_bound = f"| {row.median_mbps * MB / cap:.0%} of the {cap / 1e9:g} GB/s cap "
         lines.append(
             f"| `{row.case_id}` | {row.tool} | {_cell(row.label)} | {median} "
             f"| {_rate(row)} | {runs} | {_cpu(row.cpu_s_per_gib)} "
