@@ -360,14 +360,9 @@ class ObjectReader(io.RawIOBase):
 
     def readall(self) -> bytes:
         self._checkClosed()
-        out = bytearray()
-        while self._position < self.size:
-            index, offset = divmod(self._position, self.chunk_size)
-            data = self._chunk(index).data
-            out += memoryview(data)[offset:]
-            self._position += len(data) - offset
-            self._pending.pop(index, None)
-        return bytes(out)
+        if self._failed is not None:
+            raise self._failed
+        return b"".join(list(self.iter_chunks()))  # one copy: chunks into the result
 
     def iter_chunks(self) -> Any:
         """Yield the rest of the object chunk by chunk (memoryviews, valid until the next).
@@ -590,6 +585,7 @@ class ObjectWriter(io.RawIOBase):
         super().__init__()
         self.name = name
         self._upload = upload
+        self._transport = transport
         self._pipe = _Pipe(2 * upload.chunk_size)
         self._written = 0
         self.result: TransferResult | None = None
@@ -635,15 +631,24 @@ class ObjectWriter(io.RawIOBase):
         super().close()
 
     def _cancel_session(self) -> None:
+        """Cancel the resumable session (DELETE), so it can never be completed."""
         url = getattr(self._upload, "resumable_url", None)
         if url is None:
             return
         try:
-            import requests
-
-            requests.delete(url, timeout=DEFAULT_TIMEOUT)
+            session, owned = as_transport(self._transport, owner="ObjectWriter")
+            try:
+                session.request("DELETE", url, headers=dict(self._upload.headers), timeout=10)
+            finally:
+                if owned:
+                    session.close()  # type: ignore[attr-defined]
         except Exception:
             _LOGGER.debug("cancelling the upload session failed", exc_info=True)
+
+    def __del__(self) -> None:
+        # Never finalize on garbage collection: an unclosed writer may hold partial data.
+        if not getattr(self, "closed", True):
+            self.abort()
 
     def close(self) -> None:
         """Finish the upload: the object exists only if this returns.
@@ -666,3 +671,113 @@ class ObjectWriter(io.RawIOBase):
             self.abort()
         else:
             self.close()
+
+
+def _endpoint_and_factory(endpoint: str | None, transport: Any) -> tuple[Any, Any]:
+    from resumable_media import transports
+    from resumable_media._cli.urls import resolve_endpoint
+
+    where = resolve_endpoint(endpoint)
+    if transport is None:
+        transport = transports.google_default() if where.authenticated else transports.anonymous()
+    return where, transport
+
+
+def open_url(
+    url: str,
+    mode: str = "rb",
+    *,
+    endpoint: str | None = None,
+    transport: Any = None,
+    chunk_size: int | None = None,
+    window: int = DEFAULT_WINDOW,
+    threads: int | None = None,
+    checksum: str | None = "crc32c",
+    headers: dict[str, str] | None = None,
+    generation: int | None = None,
+    content_type: str = "application/octet-stream",
+    metadata: dict[str, str] | None = None,
+    if_generation_match: int | None = None,
+    buffer_size: int = io.DEFAULT_BUFFER_SIZE,
+    progress: ProgressCallback | None = None,
+    retry: common.RetryStrategy | None = None,
+) -> Any:
+    """Open ``gs://bucket/name`` as a binary file, for reading or for writing.
+
+    ``"rb"`` returns an ``io.BufferedReader`` over an :class:`ObjectReader`: parallel
+    read-ahead (``window`` chunks of ``chunk_size``), ``seek``/``tell``, and CRC32C checked
+    when the object is read through from byte 0 (``f.raw.verified``; ``DataCorruption``
+    before the last bytes otherwise).  ``"wb"`` returns an :class:`ObjectWriter`: a
+    streaming pipelined resumable upload of unknown size, finalized (and its CRC32C checked
+    by the server and here) by ``close``; leaving a ``with`` block by an exception cancels
+    it, so no object is created.
+
+    Args:
+        url: ``gs://bucket/object/name``.
+        mode: ``"rb"`` or ``"wb"``.
+        endpoint: The JSON API base URL (default: ``STORAGE_EMULATOR_HOST``, else Cloud
+            Storage with Application Default Credentials).
+        transport: A transport factory or session (default: from the endpoint).
+        chunk_size: Bytes per ranged GET (reads, 8 MiB) or per upload request (writes,
+            16 MiB; a multiple of 256 KiB).
+        window: Read-ahead chunks (reads).
+        threads: Concurrent GETs (reads).
+        checksum: "crc32c" (default) or None.
+        headers: Extra headers for every request (e.g. encryption-key headers).
+        generation: Read this generation (reads).
+        content_type: The new object's content type (writes).
+        metadata: The new object's custom metadata (writes).
+        if_generation_match: Write only if the live generation is this (0: only if the
+            object does not exist).
+        buffer_size: The BufferedReader's buffer (reads).
+        progress: ``progress(bytes_done, total_or_None)`` (writes).
+        retry: The retry policy (None: the default).
+
+    Returns:
+        A binary file object.
+
+    Raises:
+        ValueError: Another mode, or a URL that is not ``gs://bucket/name``.
+        InvalidResponse: Opening for reading failed (e.g. HTTP 404).
+    """
+    from resumable_media._cli.urls import GsUrl, parse_gs_url
+
+    target: GsUrl = parse_gs_url(url)
+    if not target.name:
+        raise ValueError(f"{url} names a bucket, not an object")
+    where, transport = _endpoint_and_factory(endpoint, transport)
+    if mode in ("rb", "br"):
+        raw = ObjectReader(
+            where.media_url(target, generation),
+            transport,
+            headers=headers,
+            chunk_size=chunk_size or DEFAULT_READ_CHUNK,
+            window=window,
+            threads=threads,
+            checksum=checksum,
+            retry=retry,
+        )
+        return io.BufferedReader(raw, buffer_size)
+    if mode in ("wb", "bw"):
+        from resumable_media.parallel import PipelinedUpload
+
+        extra: dict[str, str | int] = {}
+        if if_generation_match is not None:
+            extra["ifGenerationMatch"] = if_generation_match
+        upload = PipelinedUpload(
+            where.upload_url(target.bucket, "resumable", extra),
+            chunk_size or 16 * 2**20,
+            checksum=checksum,
+            headers=headers,
+            retry=retry,
+        )
+        resource: dict[str, Any] = {"name": target.name, "contentType": content_type}
+        if metadata:
+            resource["metadata"] = dict(metadata)
+        return ObjectWriter(
+            upload, transport, resource, content_type, name=str(target), progress=progress
+        )
+    raise ValueError(
+        f"mode must be 'rb' or 'wb', got {mode!r} (for text, wrap the binary file in "
+        "io.TextIOWrapper)"
+    )
