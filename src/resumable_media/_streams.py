@@ -279,13 +279,12 @@ class ObjectReader(io.RawIOBase):
         count = -(-self.size // self.chunk_size)
         for stale in [i for i in self._pending if i < index or i >= index + self.window]:
             self._pending.pop(stale).cancel()
-        if self._executor is None and count > 1:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                self._threads, thread_name_prefix="resumable-media-readahead"
-            )
         for wanted in range(index, min(index + self.window, count)):
             if wanted not in self._pending:
-                assert self._executor is not None
+                if self._executor is None:
+                    self._executor = concurrent.futures.ThreadPoolExecutor(
+                        self._threads, thread_name_prefix="resumable-media-readahead"
+                    )
                 self._pending[wanted] = self._executor.submit(self._fetch, wanted)
 
     def _chunk(self, index: int) -> _Fetched:

@@ -41,7 +41,7 @@ def test_download_blob_in_parallel_ranges(
     )
     assert out.read_bytes() == data
     assert result.verified and result.bytes == len(data)
-    ranged = [r for r in gcs_server.requests if r.headers.get("range")]
+    ranged = [r for r in gcs_server.wait_for_requests(6) if r.headers.get("range")]
     assert len(ranged) == 6
     assert seen[-1] == (len(data), len(data))
 
@@ -56,7 +56,7 @@ def test_download_honours_generation_user_project_and_csek(
     gcs_server.clear_requests()
     gcs.download_blob(blob, tmp_path / "old.bin", chunk_size=MIB)
     assert (tmp_path / "old.bin").read_bytes() == old
-    media = [r for r in gcs_server.requests if "alt=media" in r.path]
+    media = [r for r in gcs_server.wait_for_requests(3) if "alt=media" in r.path]
     assert len(media) == 3
     digest = base64.b64encode(hashlib.sha256(KEY).digest()).decode()
     for record in media:
