@@ -25,7 +25,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from resumable_media import checksums, common
@@ -405,9 +404,9 @@ def download_to_stream(
 ) -> TransferResult:
     """Copy an object into a writable binary stream, or into a writable buffer.
 
-    The stream receives bytes in order (a pipe works) and at most ``4 x chunk_size`` bytes
-    are held.  A buffer (bytearray, memoryview, mmap) must be at least as long as the
-    range.
+    The stream receives bytes in order (a pipe works) and at most
+    ``max(4, threads) x chunk_size`` bytes are held.  A buffer (bytearray, memoryview,
+    mmap) must be at least as long as the range.
 
     Returns:
         The result (``verified`` when the whole object was read and its CRC32C matched).
@@ -419,11 +418,15 @@ def download_to_stream(
     if checksum not in ("crc32c", "auto", None):
         checksum = "crc32c"
     began = time.monotonic()
+    from resumable_media.parallel.sink import StreamSink
+
+    sink = StreamSink(target)
     reader = ObjectReader(
         media_url,
         transport,
         headers=headers,
         chunk_size=chunk_size,
+        window=max(DEFAULT_WINDOW, threads or 2),
         threads=threads,
         checksum=checksum,
         retry=retry,
@@ -432,7 +435,7 @@ def download_to_stream(
         first = start or 0
         last = reader.size - 1 if end is None else min(end, reader.size - 1)
         total = max(0, last - first + 1)
-        write = _writer_for(target, total)
+        sink.open(total)
         tracker = ProgressTracker(progress, total)
         reader.seek(first)
         done = 0
@@ -440,14 +443,12 @@ def download_to_stream(
             take = min(len(piece), total - done)
             if take <= 0:
                 break
-            write(done, piece[:take])
+            sink.write(done, piece[:take])
             done += take
             tracker.set(0, done)
             tracker.tick()
         tracker.tick(force=True)
-        flush = getattr(target, "flush", None)
-        if flush is not None and not isinstance(target, (bytearray, memoryview)):
-            flush()
+        sink.commit()
         seconds = max(time.monotonic() - began, 1e-9)
         full = first == 0 and last == reader.size - 1
         return TransferResult(
@@ -460,40 +461,6 @@ def download_to_stream(
             generation=reader.generation,
             response=None,
         )
-
-
-def _writer_for(target: Any, total: int) -> Callable[[int, memoryview], None]:
-    write = getattr(target, "write", None)
-    if write is not None and not isinstance(target, memoryview):
-        if isinstance(target, io.TextIOBase):
-            raise TypeError("the target must be a binary stream, not a text stream")
-
-        def to_stream(offset: int, piece: memoryview) -> None:
-            view = piece
-            while len(view):
-                count = write(view)
-                if count is None:  # a non-blocking raw stream not ready: wait
-                    time.sleep(0.001)
-                    continue
-                view = view[count:]
-
-        return to_stream
-    try:
-        buffer = memoryview(target).cast("B")
-    except TypeError:
-        raise TypeError(
-            f"the target must be a path, a writable binary stream or a writable buffer, "
-            f"not a {type(target).__name__}"
-        ) from None
-    if buffer.readonly:
-        raise TypeError("the target buffer is read-only")
-    if len(buffer) < total:
-        raise ValueError(f"the target buffer holds {len(buffer)} bytes; the data is {total}")
-
-    def to_buffer(offset: int, piece: memoryview) -> None:
-        buffer[offset : offset + len(piece)] = piece
-
-    return to_buffer
 
 
 class _Pipe:

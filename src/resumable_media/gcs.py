@@ -227,35 +227,19 @@ def download_blob(
     headers = _encryption_headers(blob)
     factory = client_factory(client)
     try:
-        if isinstance(filename_or_stream, (str, os.PathLike)):
-            download = ParallelDownload(
-                url,
-                filename_or_stream,
-                chunk_size=chunk_size,
-                processes=processes,
-                threads_per_process=threads_per_process,
-                checksum=checksum,
-                headers=headers,
-                start=start,
-                end=end,
-                retry=retry,
-            )
-            return download.consume(factory, progress=progress)
-        from resumable_media import _streams
-
-        return _streams.download_to_stream(
+        download = ParallelDownload(
             url,
             filename_or_stream,
-            factory,
-            headers=headers,
             chunk_size=chunk_size,
-            threads=threads_per_process,
+            processes=processes,
+            threads_per_process=threads_per_process,
             checksum=checksum,
+            headers=headers,
             start=start,
             end=end,
-            progress=progress,
             retry=retry,
         )
+        return download.consume(factory, progress=progress)
     except common.InvalidResponse as exc:
         raise _translate(exc, blob) from exc
 
