@@ -59,7 +59,7 @@ DEFAULT_WINDOW = 4
 class _Fetched:
     __slots__ = ("crc", "data")
 
-    def __init__(self, data: bytearray, crc: int) -> None:
+    def __init__(self, data: bytearray | memoryview, crc: int) -> None:
         self.data = data
         self.crc = crc
 
@@ -237,7 +237,8 @@ class ObjectReader(io.RawIOBase):
             return None
         return _Fetched(buffer, checksums.crc32c(buffer))
 
-    def _fetch(self, index: int) -> _Fetched:
+    def _fetch(self, index: int, into: memoryview | None = None) -> _Fetched:
+        """Fetch chunk ``index`` into a new buffer, or into ``into`` (its exact length)."""
         start = index * self.chunk_size
         length = min(self.chunk_size, self.size - start)
 
@@ -262,7 +263,7 @@ class ObjectReader(io.RawIOBase):
                         f"{self.name}: asked for bytes {start}-{start + length - 1}, got "
                         f"{got_range.start}-{got_range.end}",
                     )
-                buffer = bytearray(length)
+                buffer: bytearray | memoryview = bytearray(length) if into is None else into
                 got = read_exactly(response, memoryview(buffer))
                 if got != length:
                     raise ConnectionError(f"{self.name}: a ranged read ended after {got} bytes")
@@ -357,10 +358,66 @@ class ObjectReader(io.RawIOBase):
         return filled
 
     def readall(self) -> bytes:
+        """The rest of the object, fetched straight into the result (no copy).
+
+        The result is a ``bytes`` object owned by an ``io.BytesIO`` whose buffer the ranged
+        GETs fill through ``getbuffer()``; ``getvalue()`` then hands that same object over
+        (CPython does not copy an unshared, exactly sized buffer; elsewhere it is one copy).
+        """
         self._checkClosed()
         if self._failed is not None:
             raise self._failed
-        return b"".join(list(self.iter_chunks()))  # one copy: chunks into the result
+        remaining = self.size - self._position
+        if remaining <= 0:
+            return b""
+        result = io.BytesIO(bytes(remaining))
+        view = result.getbuffer()
+        try:
+            self._fill_all(view)
+        finally:
+            view.release()
+        return result.getvalue()
+
+    def _fill_all(self, view: memoryview) -> None:
+        """Fill ``view`` with everything from the position on, ``threads`` GETs at a time."""
+        base = self._position
+        index, offset = divmod(base, self.chunk_size)
+        if offset:  # the rest of a partly read chunk
+            data = self._chunk(index).data
+            view[: len(data) - offset] = memoryview(data)[offset:]
+            self._pending.pop(index, None)
+            index += 1
+        count = -(-self.size // self.chunk_size)
+        futures: dict[int, concurrent.futures.Future[_Fetched]] = {}
+        for i in range(index, count):
+            start = i * self.chunk_size
+            piece = view[start - base : min(start + self.chunk_size, self.size) - base]
+            ready = self._pending.pop(i, None)
+            if ready is not None and ready.done() and not ready.cancelled():
+                piece[:] = ready.result().data  # already fetched ahead
+                futures[i] = ready
+                continue
+            if ready is not None:
+                ready.cancel()
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(
+                    self._threads, thread_name_prefix="resumable-media-readahead"
+                )
+            futures[i] = self._executor.submit(self._fetch, i, piece)
+        try:
+            for i in range(index, count):
+                fetched = futures[i].result()
+                start = i * self.chunk_size
+                if self.checksum is not None and self._crc_position == start:
+                    self._crc = checksums.crc32c_combine(self._crc, fetched.crc, len(fetched.data))
+                    self._crc_position = start + len(fetched.data)
+                    self._check_end()
+                self._position = start + len(fetched.data)
+        except BaseException:
+            for future in futures.values():
+                future.cancel()
+            concurrent.futures.wait(futures.values())  # nothing may write into view later
+            raise
 
     def iter_chunks(self) -> Any:
         """Yield the rest of the object chunk by chunk (memoryviews, valid until the next).

@@ -152,3 +152,21 @@ def test_precondition_on_write(gcs_server: GCSServer, gcs_bucket: str) -> None:
     with pytest.raises(common.InvalidResponse, match="412"):
         f.close()
     assert gcs_server.object_bytes(gcs_bucket, "exists.bin") == b"old"
+
+
+def test_read_all_after_a_partial_read_and_corruption(
+    gcs_server: GCSServer, gcs_bucket: str
+) -> None:
+    data = os.urandom(4 * MIB + 3)
+    gcs_server.put_object(gcs_bucket, "all.bin", data)
+    url = f"gs://{gcs_bucket}/all.bin"
+    with resumable_media.open(url, "rb", chunk_size=MIB) as f:
+        assert f.read(MIB + 10) == data[: MIB + 10]
+        assert f.read() == data[MIB + 10 :] and f.raw.verified
+        assert f.tell() == len(data)
+    test_id = gcs_server.create_retry_test({"storage.objects.get": ["return-corrupted-data"]})
+    with (
+        resumable_media.open(url, "rb", chunk_size=MIB, headers={"x-retry-test-id": test_id}) as f,
+        pytest.raises(common.DataCorruption),
+    ):
+        f.read()
