@@ -225,3 +225,37 @@ def test_factories_follow_the_client() -> None:
     factory = gcs.client_factory(fake)
     assert isinstance(factory, gcs.CredentialsFactory)
     assert factory.headers == (("x-a", "1"),)
+
+
+def test_client_credentials_authorize_every_request(
+    gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import google.auth.credentials
+
+    class Token(google.auth.credentials.Credentials):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.token = "token-from-the-client"
+
+        def refresh(self, request: Any) -> None:
+            self.token = "token-from-the-client"
+
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    authed = storage.Client(
+        project="p", credentials=Token(), client_options={"api_endpoint": gcs_server.endpoint}
+    )
+    factory = gcs.client_factory(authed)
+    assert isinstance(factory, gcs.CredentialsFactory)
+    data = os.urandom(2 * MIB + 1)
+    path = tmp_path / "a.bin"
+    path.write_bytes(data)
+    blob = authed.bucket(gcs_bucket).blob("authed.bin")
+    gcs_server.clear_requests()
+    gcs.upload_blob(blob, path, chunk_size=MIB)
+    gcs.download_blob(blob, tmp_path / "b.bin", chunk_size=MIB)
+    assert (tmp_path / "b.bin").read_bytes() == data
+    records = gcs_server.wait_for_requests(6)
+    assert records and all(
+        r.headers.get("authorization") == "Bearer token-from-the-client" for r in records
+    )
+    authed.close()
