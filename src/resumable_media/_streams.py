@@ -214,7 +214,8 @@ class ObjectReader(io.RawIOBase):
                         response, f"{self.name}: the server did not say how large it is"
                     )
                 self.size = length
-                want = length if status == 200 else min(length, self.chunk_size)
+                # A 200 (the range ignored) is read only as far as the first chunk.
+                want = min(length, self.chunk_size)
                 buffer = bytearray(want)
                 got = read_exactly(response, memoryview(buffer))
                 if got != want:
@@ -229,9 +230,6 @@ class ObjectReader(io.RawIOBase):
         generation = response.headers.get("x-goog-generation")
         self.generation = int(generation) if generation else None
         self.crc32c = checksums.parse_goog_hash(response.headers.get("x-goog-hash")).get("crc32c")
-        if response.status_code == 200 and self.size > self.chunk_size:
-            # The server ignored the range: keep only the first chunk.
-            buffer = buffer[: self.chunk_size] if buffer is not None else None
         if buffer is None:
             self._check_end()
             return None
@@ -593,6 +591,10 @@ class ObjectWriter(io.RawIOBase):
         content_type: The object's content type.
         name: ``gs://bucket/name``, for messages.
         progress: ``progress(bytes_acknowledged, None)``.
+        object_url: The object's JSON API URL: when the upload was finalized but does not
+            verify (``DataCorruption``), an object there whose size or CRC32C differs from
+            what was written is deleted (pinned to its generation), so none claims to be
+            the data.
     """
 
     def __init__(
@@ -604,9 +606,12 @@ class ObjectWriter(io.RawIOBase):
         *,
         name: str,
         progress: ProgressCallback | None = None,
+        object_url: str | None = None,
     ) -> None:
         super().__init__()
         self.name = name
+        self._object_url = object_url
+        self._crc = 0
         self._upload = upload
         self._transport = transport
         self._pipe = _Pipe(2 * upload.chunk_size)
@@ -639,6 +644,7 @@ class ObjectWriter(io.RawIOBase):
             raise self._error
         piece = bytes(data)
         if piece:
+            self._crc = checksums.crc32c(piece, self._crc)
             self._pipe.put(piece)
             self._written += len(piece)
         return len(piece)
@@ -687,7 +693,38 @@ class ObjectWriter(io.RawIOBase):
         super().close()
         if self._error is not None:
             self._cancel_session()
+            if isinstance(self._error, common.DataCorruption):
+                self._discard_mismatch()
             raise self._error
+
+    def _discard_mismatch(self) -> None:
+        """Delete a finalized object that is not what was written (its generation pinned)."""
+        if self._object_url is None:
+            return
+        try:
+            session, owned = as_transport(self._transport, owner="ObjectWriter")
+            try:
+                headers = dict(self._upload.headers)
+                response = session.request(
+                    "GET", self._object_url, headers=headers, timeout=DEFAULT_TIMEOUT
+                )
+                if response.status_code != 200:
+                    return
+                resource = response.json()
+                same = int(resource.get("size", -1)) == self._written and resource.get(
+                    "crc32c"
+                ) == checksums.crc32c_to_b64(self._crc)
+                if same:
+                    return
+                _LOGGER.warning("%s: deleting the stored object, which does not verify", self.name)
+                separator = "&" if "?" in self._object_url else "?"
+                url = f"{self._object_url}{separator}ifGenerationMatch={resource['generation']}"
+                session.request("DELETE", url, headers=headers, timeout=DEFAULT_TIMEOUT)
+            finally:
+                if owned:
+                    session.close()  # type: ignore[attr-defined]
+        except Exception:
+            _LOGGER.warning("%s: could not check or delete the stored object", self.name)
 
     def __exit__(self, kind: Any, value: Any, traceback: Any) -> None:
         if kind is not None:
@@ -798,7 +835,13 @@ def open_url(
         if metadata:
             resource["metadata"] = dict(metadata)
         return ObjectWriter(
-            upload, transport, resource, content_type, name=str(target), progress=progress
+            upload,
+            transport,
+            resource,
+            content_type,
+            name=str(target),
+            progress=progress,
+            object_url=where.object_url(target),
         )
     raise ValueError(
         f"mode must be 'rb' or 'wb', got {mode!r} (for text, wrap the binary file in "

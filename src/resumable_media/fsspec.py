@@ -474,10 +474,10 @@ class GCSXFileSystem(AbstractFileSystem):  # type: ignore[misc]
         """Download one object with ``ParallelDownload`` (verified, atomically renamed)."""
         from resumable_media.parallel import ParallelDownload
 
-        if self.isdir(rpath):
+        url = self._split(rpath)
+        if not url.name:
             os.makedirs(lpath, exist_ok=True)
             return
-        url = self._split(rpath)
         parent = os.path.dirname(os.path.abspath(lpath))
         os.makedirs(parent, exist_ok=True)
         download = ParallelDownload(
@@ -491,6 +491,10 @@ class GCSXFileSystem(AbstractFileSystem):  # type: ignore[misc]
         try:
             download.consume(self.transport, progress=callbacks.from_fsspec(callback))
         except common.InvalidResponse as exc:
+            status = getattr(exc.response, "status_code", None)
+            if status == 404 and self.isdir(rpath):  # a prefix: a local directory
+                os.makedirs(lpath, exist_ok=True)
+                return
             self._raise(exc, rpath)
 
     def _open(

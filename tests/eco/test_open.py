@@ -170,3 +170,33 @@ def test_read_all_after_a_partial_read_and_corruption(
         pytest.raises(common.DataCorruption),
     ):
         f.read()
+
+
+def test_finalized_but_unverified_upload_is_deleted(gcs_server: GCSServer, gcs_bucket: str) -> None:
+    from resumable_media import _streams, transports
+
+    class LyingUpload:  # finalizes an object with other bytes, then reports the mismatch
+        chunk_size = 256 * 1024
+        headers: dict[str, str] = {}
+        resumable_url = None
+
+        def transmit(self, transport: object, source: object, *args: object, **kw: object) -> None:
+            view = memoryview(bytearray(1 << 20))
+            while source.readinto(view):  # type: ignore[attr-defined]
+                pass
+            gcs_server.put_object(gcs_bucket, "lie.bin", b"not what was written")
+            raise common.DataCorruption(None, "the uploaded object's crc32c differs")
+
+    url = f"{gcs_server.endpoint}/storage/v1/b/{gcs_bucket}/o/lie.bin"
+    writer = _streams.ObjectWriter(
+        LyingUpload(),
+        transports.anonymous(),
+        {"name": "lie.bin"},
+        "application/octet-stream",
+        name=f"gs://{gcs_bucket}/lie.bin",
+        object_url=url,
+    )
+    writer.write(b"the real data")
+    with pytest.raises(common.DataCorruption):
+        writer.close()
+    assert not gcs_server.has_object(gcs_bucket, "lie.bin")
