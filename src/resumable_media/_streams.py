@@ -144,7 +144,7 @@ class ObjectReader(io.RawIOBase):
         if chunk_size <= 0 or window <= 0:
             raise ValueError("chunk_size and window must be positive")
         if checksum not in ("crc32c", "auto", None):
-            raise ValueError(f"the reader checks crc32c or nothing, got checksum={checksum!r}")
+            raise ValueError(f"the reader checks crc32c or nothing, not {checksum}")
         self.name = _object_name(media_url)
         self.chunk_size = chunk_size
         self.window = window
@@ -844,6 +844,5 @@ def open_url(
             object_url=where.object_url(target),
         )
     raise ValueError(
-        f"mode must be 'rb' or 'wb', got {mode!r} (for text, wrap the binary file in "
-        "io.TextIOWrapper)"
+        f"mode must be rb or wb, not {mode} (for text, wrap the binary file in io.TextIOWrapper)"
     )

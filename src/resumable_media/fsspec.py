@@ -125,7 +125,7 @@ class GCSXFileSystem(AbstractFileSystem):  # type: ignore[misc]
         stripped = self._strip_protocol(path)
         bucket, _, name = stripped.partition("/")
         if not bucket:
-            raise ValueError(f"{path!r} names no bucket")
+            raise ValueError(f"{path}: the path names no bucket")
         return GsUrl(bucket, name)
 
     def _raise(self, exc: BaseException, path: str) -> None:
@@ -535,7 +535,7 @@ class GCSXFileSystem(AbstractFileSystem):  # type: ignore[misc]
                 content_type=kwargs_content_type(path),
                 if_generation_match=0 if mode == "xb" else None,
             )
-        raise ValueError(f"{path}: mode {mode!r} is not supported (use rb, wb or xb)")
+        raise ValueError(f"{path}: mode {mode} is not supported (use rb, wb or xb)")
 
 
 def kwargs_content_type(path: str) -> str:

@@ -221,7 +221,9 @@ def download_blob(
     options = dict(preconditions)
     pairs = _preconditions(options)
     if options:
-        raise TypeError(f"download_blob got unexpected keyword arguments: {sorted(options)}")
+        raise TypeError(
+            "download_blob got unexpected keyword arguments: " + ", ".join(sorted(options))
+        )
     client = _client(blob, client)
     url = _with_query(blob._get_download_url(client), pairs)
     headers = _encryption_headers(blob)
@@ -308,7 +310,9 @@ def upload_blob(
     options = dict(preconditions)
     pairs = _preconditions(options)
     if options:
-        raise TypeError(f"upload_blob got unexpected keyword arguments: {sorted(options)}")
+        raise TypeError(
+            "upload_blob got unexpected keyword arguments: " + ", ".join(sorted(options))
+        )
     client = _client(blob, client)
     filename = (
         os.fspath(filename_or_stream)
