@@ -264,6 +264,21 @@ class GCSXFileSystem(AbstractFileSystem):  # type: ignore[misc]
         names = sorted(out)
         return {n: out[n] for n in names} if detail else names
 
+    def modified(self, path: str) -> datetime.datetime:
+        """When the object was last updated."""
+        return self._time(path, "updated")
+
+    def created(self, path: str) -> datetime.datetime:
+        """When the object (this generation) was created."""
+        return self._time(path, "timeCreated")
+
+    def _time(self, path: str, field: str) -> datetime.datetime:
+        info = self.info(path)
+        stamp = _stamp(info.get(field))
+        if stamp is None:
+            raise IsADirectoryError(21, f"{path}: a directory has no {field} time", path)
+        return stamp
+
     def checksum(self, path: str) -> int:
         """A number that changes whenever the object does (its generation and CRC32C)."""
         info = self.info(path)
@@ -508,6 +523,11 @@ class GCSXFileSystem(AbstractFileSystem):  # type: ignore[misc]
     ) -> Any:
         from resumable_media import _streams
 
+        if not autocommit:
+            raise NotImplementedError(
+                f"{path}: gcsx has no transactions; write outside fs.transaction (each file "
+                "is committed, verified, when it is closed)"
+            )
         url = self._split(path)
         if "r" in mode:
             try:

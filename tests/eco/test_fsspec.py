@@ -52,6 +52,10 @@ def test_ls_info_cat_ranges(
     assert fs.cat_file(f"{gcs_bucket}/d/a.bin", start=MIB, end=-1) == data[MIB:-1]
     assert fs.cat_file(f"{gcs_bucket}/d/a.bin", start=50, end=50) == b""
     assert fs.cat(f"gcsx://{gcs_bucket}/d/sub/b.txt") == b"hello"
+    assert fs.modified(f"{gcs_bucket}/d/a.bin").tzinfo is not None
+    assert fs.created(f"{gcs_bucket}/d/a.bin") <= fs.modified(f"{gcs_bucket}/d/a.bin")
+    with pytest.raises(NotImplementedError, match="transactions"), fs.transaction:
+        fs.open(f"{gcs_bucket}/d/t.bin", "wb")
     with pytest.raises(FileNotFoundError, match="nothing"):
         fs.info(f"{gcs_bucket}/nothing")
     with pytest.raises(FileNotFoundError):
