@@ -44,6 +44,11 @@ def test_download_blob_in_parallel_ranges(
     ranged = [r for r in gcs_server.wait_for_requests(6) if r.headers.get("range")]
     assert len(ranged) == 6
     assert seen[-1] == (len(data), len(data))
+    loaded = client.bucket(gcs_bucket).get_blob("big.bin")  # its media_link is used
+    assert loaded is not None and loaded.media_link
+    os.unlink(out)
+    assert gcs.download_blob(loaded, out, chunk_size=MIB).generation == loaded.generation
+    assert out.read_bytes() == data
 
 
 def test_download_honours_generation_user_project_and_csek(
