@@ -39,6 +39,7 @@ from fsspec.spec import AbstractFileSystem
 from resumable_media import callbacks, common
 from resumable_media._cli.client import Storage, TransferError
 from resumable_media._cli.urls import Endpoint, GsUrl, resolve_endpoint
+from resumable_media.parallel.plan import DEFAULT_CHUNK_SIZE
 
 __all__ = ["GCSXFileSystem", "register_gs"]
 
@@ -68,7 +69,8 @@ class GCSXFileSystem(AbstractFileSystem):  # type: ignore[misc]
         transport: A picklable transport factory (default: anonymous for an emulator,
             ``transports.google_default()`` otherwise).
         project: The project new buckets belong to (``mkdir`` of a bucket).
-        chunk_size: Bytes per ranged GET / upload request.
+        chunk_size: Bytes per ranged GET of ``get`` and per upload request or part (32 MiB,
+            as ``ParallelDownload``); ``open`` reads at most 8 MiB per GET.
         threads: Connections per transfer.
         checksum: "crc32c" (default) or None (kept as ``check``: fsspec's ``checksum(path)``
             is a method).
@@ -83,7 +85,7 @@ class GCSXFileSystem(AbstractFileSystem):  # type: ignore[misc]
         endpoint: str | None = None,
         transport: Any = None,
         project: str | None = None,
-        chunk_size: int = 16 * 2**20,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
         threads: int | None = None,
         checksum: str | None = "crc32c",
         **kwargs: Any,
