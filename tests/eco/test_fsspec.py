@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import fsspec
 import pytest
+from _eco_support import records
 from fsspec.callbacks import Callback
 
 from resumable_media import common
@@ -76,14 +77,14 @@ def test_put_get_cp_rm(
     gcs_server.clear_requests()
     fs.put(str(local), f"{gcs_bucket}/p/up.bin")
     assert gcs_server.object_bytes(gcs_bucket, "p/up.bin") == data
-    parts = [r for r in gcs_server.wait_for_requests(8) if "partNumber=" in r.path]
+    parts = records(gcs_server, lambda r: "partNumber=" in r.path and gcs_bucket in r.path, 5)
     assert len(parts) == 5  # the XML multipart upload, one part per chunk
     fs.get(f"{gcs_bucket}/p/up.bin", str(tmp_path / "down.bin"))
     assert (tmp_path / "down.bin").read_bytes() == data
     gcs_server.clear_requests()
     fs.cp_file(f"{gcs_bucket}/p/up.bin", f"{gcs_bucket}/p/copy.bin")
     assert gcs_server.object_bytes(gcs_bucket, "p/copy.bin") == data
-    assert any("/rewriteTo/" in r.path for r in gcs_server.wait_for_requests(1))
+    assert records(gcs_server, lambda r: "/rewriteTo/" in r.path and gcs_bucket in r.path, 1)
     assert gcs_server.media_bytes_sent_for(gcs_bucket) >= 0
     fs.rm(f"{gcs_bucket}/p", recursive=True)
     assert not gcs_server.has_object(gcs_bucket, "p/up.bin")
