@@ -30,10 +30,12 @@ from typing import Any
 from resumable_media import checksums, common
 from resumable_media._protocol import ranges
 from resumable_media._transport import (
+    DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
     Retrying,
     as_transport,
     is_session,
+    own_retry,
     read_exactly,
 )
 from resumable_media.parallel.plan import TransferResult, pin_generation
@@ -120,7 +122,7 @@ class ObjectReader(io.RawIOBase):
         window: Chunks fetched ahead (memory: ``window x chunk_size``).
         threads: Concurrent GETs (at most ``window``).
         checksum: "crc32c" (default) or None.
-        retry: The retry policy (None: the default).
+        retry: The retry policy (default: a fresh default strategy; None: one attempt).
         timeout: The (connect, read) timeout.
 
     Raises:
@@ -137,7 +139,7 @@ class ObjectReader(io.RawIOBase):
         window: int = DEFAULT_WINDOW,
         threads: int | None = None,
         checksum: str | None = "crc32c",
-        retry: common.RetryStrategy | None = None,
+        retry: common.RetryStrategy | None = DEFAULT_RETRY,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__()
@@ -150,7 +152,7 @@ class ObjectReader(io.RawIOBase):
         self.window = window
         self.checksum = checksum
         self.headers = dict(headers or {})
-        self.retry = common.RetryStrategy() if retry is None else retry
+        self.retry = own_retry(retry)
         self.timeout = timeout
         self._sessions = _Sessions(transport)
         self._position = 0
@@ -455,7 +457,7 @@ def download_to_stream(
     start: int | None = None,
     end: int | None = None,
     progress: ProgressCallback | None = None,
-    retry: common.RetryStrategy | None = None,
+    retry: common.RetryStrategy | None = DEFAULT_RETRY,
 ) -> TransferResult:
     """Copy an object into a writable binary stream, or into a writable buffer.
 
@@ -514,7 +516,6 @@ def download_to_stream(
             md5=None,
             verified=full and reader.verified,
             generation=reader.generation,
-            response=None,
         )
 
 
@@ -760,7 +761,7 @@ def open_url(
     if_generation_match: int | None = None,
     buffer_size: int = io.DEFAULT_BUFFER_SIZE,
     progress: ProgressCallback | None = None,
-    retry: common.RetryStrategy | None = None,
+    retry: common.RetryStrategy | None = DEFAULT_RETRY,
 ) -> Any:
     """Open ``gs://bucket/name`` as a binary file, for reading or for writing.
 
@@ -791,7 +792,7 @@ def open_url(
             object does not exist).
         buffer_size: The BufferedReader's buffer (reads).
         progress: ``progress(bytes_done, total_or_None)`` (writes).
-        retry: The retry policy (None: the default).
+        retry: The retry policy (default: a fresh default strategy; None: one attempt).
 
     Returns:
         A binary file object.

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from resumable_media import common, transports
+from resumable_media._transport import DEFAULT_RETRY
 from resumable_media.parallel import ParallelDownload, PipelinedUpload, TransferResult
 from resumable_media.parallel.plan import DEFAULT_CHUNK_SIZE
 from resumable_media.parallel.progress import ProgressCallback
@@ -187,7 +188,7 @@ def download_blob(
     start: int | None = None,
     end: int | None = None,
     progress: ProgressCallback | None = None,
-    retry: common.RetryStrategy | None = None,
+    retry: common.RetryStrategy | None = DEFAULT_RETRY,
     **preconditions: int | None,
 ) -> TransferResult:
     """Download ``blob`` with parallel ranged reads, verified by CRC32C.
@@ -205,7 +206,7 @@ def download_blob(
         start: First byte (a partial download is not checked against the object's hash).
         end: Last byte, inclusive.
         progress: ``progress(bytes_done, total)`` (see :mod:`resumable_media.callbacks`).
-        retry: The retry policy (None: the default).
+        retry: The retry policy (default: a fresh default strategy; None: one attempt).
         **preconditions: ``if_generation_match``, ``if_generation_not_match``,
             ``if_metageneration_match``, ``if_metageneration_not_match``.
 
@@ -271,7 +272,7 @@ def upload_blob(
     chunk_size: int = DEFAULT_UPLOAD_CHUNK_SIZE,
     checksum: str | None = "crc32c",
     progress: ProgressCallback | None = None,
-    retry: common.RetryStrategy | None = None,
+    retry: common.RetryStrategy | None = DEFAULT_RETRY,
     **preconditions: int | None,
 ) -> TransferResult:
     """Upload a file or stream to ``blob`` with a pipelined resumable upload.
@@ -294,7 +295,7 @@ def upload_blob(
         chunk_size: Bytes per request (a multiple of 256 KiB).
         checksum: "crc32c" (default), "md5", "both", "auto" or None.
         progress: ``progress(bytes_done, total_or_None)``.
-        retry: The retry policy (None: the default).
+        retry: The retry policy (default: a fresh default strategy; None: one attempt).
         **preconditions: ``if_generation_match`` (0: only if the object does not exist),
             ``if_generation_not_match``, ``if_metageneration_match``,
             ``if_metageneration_not_match``.
