@@ -100,12 +100,36 @@ def build_parser() -> argparse.ArgumentParser:
         "cp",
         parents=[common],
         help="copy objects to or from gs://",
-        description="Copy SRC to DST; exactly one of them is a gs://bucket/object URL. "
-        "With -r, copy every file under a directory to objects under a prefix, or back.",
+        usage="%(prog)s [options] SRC [SRC ...] DST  (or: -I DST, sources on stdin)",
+        description="Copy SRC to DST, local <-> gs:// or gs:// -> gs:// (server-side, no "
+        "byte through this machine).  Names follow gsutil: into an existing directory or "
+        "prefix, a bucket, a DST ending in '/', or with several sources, each source keeps "
+        "its last component (cp -r DIR gs://b/ makes gs://b/DIR/...); otherwise DST is the "
+        "new name.  Wildcards *, ?, [abc] and ** work in gs:// URLs and local paths.",
     )
-    cp.add_argument("src", metavar="SRC")
-    cp.add_argument("dst", metavar="DST")
-    cp.add_argument("-r", "--recursive", action="store_true", help="copy a tree")
+    cp.add_argument("paths", nargs="+", metavar="SRC... DST")
+    cp.add_argument("-r", "-R", "--recursive", action="store_true", help="copy trees")
+    cp.add_argument(
+        "-I",
+        "--read-paths-from-stdin",
+        action="store_true",
+        dest="stdin_sources",
+        help="read the sources from stdin, one per line (then give only DST)",
+    )
+    cp.add_argument(
+        "-n",
+        "--no-clobber",
+        action="store_true",
+        help="skip destinations that exist (uploads and gs->gs send ifGenerationMatch=0)",
+    )
+    cp.add_argument(
+        "-P",
+        "--preserve-posix",
+        action="store_true",
+        dest="preserve",
+        help="keep mtime and mode: uploads store goog-reserved-file-mtime and "
+        "goog-reserved-posix-mode metadata, downloads restore them",
+    )
     cp.add_argument(
         "--chunk-size",
         type=_chunk_size,

@@ -13,24 +13,26 @@ import concurrent.futures
 import dataclasses
 import json
 import mimetypes
+import os
 import pathlib
 import sys
 import threading
 from typing import Any, TextIO
 
-from resumable_media._cli.client import Storage, TransferError
-from resumable_media._cli.paths import UnsafeName, iter_local_files, local_path_for, relative_name
+from resumable_media._cli.client import PreconditionFailed, Storage, TransferError
 from resumable_media._cli.progress import ProgressBar
 from resumable_media._cli.transfer import (
     CopyOptions,
     CopyResult,
     Interrupted,
     download_object,
+    rewrite_object,
+    skipped_result,
     upload_file,
 )
-from resumable_media._cli.urls import GsUrl, is_gs_url, parse_gs_url
+from resumable_media._cli.urls import GsUrl
 
-__all__ = ["CopyJob", "Reporter", "UsageError", "plan_copy", "run_jobs"]
+__all__ = ["CopyJob", "Reporter", "UsageError", "run_jobs"]
 
 
 class UsageError(Exception):
@@ -39,13 +41,15 @@ class UsageError(Exception):
 
 @dataclasses.dataclass(frozen=True, slots=True, eq=False)
 class CopyJob:
-    """One object to copy: a download (``url`` → ``path``) or an upload (``path`` → ``url``)."""
+    """One object to copy: a download (``url`` → ``path``), an upload (``path`` → ``url``)
+    or, when ``source`` is set, a server-side rewrite (``source`` → ``url``)."""
 
     download: bool
     url: GsUrl
     path: pathlib.Path
     size: int
     meta: dict[str, Any] | None = None
+    source: GsUrl | None = None
 
 
 class Reporter:
@@ -86,6 +90,12 @@ class Reporter:
             if self.json_lines:
                 self.out.write(json.dumps(result.as_json()) + "\n")
                 self.out.flush()
+            elif result.skipped:
+                if not self.quiet:
+                    self._message(
+                        f"skipped {result.source} -> {result.destination}: "
+                        "the destination exists (-n)"
+                    )
             elif not self.quiet:
                 rate = result.bytes / result.seconds / 2**20 if result.seconds else 0.0
                 self._message(
@@ -115,115 +125,6 @@ class Reporter:
                 self._message(text)
 
 
-def _basename(name: str) -> str:
-    return name.rsplit("/", 1)[-1]
-
-
-def _single_download(
-    storage: Storage, url: GsUrl, dst: str
-) -> tuple[list[CopyJob], list[TransferError]]:
-    if not url.name or url.name.endswith("/"):
-        raise UsageError(f"{url} names a prefix, not an object; use -r to copy a tree")
-    path = pathlib.Path(dst)
-    if dst.endswith(("/", "\\")) or path.is_dir():
-        path = path / _basename(url.name)
-    if not path.parent.is_dir():
-        return [], [TransferError(str(path), f"directory {path.parent} does not exist")]
-    meta = storage.metadata(url)
-    return [CopyJob(True, url, path, int(meta.get("size", 0)), meta)], []
-
-
-def _tree_download(
-    storage: Storage, url: GsUrl, dst: str, reporter: Reporter, page_size: int | None
-) -> tuple[list[CopyJob], list[TransferError]]:
-    root = pathlib.Path(dst)
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"destination {dst} exists and is not a directory")
-    prefix = url.name if not url.name or url.name.endswith("/") else url.name + "/"
-    jobs: list[CopyJob] = []
-    refused: list[TransferError] = []
-    found = False
-    for meta in storage.iter_objects(url.bucket, prefix, page_size):
-        found = True
-        name = str(meta["name"])
-        item = GsUrl(url.bucket, name)
-        size = int(meta.get("size", 0))
-        if name.endswith("/") and size == 0:
-            reporter.note(f"skipping {item}: a directory placeholder object")
-            continue
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            path = local_path_for(root, relative_name(name, prefix))
-        except UnsafeName as exc:
-            refused.append(TransferError(str(item), f"refused, not written: {exc}"))
-            continue
-        jobs.append(CopyJob(True, item, path, size, meta))
-    if not found:
-        return [], [TransferError(f"gs://{url.bucket}/{prefix}", "no objects under this prefix")]
-    return jobs, refused
-
-
-def _valid_name(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:  # a file name with bytes that are not UTF-8
-        return False
-    return True
-
-
-def _uploads(src: str, url: GsUrl, recursive: bool) -> tuple[list[CopyJob], list[TransferError]]:
-    path = pathlib.Path(src)
-    jobs: list[CopyJob] = []
-    refused: list[TransferError] = []
-    if path.is_dir():
-        if not recursive:
-            raise UsageError(f"{src} is a directory; use -r to copy a tree")
-        files = [(file, url.child(rel)) for file, rel in iter_local_files(path)]
-        if not files:
-            return [], [TransferError(src, "no files under this directory")]
-    elif not path.exists():
-        return [], [TransferError(src, "no such file")]
-    else:
-        if not url.name or url.name.endswith("/"):
-            url = GsUrl(url.bucket, url.name + path.name)
-        files = [(path, url)]
-    for file, target in files:
-        if _valid_name(target.name):
-            jobs.append(CopyJob(False, target, file, file.stat().st_size))
-        else:
-            refused.append(TransferError(str(file), "the name is not valid UTF-8; not uploaded"))
-    return jobs, refused
-
-
-def plan_copy(
-    storage: Storage,
-    src: str,
-    dst: str,
-    recursive: bool,
-    reporter: Reporter,
-    *,
-    page_size: int | None = None,
-) -> tuple[list[CopyJob], list[TransferError]]:
-    """Turn ``cp SRC DST`` into jobs plus the objects already known to fail.
-
-    Raises:
-        UsageError: When neither or both sides are ``gs://`` URLs, or the shape is wrong.
-        TransferError: When the single source object cannot be found.
-    """
-    src_gs, dst_gs = is_gs_url(src), is_gs_url(dst)
-    if src_gs == dst_gs:
-        raise UsageError("exactly one of SRC and DST must be a gs://bucket/object URL")
-    try:
-        url = parse_gs_url(src if src_gs else dst)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if src_gs:
-        if recursive:
-            return _tree_download(storage, url, dst, reporter, page_size)
-        return _single_download(storage, url, dst)
-    return _uploads(src, url, recursive)
-
-
 def _content_type(path: pathlib.Path, option: str | None) -> str:
     if option:
         return option
@@ -241,19 +142,45 @@ def _run_one(
     if cancel.is_set():
         raise Interrupted("interrupted")
     progress = bar.callback(job)
-    if job.download:
-        job.path.parent.mkdir(parents=True, exist_ok=True)
-        result = download_object(
-            storage, job.url, job.path, options, meta=job.meta, cancel=cancel, progress=progress
-        )
-    else:
-        content_type = _content_type(job.path, options.content_type)
-        result = upload_file(storage, job.path, job.url, options, content_type, progress=progress)
+    source, destination = _names(job)
+    try:
+        if job.source is not None:
+            result = rewrite_object(
+                storage, job.source, job.url, options, meta=job.meta, progress=progress
+            )
+        elif job.download:
+            if options.no_clobber and os.path.lexists(job.path):
+                result = skipped_result(source, destination)
+            else:
+                job.path.parent.mkdir(parents=True, exist_ok=True)
+                result = download_object(
+                    storage,
+                    job.url,
+                    job.path,
+                    options,
+                    meta=job.meta,
+                    cancel=cancel,
+                    progress=progress,
+                )
+        elif options.no_clobber and job.size > options.chunk_size and storage.stat(job.url):
+            # A large upload is asked about first, so that no byte is sent for nothing.
+            result = skipped_result(source, destination)
+        else:
+            content_type = _content_type(job.path, options.content_type)
+            result = upload_file(
+                storage, job.path, job.url, options, content_type, progress=progress
+            )
+    except PreconditionFailed:
+        if not options.no_clobber:
+            raise
+        result = skipped_result(source, destination)
     bar.finish(job, job.size)
     return result
 
 
 def _names(job: CopyJob) -> tuple[str, str]:
+    if job.source is not None:
+        return str(job.source), str(job.url)
     return (str(job.url), str(job.path)) if job.download else (str(job.path), str(job.url))
 
 
@@ -263,7 +190,7 @@ def _record(reporter: Reporter, job: CopyJob, run: concurrent.futures.Future[Cop
     except TransferError as exc:
         reporter.failure(*_names(job), exc)
     except OSError as exc:
-        target = str(job.path) if exc.filename else str(job.url)
+        target = str(job.path) if exc.filename and job.source is None else str(job.url)
         reporter.failure(*_names(job), TransferError(target, exc.strerror or str(exc)))
 
 
@@ -282,8 +209,10 @@ def run_jobs(
     Raises:
         KeyboardInterrupt: On Ctrl-C, after telling workers to stop.
     """
-    large = [j for j in jobs if j.size > options.chunk_size]
-    small = [j for j in jobs if j.size <= options.chunk_size]
+    # The accelerator is parallel itself: large transfers go one at a time; rewrites move
+    # no bytes here, so any number of them share the pool.
+    large = [j for j in jobs if j.source is None and j.size > options.chunk_size]
+    small = [j for j in jobs if j.source is not None or j.size <= options.chunk_size]
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency))
     try:
         futures = {pool.submit(_run_one, storage, j, options, cancel, bar): j for j in small}
