@@ -1,4 +1,4 @@
-"""The ``resumable-media`` command: cp, sync, hash, serve, demo, bench.
+"""The ``resumable-media`` command: cp, sync, ls, rm, cat, stat, du, hash, serve, demo, bench.
 
 Invariants: exit code 0 means every object was copied and verified, 1 means at
 least one transfer failed (each failure is reported naming the object and the
@@ -22,6 +22,7 @@ from types import FrameType
 
 from resumable_media import __version__
 from resumable_media._cli import commands
+from resumable_media._cli import objects as objects_commands
 from resumable_media._cli import sync as sync_command
 from resumable_media._cli.copy import UsageError
 from resumable_media._cli.options import parse_header, parse_size
@@ -155,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--list-page-size", type=_positive_int, help=argparse.SUPPRESS)
     cp.set_defaults(func=commands.cp)
     sync_command.add_parser(sub, common, _chunk_size, _positive_int)
+    objects_commands.add_parsers(sub, common, _chunk_size, _positive_int)
 
     hash_ = sub.add_parser(
         "hash", parents=[common], help="print CRC32C and MD5 of local files as GCS shows them"
