@@ -89,6 +89,10 @@ class _Planner:
                 items.append(("dir" if match.container else "file", match.name, None))
         if not found:
             self.refused.append(TransferError(text, "no match for this wildcard; check the name"))
+        elif not items:
+            self.refused.append(
+                TransferError(text, "matched only directories or prefixes; use -r to copy them")
+            )
         return items
 
     def _gs_literal(self, text: str, url: GsUrl) -> list[_Item]:
