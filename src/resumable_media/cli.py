@@ -248,7 +248,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            # ``cp SRC --quiet DST``: argparse gives a list positional only the paths before
+            # the first option; the paths after it come back here, in order.
+            if args.command == "cp" and not any(e.startswith("-") and e != "-" for e in extras):
+                args.paths += extras
+            else:
+                parser.error(f"unrecognized arguments: {' '.join(extras)}")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     args.cancel = CANCEL
