@@ -216,7 +216,13 @@ def test_cat_detects_corruption(gcs_server: GCSServer, gcs_bucket: str) -> None:
 
 def test_stat_output_and_missing(run_cli: RunCli, gcs_server: GCSServer, gcs_bucket: str) -> None:
     data = b"stat me"
-    gcs_server.put_object(gcs_bucket, "o.txt", data, content_type="text/plain", metadata={"k": "v"})
+    gcs_server.put_object(
+        gcs_bucket,
+        "o.txt",
+        data,
+        content_type="text/plain",
+        metadata={"k": "v", "goog-reserved-file-mtime": "1600000000"},
+    )
     result = run_cli("stat", f"gs://{gcs_bucket}/o.txt")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -226,7 +232,11 @@ def test_stat_output_and_missing(run_cli: RunCli, gcs_server: GCSServer, gcs_buc
     )
     assert "    Content-Length:         7" in lines
     assert "    Content-Type:           text/plain" in lines
-    assert lines[lines.index("    Metadata:") + 1] == "        k:                      v"
+    at = lines.index("    Metadata:")
+    assert lines[at + 1 : at + 3] == [
+        "        goog-reserved-file-mtime: 1600000000",
+        "        k:                      v",
+    ]
     assert f"    Hash (crc32c):          {_crc(data)}" in lines
     assert any(line.startswith("    Generation:") for line in lines)
 

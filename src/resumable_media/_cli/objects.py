@@ -486,7 +486,10 @@ def _stat_lines(url: str, meta: dict[str, Any]) -> list[str]:
     custom = meta.get("metadata") or {}
     if custom:
         lines.append("    Metadata:")
-        lines.extend(f"        {key + ':':<24}{value}" for key, value in sorted(custom.items()))
+        lines.extend(
+            f"        {key}:{' ' * max(1, 23 - len(key))}{value}"
+            for key, value in sorted(custom.items())
+        )
     if meta.get("crc32c"):
         lines.append(row("Hash (crc32c)", meta["crc32c"]))
     if meta.get("md5Hash"):
