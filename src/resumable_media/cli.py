@@ -153,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="upload only if the object's generation is GEN (0: it must not exist)",
     )
     cp.add_argument("--content-type", help="content type of uploads (default: guessed)")
+    cp.add_argument(
+        "--manifest",
+        metavar="FILE",
+        help="JSON-lines ledger, one line per object; a rerun skips what it records as done "
+        "once the destination is confirmed to still match",
+    )
     cp.add_argument("--list-page-size", type=_positive_int, help=argparse.SUPPRESS)
     cp.set_defaults(func=commands.cp)
     sync_command.add_parser(sub, common, _chunk_size, _positive_int)

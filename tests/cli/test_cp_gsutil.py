@@ -436,3 +436,54 @@ def test_gs_to_gs_missing_source_names_it(
     assert f"gs://{gcs_bucket}/absent.txt" in result.stderr
     assert "resumable-media ls" in result.stderr
     assert not gcs_server.has_object(gcs_bucket, "copy.txt")
+
+
+# -- --manifest -------------------------------------------------------------------------------
+
+
+def test_manifest_rerun_skips_what_is_still_in_place(
+    run_cli: RunCli, gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    site = _tree(tmp_path)
+    manifest = tmp_path / "cp.jsonl"
+    first = run_cli("cp", "-r", "--manifest", str(manifest), str(site), f"gs://{gcs_bucket}/")
+    assert first.returncode == 0, first.stderr
+    records = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert sorted(r["destination"] for r in records) == [
+        f"gs://{gcs_bucket}/site/{rel}" for rel in SITE
+    ]
+    assert {r["status"] for r in records} == {"copied"}
+    assert all(r["crc32c"] and r["generation"] and r["action"] == "upload" for r in records)
+
+    (site / "index.html").write_bytes(b"<html> changed")
+    gcs_server.clear_requests()
+    second = run_cli(
+        "cp", "-r", "--json", "--manifest", str(manifest), str(site), f"gs://{gcs_bucket}/"
+    )
+    assert second.returncode == 0, second.stderr
+    status = {
+        json.loads(x)["destination"]: json.loads(x)["status"] for x in second.stdout.splitlines()
+    }
+    assert status == {
+        f"gs://{gcs_bucket}/site/css/a.css": "skipped",
+        f"gs://{gcs_bucket}/site/css/deep/b.css": "skipped",
+        f"gs://{gcs_bucket}/site/index.html": "ok",
+    }
+    uploads = [r for r in gcs_server.requests if r.path.startswith("/upload/")]
+    assert len(uploads) == 1  # only the changed file sent bytes
+    assert gcs_server.object_bytes(gcs_bucket, "site/index.html") == b"<html> changed"
+
+    # The destination changed behind the manifest's back: copied again, not trusted.
+    gcs_server.put_object(gcs_bucket, "site/css/a.css", b"overwritten")
+    back = tmp_path / "back"
+    down = run_cli("cp", "-r", "--manifest", str(manifest), f"gs://{gcs_bucket}/site", str(back))
+    assert down.returncode == 0, down.stderr
+    third = run_cli(
+        "cp", "-r", "--json", "--manifest", str(manifest), str(site), f"gs://{gcs_bucket}/"
+    )
+    status = {
+        json.loads(x)["destination"]: json.loads(x)["status"] for x in third.stdout.splitlines()
+    }
+    assert status[f"gs://{gcs_bucket}/site/css/a.css"] == "ok"
+    assert gcs_server.object_bytes(gcs_bucket, "site/css/a.css") == b"a{}"
+    assert status[f"gs://{gcs_bucket}/site/index.html"] == "skipped"

@@ -17,6 +17,7 @@ from typing import Any
 from resumable_media import checksums
 from resumable_media._cli.client import Storage, TransferError
 from resumable_media._cli.copy import Reporter, UsageError, run_jobs
+from resumable_media._cli.manifest import CpManifest
 from resumable_media._cli.naming import plan_copy
 from resumable_media._cli.options import headers_from_env
 from resumable_media._cli.progress import ProgressBar
@@ -93,8 +94,11 @@ def cp(args: argparse.Namespace) -> int:
         sum(j.size for j in jobs), len(jobs), enabled=_show_progress(args) and bool(jobs)
     )
     reporter.bar = bar
+    manifest = CpManifest(args.manifest) if args.manifest else None
     for error in refused:
         reporter.failure(error.target, destination, error)
+        if manifest is not None:
+            manifest.refused(error, destination)
     try:
         run_jobs(
             storage,
@@ -104,9 +108,12 @@ def cp(args: argparse.Namespace) -> int:
             bar=bar,
             cancel=args.cancel,
             concurrency=args.jobs,
+            manifest=manifest,
         )
     finally:
         bar.close()
+        if manifest is not None:
+            manifest.close()
     return 1 if reporter.failures else 0
 
 

@@ -17,7 +17,7 @@ import os
 import pathlib
 import sys
 import threading
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from resumable_media._cli.client import PreconditionFailed, Storage, TransferError
 from resumable_media._cli.progress import ProgressBar
@@ -32,7 +32,10 @@ from resumable_media._cli.transfer import (
 )
 from resumable_media._cli.urls import GsUrl
 
-__all__ = ["CopyJob", "Reporter", "UsageError", "run_jobs"]
+if TYPE_CHECKING:  # manifest.py imports this module
+    from resumable_media._cli.manifest import CpManifest
+
+__all__ = ["CopyJob", "Reporter", "UsageError", "names", "run_jobs"]
 
 
 class UsageError(Exception):
@@ -93,8 +96,7 @@ class Reporter:
             elif result.skipped:
                 if not self.quiet:
                     self._message(
-                        f"skipped {result.source} -> {result.destination}: "
-                        "the destination exists (-n)"
+                        f"skipped {result.source} -> {result.destination}: {result.skipped}"
                     )
             elif not self.quiet:
                 rate = result.bytes / result.seconds / 2**20 if result.seconds else 0.0
@@ -138,11 +140,17 @@ def _run_one(
     options: CopyOptions,
     cancel: threading.Event,
     bar: ProgressBar,
+    manifest: CpManifest | None,
 ) -> CopyResult:
     if cancel.is_set():
         raise Interrupted("interrupted")
     progress = bar.callback(job)
-    source, destination = _names(job)
+    source, destination = names(job)
+    if manifest is not None:
+        recorded = manifest.done(storage, job)
+        if recorded is not None:
+            bar.finish(job, job.size)
+            return recorded
     try:
         if job.source is not None:
             result = rewrite_object(
@@ -167,9 +175,11 @@ def _run_one(
             result = skipped_result(source, destination)
         else:
             content_type = _content_type(job.path, options.content_type)
+            before = job.path.stat().st_mtime_ns
             result = upload_file(
                 storage, job.path, job.url, options, content_type, progress=progress
             )
+            result = dataclasses.replace(result, mtime_ns=before)
     except PreconditionFailed:
         if not options.no_clobber:
             raise
@@ -178,20 +188,34 @@ def _run_one(
     return result
 
 
-def _names(job: CopyJob) -> tuple[str, str]:
+def names(job: CopyJob) -> tuple[str, str]:
+    """The (source, destination) of ``job`` as the user sees them."""
     if job.source is not None:
         return str(job.source), str(job.url)
     return (str(job.url), str(job.path)) if job.download else (str(job.path), str(job.url))
 
 
-def _record(reporter: Reporter, job: CopyJob, run: concurrent.futures.Future[CopyResult]) -> None:
+def _record(
+    reporter: Reporter,
+    job: CopyJob,
+    run: concurrent.futures.Future[CopyResult],
+    manifest: CpManifest | None,
+) -> None:
     try:
-        reporter.success(run.result())
+        result = run.result()
     except TransferError as exc:
-        reporter.failure(*_names(job), exc)
+        error = exc
     except OSError as exc:
         target = str(job.path) if exc.filename and job.source is None else str(job.url)
-        reporter.failure(*_names(job), TransferError(target, exc.strerror or str(exc)))
+        error = TransferError(target, exc.strerror or str(exc))
+    else:
+        reporter.success(result)
+        if manifest is not None:
+            manifest.record(job, result, None)
+        return
+    reporter.failure(*names(job), error)
+    if manifest is not None:
+        manifest.record(job, None, error)
 
 
 def run_jobs(
@@ -203,8 +227,9 @@ def run_jobs(
     bar: ProgressBar,
     cancel: threading.Event,
     concurrency: int,
+    manifest: CpManifest | None = None,
 ) -> None:
-    """Copy every job; failures are reported, not raised.
+    """Copy every job; failures are reported (and recorded in ``manifest``), not raised.
 
     Raises:
         KeyboardInterrupt: On Ctrl-C, after telling workers to stop.
@@ -215,19 +240,21 @@ def run_jobs(
     small = [j for j in jobs if j.source is not None or j.size <= options.chunk_size]
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency))
     try:
-        futures = {pool.submit(_run_one, storage, j, options, cancel, bar): j for j in small}
+        futures = {
+            pool.submit(_run_one, storage, j, options, cancel, bar, manifest): j for j in small
+        }
         for job in large:
             done: concurrent.futures.Future[CopyResult] = concurrent.futures.Future()
             try:
-                done.set_result(_run_one(storage, job, options, cancel, bar))
+                done.set_result(_run_one(storage, job, options, cancel, bar, manifest))
             except (TransferError, OSError) as exc:
                 done.set_exception(exc)
-            _record(reporter, job, done)
+            _record(reporter, job, done, manifest)
         pending = set(futures)
         while pending:
             finished, pending = concurrent.futures.wait(pending, timeout=0.2)
             for run in finished:
-                _record(reporter, futures[run], run)
+                _record(reporter, futures[run], run, manifest)
     except BaseException:
         cancel.set()
         pool.shutdown(wait=False, cancel_futures=True)

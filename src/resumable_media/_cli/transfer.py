@@ -80,20 +80,24 @@ def restore_posix(path: pathlib.Path, meta: dict[str, Any]) -> None:
         pass
 
 
-def skipped_result(source: str, destination: str) -> CopyResult:
-    """The outcome of an object ``-n`` skipped because the destination exists."""
-    return CopyResult(
-        source=source,
-        destination=destination,
-        bytes=0,
-        seconds=0.0,
-        method="none",
-        crc32c=None,
-        md5=None,
-        generation=None,
-        verified=False,
-        skipped=True,
-    )
+NO_CLOBBER = "the destination exists (-n)"
+
+
+def skipped_result(
+    source: str, destination: str, reason: str = NO_CLOBBER, **known: Any
+) -> CopyResult:
+    """The outcome of an object left alone (``-n``, or a manifest recording it done)."""
+    fields: dict[str, Any] = {
+        "bytes": 0,
+        "seconds": 0.0,
+        "method": "none",
+        "crc32c": None,
+        "md5": None,
+        "generation": None,
+        "verified": False,
+    }
+    fields.update(known)
+    return CopyResult(source=source, destination=destination, skipped=reason, **fields)
 
 
 Progress = Callable[[int, "int | None"], None]
@@ -174,14 +178,16 @@ class CopyResult:
     md5: str | None
     generation: int | None
     verified: bool
-    skipped: bool = False
-    """True when ``-n`` found the destination already there (nothing was copied)."""
+    skipped: str | None = None
+    """Why nothing was copied (``-n`` found the destination, or the manifest had it)."""
+    mtime_ns: int | None = None
+    """The local file's mtime (uploads: before reading it), for the manifest."""
 
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` summary of a successful copy."""
         data = dataclasses.asdict(self)
         data["status"] = "skipped" if self.skipped else "ok"
-        del data["skipped"]
+        del data["skipped"], data["mtime_ns"]
         data["seconds"] = round(self.seconds, 6)
         data["throughput_bytes_per_s"] = round(self.bytes / self.seconds) if self.seconds else None
         return data
