@@ -487,3 +487,14 @@ def test_manifest_rerun_skips_what_is_still_in_place(
     assert status[f"gs://{gcs_bucket}/site/css/a.css"] == "ok"
     assert gcs_server.object_bytes(gcs_bucket, "site/css/a.css") == b"a{}"
     assert status[f"gs://{gcs_bucket}/site/index.html"] == "skipped"
+
+
+def test_flattened_wildcard_refuses_a_second_source_for_one_name(
+    run_cli: RunCli, gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    gcs_server.put_object(gcs_bucket, "x/a/same.txt", b"first")
+    gcs_server.put_object(gcs_bucket, "x/b/same.txt", b"second")
+    result = run_cli("cp", f"gs://{gcs_bucket}/x/**", f"{tmp_path}/out/")
+    assert result.returncode == 1
+    assert f"gs://{gcs_bucket}/x/b/same.txt: another source is also copied to" in result.stderr
+    assert (tmp_path / "out" / "same.txt").read_bytes() == b"first"

@@ -277,3 +277,49 @@ def test_human_size() -> None:
         "4.45 KiB",
         "5 GiB",
     ]
+
+
+def test_cat_gzip_stored_object_is_decoded_and_checked(
+    gcs_server: GCSServer, gcs_bucket: str
+) -> None:
+    import gzip
+
+    text = b"line\n" * 200_000
+    gcs_server.put_object(gcs_bucket, "z.txt", gzip.compress(text), content_encoding="gzip")
+    result = _cat(gcs_server, "--chunk-size", "256KiB", f"gs://{gcs_bucket}/z.txt")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == text
+
+
+def test_cat_into_a_closed_pipe_stops_quietly(gcs_server: GCSServer, gcs_bucket: str) -> None:
+    gcs_server.put_object(gcs_bucket, "big", os.urandom(4 * 2**20))
+    proc = subprocess.Popen(
+        command(
+            "cat",
+            "--endpoint",
+            gcs_server.endpoint,
+            "--chunk-size",
+            "256KiB",
+            f"gs://{gcs_bucket}/big",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    head = proc.stdout.read(1000)
+    proc.stdout.close()
+    code = proc.wait(timeout=60)
+    errors = proc.stderr.read()
+    proc.stderr.close()
+    assert len(head) == 1000
+    assert code == 141
+    assert b"Traceback" not in errors
+
+
+def test_missing_bucket_says_what_to_check(run_cli: RunCli) -> None:
+    for args in (["ls"], ["du", "-s"], ["stat"], ["rm"]):
+        result = run_cli(*args, "gs://no-such-bucket-x/some/thing")
+        assert result.returncode == 1, (args, result.stderr)
+        assert "gs://no-such-bucket-x/some/thing" in result.stderr
+        assert "check the bucket name" in result.stderr or "matched no objects" in result.stderr

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from resumable_media._cli.client import Storage, TransferError
-from resumable_media._cli.copy import CopyJob, Reporter, UsageError
+from resumable_media._cli.copy import CopyJob, Reporter, UsageError, names
 from resumable_media._cli.expand import Match, expand_gs, expand_local, has_wildcard
 from resumable_media._cli.paths import UnsafeName, iter_local_files, local_path_for, relative_name
 from resumable_media._cli.urls import GsUrl, is_gs_url, parse_gs_url
@@ -68,6 +68,22 @@ class _Planner:
         self.page_size = page_size
         self.jobs: list[CopyJob] = []
         self.refused: list[TransferError] = []
+        self._targets: set[str] = set()
+
+    def add(self, job: CopyJob) -> None:
+        """Queue ``job`` unless an earlier source already goes to the same destination."""
+        source, destination = names(job)
+        if destination in self._targets:
+            self.refused.append(
+                TransferError(
+                    source,
+                    f"another source is also copied to {destination}; not copied (copy it "
+                    "on its own, or use -r to keep the directory structure)",
+                )
+            )
+            return
+        self._targets.add(destination)
+        self.jobs.append(job)
 
     # -- sources ------------------------------------------------------------------------
 
@@ -155,7 +171,7 @@ class _Planner:
                 TransferError(str(path), "the name is not valid UTF-8; not uploaded")
             )
             return
-        self.jobs.append(CopyJob(False, target, path, path.stat().st_size))
+        self.add(CopyJob(False, target, path, path.stat().st_size))
 
     def upload_tree(self, source: str, root: GsUrl) -> None:
         files = list(iter_local_files(pathlib.Path(source)))
@@ -177,7 +193,7 @@ class _Planner:
             rel = relative_name(name, url.name)
             if rewrite_to is not None:
                 target = rewrite_to.child(rel) if rel else rewrite_to
-                self.jobs.append(CopyJob(False, target, pathlib.Path(), size, meta, source=item))
+                self.add(CopyJob(False, target, pathlib.Path(), size, meta, source=item))
                 continue
             if name.endswith("/") and size == 0:
                 self.reporter.note(f"skipping {item}: a directory placeholder object")
@@ -190,7 +206,7 @@ class _Planner:
             except UnsafeName as exc:
                 self.refused.append(TransferError(str(item), f"refused, not written: {exc}"))
                 continue
-            self.jobs.append(CopyJob(True, item, path, size, meta))
+            self.add(CopyJob(True, item, path, size, meta))
         if not found and not optional:
             self.refused.append(TransferError(str(url), "no objects under this prefix"))
 
@@ -259,9 +275,7 @@ def plan_copy(
                     GsUrl(dst_url.bucket, base + _last_component(where)) if container else dst_url
                 )
                 size = int(meta["size"]) if meta else -1
-                planner.jobs.append(
-                    CopyJob(False, target, pathlib.Path(), size, meta, source=where)
-                )
+                planner.add(CopyJob(False, target, pathlib.Path(), size, meta, source=where))
             else:
                 name = base + _last_component(where) if container else dst_url.name
                 planner.download_tree(
@@ -282,7 +296,7 @@ def plan_copy(
                 )
                 continue
             size = int(meta["size"]) if meta else -1
-            planner.jobs.append(CopyJob(True, where, path, size, meta))
+            planner.add(CopyJob(True, where, path, size, meta))
         else:
             tree_root = root / _last_component(where) if container else root
             if tree_root.exists() and not tree_root.is_dir():
