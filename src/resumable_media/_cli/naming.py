@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import pathlib
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from resumable_media._cli.client import Storage, TransferError
 from resumable_media._cli.copy import CopyJob, Reporter, UsageError, names
@@ -31,6 +31,17 @@ __all__ = ["plan_copy"]
 _Item = tuple[str, Any, "dict[str, Any] | None"]
 """One expanded source: (kind, location, object resource); kind is file, dir, object or
 prefix; the location a path or a GsUrl."""
+
+
+_KEPT = ("name", "size", "generation", "crc32c", "md5Hash", "metadata", "contentEncoding")
+"""The fields of a listed object a copy job uses; a job keeps only these (a listing's
+full resource is several times larger, and a tree's jobs are all held at once)."""
+
+
+def _slim(meta: dict[str, Any] | None) -> dict[str, Any] | None:
+    if meta is None:
+        return None
+    return {key: meta[key] for key in _KEPT if key in meta}
 
 
 def _parse(text: str) -> GsUrl:
@@ -100,7 +111,7 @@ class _Planner:
                 continue
             if gs is not None:
                 kind = "prefix" if match.container else "object"
-                items.append((kind, GsUrl(gs.bucket, match.name), match.meta))
+                items.append((kind, GsUrl(gs.bucket, match.name), _slim(match.meta)))
             else:
                 items.append(("dir" if match.container else "file", match.name, None))
         if not found:
@@ -185,8 +196,9 @@ class _Planner:
     ) -> None:
         found = False
         made = False
-        for meta in self.storage.iter_objects(url.bucket, url.name, self.page_size):
+        for listed in self.storage.iter_objects(url.bucket, url.name, self.page_size):
             found = True
+            meta = cast(dict[str, Any], _slim(listed))
             name = str(meta["name"])
             item = GsUrl(url.bucket, name)
             size = int(meta.get("size", 0))
