@@ -1,13 +1,13 @@
 """The ``resumable-media`` command: cp, sync, ls, rm, cat, stat, du, hash, serve, demo, bench.
 
 Invariants: exit code 0 means every object was copied and verified, 1 means at
-least one transfer failed (each failure is reported naming the object and the
-reason), 2 means the command line was unusable (argparse errors included), 130
-means interrupted by Ctrl-C (143: by SIGTERM).  Machine-readable output
-(``--json``) goes to stdout, one line per object; everything for people
-(messages, the progress bar) goes to stderr.  On Ctrl-C the command stops within
-about a second, deletes its temp files and keeps the accelerator's resume
-journals (with the partial file they describe).
+least one transfer failed or a URL matched nothing (each failure is reported naming
+the object and the reason), 2 means the command line was unusable (argparse errors
+included), 130 means interrupted by Ctrl-C (143: by SIGTERM; ``cat`` exits 141 when
+its reader closed the pipe).  Machine-readable output (``--json``) goes to stdout, one
+line per object; everything for people (messages, the progress bar) goes to stderr.
+On Ctrl-C the command stops within about a second, deletes its temp files and keeps
+the accelerator's resume journals (with the partial file they describe).
 """
 
 from __future__ import annotations
