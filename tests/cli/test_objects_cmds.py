@@ -45,6 +45,13 @@ def test_ls_levels_and_wildcards(run_cli: RunCli, filled: str) -> None:
         f"gs://{b}/d/sub/b.txt",
         f"gs://{b}/top.txt",
     ]
+    # A class; and a pattern ending in '/' lists what is below the prefixes it matches.
+    klass = run_cli("ls", f"gs://{b}/d/[az]*", f"gs://{b}/*/s?b/")
+    assert klass.stdout.splitlines() == [
+        f"gs://{b}/d/a.txt",
+        f"gs://{b}/d/z.log",
+        f"gs://{b}/d/sub/b.txt",
+    ]
     one = run_cli("ls", f"gs://{b}/top.txt")
     assert one.stdout.splitlines() == [f"gs://{b}/top.txt"]
 

@@ -63,9 +63,8 @@ def expand_gs(storage: Storage, url: GsUrl, *, page_size: int | None = None) -> 
     fixed, rest = url.name[:start], url.name[start:]
     regex = _pattern(url.name)
     if "**" not in rest and "/" not in rest.rstrip("/"):
-        # The wildcard is in the last segment: one delimited listing of its directory.
-        directory = fixed[: fixed.rfind("/") + 1]
-        for page in storage.list_pages(url.bucket, directory, delimiter="/", page_size=page_size):
+        # The wildcard is in the last segment: one delimited listing from the fixed part.
+        for page in storage.list_pages(url.bucket, fixed, delimiter="/", page_size=page_size):
             for item in page.items:
                 if regex.fullmatch(str(item["name"])):
                     yield Match(str(item["name"]), False, item)
