@@ -15,8 +15,10 @@ import json
 import mimetypes
 import os
 import pathlib
+import queue
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from resumable_media._cli.client import PreconditionFailed, Storage, TransferError
@@ -238,11 +240,46 @@ def run_jobs(
     # no bytes here, so any number of them share the pool.
     large = [j for j in jobs if j.source is None and j.size > options.chunk_size]
     small = [j for j in jobs if j.source is not None or j.size <= options.chunk_size]
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency))
+    workers = max(1, concurrency)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+    # At most a few jobs per worker are submitted at a time (a feeder thread waits for room),
+    # so a tree of a million objects does not hold a million futures.
+    room = threading.BoundedSemaphore(workers * 4)
+    finished: queue.SimpleQueue[tuple[CopyJob, concurrent.futures.Future[CopyResult]]]
+    finished = queue.SimpleQueue()
+    fed = threading.Event()
+    submitted = 0
+
+    def on_done(job: CopyJob) -> Callable[[concurrent.futures.Future[CopyResult]], None]:
+        def done(run: concurrent.futures.Future[CopyResult]) -> None:
+            room.release()
+            finished.put((job, run))
+
+        return done
+
+    def feed() -> None:
+        nonlocal submitted
+        try:
+            for job in small:
+                while not room.acquire(timeout=0.2):
+                    if cancel.is_set():
+                        return
+                if cancel.is_set():
+                    room.release()
+                    return
+                try:
+                    run = pool.submit(_run_one, storage, job, options, cancel, bar, manifest)
+                except RuntimeError:  # the pool was shut down (Ctrl-C)
+                    room.release()
+                    return
+                submitted += 1
+                run.add_done_callback(on_done(job))
+        finally:
+            fed.set()
+
+    feeder = threading.Thread(target=feed, name="cp-feeder", daemon=True)
     try:
-        futures = {
-            pool.submit(_run_one, storage, j, options, cancel, bar, manifest): j for j in small
-        }
+        feeder.start()
         for job in large:
             done: concurrent.futures.Future[CopyResult] = concurrent.futures.Future()
             try:
@@ -250,11 +287,15 @@ def run_jobs(
             except (TransferError, OSError) as exc:
                 done.set_exception(exc)
             _record(reporter, job, done, manifest)
-        pending = set(futures)
-        while pending:
-            finished, pending = concurrent.futures.wait(pending, timeout=0.2)
-            for run in finished:
-                _record(reporter, futures[run], run, manifest)
+        recorded = 0
+        # ``submitted`` is final once ``fed`` is set (checked first).
+        while not (fed.is_set() and recorded == submitted):
+            try:
+                job, run = finished.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            _record(reporter, job, run, manifest)
+            recorded += 1
     except BaseException:
         cancel.set()
         pool.shutdown(wait=False, cancel_futures=True)
