@@ -498,3 +498,19 @@ def test_flattened_wildcard_refuses_a_second_source_for_one_name(
     assert result.returncode == 1
     assert f"gs://{gcs_bucket}/x/b/same.txt: another source is also copied to" in result.stderr
     assert (tmp_path / "out" / "same.txt").read_bytes() == b"first"
+
+
+def test_stdin_gs_sources_and_a_new_directory_with_slash(
+    run_cli: RunCli, gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    gcs_server.put_object(gcs_bucket, "i/one", b"1")
+    gcs_server.put_object(gcs_bucket, "i/deep/two", b"2")
+    listing = f"gs://{gcs_bucket}/i/one\ngs://{gcs_bucket}/i/deep/two\n"
+    result = run_cli("cp", "-I", f"{tmp_path}/got/", stdin=listing)
+    assert result.returncode == 0, result.stderr
+    assert _files(tmp_path / "got") == ["one", "two"]
+    single = run_cli("cp", f"gs://{gcs_bucket}/i/one", f"{tmp_path}/solo/")
+    assert single.returncode == 0, single.stderr
+    assert (tmp_path / "solo" / "one").read_bytes() == b"1"
+    empty = run_cli("cp", "-I", f"gs://{gcs_bucket}/x/", stdin="\n")
+    assert empty.returncode == 2 and "no source given" in empty.stderr
