@@ -299,9 +299,9 @@ def test_no_clobber_large_upload_sends_no_bytes(
 ) -> None:
     gcs_server.put_object(gcs_bucket, "big.bin", b"server")
     source = tmp_path / "big.bin"
-    source.write_bytes(os.urandom(1_000_000))
+    source.write_bytes(os.urandom(2_000_000))  # one multipart request at the default chunk
     gcs_server.clear_requests()
-    result = run_cli("cp", "-n", "--chunk-size", "256KiB", str(source), f"gs://{gcs_bucket}/")
+    result = run_cli("cp", "-n", str(source), f"gs://{gcs_bucket}/")
     assert result.returncode == 0, result.stderr
     assert "skipped" in result.stderr and "(-n)" in result.stderr
     assert gcs_server.object_bytes(gcs_bucket, "big.bin") == b"server"

@@ -40,6 +40,10 @@ if TYPE_CHECKING:  # manifest.py imports this module
 __all__ = ["CopyJob", "Reporter", "UsageError", "names", "run_jobs"]
 
 
+NO_CLOBBER_PROBE = 1 << 20
+"""With ``-n``, uploads above this size look for the destination before sending."""
+
+
 class UsageError(Exception):
     """The command line cannot work as given (exit code 2)."""
 
@@ -172,8 +176,9 @@ def _run_one(
                     cancel=cancel,
                     progress=progress,
                 )
-        elif options.no_clobber and job.size > options.chunk_size and storage.stat(job.url):
-            # A large upload is asked about first, so that no byte is sent for nothing.
+        elif options.no_clobber and job.size > NO_CLOBBER_PROBE and storage.stat(job.url):
+            # A larger upload asks first, so that its bytes are not sent only to be refused
+            # (the server checks ifGenerationMatch=0 when the body has arrived).
             result = skipped_result(source, destination)
         else:
             content_type = _content_type(job.path, options.content_type)
