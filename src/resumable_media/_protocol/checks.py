@@ -14,6 +14,7 @@ from resumable_media._protocol.request import Headers, get_header
 
 __all__ = [
     "DOWNLOAD_CHECKSUM_ERROR",
+    "download_mismatch_text",
     "expected_download_checksum",
     "mismatch_message",
     "resolve_download_checksum",
@@ -129,8 +130,23 @@ def mismatch_message(
     Returns:
         The mismatch text followed by the download-info text.
     """
-    mismatch = _DOWNLOAD_MISMATCH.format(url, expected, actual, checksum_type=name.upper())
+    mismatch = download_mismatch_text(url, name, expected, actual)
     return mismatch + incomplete_message(stored_length, stored_encoding, read)
+
+
+def download_mismatch_text(url: str, name: str, expected: str, actual: str) -> str:
+    """The first part of a download's mismatch message (without the download info).
+
+    Args:
+        url: The media URL.
+        name: "md5" or "crc32c".
+        expected: The server's base64 checksum.
+        actual: The computed base64 checksum.
+
+    Returns:
+        ``Checksum mismatch while downloading: …`` naming both checksums.
+    """
+    return _DOWNLOAD_MISMATCH.format(url, expected, actual, checksum_type=name.upper())
 
 
 def incomplete_message(stored_length: Any, stored_encoding: Any, read: int) -> str:

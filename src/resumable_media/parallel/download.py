@@ -40,7 +40,6 @@ from resumable_media.parallel.plan import (
     RangeJob,
     TransferResult,
     headers_tuple,
-    pin_generation,
     plan_chunks,
     resolve_write_mode,
 )
@@ -274,12 +273,11 @@ class ParallelDownload:
             Journal.save(journal, sink.journal_path)
             sink.release()
             return self._consume(factory, tracker, allow_resume=True)
-        url = pin_generation(self.media_url, info.generation)
         jobs = [
             RangeJob(
                 transfer_id=0,
                 index=chunk.index,
-                url=url,
+                url=self.media_url,
                 path=sink.temp_path,
                 offset=chunk.offset,
                 start=chunk.start,
@@ -330,7 +328,9 @@ class ParallelDownload:
         except common.DataCorruption:
             sink.discard()
             if resumed:
-                _LOGGER.warning("resumed download of %s failed to verify; starting over", url)
+                _LOGGER.warning(
+                    "resumed download of %s failed to verify; starting over", self.media_url
+                )
                 return self._consume(
                     factory, ProgressTracker(tracker.callback, None), allow_resume=False
                 )

@@ -18,14 +18,12 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_PART_SIZE",
     "DEFAULT_UPLOAD_THREADS",
-    "READ_SIZE",
     "WRITE_MODES",
     "Chunk",
     "ChunkError",
     "PartJob",
     "RangeJob",
     "TransferResult",
-    "pin_generation",
     "plan_chunks",
     "resolve_write_mode",
 ]
@@ -49,9 +47,6 @@ held, 5 alternating runs each, medians): 32 MiB x 4 took 0.72 s, 32 MiB x 8 0.74
 limit and more connections only added contention.  Against a remote store, where each
 connection is limited by latency, raise ``threads_per_process``.
 """
-
-READ_SIZE = _transport.READ_SIZE
-"""int: Bytes read per ``readinto`` step (the transport's; 1 MiB measured fastest on loopback)."""
 
 WRITE_MODES = ("auto", "pwrite", "mmap")
 """tuple[str, ...]: The ways a download worker can put body bytes into the temporary file.
@@ -146,22 +141,6 @@ def plan_chunks(start: int, end: int, chunk_size: int) -> list[Chunk]:
     return chunks
 
 
-def pin_generation(url: str, generation: int | None) -> str:
-    """Return ``url`` with ``generation=`` added, so every range reads the same object version.
-
-    Args:
-        url: The media URL.
-        generation: The generation learnt from the first response, or None (not pinned).
-
-    Returns:
-        The URL to use for the remaining ranges.
-    """
-    if generation is None or "generation=" in url:
-        return url
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}generation={generation}"
-
-
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RangeJob:
     """A ranged GET whose body lands in ``path`` at ``offset`` (one download chunk).
@@ -169,7 +148,7 @@ class RangeJob:
     Attributes:
         transfer_id: The transfer this job belongs to (for cancellation).
         index: The chunk index.
-        url: Media URL, generation already pinned.
+        url: Media URL (the worker pins ``generation`` into it).
         path: The temporary file (preallocated to its final size).
         offset: Where the chunk starts in ``path``.
         start: First object byte of the chunk.

@@ -6,8 +6,9 @@ Invariants:
   still hot, before it counts as done.  With ``write_mode="pwrite"`` a step lands in the
   thread's reused buffer and is ``pwrite``-n into place; with ``"mmap"`` it lands straight
   in the mapped slice of the temporary file.
-- Every response is checked before a byte is kept: status 206, ``Content-Range`` exactly
-  the range asked for (start, end and object size), and the pinned generation.
+- Every response is judged by the core's :class:`~resumable_media._protocol.ranged.RangedRead`
+  before a byte is kept (status 206, ``Content-Range`` exactly the range asked for, the
+  object size and the pinned generation); this module only moves bytes.
 - A failing range resumes from the bytes already received, under the job's RetryStrategy;
   the backoff restarts whenever an attempt made progress.  Non-retryable errors propagate.
 - Workers talk to the parent only through ``report(message_tuple)``; messages hold only
@@ -28,15 +29,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from resumable_media import checksums, common
-from resumable_media._protocol import ranges
+from resumable_media._protocol.ranged import RangedRead
 from resumable_media._transport import (
     READ_SIZE,
     InProcess,
     Retrying,
+    Timeout,
     TransportSource,
     body_reader,
     build_transport,
     is_retryable_error,
+    send,
 )
 from resumable_media.parallel.plan import ChunkError, PartJob, RangeJob
 from resumable_media.parallel.sink import map_range
@@ -44,10 +47,10 @@ from resumable_media.parallel.sink import map_range
 __all__ = [
     "Cancelled",
     "Report",
-    "check_range_response",
     "close_transports",
     "fetch_range",
     "flatten_error",
+    "job_range",
     "require_ok",
     "run_job",
     "send_part",
@@ -184,53 +187,6 @@ def require_ok(response: Any, accepted: tuple[int, ...] = (http.client.OK,)) -> 
     return response
 
 
-def check_range_response(
-    response: Any, first: int, last: int, total: int | None, generation: int | None
-) -> ranges.ContentRange:
-    """Check a ranged GET's response against what was asked.
-
-    Args:
-        response: The streamed response.
-        first: First byte asked for.
-        last: Last byte asked for (inclusive).
-        total: The object size the response must report, or None when not yet known.
-        generation: The generation the response must report, or None.
-
-    Returns:
-        The parsed ``Content-Range``.
-
-    Raises:
-        InvalidResponse: A status other than 206, a ``Content-Range`` that differs from the
-            request, or another generation (the object changed).
-    """
-    status = response.status_code
-    if status != http.client.PARTIAL_CONTENT:
-        raise common.InvalidResponse(
-            response, "Request failed with status code", status, "Expected one of", 206
-        )
-    header = response.headers.get("content-range")
-    try:
-        received = ranges.parse_content_range(header or "")
-    except ValueError:
-        raise common.InvalidResponse(
-            response, f"206 response without a valid Content-Range: {header!r}"
-        ) from None
-    size = received.total if total is None else total
-    expected_last = last if size is None else min(last, size - 1)
-    if received.start != first or received.end != expected_last or received.total != size:
-        raise common.InvalidResponse(
-            response,
-            f"Content-Range {header!r} does not match the requested range "
-            f"bytes={first}-{last} of a {total}-byte object",
-        )
-    got = response.headers.get("x-goog-generation")
-    if generation is not None and got is not None and int(got) != generation:
-        raise common.InvalidResponse(
-            response, f"the object changed during the download: generation {got} != {generation}"
-        )
-    return received
-
-
 class _MappedTarget:
     """Body bytes are read straight into the mapped slice of the temporary file."""
 
@@ -279,25 +235,11 @@ def _chunk_target(job: RangeJob) -> Iterator[_MappedTarget | _WrittenTarget]:
         os.close(fd)
 
 
-class _Received:
-    """How far one chunk got: bytes in place and their running CRC32C."""
-
-    __slots__ = ("crc", "position")
-
-    def __init__(self, position: int, crc: int) -> None:
-        self.position = position
-        self.crc = crc
-
-
-def _open_range(transport: Any, job: RangeJob, position: int) -> Any:
-    """Send the ranged GET for the rest of the chunk and check its headers."""
-    first = job.start + position
-    last = job.start + job.length - 1
-    headers = dict(job.headers)
-    headers["range"] = f"bytes={first}-{last}"
-    response = transport.request("GET", job.url, headers=headers, stream=True, timeout=job.timeout)
+def _open_range(transport: Any, ranged: RangedRead, timeout: Timeout) -> Any:
+    """Send the ranged GET for the rest of the chunk and have its headers judged."""
+    response = send(transport, ranged.prepare(), timeout, stream=True)
     try:
-        check_range_response(response, first, last, job.total, job.generation)
+        ranged.process_headers(response, response.status_code, response.headers)
     except BaseException:
         _close(response)
         raise
@@ -308,33 +250,43 @@ def _read_range(
     response: Any,
     job: RangeJob,
     target: _MappedTarget | _WrittenTarget,
-    received: _Received,
+    ranged: RangedRead,
     report: Report,
     cancelled: Callable[[], bool],
 ) -> None:
     """Read the body into place in ``READ_SIZE`` steps, hashing each step while hot."""
     readinto = body_reader(response)
     last_report = time.monotonic()
-    while received.position < job.length:
+    while ranged.remaining > 0:
         if cancelled():
             raise Cancelled
-        position = received.position
-        window = target.window(position, min(READ_SIZE, job.length - position))
+        position = ranged.received
+        window = target.window(position, min(READ_SIZE, ranged.remaining))
         count = readinto(window)
         if not count:
-            raise ConnectionError(
-                f"the response for bytes {job.start}-{job.start + job.length - 1} "
-                f"ended after {position} of {job.length} bytes"
-            )
+            raise ranged.cut_short()
         with window[:count] as piece:
-            received.crc = checksums.crc32c(piece, received.crc)
+            ranged.feed(piece)
             target.keep(position, piece)
         window.release()
-        received.position = position + count
         now = time.monotonic()
         if now - last_report >= PROGRESS_INTERVAL_S:
             last_report = now
-            report(("progress", job.transfer_id, job.index, received.position, received.crc))
+            report(("progress", job.transfer_id, job.index, ranged.received, ranged.crc))
+
+
+def job_range(job: RangeJob) -> RangedRead:
+    """The ranged read of one chunk job, resumed from the bytes it already has."""
+    return RangedRead(
+        job.url,
+        job.start,
+        job.start + job.length - 1,
+        total=job.total,
+        generation=job.generation,
+        headers=job.headers,
+        received=job.done,
+        crc=job.crc,
+    )
 
 
 def fetch_range(
@@ -357,14 +309,14 @@ def fetch_range(
     Returns:
         ``(bytes_done, crc32c)`` for the whole chunk.
     """
-    received = _Received(job.done, job.crc)
-    if received.position >= job.length:
+    ranged = job_range(job)
+    if ranged.remaining <= 0:
         if response is not None:
             _close(response)
-        return received.position, received.crc
+        return ranged.received, ranged.crc
 
     def before_retry(_number: int, _error: BaseException, _delay: float) -> None:
-        report(("progress", job.transfer_id, job.index, received.position, received.crc))
+        report(("progress", job.transfer_id, job.index, ranged.received, ranged.crc))
 
     retrying = Retrying(
         job.retry,
@@ -375,19 +327,19 @@ def fetch_range(
     )
     with _chunk_target(job) as target:
         while True:
-            attempt_start = received.position
+            attempt_start = ranged.received
             try:
                 if response is None:
-                    response = _open_range(transport, job, received.position)
-                _read_range(response, job, target, received, report, cancelled)
+                    response = _open_range(transport, ranged, job.timeout)
+                _read_range(response, job, target, ranged, report, cancelled)
                 _release(response)
-                return received.position, received.crc
+                return ranged.received, ranged.crc
             except Exception as exc:
                 if response is not None:
                     _close(response)
                 response = None
                 if isinstance(exc, Cancelled) or not retrying.backoff(
-                    exc, progressed=received.position > attempt_start
+                    exc, progressed=ranged.received > attempt_start
                 ):
                     raise
 

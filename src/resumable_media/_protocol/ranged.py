@@ -1,0 +1,195 @@
+"""Ranged read: one GET of bytes ``first``-``last`` of an object, resumed from what arrived.
+
+Invariants:
+- No I/O: the caller sends :meth:`RangedRead.prepare`'s request, hands the status and
+  headers to :meth:`RangedRead.process_headers` before keeping a byte, then feeds every body
+  piece it keeps (in order) to :meth:`RangedRead.feed`, which CRC32Cs it.
+- A response is accepted only for exactly the bytes asked for: status 206, ``Content-Range``
+  starting at the first missing byte and ending at ``last`` (or the object's last byte),
+  the object size known so far, and the pinned generation.  A probe (the first request of
+  a transfer) also accepts a 200 (the server ignored ``Range``) and the 416 of an empty
+  object, and learns the size and generation from the answer.
+- Once a generation is known every request is pinned to it (``generation=`` in the URL).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from resumable_media import checksums, common
+from resumable_media._protocol import ranges
+from resumable_media._protocol.download import add_generation, header_int
+from resumable_media._protocol.request import Headers, RequestSpec, get_header, require_status
+
+__all__ = ["ObjectFacts", "RangedRead", "object_facts"]
+
+_PARTIAL = 206
+_PROBE_STATUSES = (200, 206)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectFacts:
+    """What a response's headers say about the object it belongs to.
+
+    Attributes:
+        generation: ``x-goog-generation``, or None when absent.
+        hashes: The parsed ``x-goog-hash`` (``{"crc32c": …, "md5": …}``; may be empty).
+        encoding: ``content-encoding`` in lower case, or None.
+    """
+
+    generation: int | None
+    hashes: dict[str, str]
+    encoding: str | None
+
+
+def object_facts(response: Any, headers: Headers) -> ObjectFacts:
+    """Read the object's generation, hashes and encoding from a response's headers.
+
+    Raises:
+        InvalidResponse: A malformed ``x-goog-generation``.
+    """
+    generation = get_header(headers, "x-goog-generation")
+    return ObjectFacts(
+        generation=header_int(response, "x-goog-generation", generation) if generation else None,
+        hashes=checksums.parse_goog_hash(get_header(headers, "x-goog-hash")),
+        encoding=(get_header(headers, "content-encoding") or "").lower() or None,
+    )
+
+
+class RangedRead:
+    """State of one ranged read of ``first``-``last`` (inclusive), across its attempts.
+
+    Args:
+        media_url: The media URL (pinned to ``generation`` here, when known).
+        first: The first byte of the range.
+        last: The last byte wanted (inclusive); the object may end sooner.
+        total: The object size every answer must report, or None to learn it.
+        generation: The generation every answer must report, or None to learn it.
+        headers: Extra request headers (copied; ``range`` is set per attempt).
+        received: Bytes of the range already in place (a resumed read).
+        crc: The CRC32C of those ``received`` bytes.
+        probe: Also accept a 200 (Range ignored) and a 416 (an empty object).
+    """
+
+    def __init__(
+        self,
+        media_url: str,
+        first: int,
+        last: int,
+        *,
+        total: int | None = None,
+        generation: int | None = None,
+        headers: Any = (),
+        received: int = 0,
+        crc: int = 0,
+        probe: bool = False,
+    ) -> None:
+        self.media_url = media_url
+        self.first = first
+        self.last = last
+        self.total = total
+        self.generation = generation
+        self._headers = dict(headers)
+        self.received = received
+        self.crc = crc
+        self._probe = probe
+
+    @property
+    def length(self) -> int:
+        """int: Bytes the range covers (as asked)."""
+        return self.last - self.first + 1
+
+    @property
+    def remaining(self) -> int:
+        """int: Bytes of the range not yet received."""
+        return self.length - self.received
+
+    def prepare(self) -> RequestSpec:
+        """The GET for the bytes still missing, pinned to the generation when known."""
+        headers = dict(self._headers)
+        headers["range"] = f"bytes={self.first + self.received}-{self.last}"
+        return RequestSpec("GET", add_generation(self.media_url, self.generation), None, headers)
+
+    def process_headers(self, response: Any, status: int, headers: Headers) -> int:
+        """Judge an answer before any of its body is kept.
+
+        Args:
+            response: The response (stored on raised exceptions).
+            status: Its status code.
+            headers: Its headers.
+
+        Returns:
+            The status: 206 (the body is the range), or for a probe 200 (the whole
+            object follows) or 416 (the object is empty).
+
+        Raises:
+            InvalidResponse: Another status, a ``Content-Range`` other than the one asked
+                for, another generation, or (probe) a start beyond the end of the object.
+        """
+        if status == 416 and self._probe:
+            self._check_unsatisfied(response, headers)
+            return status
+        require_status(response, status, _PROBE_STATUSES if self._probe else (_PARTIAL,))
+        if status == _PARTIAL:
+            self._check_range(response, get_header(headers, "content-range"))
+        self._check_generation(response, get_header(headers, "x-goog-generation"))
+        return status
+
+    def _check_unsatisfied(self, response: Any, headers: Headers) -> None:
+        value = get_header(headers, "content-range") or ""
+        try:
+            size = ranges.parse_unsatisfied_range(value)
+        except ValueError:
+            raise common.InvalidResponse(
+                response, f"416 response without a valid Content-Range: {value!r}"
+            ) from None
+        if size != 0 or self.first != 0:
+            raise common.InvalidResponse(
+                response, f"start {self.first} is beyond the end of the {size}-byte object"
+            )
+        self.total = 0
+
+    def _check_range(self, response: Any, value: str | None) -> None:
+        try:
+            received = ranges.parse_content_range(value or "")
+        except ValueError:
+            raise common.InvalidResponse(
+                response, f"206 response without a valid Content-Range: {value!r}"
+            ) from None
+        size = received.total if self.total is None else self.total
+        first = self.first + self.received
+        if not ranges.matches_request(received, first, self.last, size, exact=True):
+            of = "an object of unknown size" if size is None else f"a {size}-byte object"
+            raise common.InvalidResponse(
+                response,
+                f"Content-Range {value!r} does not match the requested range "
+                f"bytes={first}-{self.last} of {of}",
+            )
+        if received.total is None:
+            raise common.InvalidResponse(response, "206 response does not state the object size")
+        self.total = received.total
+
+    def _check_generation(self, response: Any, value: str | None) -> None:
+        if value is None:
+            return
+        got = header_int(response, "x-goog-generation", value)
+        if self.generation is None:
+            self.generation = got
+        elif got != self.generation:
+            raise common.InvalidResponse(
+                response,
+                f"the object changed during the download: generation {got} != {self.generation}",
+            )
+
+    def feed(self, piece: memoryview | bytes) -> None:
+        """Account for the next body piece kept (in order): count it and CRC32C it."""
+        self.crc = checksums.crc32c(piece, self.crc)
+        self.received += len(piece)
+
+    def cut_short(self) -> ConnectionError:
+        """The (retryable) error for a body that ended before the range was complete."""
+        return ConnectionError(
+            f"the response for bytes {self.first}-{self.last} ended after "
+            f"{self.received} of {self.length} bytes"
+        )
