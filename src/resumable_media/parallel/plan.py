@@ -192,7 +192,8 @@ class PartJob:
     Attributes:
         transfer_id: The transfer this job belongs to (for cancellation).
         index: The part index (part number minus one).
-        url: The part URL (``?partNumber=N&uploadId=U``).
+        url: The XML object URL (the part's query is added by the core).
+        upload_id: The multipart upload's id.
         path: The source file.
         offset: First byte of the part in the file.
         length: Bytes in the part.
@@ -206,6 +207,7 @@ class PartJob:
     transfer_id: int
     index: int
     url: str
+    upload_id: str
     path: str
     offset: int
     length: int

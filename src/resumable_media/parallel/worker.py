@@ -19,7 +19,6 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
-import http.client
 import logging
 import os
 import pickle
@@ -30,6 +29,7 @@ from typing import Any
 
 from resumable_media import checksums, common
 from resumable_media._protocol.ranged import RangedRead
+from resumable_media._protocol.upload import XMLMPUPartProtocol
 from resumable_media._transport import (
     READ_SIZE,
     InProcess,
@@ -51,7 +51,6 @@ __all__ = [
     "fetch_range",
     "flatten_error",
     "job_range",
-    "require_ok",
     "run_job",
     "send_part",
     "transport_for",
@@ -166,25 +165,6 @@ def _release(response: Any) -> None:
         raw.release_conn()
     except Exception:
         _close(response)
-
-
-def require_ok(response: Any, accepted: tuple[int, ...] = (http.client.OK,)) -> Any:
-    """Return ``response`` if its status is in ``accepted``; else raise InvalidResponse.
-
-    The exception carries the first 500 characters of the body (the XML API explains its
-    refusals there), after the upstream ``('Request failed with status code', status,
-    'Expected one of', 200)`` layout.
-    """
-    if response.status_code not in accepted:
-        raise common.InvalidResponse(
-            response,
-            "Request failed with status code",
-            response.status_code,
-            "Expected one of",
-            200,
-            response.text[:500],
-        )
-    return response
 
 
 class _MappedTarget:
@@ -356,43 +336,43 @@ def send_part(transport: Any, job: PartJob, cancelled: Callable[[], bool]) -> tu
         ``(etag, crc32c_of_the_part)``.
 
     Raises:
-        InvalidResponse: A non-200 answer (after retries for retryable ones).
-        DataCorruption: The server's part hash differs from the local one.
+        InvalidResponse: A non-200 answer (after retries for retryable ones), or no ETag.
+        DataCorruption: The server rejected the part's digest, or reported another hash.
     """
     mapping = (
         map_range(job.path, job.offset, job.length, writable=False)
         if job.length
         else contextlib.nullcontext(memoryview(b""))
     )
+    part = XMLMPUPartProtocol(
+        job.url,
+        job.upload_id,
+        job.path,
+        job.offset,
+        job.offset + job.length,
+        job.index + 1,
+        {**dict(job.headers), "content-length": str(job.length)},
+        checksum="crc32c",
+    )
     with mapping as view:
-        crc = checksums.crc32c(view)
-        crc_b64 = checksums.crc32c_to_b64(crc)
-        headers = dict(job.headers)
-        headers["x-goog-hash"] = f"crc32c={crc_b64}"
-        headers["content-length"] = str(job.length)
+        spec = part._prepare_upload_request(view)
 
         def attempt() -> Any:
             if cancelled():
                 raise Cancelled
-            response = transport.request(
-                "PUT", job.url, data=view, headers=headers, timeout=job.timeout
+            response = send(transport, spec, job.timeout)
+            part._process_upload_response(
+                response, response.status_code, response.headers, response.content
             )
-            return require_ok(response)
+            return response
 
-        response = Retrying(
+        Retrying(
             job.retry,
             sleep=lambda seconds: _sleep_unless_cancelled(seconds, cancelled),
             what=f"part {job.index + 1}",
         ).call(attempt)
-    echoed = checksums.parse_goog_hash(response.headers.get("x-goog-hash")).get("crc32c")
-    if echoed is not None and echoed != crc_b64:
-        raise common.DataCorruption(
-            response, f"part {job.index + 1}: server CRC32C {echoed} != local {crc_b64}"
-        )
-    etag = response.headers.get("etag")
-    if not etag:
-        raise common.InvalidResponse(response, f"part {job.index + 1}: response has no ETag")
-    return str(etag), crc
+    assert part.etag is not None and part.local_checksum is not None
+    return str(part.etag), checksums.crc32c_from_b64(part.local_checksum)
 
 
 def run_job(
