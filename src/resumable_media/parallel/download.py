@@ -34,6 +34,7 @@ from resumable_media._transport import (
 from resumable_media.parallel import single
 from resumable_media.parallel.follow import BackgroundSync, OrderedMd5
 from resumable_media.parallel.journal import Journal
+from resumable_media.parallel.messages import JobMessage, JobProgress
 from resumable_media.parallel.plan import (
     DEFAULT_CHUNK_SIZE,
     Chunk,
@@ -394,9 +395,10 @@ def _run_in_process(
 ) -> None:
     """Small objects: fetch the (at most two) chunks one after the other on this thread."""
 
-    def report(message: tuple[Any, ...]) -> None:
-        tracker.set(message[2], message[3])
-        tracker.tick()
+    def report(message: JobMessage) -> None:
+        if isinstance(message, JobProgress):
+            tracker.set(message.index, message.done)
+            tracker.tick()
 
     for job in jobs:
         first = response if job.index == probe_index else None

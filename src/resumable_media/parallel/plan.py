@@ -1,4 +1,4 @@
-"""Plain data for the accelerator: chunk layouts, job specs, flattened errors, results.
+"""Plain data for the accelerator: chunk layouts, job specs, results.
 
 Invariants: everything here is a frozen, slotted dataclass of ints, strings, bytes and
 tuples, so it pickles cheaply across process boundaries and never drags a socket,
@@ -20,7 +20,6 @@ __all__ = [
     "DEFAULT_UPLOAD_THREADS",
     "WRITE_MODES",
     "Chunk",
-    "ChunkError",
     "PartJob",
     "RangeJob",
     "TransferResult",
@@ -215,22 +214,6 @@ class PartJob:
     factory: _transport.TransportSource
     retry: RetryStrategy | None
     timeout: tuple[float, float]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ChunkError:
-    """A failure flattened to strings so it can cross a process boundary.
-
-    Attributes:
-        kind: ``"InvalidResponse"``, ``"DataCorruption"``, ``"ConnectionError"``,
-            ``"OSError"`` or ``"Error"``.
-        message: What happened (never contains request headers).
-        status: The HTTP status, when the failure was an HTTP response.
-    """
-
-    kind: str
-    message: str
-    status: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

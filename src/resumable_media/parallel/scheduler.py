@@ -6,8 +6,7 @@ Invariants:
 - ``run`` returns only after every submitted job has posted its final message; on the
   first fatal error, or on KeyboardInterrupt, it cancels the transfer at once, waits up
   to ``DRAIN_TIMEOUT_S`` for the in-flight jobs to stop, and then raises.
-- Worker failures arrive flattened (``ChunkError``) and are rebuilt here into the
-  library's exception types.
+- Worker failures arrive as ``RemoteError`` and are raised here as the class the worker saw.
 """
 
 from __future__ import annotations
@@ -19,11 +18,11 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from resumable_media import common
-from resumable_media.parallel.plan import ChunkError, PartJob, RangeJob
+from resumable_media.parallel.messages import JobDone, JobFailed, JobMessage, JobProgress
+from resumable_media.parallel.plan import PartJob, RangeJob
 from resumable_media.parallel.pool import WorkerPool
 
-__all__ = ["Handler", "Scheduler", "raise_chunk_error"]
+__all__ = ["Handler", "Scheduler"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -61,29 +60,6 @@ class Handler(Protocol):
         """Called every ``TICK_S`` while the transfer runs."""
 
 
-def raise_chunk_error(index: int, error: ChunkError, what: str) -> None:
-    """Rebuild a flattened worker failure as the library's exception and raise it.
-
-    Args:
-        index: The chunk or part index.
-        error: The flattened failure.
-        what: "chunk" or "part", for the message.
-
-    Raises:
-        InvalidResponse, DataCorruption, ConnectionError, OSError or RuntimeError.
-    """
-    message = f"{what} {index}: {error.message}"
-    if error.kind == "InvalidResponse":
-        raise common.InvalidResponse(None, message, error.status)
-    if error.kind == "DataCorruption":
-        raise common.DataCorruption(None, message)
-    if error.kind == "ConnectionError":
-        raise ConnectionError(message)
-    if error.kind == "OSError":
-        raise OSError(message)
-    raise RuntimeError(message)
-
-
 class Scheduler:
     """Runs jobs of one transfer on a pool.
 
@@ -103,7 +79,7 @@ class Scheduler:
         self.what = what
 
     def start_local(
-        self, target: Callable[[Callable[[tuple[Any, ...]], None], Callable[[], bool]], None]
+        self, target: Callable[[Callable[[JobMessage], None], Callable[[], bool]], None]
     ) -> threading.Thread:
         """Run ``target(report, cancelled)`` on a parent thread whose messages join the stream.
 
@@ -142,7 +118,7 @@ class Scheduler:
         """
         pending = deque(jobs)
         outstanding = extra_outstanding
-        failure: tuple[int, ChunkError] | None = None
+        failure: JobFailed | None = None
         interrupted: BaseException | None = None
         next_tick = time.monotonic()
         drain_deadline: float | None = None
@@ -163,17 +139,16 @@ class Scheduler:
                 message = self.pool.get(TICK_S)
                 if message is None:
                     self.pool.check_alive()
-                if message is not None and message[1] == self.transfer_id:
-                    kind, _tid, index = message[0], message[1], message[2]
-                    if kind == "progress":
-                        handler.on_progress(index, message[3], message[4])
-                    elif kind == "done":
+                if message is not None and message.transfer_id == self.transfer_id:
+                    if isinstance(message, JobProgress):
+                        handler.on_progress(message.index, message.done, message.crc)
+                    elif isinstance(message, JobDone):
                         outstanding -= 1
-                        handler.on_done(index, message[3], message[4], message[5])
+                        handler.on_done(message.index, message.done, message.crc, message.etag)
                     else:
                         outstanding -= 1
-                        if kind == "error" and failure is None:
-                            failure = (index, message[3])
+                        if isinstance(message, JobFailed) and failure is None:
+                            failure = message
                             self._cancel()
                             drain_deadline = time.monotonic() + DRAIN_TIMEOUT_S
                 now = time.monotonic()
@@ -189,7 +164,7 @@ class Scheduler:
         if interrupted is not None:
             raise interrupted
         if failure is not None:
-            raise_chunk_error(failure[0], failure[1], self.what)
+            raise failure.error.rebuild(f"{self.what} {failure.index}")
 
     def _cancel(self) -> None:
         self.pool.cancel(self.transfer_id)

@@ -30,6 +30,7 @@ from resumable_media._transport import (
     send,
     transport_source,
 )
+from resumable_media.parallel.messages import JobDone, JobFailed, JobMessage
 from resumable_media.parallel.plan import (
     DEFAULT_PART_SIZE,
     DEFAULT_UPLOAD_THREADS,
@@ -40,7 +41,7 @@ from resumable_media.parallel.plan import (
     plan_chunks,
 )
 from resumable_media.parallel.pool import DEFAULT_START_METHOD, default_workers, get_pool
-from resumable_media.parallel.scheduler import Scheduler, raise_chunk_error
+from resumable_media.parallel.scheduler import Scheduler
 from resumable_media.parallel.worker import run_job, transport_for
 
 __all__ = ["ParallelUpload"]
@@ -237,12 +238,13 @@ class ParallelUpload:
             )
 
         if len(parts) == 1:
-            messages: list[tuple[Any, ...]] = []
+            messages: list[JobMessage] = []
             run_job(job(parts[0], 0), messages.append, lambda: False, transport=transport)
             final = messages[-1]
-            if final[0] != "done":
-                raise_chunk_error(1, final[3], "part")
-            collected.on_done(0, final[3], final[4], final[5])
+            if isinstance(final, JobFailed):
+                raise final.error.rebuild("part 1")
+            assert isinstance(final, JobDone)
+            collected.on_done(0, final.done, final.crc, final.etag)
             return collected
         pool = get_pool(self.processes, self.threads_per_process, self.start_method)
         tid = pool.acquire()

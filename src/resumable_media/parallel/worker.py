@@ -11,8 +11,8 @@ Invariants:
   object size and the pinned generation); this module only moves bytes.
 - A failing range resumes from the bytes already received, under the job's RetryStrategy;
   the backoff restarts whenever an attempt made progress.  Non-retryable errors propagate.
-- Workers talk to the parent only through ``report(message_tuple)``; messages hold only
-  ints, strings and ``ChunkError`` (never exceptions or responses), so they always pickle.
+- Workers talk to the parent only through ``report(message)``, with the frozen dataclasses
+  of :mod:`~resumable_media.parallel.messages` (failures as a picklable ``RemoteError``).
 - Each thread builds its own transport from the pickled factory and keeps it for reuse.
 """
 
@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from resumable_media import checksums, common
+from resumable_media import checksums
 from resumable_media._protocol.ranged import RangedRead
 from resumable_media._protocol.upload import XMLMPUPartProtocol
 from resumable_media._transport import (
@@ -38,10 +38,17 @@ from resumable_media._transport import (
     TransportSource,
     body_reader,
     build_transport,
-    is_retryable_error,
     send,
 )
-from resumable_media.parallel.plan import ChunkError, PartJob, RangeJob
+from resumable_media.parallel.messages import (
+    JobCancelled,
+    JobDone,
+    JobFailed,
+    JobMessage,
+    JobProgress,
+    RemoteError,
+)
+from resumable_media.parallel.plan import PartJob, RangeJob
 from resumable_media.parallel.sink import map_range
 
 __all__ = [
@@ -49,7 +56,6 @@ __all__ = [
     "Report",
     "close_transports",
     "fetch_range",
-    "flatten_error",
     "job_range",
     "run_job",
     "send_part",
@@ -58,8 +64,8 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__name__)
 
-Report = Callable[[tuple[Any, ...]], None]
-"""Posts one message tuple to the parent: ``(kind, transfer_id, index, ...)``."""
+Report = Callable[[JobMessage], None]
+"""Posts one message to the parent."""
 
 PROGRESS_INTERVAL_S = 0.1
 """float: Minimum seconds between progress messages of one job."""
@@ -117,26 +123,10 @@ def close_transports() -> None:
                 _LOGGER.debug("closing a transport raised", exc_info=True)
 
 
-def flatten_error(exc: BaseException) -> ChunkError:
-    """Reduce an exception to picklable strings.
-
-    Args:
-        exc: The failure.
-
-    Returns:
-        Its kind, message and (for HTTP failures) status.
-    """
-    if isinstance(exc, common.InvalidResponse):
-        status = getattr(exc.response, "status_code", None)
-        text = " ".join(str(arg) for arg in exc.args)
-        return ChunkError("InvalidResponse", text, status if isinstance(status, int) else None)
-    if isinstance(exc, common.DataCorruption):
-        return ChunkError("DataCorruption", " ".join(str(arg) for arg in exc.args))
-    if is_retryable_error(exc):
-        return ChunkError("ConnectionError", f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, OSError):
-        return ChunkError("OSError", f"{type(exc).__name__}: {exc}")
-    return ChunkError("Error", f"{type(exc).__name__}: {exc}")
+def _progress(job: RangeJob, ranged: RangedRead) -> JobProgress:
+    return JobProgress(
+        transfer_id=job.transfer_id, index=job.index, done=ranged.received, crc=ranged.crc
+    )
 
 
 def _sleep_unless_cancelled(seconds: float, cancelled: Callable[[], bool]) -> None:
@@ -252,7 +242,7 @@ def _read_range(
         now = time.monotonic()
         if now - last_report >= PROGRESS_INTERVAL_S:
             last_report = now
-            report(("progress", job.transfer_id, job.index, ranged.received, ranged.crc))
+            report(_progress(job, ranged))
 
 
 def job_range(job: RangeJob) -> RangedRead:
@@ -296,7 +286,7 @@ def fetch_range(
         return ranged.received, ranged.crc
 
     def before_retry(_number: int, _error: BaseException, _delay: float) -> None:
-        report(("progress", job.transfer_id, job.index, ranged.received, ranged.crc))
+        report(_progress(job, ranged))
 
     retrying = Retrying(
         job.retry,
@@ -401,12 +391,21 @@ def run_job(
             transport = transport_for(job.factory)
         if isinstance(job, RangeJob):
             done, crc = fetch_range(transport, job, report, cancelled, response)
-            report(("done", job.transfer_id, job.index, done, crc, None))
+            report(JobDone(transfer_id=job.transfer_id, index=job.index, done=done, crc=crc))
         else:
             etag, crc = send_part(transport, job, cancelled)
-            report(("done", job.transfer_id, job.index, job.length, crc, etag))
+            report(
+                JobDone(
+                    transfer_id=job.transfer_id,
+                    index=job.index,
+                    done=job.length,
+                    crc=crc,
+                    etag=etag,
+                )
+            )
     except Cancelled:
-        report(("cancelled", job.transfer_id, job.index))
+        report(JobCancelled(transfer_id=job.transfer_id, index=job.index))
     except BaseException as exc:
         _LOGGER.debug("job %d failed", job.index, exc_info=True)
-        report(("error", job.transfer_id, job.index, flatten_error(exc)))
+        error = RemoteError.of(exc)
+        report(JobFailed(transfer_id=job.transfer_id, index=job.index, error=error))
