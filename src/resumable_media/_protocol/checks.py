@@ -7,13 +7,14 @@ A checksum name here is always a resolved one: "md5", "crc32c" or None.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from resumable_media import checksums, common
 from resumable_media._protocol.request import Headers, get_header
 
 __all__ = [
     "DOWNLOAD_CHECKSUM_ERROR",
+    "Checksum",
     "download_mismatch_text",
     "expected_download_checksum",
     "mismatch_message",
@@ -22,6 +23,11 @@ __all__ = [
 ]
 
 _LOGGER = logging.getLogger(__name__)
+
+Checksum = Literal["md5", "crc32c", "auto"] | None
+"""The one checksum choice of the package: "md5", "crc32c", "auto" (CRC32C, or MD5
+where CRC32C cannot be computed fast) or None (no check).  ``PipelinedUpload`` also
+takes "both" (CRC32C and MD5 in the final ``x-goog-hash``)."""
 
 DOWNLOAD_CHECKSUM_ERROR = "checksum must be ``'md5'``, ``'crc32c'`` or ``None``"
 

@@ -25,10 +25,13 @@ from typing import Any
 
 from resumable_media import checksums, common
 from resumable_media._transport import (
+    DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
+    Timeout,
     Transport,
     TransportFactory,
     TransportSource,
+    own_retry,
     transport_source,
 )
 from resumable_media.parallel import single
@@ -122,8 +125,9 @@ class ParallelDownload:
         end: Last byte to download (inclusive); None for the end of the object.  Partial
             downloads cannot be checked against the whole-object hash (``verified`` False).
         resume: Reuse the temporary file and journal of an interrupted run.
-        retry: The retry policy for each request (None: the default RetryStrategy).
-        timeout: The (connect, read) timeout in seconds.
+        retry: The retry policy for each request (default: a fresh default RetryStrategy;
+            None: a single attempt, as everywhere in the package).
+        timeout: Seconds to wait: one number, a (connect, read) pair, or None.
         decompress: Decompress gzip-stored objects (single stream); False saves the stored
             bytes, fetched in parallel.
         start_method: The multiprocessing start method for worker processes.
@@ -149,8 +153,8 @@ class ParallelDownload:
         start: int | None = None,
         end: int | None = None,
         resume: bool = True,
-        retry: common.RetryStrategy | None = None,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: common.RetryStrategy | None = DEFAULT_RETRY,
+        timeout: Timeout = DEFAULT_TIMEOUT,
         decompress: bool = True,
         start_method: str = DEFAULT_START_METHOD,
         write_mode: str = "auto",
@@ -172,7 +176,7 @@ class ParallelDownload:
         self.start = start or 0
         self.end = end
         self.resume = resume
-        self.retry = common.RetryStrategy() if retry is None else retry
+        self.retry = own_retry(retry)
         self.timeout = timeout
         self.decompress = decompress
         self.start_method = start_method
@@ -217,7 +221,6 @@ class ParallelDownload:
             md5=result["md5"],
             verified=result["verified"],
             generation=result["generation"],
-            response=None,
         )
 
     # ------------------------------------------------------------------ #

@@ -30,12 +30,15 @@ from resumable_media import checksums, common
 from resumable_media._protocol.request import RequestSpec
 from resumable_media._protocol.resumable import ResumableUploadProtocol, check_final_resource
 from resumable_media._transport import (
+    DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
     Retrying,
+    Timeout,
     Transport,
     TransportFactory,
     as_transport,
     is_retryable_error,
+    own_retry,
     round_trip,
     send,
 )
@@ -213,8 +216,9 @@ class PipelinedUpload:
         checksum: "crc32c" (default), "md5", "both", "auto" or None: which hashes go in the
             final request's ``x-goog-hash`` and are checked against the final JSON.
         headers: Extra headers for every request.
-        retry: The retry policy (None: the default RetryStrategy).
-        timeout: The (connect, read) timeout in seconds.
+        retry: The retry policy (default: a fresh default RetryStrategy;
+            None: a single attempt, as everywhere in the package).
+        timeout: Seconds to wait: one number, a (connect, read) pair, or None.
         single_request: For a source of known size (a path or a seekable stream), send
             everything but the last chunk in one streamed PUT, fed from the same two
             buffers, then the last chunk with ``x-goog-hash`` (whose value is only known
@@ -237,8 +241,8 @@ class PipelinedUpload:
         *,
         checksum: str | None = "crc32c",
         headers: dict[str, str] | None = None,
-        retry: common.RetryStrategy | None = None,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: common.RetryStrategy | None = DEFAULT_RETRY,
+        timeout: Timeout = DEFAULT_TIMEOUT,
         single_request: bool = False,
     ) -> None:
         if chunk_size <= 0 or chunk_size % common.UPLOAD_CHUNK_SIZE:
@@ -251,7 +255,7 @@ class PipelinedUpload:
             resolved = checksums.resolve_checksum(checksum)
             self.hashes = () if resolved is None else (resolved,)
         self.headers = dict(headers or {})
-        self.retry = common.RetryStrategy() if retry is None else retry
+        self.retry = own_retry(retry)
         self.timeout = timeout
         self.single_request = single_request
         self.resumable_url: str | None = None
@@ -289,7 +293,7 @@ class PipelinedUpload:
                 is a credential for this upload: store it privately.
 
         Returns:
-            The result, with the final object JSON in ``response``.
+            The result, with the final object JSON in ``resource``.
 
         Raises:
             InvalidResponse: The server refused a request (after retries); when resuming,
@@ -400,7 +404,7 @@ class PipelinedUpload:
             md5=md5_b64,
             verified=verified,
             generation=int(generation) if generation is not None else None,
-            response=final,
+            resource=final,
         )
 
     def _initiate(

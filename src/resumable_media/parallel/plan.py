@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 from resumable_media import _transport
 from resumable_media.common import RetryStrategy
@@ -160,7 +161,7 @@ class RangeJob:
         factory: Where the worker gets its transport: the pickled factory, or an in-process
             handle (``processes=0`` only).
         retry: The retry policy, or None for a single attempt.
-        timeout: The (connect, read) timeout in seconds.
+        timeout: Seconds to wait (one number, a (connect, read) pair, or None).
         write_mode: How body bytes reach ``path``: "pwrite" (read into a reused buffer,
             hashed there, written with ``os.pwrite``) or "mmap" (read straight into the
             mapped slice of the file, hashed on the mapped memory).
@@ -180,7 +181,7 @@ class RangeJob:
     headers: tuple[tuple[str, str], ...]
     factory: _transport.TransportSource
     retry: RetryStrategy | None
-    timeout: tuple[float, float]
+    timeout: _transport.Timeout
     write_mode: str = "pwrite"
 
 
@@ -200,7 +201,7 @@ class PartJob:
         factory: Where the worker gets its transport: the pickled factory, or an in-process
             handle (``processes=0`` only).
         retry: The retry policy, or None for a single attempt.
-        timeout: The (connect, read) timeout in seconds.
+        timeout: Seconds to wait (one number, a (connect, read) pair, or None).
     """
 
     transfer_id: int
@@ -213,7 +214,7 @@ class PartJob:
     headers: tuple[tuple[str, str], ...]
     factory: _transport.TransportSource
     retry: RetryStrategy | None
-    timeout: tuple[float, float]
+    timeout: _transport.Timeout
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -230,7 +231,9 @@ class TransferResult:
         md5: Base64 MD5 of the bytes, or None when not computed.
         verified: True when a hash was compared with the server's and matched.
         generation: The object generation, when the server reported one.
-        response: The final JSON resource, where the protocol returns one.
+        resource: The final object resource (JSON API uploads: ``PipelinedUpload``), else None.
+        headers: The final object's response headers, lower-case names (XML API uploads:
+            ``ParallelUpload``), else None.
     """
 
     bytes: int
@@ -240,7 +243,14 @@ class TransferResult:
     md5: str | None
     verified: bool
     generation: int | None
-    response: dict[str, object] | None = None
+    resource: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
+
+    @property
+    def response(self) -> dict[str, Any] | None:
+        """The ``resource`` when there is one, else the ``headers`` (kept for callers of
+        the earlier single field; prefer the typed ones)."""
+        return self.resource if self.resource is not None else self.headers
 
 
 def headers_tuple(

@@ -22,10 +22,13 @@ from resumable_media._protocol import checks
 from resumable_media._protocol.request import RequestSpec
 from resumable_media._protocol.upload import XMLMPUContainerProtocol
 from resumable_media._transport import (
+    DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
+    Timeout,
     Transport,
     TransportFactory,
     TransportSource,
+    own_retry,
     round_trip,
     send,
     transport_source,
@@ -81,8 +84,9 @@ class ParallelUpload:
         threads_per_process: Parts in flight per process (None: ``DEFAULT_UPLOAD_THREADS``).
         checksum: "crc32c" (default, compared with the final object) or None.
         headers: Extra headers for every request.
-        retry: The retry policy (None: the default RetryStrategy).
-        timeout: The (connect, read) timeout in seconds.
+        retry: The retry policy (default: a fresh default RetryStrategy;
+            None: a single attempt, as everywhere in the package).
+        timeout: Seconds to wait: one number, a (connect, read) pair, or None.
         start_method: The multiprocessing start method for worker processes.
 
     Raises:
@@ -99,8 +103,8 @@ class ParallelUpload:
         threads_per_process: int | None = None,
         checksum: str | None = "crc32c",
         headers: dict[str, str] | None = None,
-        retry: common.RetryStrategy | None = None,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: common.RetryStrategy | None = DEFAULT_RETRY,
+        timeout: Timeout = DEFAULT_TIMEOUT,
         start_method: str = DEFAULT_START_METHOD,
     ) -> None:
         if part_size <= 0:
@@ -118,7 +122,7 @@ class ParallelUpload:
         self.threads_per_process = threads_per_process or DEFAULT_UPLOAD_THREADS
         self.checksum = checksum
         self.headers = headers_tuple(headers)
-        self.retry = common.RetryStrategy() if retry is None else retry
+        self.retry = own_retry(retry)
         self.timeout = timeout
         self.start_method = start_method
         self.upload_id: str | None = None
@@ -138,7 +142,7 @@ class ParallelUpload:
             metadata: Custom metadata (sent as ``x-goog-meta-*``).
 
         Returns:
-            The result (``response`` holds the final object's headers as a dict).
+            The result (``headers`` holds the final object's response headers).
 
         Raises:
             InvalidResponse: The server refused a request (the upload is aborted).
@@ -211,7 +215,7 @@ class ParallelUpload:
             md5=None,
             verified=verified,
             generation=int(generation) if generation else None,
-            response=final,
+            headers=final,
         )
 
     def _round_trip(self, transport: Any, spec: RequestSpec, process: Any) -> Any:
