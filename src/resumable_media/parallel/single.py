@@ -34,7 +34,7 @@ from resumable_media.parallel.sink import TempSink
 if TYPE_CHECKING:
     from resumable_media.parallel.download import ParallelDownload
 
-__all__ = ["FirstInfo", "Probe", "close", "open_first", "stream_whole", "verify"]
+__all__ = ["FirstInfo", "Outcome", "Probe", "close", "open_first", "stream_whole", "verify"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -57,6 +57,17 @@ class FirstInfo:
     hashes: dict[str, str]
     encoding: str | None
     whole_stream: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What a finished download put in place (before timing is added)."""
+
+    bytes: int
+    crc32c: str
+    md5: str | None
+    verified: bool
+    generation: int | None
 
 
 def close(response: Any) -> None:
@@ -153,7 +164,7 @@ def stream_whole(
     response: Any,
     info: FirstInfo,
     tracker: ProgressTracker,
-) -> dict[str, Any]:
+) -> Outcome:
     """Download the whole object in one stream (decompressing gzip), verify, and commit.
 
     Args:
@@ -205,13 +216,13 @@ def stream_whole(
         sink.discard()
         raise
     sink.commit()
-    return {
-        "bytes": written,
-        "crc32c": checksums.crc32c_to_b64(crc),
-        "md5": md5_b64,
-        "verified": verified,
-        "generation": info.generation,
-    }
+    return Outcome(
+        bytes=written,
+        crc32c=checksums.crc32c_to_b64(crc),
+        md5=md5_b64,
+        verified=verified,
+        generation=info.generation,
+    )
 
 
 def _copy_stream(
