@@ -10,11 +10,16 @@ Invariants:
   a transfer) also accepts a 200 (the server ignored ``Range``) and the 416 of an empty
   object, and learns the size and generation from the answer.
 - Once a generation is known every request is pinned to it (``generation=`` in the URL).
+- The object's state is one :class:`RangeState`; :data:`TRANSITIONS` lists every legal
+  step, a call that is not one raises :class:`ProtocolStateError` naming the state, and a
+  non-retryable rejection moves it to ``FAILED`` for good.  A retryable rejection leaves
+  it ``SENT``: the same request may be sent again as is.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Any
 
 from resumable_media import checksums, common
@@ -22,10 +27,46 @@ from resumable_media._protocol import ranges
 from resumable_media._protocol.download import add_generation, header_int
 from resumable_media._protocol.request import Headers, RequestSpec, get_header, require_status
 
-__all__ = ["ObjectFacts", "RangedRead", "object_facts"]
+__all__ = [
+    "TRANSITIONS",
+    "ObjectFacts",
+    "ProtocolStateError",
+    "RangeState",
+    "RangedRead",
+    "object_facts",
+]
 
 _PARTIAL = 206
 _PROBE_STATUSES = (200, 206)
+
+
+class RangeState(enum.Enum):
+    """Where a ranged read stands."""
+
+    READY = "ready"  # nothing sent yet
+    SENT = "sent"  # a request is out; its answer has not been judged
+    RECEIVING = "receiving"  # a 206 for the missing bytes was accepted; body pieces follow
+    WHOLE = "whole"  # (probe) a 200: the whole object follows, as the caller handles it
+    EMPTY = "empty"  # (probe) a 416 for an empty object
+    COMPLETE = "complete"  # every byte of the range was fed
+    FAILED = "failed"  # a non-retryable rejection: the read cannot continue
+
+
+class ProtocolStateError(ValueError):
+    """A protocol object was asked for a step its state does not allow."""
+
+
+_S = RangeState
+TRANSITIONS: dict[tuple[RangeState, str], frozenset[RangeState]] = {
+    (_S.READY, "prepare"): frozenset({_S.SENT}),
+    (_S.SENT, "prepare"): frozenset({_S.SENT}),
+    (_S.RECEIVING, "prepare"): frozenset({_S.SENT}),  # resume after a mid-body failure
+    (_S.SENT, "process_headers"): frozenset({_S.SENT, _S.RECEIVING, _S.WHOLE, _S.EMPTY, _S.FAILED}),
+    (_S.READY, "adopt"): frozenset({_S.RECEIVING}),  # a response another read judged
+    (_S.RECEIVING, "feed"): frozenset({_S.RECEIVING, _S.COMPLETE}),
+    (_S.RECEIVING, "cut_short"): frozenset({_S.RECEIVING}),
+}
+"""(state, call) -> the states the call may leave the object in."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +135,14 @@ class RangedRead:
         self.received = received
         self.crc = crc
         self._probe = probe
+        self.state = RangeState.COMPLETE if received >= last - first + 1 else RangeState.READY
+
+    def _enter(self, call: str) -> None:
+        if (self.state, call) not in TRANSITIONS:
+            raise ProtocolStateError(
+                f"RangedRead of bytes {self.first}-{self.last}: {call}() is not allowed "
+                f"in state {self.state.name}"
+            )
 
     @property
     def length(self) -> int:
@@ -107,6 +156,8 @@ class RangedRead:
 
     def prepare(self) -> RequestSpec:
         """The GET for the bytes still missing, pinned to the generation when known."""
+        self._enter("prepare")
+        self.state = RangeState.SENT
         headers = dict(self._headers)
         headers["range"] = f"bytes={self.first + self.received}-{self.last}"
         return RequestSpec("GET", add_generation(self.media_url, self.generation), None, headers)
@@ -127,14 +178,28 @@ class RangedRead:
             InvalidResponse: Another status, a ``Content-Range`` other than the one asked
                 for, another generation, or (probe) a start beyond the end of the object.
         """
-        if status == 416 and self._probe:
-            self._check_unsatisfied(response, headers)
-            return status
-        require_status(response, status, _PROBE_STATUSES if self._probe else (_PARTIAL,))
-        if status == _PARTIAL:
-            self._check_range(response, get_header(headers, "content-range"))
-        self._check_generation(response, get_header(headers, "x-goog-generation"))
+        self._enter("process_headers")
+        try:
+            if status == 416 and self._probe:
+                self._check_unsatisfied(response, headers)
+                self.state = RangeState.EMPTY
+                return status
+            require_status(response, status, _PROBE_STATUSES if self._probe else (_PARTIAL,))
+            if status == _PARTIAL:
+                self._check_range(response, get_header(headers, "content-range"))
+            self._check_generation(response, get_header(headers, "x-goog-generation"))
+        except Exception:
+            if status not in common.RETRYABLE:
+                self.state = RangeState.FAILED
+            raise
+        self.state = RangeState.RECEIVING if status == _PARTIAL else RangeState.WHOLE
         return status
+
+    def adopt(self) -> None:
+        """Take over a response another :class:`RangedRead` judged for exactly the bytes
+        this one is missing (the first request of a transfer); body pieces may follow."""
+        self._enter("adopt")
+        self.state = RangeState.RECEIVING
 
     def _check_unsatisfied(self, response: Any, headers: Headers) -> None:
         value = get_header(headers, "content-range") or ""
@@ -184,11 +249,21 @@ class RangedRead:
 
     def feed(self, piece: memoryview | bytes) -> None:
         """Account for the next body piece kept (in order): count it and CRC32C it."""
+        self._enter("feed")
+        if len(piece) > self.remaining:
+            self.state = RangeState.FAILED
+            raise ProtocolStateError(
+                f"RangedRead of bytes {self.first}-{self.last}: {len(piece)} bytes fed with "
+                f"only {self.remaining} missing"
+            )
         self.crc = checksums.crc32c(piece, self.crc)
         self.received += len(piece)
+        if self.remaining == 0:
+            self.state = RangeState.COMPLETE
 
     def cut_short(self) -> ConnectionError:
         """The (retryable) error for a body that ended before the range was complete."""
+        self._enter("cut_short")
         return ConnectionError(
             f"the response for bytes {self.first}-{self.last} ended after "
             f"{self.received} of {self.length} bytes"

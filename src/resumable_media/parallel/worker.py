@@ -284,6 +284,8 @@ def fetch_range(
         if response is not None:
             _close(response)
         return ranged.received, ranged.crc
+    if response is not None:
+        ranged.adopt()
 
     def before_retry(_number: int, _error: BaseException, _delay: float) -> None:
         report(_progress(job, ranged))
