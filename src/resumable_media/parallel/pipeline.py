@@ -37,6 +37,7 @@ from resumable_media._transport import (
     Transport,
     TransportFactory,
     as_transport,
+    close_quietly,
     is_retryable_error,
     own_retry,
     round_trip,
@@ -155,15 +156,6 @@ class _Begun:
     final: dict[str, Any] | None
     base: int
     total: int | None
-
-
-def _close_quietly(transport: Any) -> None:
-    close = getattr(transport, "close", None)
-    if close is not None:
-        try:
-            close()
-        except Exception:
-            _LOGGER.debug("closing the upload's own transport raised", exc_info=True)
 
 
 class _BulkBody:
@@ -324,7 +316,7 @@ class PipelinedUpload:
             if owned:
                 stream.close()
             if owns_session:
-                _close_quietly(session)
+                close_quietly(session)
         return self._result(final, reader, tracker, began)
 
     def _begin(

@@ -11,6 +11,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -58,6 +59,18 @@ class Handler(Protocol):
 
     def on_tick(self) -> None:
         """Called every ``TICK_S`` while the transfer runs."""
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class _Run:
+    """The moving parts of one ``Scheduler.run``."""
+
+    pending: deque[RangeJob | PartJob]
+    outstanding: int
+    failure: JobFailed | None = None
+    interrupted: BaseException | None = None
+    drain_deadline: float | None = None
+    next_tick: float = dataclasses.field(default_factory=time.monotonic)
 
 
 class Scheduler:
@@ -116,55 +129,54 @@ class Scheduler:
         Raises:
             Exception: The first job failure (rebuilt), or KeyboardInterrupt.
         """
-        pending = deque(jobs)
-        outstanding = extra_outstanding
-        failure: JobFailed | None = None
-        interrupted: BaseException | None = None
-        next_tick = time.monotonic()
-        drain_deadline: float | None = None
+        run = _Run(pending=deque(jobs), outstanding=extra_outstanding)
+        limit = self.window + extra_outstanding
         while True:
             try:
-                while pending and failure is None and interrupted is None:
-                    if outstanding >= self.window + extra_outstanding:
+                while run.pending and run.failure is None and run.interrupted is None:
+                    if run.outstanding >= limit:
                         break
-                    self.pool.submit(pending.popleft())
-                    outstanding += 1
-                if outstanding == 0:
+                    self.pool.submit(run.pending.popleft())
+                    run.outstanding += 1
+                if run.outstanding == 0:
                     break
-                if drain_deadline is not None and time.monotonic() > drain_deadline:
+                if run.drain_deadline is not None and time.monotonic() > run.drain_deadline:
                     _LOGGER.info(
-                        "%d cancelled jobs still blocked in reads; not waiting", outstanding
+                        "%d cancelled jobs still blocked in reads; not waiting", run.outstanding
                     )
                     break
                 message = self.pool.get(TICK_S)
                 if message is None:
                     self.pool.check_alive()
-                if message is not None and message.transfer_id == self.transfer_id:
-                    if isinstance(message, JobProgress):
-                        handler.on_progress(message.index, message.done, message.crc)
-                    elif isinstance(message, JobDone):
-                        outstanding -= 1
-                        handler.on_done(message.index, message.done, message.crc, message.etag)
-                    else:
-                        outstanding -= 1
-                        if isinstance(message, JobFailed) and failure is None:
-                            failure = message
-                            self._cancel()
-                            drain_deadline = time.monotonic() + DRAIN_TIMEOUT_S
+                elif message.transfer_id == self.transfer_id:
+                    self._dispatch(message, handler, run)
                 now = time.monotonic()
-                if now >= next_tick:
-                    next_tick = now + TICK_S
+                if now >= run.next_tick:
+                    run.next_tick = now + TICK_S
                     handler.on_tick()
             except KeyboardInterrupt as exc:
-                if interrupted is not None:
+                if run.interrupted is not None:
                     raise
-                interrupted = exc
+                run.interrupted = exc
                 self._cancel()
-                drain_deadline = time.monotonic() + INTERRUPT_DRAIN_S
-        if interrupted is not None:
-            raise interrupted
-        if failure is not None:
-            raise failure.error.rebuild(f"{self.what} {failure.index}")
+                run.drain_deadline = time.monotonic() + INTERRUPT_DRAIN_S
+        if run.interrupted is not None:
+            raise run.interrupted
+        if run.failure is not None:
+            raise run.failure.error.rebuild(f"{self.what} {run.failure.index}")
+
+    def _dispatch(self, message: JobMessage, handler: Handler, run: _Run) -> None:
+        """Hand one message of this transfer to ``handler``; the first failure cancels."""
+        if isinstance(message, JobProgress):
+            handler.on_progress(message.index, message.done, message.crc)
+            return
+        run.outstanding -= 1
+        if isinstance(message, JobDone):
+            handler.on_done(message.index, message.done, message.crc, message.etag)
+        elif isinstance(message, JobFailed) and run.failure is None:
+            run.failure = message
+            self._cancel()
+            run.drain_deadline = time.monotonic() + DRAIN_TIMEOUT_S
 
     def _cancel(self) -> None:
         self.pool.cancel(self.transfer_id)

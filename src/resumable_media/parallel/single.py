@@ -27,7 +27,13 @@ from resumable_media._protocol import checks
 from resumable_media._protocol.download import add_generation
 from resumable_media._protocol.ranged import RangedRead, object_facts
 from resumable_media._protocol.request import RequestSpec, require_status
-from resumable_media._transport import READ_SIZE, body_reader, send, wait_and_retry
+from resumable_media._transport import (
+    READ_SIZE,
+    body_reader,
+    close_quietly,
+    send,
+    wait_and_retry,
+)
 from resumable_media.parallel.progress import ProgressTracker
 from resumable_media.parallel.sink import TempSink
 
@@ -73,10 +79,7 @@ class Outcome:
 def close(response: Any) -> None:
     """Close a response without reading its body (its connection is dropped)."""
     if response is not None:
-        try:
-            response.close()
-        except Exception:
-            _LOGGER.debug("closing a response raised", exc_info=True)
+        close_quietly(response)
 
 
 def _judged(response: Any, judge: Callable[[Any], object]) -> Any:

@@ -38,6 +38,7 @@ from resumable_media._transport import (
     TransportSource,
     body_reader,
     build_transport,
+    close_quietly,
     send,
 )
 from resumable_media.parallel.messages import (
@@ -97,10 +98,7 @@ def transport_for(source: TransportSource) -> Any:
     transport = cache.get(source)
     if transport is None:
         if len(cache) >= _MAX_TRANSPORTS:
-            _key, old = cache.popitem()
-            close = getattr(old, "close", None)
-            if close is not None:
-                close()
+            close_quietly(cache.popitem()[1])
         if isinstance(source, InProcess):
             assert source.factory is not None
             transport = build_transport(source.factory)
@@ -114,13 +112,7 @@ def close_transports() -> None:
     """Close this thread's cached transports (their keep-alive connections)."""
     cache: dict[TransportSource, Any] = getattr(_local, "transports", None) or {}
     while cache:
-        _key, transport = cache.popitem()
-        close = getattr(transport, "close", None)
-        if close is not None:
-            try:
-                close()
-            except Exception:
-                _LOGGER.debug("closing a transport raised", exc_info=True)
+        close_quietly(cache.popitem()[1])
 
 
 def _progress(job: RangeJob, ranged: RangedRead) -> JobProgress:
@@ -140,13 +132,6 @@ def _sleep_unless_cancelled(seconds: float, cancelled: Callable[[], bool]) -> No
         time.sleep(min(remaining, 0.05))
 
 
-def _close(response: Any) -> None:
-    try:
-        response.close()
-    except Exception:  # closing a broken connection may itself fail
-        _LOGGER.debug("closing a failed response raised", exc_info=True)
-
-
 def _release(response: Any) -> None:
     """Return a fully read response's connection to the pool (keep-alive)."""
     raw = response.raw
@@ -154,7 +139,7 @@ def _release(response: Any) -> None:
         raw.drain_conn()
         raw.release_conn()
     except Exception:
-        _close(response)
+        close_quietly(response)
 
 
 class _MappedTarget:
@@ -211,7 +196,7 @@ def _open_range(transport: Any, ranged: RangedRead, timeout: Timeout) -> Any:
     try:
         ranged.process_headers(response, response.status_code, response.headers)
     except BaseException:
-        _close(response)
+        close_quietly(response)
         raise
     return response
 
@@ -282,7 +267,7 @@ def fetch_range(
     ranged = job_range(job)
     if ranged.remaining <= 0:
         if response is not None:
-            _close(response)
+            close_quietly(response)
         return ranged.received, ranged.crc
     if response is not None:
         ranged.adopt()
@@ -308,7 +293,7 @@ def fetch_range(
                 return ranged.received, ranged.crc
             except Exception as exc:
                 if response is not None:
-                    _close(response)
+                    close_quietly(response)
                 response = None
                 if isinstance(exc, Cancelled) or not retrying.backoff(
                     exc, progressed=ranged.received > attempt_start
@@ -387,7 +372,7 @@ def run_job(
     try:
         if cancelled():
             if response is not None:
-                _close(response)
+                close_quietly(response)
             raise Cancelled
         if transport is None:
             transport = transport_for(job.factory)
