@@ -36,6 +36,12 @@ _STREAM_ERROR = (
 )
 
 
+def _bad_range(response: Any, value: str | None) -> common.InvalidResponse:
+    return common.InvalidResponse(
+        response, 'Unexpected "range" header', value, 'Expected to be of the form "bytes=0-{end}"'
+    )
+
+
 def _is_signed(url: str) -> bool:
     return "x-goog-signature" in url.lower()
 
@@ -160,11 +166,7 @@ class ResumableUploadProtocol:
             raise ValueError("Upload has finished.")
         if self._invalid:
             raise ValueError("Upload is in an invalid state. To recover call `recover()`.")
-        if self._resumable_url is None:
-            raise ValueError(
-                "This upload has not been initiated. Please call initiate() before "
-                "beginning to transmit chunks."
-            )
+        self._session_url()
         total = self._total_bytes
         if total is not None and stream_position + self._chunk_size >= total > 0:
             return max(total - stream_position, 0)
@@ -274,12 +276,7 @@ class ResumableUploadProtocol:
         if not previous <= persisted <= start + sent:
             # Unparsable, more than was ever sent, or less than already acknowledged.
             self._make_invalid()
-            raise common.InvalidResponse(
-                response,
-                'Unexpected "range" header',
-                value,
-                'Expected to be of the form "bytes=0-{end}"',
-            )
+            raise _bad_range(response, value)
         self._bytes_uploaded = persisted
         return start + sent - persisted
 
@@ -306,12 +303,7 @@ class ResumableUploadProtocol:
         Raises:
             ValueError: If the upload was not initiated.
         """
-        if self._resumable_url is None:
-            raise ValueError(
-                "This upload has not been initiated. Please call initiate() before "
-                "beginning to transmit chunks."
-            )
-        return RequestSpec("PUT", self._resumable_url, None, {"content-range": "bytes */*"})
+        return RequestSpec("PUT", self._session_url(), None, {"content-range": "bytes */*"})
 
     def _process_status_response(
         self, response: Any, status: int, headers: Headers, body: bytes
@@ -359,12 +351,7 @@ class ResumableUploadProtocol:
                 persisted = -1
             total = self._total_bytes
             if persisted < 0 or (total is not None and persisted > total):
-                raise common.InvalidResponse(
-                    response,
-                    'Unexpected "range" header',
-                    value,
-                    'Expected to be of the form "bytes=0-{end}"',
-                )
+                raise _bad_range(response, value)
             self._bytes_uploaded = persisted
         self._invalid = False
         return self._bytes_uploaded
@@ -465,12 +452,7 @@ class ResumableUploadProtocol:
             try:
                 persisted = 0 if value is None else ranges.parse_persisted_range(value)
             except ValueError:
-                raise common.InvalidResponse(
-                    response,
-                    'Unexpected "range" header',
-                    value,
-                    'Expected to be of the form "bytes=0-{end}"',
-                ) from None
+                raise _bad_range(response, value) from None
             self._bytes_uploaded = persisted
             return persisted
         if status not in (200, 201):

@@ -241,6 +241,9 @@ class XMLMPUContainerProtocol:
             raise ValueError("This upload has not yet been initiated.")
         return self._upload_id
 
+    def _upload_url(self, upload_id: str) -> str:
+        return _with_query(self.upload_url, f"uploadId={_quoted(upload_id)}")
+
     def _prepare_initiate_request(
         self, content_type: str, custom_metadata: Mapping[str, object] | None = None
     ) -> RequestSpec:
@@ -288,9 +291,9 @@ class XMLMPUContainerProtocol:
             part = ElementTree.SubElement(root, "Part")
             ElementTree.SubElement(part, "PartNumber").text = str(number)
             ElementTree.SubElement(part, "ETag").text = etag
-        body = ElementTree.tostring(root)
-        url = _with_query(self.upload_url, f"uploadId={_quoted(upload_id)}")
-        return RequestSpec("POST", url, body, self._headers)
+        return RequestSpec(
+            "POST", self._upload_url(upload_id), ElementTree.tostring(root), self._headers
+        )
 
     def _process_finalize_response(self, response: Any, status: int) -> None:
         """Mark the upload complete after a 200.
@@ -307,9 +310,7 @@ class XMLMPUContainerProtocol:
         Raises:
             ValueError: If the upload was not initiated.
         """
-        upload_id = self._require_id()
-        url = _with_query(self.upload_url, f"uploadId={_quoted(upload_id)}")
-        return RequestSpec("DELETE", url, None, self._headers)
+        return RequestSpec("DELETE", self._upload_url(self._require_id()), None, self._headers)
 
     def _process_cancel_response(self, response: Any, status: int) -> None:
         """Check the abort answered 204.
