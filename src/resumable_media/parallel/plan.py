@@ -9,6 +9,7 @@ file or exception object with it.  Ranges are inclusive at both ends (HTTP style
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -245,6 +246,13 @@ class TransferResult:
     generation: int | None
     resource: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
+
+    @classmethod
+    def since(cls, began: float, *, bytes: int, **fields: Any) -> TransferResult:
+        """The result of a transfer that started at ``time.monotonic() == began``
+        (``seconds`` and ``throughput`` are measured here)."""
+        seconds = max(time.monotonic() - began, 1e-9)
+        return cls(bytes=bytes, seconds=seconds, throughput=bytes / seconds, **fields)
 
     @property
     def response(self) -> dict[str, Any] | None:
