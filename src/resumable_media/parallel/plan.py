@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from resumable_media import _transport
+from resumable_media._protocol.download import add_generation
 from resumable_media.common import RetryStrategy
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "PartJob",
     "RangeJob",
     "TransferResult",
+    "pin_generation",
     "plan_chunks",
     "resolve_write_mode",
 ]
@@ -140,6 +142,13 @@ def plan_chunks(start: int, end: int, chunk_size: int) -> list[Chunk]:
         chunks.append(Chunk(index=len(chunks), start=position, end=last, offset=position - start))
         position = last + 1
     return chunks
+
+
+def pin_generation(url: str, generation: int | None) -> str:
+    """``url`` pinned to ``generation`` (None: unchanged): the core's
+    :func:`~resumable_media._protocol.download.add_generation`, under the name other
+    modules import."""
+    return add_generation(url, generation)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
