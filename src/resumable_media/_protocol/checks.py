@@ -7,20 +7,28 @@ A checksum name here is always a resolved one: "md5", "crc32c" or None.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from resumable_media import checksums, common
 from resumable_media._protocol.request import Headers, get_header
 
 __all__ = [
     "DOWNLOAD_CHECKSUM_ERROR",
+    "Checksum",
+    "download_mismatch_text",
     "expected_download_checksum",
     "mismatch_message",
     "resolve_download_checksum",
     "upload_mismatch",
+    "verify_download",
 ]
 
 _LOGGER = logging.getLogger(__name__)
+
+Checksum = Literal["md5", "crc32c", "auto"] | None
+"""The one checksum choice of the package: "md5", "crc32c", "auto" (CRC32C, or MD5
+where CRC32C cannot be computed fast) or None (no check).  ``PipelinedUpload`` also
+takes "both" (CRC32C and MD5 in the final ``x-goog-hash``)."""
 
 DOWNLOAD_CHECKSUM_ERROR = "checksum must be ``'md5'``, ``'crc32c'`` or ``None``"
 
@@ -129,8 +137,60 @@ def mismatch_message(
     Returns:
         The mismatch text followed by the download-info text.
     """
-    mismatch = _DOWNLOAD_MISMATCH.format(url, expected, actual, checksum_type=name.upper())
+    mismatch = download_mismatch_text(url, name, expected, actual)
     return mismatch + incomplete_message(stored_length, stored_encoding, read)
+
+
+def download_mismatch_text(url: str, name: str, expected: str, actual: str) -> str:
+    """The first part of a download's mismatch message (without the download info).
+
+    Args:
+        url: The media URL.
+        name: "md5" or "crc32c".
+        expected: The server's base64 checksum.
+        actual: The computed base64 checksum.
+
+    Returns:
+        ``Checksum mismatch while downloading: …`` naming both checksums.
+    """
+    return _DOWNLOAD_MISMATCH.format(url, expected, actual, checksum_type=name.upper())
+
+
+def verify_download(
+    url: str, expected: dict[str, str], local: dict[str, str], *, want_md5: bool
+) -> bool:
+    """Compare a whole downloaded object's hashes with the ones its ``x-goog-hash`` reported.
+
+    CRC32C is compared whenever the server reported it; MD5 too when ``want_md5`` (an
+    object without one, e.g. composite, is checked by its CRC32C alone).
+
+    Args:
+        url: The media URL (for the messages).
+        expected: The parsed ``x-goog-hash`` (``{"crc32c": …, "md5": …}``).
+        local: The computed base64 hashes, same keys.
+        want_md5: Whether MD5 was computed and must be compared.
+
+    Returns:
+        True when at least one hash was compared (and matched).
+
+    Raises:
+        DataCorruption: A hash did not match (response None: no single response holds it).
+    """
+    names = ("crc32c", "md5") if want_md5 else ("crc32c",)
+    verified = False
+    for name in names:
+        remote = expected.get(name)
+        if remote is None:
+            if name == "md5":
+                _LOGGER.info("%s has no MD5 (composite object); checked its CRC32C", url)
+            continue
+        if remote != local.get(name):
+            text = download_mismatch_text(url, name, remote, local.get(name, ""))
+            raise common.DataCorruption(None, text)
+        verified = True
+    if not verified:
+        _LOGGER.info("no checksum was returned for %s; the download is unverified", url)
+    return verified
 
 
 def incomplete_message(stored_length: Any, stored_encoding: Any, read: int) -> str:
