@@ -172,14 +172,15 @@ class ChunkedDownloadProtocol:
                     response, "Unexpected content-length header", raw_length
                 ) from None
             if length != parsed.length:
+                # Expected: what Content-Range announced; Received: what will arrive.
                 self._make_invalid()
                 raise common.InvalidResponse(
                     response,
                     "Response is different size than content-length",
                     "Expected",
-                    length,
-                    "Received",
                     parsed.length,
+                    "Received",
+                    length,
                 )
         if self._checksum_object is not None and self._expected_checksum is None:
             self._expected_checksum = checks.expected_download_checksum(

@@ -7,6 +7,11 @@ Invariants:
   buffer, hashed as they arrive, and written once to the caller's stream.
 - A chunk is written to the stream only after it has been read completely, so a
   retried chunk never leaves a partial copy behind.
+- What a caller or a transport can see matches google-resumable-media 2.11: the
+  keyword arguments of each ``transport.request`` call, the class hierarchy
+  (``RawDownload`` is not a ``Download``, ``RawChunkedDownload`` not a
+  ``ChunkedDownload``), a broken body raises ``requests``' ``ChunkedEncodingError``,
+  and every chunk response keeps its ``content``.
 """
 
 from __future__ import annotations
@@ -14,10 +19,14 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
+import http.client
 import itertools
 import logging
 from collections.abc import Callable
 from typing import IO, Any
+
+import requests.exceptions
+import urllib3.exceptions
 
 from resumable_media import checksums, common
 from resumable_media._protocol.chunked import ChunkedDownloadProtocol
@@ -44,24 +53,46 @@ _TRANSCODE_REWIND_FAILED = (
 )
 
 
-class Download(DownloadProtocol):
-    """Download an object (or a byte range of it) in one streaming GET, resuming on failure.
+def _upstream_errors(read: Callable[[memoryview], int]) -> Callable[[memoryview], int]:
+    """Raise body-read failures as ``requests`` does while iterating a response.
 
-    Bodies stored with ``Content-Encoding: gzip`` are decoded into the stream while the
-    checksum is computed over the stored (compressed) bytes.
+    ``requests`` turns urllib3's ``ProtocolError`` into ``ChunkedEncodingError`` and a
+    read timeout into ``requests.exceptions.ConnectionError``; code written for
+    google-resumable-media catches those.  An incomplete body is described as urllib3
+    describes it (``IncompleteRead(<read> bytes read, <left> more expected)``).
+    """
+    received = 0
 
-    Args:
-        media_url: The media URL, e.g. ``…/download/storage/v1/b/{bucket}/o/{name}?alt=media``.
-        stream: A writable binary stream for the body; None leaves the body on the
-            response (``response.content``).
-        start: The first byte (negative: the last ``-start`` bytes), or None.
-        end: The last byte (inclusive), or None.
-        headers: Extra request headers (the dict is updated with ``range``).
-        checksum: "md5" (default), "crc32c", "auto" or None.
-        retry: The retry policy; None makes a single attempt.
+    def wrapped(view: memoryview) -> int:
+        nonlocal received
+        try:
+            count = read(view)
+        except urllib3.exceptions.ProtocolError as exc:
+            cause = exc.args[1] if len(exc.args) > 1 else None
+            if isinstance(cause, http.client.IncompleteRead) and not isinstance(
+                cause, urllib3.exceptions.IncompleteRead
+            ):
+                left = cause.expected if cause.expected is not None else 0
+                incomplete = urllib3.exceptions.IncompleteRead(received, left)
+                exc = urllib3.exceptions.ProtocolError(
+                    f"Connection broken: {incomplete!r}", incomplete
+                )
+            raise requests.exceptions.ChunkedEncodingError(exc) from exc
+        except requests.exceptions.ReadTimeout as exc:
+            raise requests.exceptions.ConnectionError(exc) from exc
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise requests.exceptions.ConnectionError(exc) from exc
+        received += count
+        return count
 
-    Raises:
-        ValueError: If ``checksum`` is not an accepted value.
+    return wrapped
+
+
+class _SingleDownload(DownloadProtocol):
+    """The machinery shared by :class:`Download` and :class:`RawDownload` (private).
+
+    The two public classes are siblings, as in google-resumable-media, so
+    ``isinstance(raw, Download)`` is False.
     """
 
     _decode_body = True
@@ -96,6 +127,8 @@ class Download(DownloadProtocol):
             ValueError: If the download was already used.
             InvalidResponse: For an unexpected status (after retries for retryable ones).
             DataCorruption: If the whole-object checksum does not match.
+            requests.exceptions.ChunkedEncodingError: If the body broke off and the
+                retries ran out.
         """
         first = self._prepare_request()
         origin = 0
@@ -106,6 +139,7 @@ class Download(DownloadProtocol):
 
         def attempt() -> Any:
             spec = self.prepare_attempt(first)
+            # As upstream: Download streams only into a stream; RawDownload always.
             streaming = self._stream is not None or not self._decode_body
             response = send(transport, spec, timeout, stream=streaming)
             try:
@@ -150,7 +184,7 @@ class Download(DownloadProtocol):
         write = stream.write
         if _body.body_is_decoded(response):
             self._decoder = None
-        read = _body.body_reader(response)
+        read = _upstream_errors(_body.body_reader(response))
         hasher = self.running_hash
         if hasher is not None and hasher.name == "md5":
             _read_hashing_aside(read, hasher, self.feed, write, buffers)
@@ -199,7 +233,30 @@ def _read_hashing_aside(
                 job.result()
 
 
-class RawDownload(Download):
+class Download(_SingleDownload):
+    """Download an object (or a byte range of it) in one streaming GET, resuming on failure.
+
+    Bodies stored with ``Content-Encoding: gzip`` are decoded into the stream while the
+    checksum is computed over the stored (compressed) bytes.
+
+    Args:
+        media_url: The media URL, e.g. ``…/download/storage/v1/b/{bucket}/o/{name}?alt=media``.
+        stream: A writable binary stream for the body; None leaves the body on the
+            response (``response.content``).
+        start: The first byte (negative: the last ``-start`` bytes), or None.
+        end: The last byte (inclusive), or None.
+        headers: Extra request headers (the dict is updated with ``range``).
+        checksum: "md5" (default), "crc32c", "auto" or None.
+        retry: The retry policy; None makes a single attempt.
+
+    Raises:
+        ValueError: If ``checksum`` is not an accepted value.
+    """
+
+    _decode_body = True
+
+
+class RawDownload(_SingleDownload):
     """Like :class:`Download`, but writes the body exactly as stored (never decoded).
 
     Args:
@@ -215,29 +272,9 @@ class RawDownload(Download):
     _decode_body = False
 
 
-class ChunkedDownload(ChunkedDownloadProtocol):
-    """Download an object in consecutive ranged GETs of ``chunk_size`` bytes.
-
-    Chunks are written as stored (a ``Content-Encoding: gzip`` object arrives as its
-    gzip bytes, never as decoded fragments).  A run that covers the whole object
-    (``start=0``, ``end=None``) is checked against the server's checksum at the end.
-    Each request is sent with ``stream=True`` and read through ``response.raw``; the
-    returned response's ``content`` is the chunk, available until the next chunk is
-    consumed (it is copied out of a reused buffer only when asked for).
-
-    Args:
-        media_url: The media URL.
-        chunk_size: Bytes per request.
-        stream: A writable binary stream that receives the chunks in order.
-        start: The first byte (>= 0).
-        end: The last byte (inclusive), or None.
-        headers: Extra request headers (the dict is updated with ``range``).
-        checksum: "auto" (default), "md5", "crc32c" or None (whole-object runs only).
-        retry: The retry policy; None makes a single attempt.
-
-    Raises:
-        ValueError: If ``start`` is negative.
-    """
+class _Chunked(ChunkedDownloadProtocol):
+    """The machinery shared by :class:`ChunkedDownload` and :class:`RawChunkedDownload`
+    (private; the public classes are siblings, as in google-resumable-media)."""
 
     def __init__(
         self,
@@ -254,7 +291,7 @@ class ChunkedDownload(ChunkedDownloadProtocol):
         super().__init__(media_url, chunk_size, start, end, headers, checksum)
         self._stream = stream
         self._retry_strategy = own_retry(retry)
-        self._buffer = _body.ChunkBuffer()
+        self._buffer = bytearray()
         self._streamed = False
 
     def consume_next_chunk(self, transport: Transport, timeout: Timeout = DEFAULT_TIMEOUT) -> Any:
@@ -265,7 +302,7 @@ class ChunkedDownload(ChunkedDownloadProtocol):
             timeout: (connect, read) seconds, or one number, per request.
 
         Returns:
-            The HTTP response for the chunk.
+            The HTTP response for the chunk; its ``content`` is the chunk.
 
         Raises:
             ValueError: If the download has finished or is invalid.
@@ -273,31 +310,91 @@ class ChunkedDownload(ChunkedDownloadProtocol):
             DataCorruption: If a whole-object run's checksum does not match.
         """
         spec = self._prepare_request()
+        return wait_and_retry(lambda: self._attempt(transport, spec, timeout), self._retry_strategy)
 
-        def attempt() -> Any:
-            # The body is always read through ``raw`` (stored bytes).
-            response = send(transport, spec, timeout, stream=True)
-            self._streamed = _seekable(self._stream)
-            origin = self._stream.tell() if self._streamed else 0
-            try:
-                expected = self.process_response(response, response.status_code, response.headers)
-                hasher = self.chunk_hasher()
-                # Only the empty object's 416 announces no bytes; its body is an error text.
-                view = self._read_chunk(response, expected, hasher) if expected else memoryview(b"")
-                self.process_body(response, view, hasher)
-            except BaseException:
-                response.close()
-                if self._streamed:  # leave no partial chunk behind
-                    self._stream.seek(origin)
-                    self._stream.truncate()
-                raise
-            if not self._streamed:
-                self._stream.write(view)
-            _body.mark_consumed(response)
-            self._buffer.lend(response, len(view))
-            return response
+    def _attempt(self, transport: Transport, spec: Any, timeout: Timeout) -> Any:
+        raise NotImplementedError
 
-        return wait_and_retry(attempt, self._retry_strategy)
+
+class ChunkedDownload(_Chunked):
+    """Download an object in consecutive ranged GETs of ``chunk_size`` bytes.
+
+    Each request is sent exactly as google-resumable-media sends it (no ``stream=``
+    keyword), so the transport reads the body and ``response.content`` is the chunk
+    as the transport decoded it; that same bytes object is written to the stream (no
+    copy).  A response with ``Content-Encoding`` therefore fails the length check, as
+    upstream; use :class:`RawChunkedDownload` for the stored bytes.  A run that covers
+    the whole object (``start=0``, ``end=None``) is checked against the server's
+    checksum at the end.
+
+    Args:
+        media_url: The media URL.
+        chunk_size: Bytes per request.
+        stream: A writable binary stream that receives the chunks in order.
+        start: The first byte (>= 0).
+        end: The last byte (inclusive), or None.
+        headers: Extra request headers (the dict is updated with ``range``).
+        checksum: "auto" (default), "md5", "crc32c" or None (whole-object runs only).
+        retry: The retry policy; None makes a single attempt.
+
+    Raises:
+        ValueError: If ``start`` is negative.
+    """
+
+    def _attempt(self, transport: Transport, spec: Any, timeout: Timeout) -> Any:
+        response = send(transport, spec, timeout)
+        expected = self.process_response(response, response.status_code, response.headers)
+        # Only the empty object's 416 announces no bytes; its body is an error text.
+        body = response.content if expected else b""
+        hasher = self.chunk_hasher()
+        if hasher is not None:
+            hasher.update(body)
+        self.process_body(response, body, hasher)
+        if expected:
+            self._stream.write(body)
+        return response
+
+
+class RawChunkedDownload(_Chunked):
+    """Download an object in consecutive ranged GETs, writing the bytes as stored.
+
+    The body is read through ``response.raw`` with ``readinto`` into a reused buffer,
+    hashed while hot and written to the stream from that buffer; the returned
+    response's ``content`` is a copy of the chunk (one ``memcpy``), as upstream.
+
+    Args:
+        media_url: The media URL.
+        chunk_size: Bytes per request.
+        stream: A writable binary stream.
+        start: The first byte (>= 0).
+        end: The last byte (inclusive), or None.
+        headers: Extra request headers.
+        checksum: "auto" (default), "md5", "crc32c" or None.
+        retry: The retry policy; None makes a single attempt.
+    """
+
+    def _attempt(self, transport: Transport, spec: Any, timeout: Timeout) -> Any:
+        response = send(transport, spec, timeout, stream=True)
+        self._streamed = _seekable(self._stream)
+        origin = self._stream.tell() if self._streamed else 0
+        try:
+            expected = self.process_response(response, response.status_code, response.headers)
+            hasher = self.chunk_hasher()
+            # Only the empty object's 416 announces no bytes; its body is an error text.
+            view = self._read_chunk(response, expected, hasher) if expected else memoryview(b"")
+            self.process_body(response, view, hasher)
+        except BaseException:
+            response.close()
+            if self._streamed:  # leave no partial chunk behind
+                self._stream.seek(origin)
+                self._stream.truncate()
+            raise
+        if not self._streamed:
+            self._stream.write(view)
+        if hasattr(response, "_content"):
+            response._content = bytes(view)
+        _body.mark_consumed(response)
+        return response
 
     def _read_chunk(
         self, response: Any, expected: int, hasher: checksums.Hasher | None
@@ -309,8 +406,10 @@ class ChunkedDownload(ChunkedDownloadProtocol):
         only once it is complete.
         """
         # One spare byte reveals a body longer than announced.
-        view = self._buffer.view(expected + 1)
-        read = _body.body_reader(response)
+        if len(self._buffer) < expected + 1:
+            self._buffer = bytearray(expected + 1)
+        view = memoryview(self._buffer)[: expected + 1]
+        read = _upstream_errors(_body.body_reader(response))
         filled = 0
         while filled < len(view):
             count = read(view[filled : min(filled + _body.READ_SIZE, len(view))])
@@ -330,21 +429,3 @@ def _seekable(stream: IO[bytes]) -> bool:
         return bool(stream.seekable())
     except (AttributeError, OSError, ValueError):
         return False
-
-
-class RawChunkedDownload(ChunkedDownload):
-    """:class:`ChunkedDownload` under its upstream name for raw (stored) bytes.
-
-    Both classes write chunks exactly as stored; this one exists for API
-    compatibility with google-resumable-media.
-
-    Args:
-        media_url: The media URL.
-        chunk_size: Bytes per request.
-        stream: A writable binary stream.
-        start: The first byte (>= 0).
-        end: The last byte (inclusive), or None.
-        headers: Extra request headers.
-        checksum: "auto" (default), "md5", "crc32c" or None.
-        retry: The retry policy; None makes a single attempt.
-    """
