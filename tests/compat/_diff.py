@@ -1,0 +1,213 @@
+"""The differential harness: run one scenario on upstream and on ours, compare what a
+caller sees, and check every difference against the allow-list.
+
+A scenario is a function ``(impl, ctx) -> dict`` that drives one public class and returns
+observations (status, stream bytes, state attributes); :func:`observe` adds the
+exception (class and ``args``) and every ``transport.request`` call (method, URL,
+positional arguments, keyword names, ``stream``/``timeout``, headers and body).  Values
+that legitimately differ between two runs (bucket names, upload ids, Retry Test ids,
+multipart boundaries) are replaced by placeholders before comparing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import http
+import re
+import types
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+Observed = dict[str, Any]
+
+
+@dataclasses.dataclass
+class Impl:
+    """One implementation under test: ``google.resumable_media`` or ``resumable_media``."""
+
+    name: str
+    requests: types.ModuleType
+    common: types.ModuleType
+
+    def retry(self, max_retries: int) -> Any:
+        """A strategy allowing ``max_retries`` retries with (near) zero waits."""
+        if self.name == "ours":
+            return self.common.RetryStrategy(
+                max_retries=max_retries, initial_delay=0.001, jitter_s=0
+            )
+        # Upstream's sleeps are patched out by the suite's fixture.
+        return self.common.RetryStrategy(max_retries=max_retries)
+
+
+class Recorder:
+    """A transport that records each ``request`` call, then sends it on a real session."""
+
+    def __init__(self, session: requests.Session) -> None:
+        self.session = session
+        self.calls: list[dict[str, Any]] = []
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        data = kwargs.get("data")
+        headers = kwargs.get("headers")
+        self.calls.append(
+            {
+                "method": method,
+                "url": url,
+                "positional": len(args),
+                "keywords": sorted(kwargs),
+                "stream": kwargs.get("stream", "<absent>"),
+                "timeout": kwargs.get("timeout", "<absent>"),
+                "headers": dict(headers) if headers is not None else None,
+                "body": bytes(data) if isinstance(data, (bytes, bytearray)) else data,
+            }
+        )
+        return self.session.request(method, url, *args, **kwargs)
+
+
+class Context:
+    """What a scenario may use: the recorder transport and the per-implementation names."""
+
+    def __init__(self, transport: Recorder, **values: Any) -> None:
+        self.transport = transport
+        self.__dict__.update(values)
+
+
+def _exception_name(exc: BaseException) -> str:
+    cls = type(exc)
+    module = cls.__module__
+    if module in ("google.resumable_media.common", "resumable_media.common"):
+        return f"common.{cls.__qualname__}"
+    return f"{module}.{cls.__qualname__}"
+
+
+def normalise(value: Any, subs: list[tuple[str, str]]) -> Any:
+    """Make a value comparable across the two runs."""
+    if isinstance(value, http.HTTPStatus):
+        return int(value)
+    if isinstance(value, BaseException):
+        return {"class": _exception_name(value), "args": normalise(list(value.args), subs)}
+    if isinstance(value, requests.Response):
+        return f"<Response {value.status_code}>"
+    if isinstance(value, (list, tuple)):
+        return [normalise(item, subs) for item in value]
+    if isinstance(value, dict):
+        return {normalise(k, subs): normalise(v, subs) for k, v in value.items()}
+    if isinstance(value, (bytes, bytearray)):
+        text = bytes(value)
+        for old, new in subs:
+            text = re.sub(old.encode(), new.encode(), text)
+        return text
+    if isinstance(value, str):
+        for old, new in subs:
+            value = re.sub(old, new, value)
+        return value
+    if hasattr(value, "headers") and hasattr(value, "status_code"):
+        return f"<response {value.status_code}>"
+    return value
+
+
+SUBSTITUTIONS = [
+    (r"upload_id=[A-Za-z0-9_\-]+", "upload_id=ID"),
+    (r"={15}\d{19}==", "BOUNDARY"),
+    (r"<UploadId>[^<]+</UploadId>", "<UploadId>ID</UploadId>"),
+]
+
+
+def observe(
+    impl: Impl,
+    scenario: Callable[[Impl, Context], Observed],
+    session: requests.Session,
+    subs: list[tuple[str, str]],
+    **values: Any,
+) -> Observed:
+    """Run ``scenario`` for ``impl`` and return its normalised observations."""
+    recorder = Recorder(session)
+    ctx = Context(recorder, **values)
+    observed: Observed = {}
+    try:
+        observed.update(scenario(impl, ctx) or {})
+    except Exception as exc:
+        observed["error"] = exc
+        observed["error_response"] = getattr(exc, "response", None)
+    observed.update(state(ctx))
+    observed["calls"] = recorder.calls
+    return normalise(observed, subs)
+
+
+STATE = (
+    "finished",
+    "invalid",
+    "bytes_downloaded",
+    "total_bytes",
+    "resumable_url",
+    "bytes_uploaded",
+    "upload_id",
+    "etag",
+)
+
+
+def state(ctx: Context) -> Observed:
+    """The transfer object's public state, and the stream's bytes, as the scenario left them."""
+    out: Observed = {}
+    obj = getattr(ctx, "obj", None)
+    if obj is not None:
+        for name in STATE:
+            if hasattr(type(obj), name) or name in vars(obj):
+                out[f"state.{name}"] = getattr(obj, name)
+    stream = getattr(ctx, "stream", None)
+    if stream is not None:
+        out["stream"] = stream.getvalue()
+    return out
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": [1]}}`` -> ``{"a.b[0]": 1}``, so differences name a precise path."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list) and value:
+        out = {}
+        for index, item in enumerate(value):
+            out.update(flatten(item, f"{prefix}[{index}]"))
+        out[f"{prefix}.len"] = len(value)
+        return out
+    return {prefix: value}
+
+
+def differences(upstream: Observed, ours: Observed) -> dict[str, tuple[Any, Any]]:
+    """Every flattened path whose value differs (absent counts as a value)."""
+    a, b = flatten(upstream), flatten(ours)
+    missing = "<absent>"
+    return {
+        path: (a.get(path, missing), b.get(path, missing))
+        for path in sorted(set(a) | set(b))
+        if a.get(path, missing) != b.get(path, missing)
+    }
+
+
+def check(
+    name: str,
+    upstream: Observed,
+    ours: Observed,
+    allowed: list[str],
+) -> None:
+    """Fail on a difference no pattern allows, or on a pattern that allows nothing."""
+    diff = differences(upstream, ours)
+    unexplained = {
+        path: values
+        for path, values in diff.items()
+        if not any(fnmatch.fnmatchcase(path, pattern) for pattern in allowed)
+    }
+    unused = [p for p in allowed if not any(fnmatch.fnmatchcase(path, p) for path in diff)]
+    lines = []
+    for path, (theirs, mine) in unexplained.items():
+        lines.append(f"  {path}:\n    upstream: {theirs!r:.400}\n    ours:     {mine!r:.400}")
+    for pattern in unused:
+        lines.append(f"  allow-list entry {pattern!r} matched no difference (stale entry)")
+    if lines:
+        raise AssertionError(f"{name}: differences outside the allow-list:\n" + "\n".join(lines))
