@@ -1,17 +1,19 @@
 """A tiny raw-socket HTTP server that replays canned responses, for the differential suite.
 
-Each request, on any connection, takes the next item of the script: ``Reply`` bytes
-(sent as is; ``close=True`` closes the connection afterwards, e.g. after a body cut
-short).  Requests are recorded (method, target, lower-cased headers, body) so the two
+Each request, on any connection, takes the next item of the script: a ``Reply`` (bytes
+sent as is; ``close=True`` closes the connection afterwards, e.g. after a body cut
+short), or a function of the request that returns one (e.g. to honour its Range).
+Requests are recorded (method, target, lower-cased headers, body) so the two
 implementations' wire traffic can be compared with what the server actually received.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +56,9 @@ def response(
 class ScriptedServer:
     """Serve ``script`` in order, one item per request; 500 once it runs out."""
 
-    def __init__(self, script: Iterable[Reply]) -> None:
+    def __init__(self, script: Iterable[Reply | Callable[[Received], Reply]]) -> None:
         self._script = list(script)
+        self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self.received: list[Received] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -75,6 +78,10 @@ class ScriptedServer:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        with self._lock:
+            for conn in self._conns:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
         self._accepter.join(5)
         for thread in self._threads:
             thread.join(5)
@@ -88,15 +95,18 @@ class ScriptedServer:
                 continue
             except OSError:
                 return
+            with self._lock:
+                self._conns.append(conn)
             thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             thread.start()
             self._threads.append(thread)
 
-    def _next(self) -> Reply:
+    def _next(self, request: Received) -> Reply:
         with self._lock:
-            if self._script:
-                return self._script.pop(0)
-        return response(500, "Script Exhausted", {}, b"no more canned responses", close=True)
+            item = self._script.pop(0) if self._script else None
+        if item is None:
+            return response(500, "Script Exhausted", {}, b"no more canned responses", close=True)
+        return item if isinstance(item, Reply) else item(request)
 
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(5)
@@ -123,9 +133,10 @@ class ScriptedServer:
                             return
                         pending += data
                     body, pending = pending[:length], pending[length:]
+                    request = Received(method, target, headers, body)
                     with self._lock:
-                        self.received.append(Received(method, target, headers, body))
-                    reply = self._next()
+                        self.received.append(request)
+                    reply = self._next(request)
                     conn.sendall(reply.data)
                     if reply.close:
                         conn.shutdown(socket.SHUT_RDWR)

@@ -142,16 +142,15 @@ class ChunkedDownloadProtocol:
             InvalidResponse: For an unexpected status, a bad ``content-range``, or a
                 ``content-length`` that disagrees with it.
         """
-        if status == 416 and get_header(headers, "content-range") == "bytes */0":
+        # As upstream: a 416 must say what it covers (the download stays valid).
+        if status == 416 and require_header(response, headers, "content-range") == "bytes */0":
             self._finished = True
             self._total_bytes = 0
             self._pending = None
             return 0
         require_status(response, status, _ACCEPTABLE, self._make_invalid)
-        value = get_header(headers, "content-range")
+        value = require_header(response, headers, "content-range", self._make_invalid)
         try:
-            if value is None:
-                raise ValueError(value)
             parsed = ranges.parse_content_range(value)
         except ValueError:
             self._make_invalid()
@@ -207,8 +206,7 @@ class ChunkedDownloadProtocol:
                 value,
                 f"Expected bytes {expected}/{total if total is not None else '*'}",
             )
-        if total is None:
-            self._total_bytes = parsed.total
+        # total_bytes is learnt only once a chunk has been accepted (process_body).
 
     def chunk_hasher(self) -> checksums.Hasher | None:
         """A copy of the running hasher, for the caller to feed one chunk's pieces as

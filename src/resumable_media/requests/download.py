@@ -53,13 +53,17 @@ _TRANSCODE_REWIND_FAILED = (
 )
 
 
-def _upstream_errors(read: Callable[[memoryview], int]) -> Callable[[memoryview], int]:
-    """Raise body-read failures as ``requests`` does while iterating a response.
+def _upstream_errors(
+    read: Callable[[memoryview], int], *, as_requests: bool
+) -> Callable[[memoryview], int]:
+    """Raise body-read failures as google-resumable-media's callers see them.
 
-    ``requests`` turns urllib3's ``ProtocolError`` into ``ChunkedEncodingError`` and a
-    read timeout into ``requests.exceptions.ConnectionError``; code written for
-    google-resumable-media catches those.  An incomplete body is described as urllib3
-    describes it (``IncompleteRead(<read> bytes read, <left> more expected)``).
+    ``Download`` and ``ChunkedDownload`` read through ``requests``, which turns urllib3's
+    ``ProtocolError`` into ``ChunkedEncodingError`` and a read timeout into
+    ``requests.exceptions.ConnectionError`` (``as_requests=True``); the ``Raw*`` classes
+    read ``response.raw`` directly, so urllib3's own exceptions reach the caller.  An
+    incomplete body is described as urllib3 describes it
+    (``IncompleteRead(<read> bytes read, <left> more expected)``).
     """
     received = 0
 
@@ -69,19 +73,27 @@ def _upstream_errors(read: Callable[[memoryview], int]) -> Callable[[memoryview]
             count = read(view)
         except urllib3.exceptions.ProtocolError as exc:
             cause = exc.args[1] if len(exc.args) > 1 else None
+            error = exc
             if isinstance(cause, http.client.IncompleteRead) and not isinstance(
                 cause, urllib3.exceptions.IncompleteRead
             ):
                 left = cause.expected if cause.expected is not None else 0
                 incomplete = urllib3.exceptions.IncompleteRead(received, left)
-                exc = urllib3.exceptions.ProtocolError(
+                error = urllib3.exceptions.ProtocolError(
                     f"Connection broken: {incomplete!r}", incomplete
                 )
-            raise requests.exceptions.ChunkedEncodingError(exc) from exc
-        except requests.exceptions.ReadTimeout as exc:
-            raise requests.exceptions.ConnectionError(exc) from exc
-        except urllib3.exceptions.ReadTimeoutError as exc:
-            raise requests.exceptions.ConnectionError(exc) from exc
+            if as_requests:
+                raise requests.exceptions.ChunkedEncodingError(error) from exc
+            if error is exc:
+                raise
+            raise error from exc
+        except (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError) as exc:
+            timeout = exc
+            if not isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+                timeout = urllib3.exceptions.ReadTimeoutError(None, None, "Read timed out.")  # type: ignore[arg-type]
+            if as_requests:
+                raise requests.exceptions.ConnectionError(timeout) from exc
+            raise timeout from exc
         received += count
         return count
 
@@ -184,7 +196,7 @@ class _SingleDownload(DownloadProtocol):
         write = stream.write
         if _body.body_is_decoded(response):
             self._decoder = None
-        read = _upstream_errors(_body.body_reader(response))
+        read = _upstream_errors(_body.body_reader(response), as_requests=self._decode_body)
         hasher = self.running_hash
         if hasher is not None and hasher.name == "md5":
             _read_hashing_aside(read, hasher, self.feed, write, buffers)
@@ -389,6 +401,8 @@ class RawChunkedDownload(_Chunked):
                 self._stream.seek(origin)
                 self._stream.truncate()
             raise
+        if not expected:
+            return response  # the empty object's 416: its body stays readable, as upstream
         if not self._streamed:
             self._stream.write(view)
         if hasattr(response, "_content"):
@@ -409,7 +423,7 @@ class RawChunkedDownload(_Chunked):
         if len(self._buffer) < expected + 1:
             self._buffer = bytearray(expected + 1)
         view = memoryview(self._buffer)[: expected + 1]
-        read = _upstream_errors(_body.body_reader(response))
+        read = _upstream_errors(_body.body_reader(response), as_requests=False)
         filled = 0
         while filled < len(view):
             count = read(view[filled : min(filled + _body.READ_SIZE, len(view))])
