@@ -74,6 +74,29 @@ class Recorder:
             result.close()
 
 
+def watch_session(session: requests.Session, recorder: Recorder) -> requests.Session:
+    """Record what ``session`` sends, at ``send`` level, leaving its type alone (so code
+    that recognises a plain ``requests.Session`` still does): method, URL, headers and
+    body of each prepared request, in the same shape as :class:`Recorder`'s calls."""
+    send = session.send
+
+    def watched(request: requests.PreparedRequest, **kwargs: Any) -> Any:
+        recorder.calls.append(
+            {
+                "method": request.method,
+                "url": request.url,
+                "headers": {k.lower(): v for k, v in request.headers.items()},
+                "body": request.body,
+            }
+        )
+        result = send(request, **kwargs)
+        recorder.responses.append(result)
+        return result
+
+    session.send = watched  # type: ignore[method-assign]
+    return session
+
+
 class Context:
     """What a scenario may use: the recorder transport and the per-implementation names."""
 
@@ -98,6 +121,7 @@ def normalise(value: Any, subs: list[tuple[str, str]]) -> Any:
         return {"class": _exception_name(value), "args": normalise(list(value.args), subs)}
     if isinstance(value, requests.Response):
         return f"<Response {value.status_code}>"
+
     if isinstance(value, (list, tuple)):
         return [normalise(item, subs) for item in value]
     if isinstance(value, dict):
@@ -116,6 +140,18 @@ def normalise(value: Any, subs: list[tuple[str, str]]) -> Any:
     return value
 
 
+def seen_response(response: Any) -> Any:
+    """What a caller can get from the response an exception carries: its status and
+    ``content`` (read now, before the harness closes it)."""
+    if response is None:
+        return None
+    try:
+        content: Any = response.content
+    except Exception as exc:
+        content = exc
+    return {"status": getattr(response, "status_code", None), "content": content}
+
+
 SUBSTITUTIONS = [
     (r"upload_id=[A-Za-z0-9_\-]+", "upload_id=ID"),
     (r"={15}\d{19}==", "BOUNDARY"),
@@ -129,17 +165,23 @@ def observe(
     scenario: Callable[[Impl, Context], Observed],
     session: requests.Session,
     subs: list[tuple[str, str]],
+    *,
+    bare: bool = False,
     **values: Any,
 ) -> Observed:
-    """Run ``scenario`` for ``impl`` and return its normalised observations."""
+    """Run ``scenario`` for ``impl`` and return its normalised observations.
+
+    With ``bare`` the scenario gets the plain ``requests.Session`` itself as its transport
+    (requests are recorded as the session sends them) instead of a :class:`Recorder`.
+    """
     recorder = Recorder(session)
-    ctx = Context(recorder, **values)
+    ctx = Context(watch_session(session, recorder) if bare else recorder, **values)
     observed: Observed = {}
     try:
         observed.update(scenario(impl, ctx) or {})
     except Exception as exc:
         observed["error"] = exc
-        observed["error_response"] = getattr(exc, "response", None)
+        observed["error_response"] = seen_response(getattr(exc, "response", None))
     observed.update(state(ctx))
     recorder.close()
     observed["calls"] = recorder.calls

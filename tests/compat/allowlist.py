@@ -50,8 +50,8 @@ NOTES: dict[str, str] = {
     ),
 }
 
-_ERROR = ["error*", "error_response"]
-_AFTER_ERROR = [*_ERROR, "status", "content*", "second_consume*"]
+_ERROR = ["error*"]  # the exception, and the response it carries (error_response.*)
+_AFTER_ERROR = [*_ERROR, "status", "class", "content*", "second_consume*"]
 
 ALLOWED: dict[tuple[str, str], list[tuple[str, str]]] = {}
 

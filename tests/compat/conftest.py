@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 from _diff import SUBSTITUTIONS, Impl, Observed, check, observe
-from _scripted import Reply, ScriptedServer
+from _scripted import ScriptedServer
 
 import resumable_media
 import resumable_media.common
@@ -70,6 +70,7 @@ class Runner:
         *,
         objects: dict[str, tuple[bytes, str | None]] | None = None,
         faults: dict[str, list[str]] | None = None,
+        bare: bool = False,
     ) -> dict[str, Observed]:
         """Against the loopback server: a bucket per implementation holding ``objects``
         (name -> (bytes, content_encoding)); ``faults`` makes a Retry Test per run."""
@@ -97,13 +98,20 @@ class Runner:
                     bucket=bucket,
                     server=self.server,
                     impl_name=impl.name,
+                    bare=bare,
                     **extra,
                 )
         check(name, results["upstream"], results["ours"], allowed)
         return results
 
     def scripted(
-        self, name: str, scenario: Scenario, allowed: list[str], script: list[Reply]
+        self,
+        name: str,
+        scenario: Scenario,
+        allowed: list[str],
+        script: list[Any],
+        *,
+        bare: bool = False,
     ) -> dict[str, Observed]:
         """Against a raw-socket server replaying ``script`` (a fresh one per implementation)."""
         results = {}
@@ -120,6 +128,7 @@ class Runner:
                     scripted_server=scripted,
                     impl_name=impl.name,
                     fault_headers={},
+                    bare=bare,
                 )
                 results[impl.name]["wire"] = [
                     {"method": r.method, "target": r.target, "body_len": len(r.body)}

@@ -50,7 +50,7 @@ def _allowed(cls: str, scenario: str) -> list[str]:
 
 def _resp(result: Any) -> Observed:
     """What a caller sees of a returned response."""
-    out: Observed = {"status": result.status_code}
+    out: Observed = {"status": result.status_code, "class": type(result).__qualname__}
     try:
         out["content"] = result.content
     except Exception as exc:
@@ -293,17 +293,24 @@ CHUNKED_LOOPBACK = {
 }
 
 
+# "recorder": a custom transport (upstream's exact calls are compared); "session": a plain
+# requests.Session, which ChunkedDownload asks to stream (the wire requests are compared).
+TRANSPORTS = ["recorder", "session"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("cls", ["ChunkedDownload", "RawChunkedDownload"])
 @pytest.mark.parametrize("scenario", sorted(CHUNKED_LOOPBACK))
-def test_chunked_loopback(runner: Runner, cls: str, scenario: str) -> None:
+def test_chunked_loopback(runner: Runner, cls: str, scenario: str, transport: str) -> None:
     run, faults = CHUNKED_LOOPBACK[scenario]
     objects = {"obj": (DATA, None), "gz": (GZ, "gzip"), "empty": (b"", None)}
     runner.loopback(
-        f"{cls}/{scenario}",
+        f"{cls}/{scenario}/{transport}",
         _with_cls(run, cls),
         _allowed(cls, scenario),
         objects=objects,
         faults=faults or None,
+        bare=transport == "session",
     )
 
 
@@ -363,6 +370,20 @@ CHUNKED_SCRIPTED: dict[str, tuple[Any, list[Reply]]] = {
             _chunk_reply(SMALL[:100], 0, 399, 1000, length=400, close=True),
         ],
     ),
+    "brotli-encoded": (
+        _chunked(1000),
+        [
+            response(
+                206,
+                "Partial Content",
+                dict(
+                    _object_headers(SMALL),
+                    **{"Content-Encoding": "br", "Content-Range": "bytes 0-999/1000"},
+                ),
+                SMALL,
+            )
+        ],
+    ),
     "416-without-content-range": (
         _invalid_then_reuse(400),
         [response(416, "Requested Range Not Satisfiable", {}, b"")],
@@ -370,11 +391,18 @@ CHUNKED_SCRIPTED: dict[str, tuple[Any, list[Reply]]] = {
 }
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("cls", ["ChunkedDownload", "RawChunkedDownload"])
 @pytest.mark.parametrize("scenario", sorted(CHUNKED_SCRIPTED))
-def test_chunked_scripted(runner: Runner, cls: str, scenario: str) -> None:
+def test_chunked_scripted(runner: Runner, cls: str, scenario: str, transport: str) -> None:
     run, script = CHUNKED_SCRIPTED[scenario]
-    runner.scripted(f"{cls}/{scenario}", _with_cls(run, cls), _allowed(cls, scenario), script)
+    runner.scripted(
+        f"{cls}/{scenario}/{transport}",
+        _with_cls(run, cls),
+        _allowed(cls, scenario),
+        script,
+        bare=transport == "session",
+    )
 
 
 # -- SimpleUpload and MultipartUpload ----------------------------------------------------

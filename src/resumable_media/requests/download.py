@@ -22,6 +22,7 @@ import contextlib
 import http.client
 import itertools
 import logging
+import weakref
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -100,6 +101,13 @@ def _upstream_errors(
     return wrapped
 
 
+def _read_error_body(response: Any) -> None:
+    """Read a rejected response's body, so ``exc.response.content`` holds it (as when the
+    transport reads bodies itself) and its connection goes back to the pool."""
+    with contextlib.suppress(Exception):
+        _ = response.content
+
+
 class _SingleDownload(DownloadProtocol):
     """The machinery shared by :class:`Download` and :class:`RawDownload` (private).
 
@@ -156,6 +164,10 @@ class _SingleDownload(DownloadProtocol):
             response = send(transport, spec, timeout, stream=streaming)
             try:
                 rewind = self.process_response(response, response.status_code, response.headers)
+            except common.InvalidResponse:
+                _read_error_body(response)
+                raise
+            try:
                 if self._stream is None:
                     self._check_in_memory(response)
                 else:
@@ -284,9 +296,61 @@ class RawDownload(_SingleDownload):
     _decode_body = False
 
 
+def _known_session(transport: object) -> bool:
+    """Whether ``transport`` is exactly ``requests.Session`` or google-auth's
+    ``AuthorizedSession``: transports whose ``request`` is known to take ``stream=`` and
+    to behave identically with it, so nothing can observe that keyword (subclasses and
+    other objects get upstream's exact call)."""
+    cls = type(transport)
+    if cls is requests.Session:
+        return True
+    return cls.__qualname__ == "AuthorizedSession" and (
+        cls.__module__ == "google.auth.transport.requests"
+    )
+
+
+class _LentChunk:
+    """Stands in for ``response.raw`` once a chunk has been read into the download's buffer.
+
+    ``response.content`` (and ``iter_content``) read ``raw.stream``, which copies the
+    chunk out of the buffer the first time it is asked for; until then no copy is made.
+    While the response is alive and has not read its content, the download does not
+    reuse that buffer (it allocates another), so the bytes stay this chunk's.  Every
+    other attribute is the original urllib3 response's.
+    """
+
+    def __init__(self, raw: Any, buffer: bytearray, length: int) -> None:
+        self._rm_raw = raw
+        self._rm_buffer: bytearray | None = buffer
+        self._rm_length = length
+
+    def _take(self) -> bytes:
+        buffer, self._rm_buffer = self._rm_buffer, None
+        return b"" if buffer is None else bytes(memoryview(buffer)[: self._rm_length])
+
+    def stream(self, amt: int | None = None, decode_content: bool | None = None) -> Any:
+        """Yield the chunk once (it is already complete)."""
+        data = self._take()
+        if data:
+            yield data
+
+    def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
+        """Return the whole chunk on the first call, then ``b""``."""
+        return self._take()
+
+    def holds(self, buffer: bytearray) -> bool:
+        """Whether this chunk still needs ``buffer`` (its content was not read yet)."""
+        return self._rm_buffer is buffer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rm_raw, name)
+
+
 class _Chunked(ChunkedDownloadProtocol):
     """The machinery shared by :class:`ChunkedDownload` and :class:`RawChunkedDownload`
     (private; the public classes are siblings, as in google-resumable-media)."""
+
+    _stream_always = False
 
     def __init__(
         self,
@@ -304,6 +368,7 @@ class _Chunked(ChunkedDownloadProtocol):
         self._stream = stream
         self._retry_strategy = own_retry(retry)
         self._buffer = bytearray()
+        self._lent: weakref.ref[_LentChunk] | None = None
         self._streamed = False
 
     def consume_next_chunk(self, transport: Transport, timeout: Timeout = DEFAULT_TIMEOUT) -> Any:
@@ -322,21 +387,110 @@ class _Chunked(ChunkedDownloadProtocol):
             DataCorruption: If a whole-object run's checksum does not match.
         """
         spec = self._prepare_request()
-        return wait_and_retry(lambda: self._attempt(transport, spec, timeout), self._retry_strategy)
+        stream = self._stream_always or _known_session(transport)
+        return wait_and_retry(
+            lambda: self._attempt(transport, spec, timeout, stream), self._retry_strategy
+        )
 
-    def _attempt(self, transport: Transport, spec: Any, timeout: Timeout) -> Any:
-        raise NotImplementedError
+    def _attempt(self, transport: Transport, spec: Any, timeout: Timeout, stream: bool) -> Any:
+        response = send(transport, spec, timeout, stream=stream)
+        if stream and self._reads_raw(response):
+            return self._read_streamed(response)
+        # The transport has read (and decoded) the body: use it as upstream does.
+        expected = self.process_response(response, response.status_code, response.headers)
+        # Only the empty object's 416 announces no bytes; its body is an error text.
+        body = response.content if expected else b""
+        hasher = self.chunk_hasher()
+        if hasher is not None:
+            hasher.update(body)
+        self.process_body(response, body, hasher)
+        if expected:
+            self._stream.write(body)
+        return response
+
+    def _reads_raw(self, response: Any) -> bool:
+        """Whether this chunk's body is read from ``raw`` here (else from ``content``)."""
+        return True
+
+    def _read_streamed(self, response: Any) -> Any:
+        self._streamed = _seekable(self._stream)
+        origin = self._stream.tell() if self._streamed else 0
+        try:
+            expected = self.process_response(response, response.status_code, response.headers)
+        except common.InvalidResponse:
+            _read_error_body(response)
+            raise
+        try:
+            hasher = self.chunk_hasher()
+            # Only the empty object's 416 announces no bytes; its body is an error text.
+            view = self._read_chunk(response, expected, hasher) if expected else memoryview(b"")
+            self.process_body(response, view, hasher)
+        except BaseException:
+            response.close()
+            if self._streamed:  # leave no partial chunk behind
+                self._stream.seek(origin)
+                self._stream.truncate()
+            raise
+        if not expected:
+            return response  # the empty object's 416: its body stays readable, as upstream
+        if not self._streamed:
+            self._stream.write(view)
+        if hasattr(response, "_content_consumed") and hasattr(response, "raw"):
+            lent = _LentChunk(response.raw, self._buffer, len(view))
+            response.raw = lent
+            response._content = False
+            response._content_consumed = False
+            self._lent = weakref.ref(lent)
+        return response
+
+    def _chunk_view(self, size: int) -> memoryview:
+        lent = self._lent() if self._lent is not None else None
+        if lent is not None and lent.holds(self._buffer):
+            # An earlier chunk's response is alive and has not read its content yet.
+            self._buffer = bytearray(size)
+        elif len(self._buffer) < size:
+            self._buffer = bytearray(size)
+        self._lent = None
+        return memoryview(self._buffer)[:size]
+
+    def _read_chunk(
+        self, response: Any, expected: int, hasher: checksums.Hasher | None
+    ) -> memoryview:
+        """Read one chunk into the chunk buffer, hashing each piece while it is hot.
+
+        On a seekable stream each piece is also written at once (a failed attempt
+        rewinds the stream to where the chunk began); otherwise the chunk is written
+        only once it is complete.
+        """
+        # One spare byte reveals a body longer than announced.
+        view = self._chunk_view(expected + 1)
+        read = _upstream_errors(_body.body_reader(response), as_requests=not self._stream_always)
+        filled = 0
+        while filled < len(view):
+            count = read(view[filled : min(filled + _body.READ_SIZE, len(view))])
+            if not count:
+                break
+            piece = view[filled : filled + count]
+            if hasher is not None:
+                hasher.update(piece)
+            if self._streamed:
+                self._stream.write(piece[: max(expected - filled, 0)])
+            filled += count
+        return view[:filled]
 
 
 class ChunkedDownload(_Chunked):
     """Download an object in consecutive ranged GETs of ``chunk_size`` bytes.
 
-    Each request is sent exactly as google-resumable-media sends it (no ``stream=``
-    keyword), so the transport reads the body and ``response.content`` is the chunk
-    as the transport decoded it; that same bytes object is written to the stream (no
-    copy).  A response with ``Content-Encoding`` therefore fails the length check, as
-    upstream; use :class:`RawChunkedDownload` for the stored bytes.  A run that covers
-    the whole object (``start=0``, ``end=None``) is checked against the server's
+    Each chunk is what google-resumable-media makes of it: ``response.content`` as the
+    transport decoded it (a ``Content-Encoding: gzip`` chunk therefore fails the length
+    check, as upstream; use :class:`RawChunkedDownload` for the stored bytes), and every
+    returned response keeps its ``content``.  A custom transport receives upstream's
+    exact call (no ``stream=`` keyword).  A plain ``requests.Session`` or an
+    ``AuthorizedSession``, which behave identically either way, are asked to stream,
+    and an unencoded body is then read with ``readinto`` into a reused buffer and written
+    to the stream from there; ``content`` is copied out only if it is read.  A run that
+    covers the whole object (``start=0``, ``end=None``) is checked against the server's
     checksum at the end.
 
     Args:
@@ -353,18 +507,16 @@ class ChunkedDownload(_Chunked):
         ValueError: If ``start`` is negative.
     """
 
-    def _attempt(self, transport: Transport, spec: Any, timeout: Timeout) -> Any:
-        response = send(transport, spec, timeout)
-        expected = self.process_response(response, response.status_code, response.headers)
-        # Only the empty object's 416 announces no bytes; its body is an error text.
-        body = response.content if expected else b""
-        hasher = self.chunk_hasher()
-        if hasher is not None:
-            hasher.update(body)
-        self.process_body(response, body, hasher)
-        if expected:
-            self._stream.write(body)
-        return response
+    def _reads_raw(self, response: Any) -> bool:
+        # An encoded body is decoded by requests, as upstream; so is one a response hook
+        # already read, or a response without urllib3's raw stream.
+        encoding = (response.headers.get("content-encoding") or "identity").lower()
+        return (
+            encoding == "identity"
+            and getattr(response, "_content", None) is False
+            and not getattr(response, "_content_consumed", True)
+            and not _body.body_is_decoded(response)
+        )
 
 
 class RawChunkedDownload(_Chunked):
@@ -372,7 +524,8 @@ class RawChunkedDownload(_Chunked):
 
     The body is read through ``response.raw`` with ``readinto`` into a reused buffer,
     hashed while hot and written to the stream from that buffer; the returned
-    response's ``content`` is a copy of the chunk (one ``memcpy``), as upstream.
+    response's ``content`` is the chunk, copied out of the buffer only if it is read
+    (the buffer is not reused while an unread response is alive).
 
     Args:
         media_url: The media URL.
@@ -385,57 +538,7 @@ class RawChunkedDownload(_Chunked):
         retry: The retry policy; None makes a single attempt.
     """
 
-    def _attempt(self, transport: Transport, spec: Any, timeout: Timeout) -> Any:
-        response = send(transport, spec, timeout, stream=True)
-        self._streamed = _seekable(self._stream)
-        origin = self._stream.tell() if self._streamed else 0
-        try:
-            expected = self.process_response(response, response.status_code, response.headers)
-            hasher = self.chunk_hasher()
-            # Only the empty object's 416 announces no bytes; its body is an error text.
-            view = self._read_chunk(response, expected, hasher) if expected else memoryview(b"")
-            self.process_body(response, view, hasher)
-        except BaseException:
-            response.close()
-            if self._streamed:  # leave no partial chunk behind
-                self._stream.seek(origin)
-                self._stream.truncate()
-            raise
-        if not expected:
-            return response  # the empty object's 416: its body stays readable, as upstream
-        if not self._streamed:
-            self._stream.write(view)
-        if hasattr(response, "_content"):
-            response._content = bytes(view)
-        _body.mark_consumed(response)
-        return response
-
-    def _read_chunk(
-        self, response: Any, expected: int, hasher: checksums.Hasher | None
-    ) -> memoryview:
-        """Read one chunk into the chunk buffer, hashing each piece while it is hot.
-
-        On a seekable stream each piece is also written at once (a failed attempt
-        rewinds the stream to where the chunk began); otherwise the chunk is written
-        only once it is complete.
-        """
-        # One spare byte reveals a body longer than announced.
-        if len(self._buffer) < expected + 1:
-            self._buffer = bytearray(expected + 1)
-        view = memoryview(self._buffer)[: expected + 1]
-        read = _upstream_errors(_body.body_reader(response), as_requests=False)
-        filled = 0
-        while filled < len(view):
-            count = read(view[filled : min(filled + _body.READ_SIZE, len(view))])
-            if not count:
-                break
-            piece = view[filled : filled + count]
-            if hasher is not None:
-                hasher.update(piece)
-            if self._streamed:
-                self._stream.write(piece[: max(expected - filled, 0)])
-            filled += count
-        return view[:filled]
+    _stream_always = True
 
 
 def _seekable(stream: IO[bytes]) -> bool:
