@@ -58,8 +58,10 @@ def install() -> None:
     for upstream in MODULES:
         loaded = sys.modules.get(upstream)
         if loaded is not None:
+            where = getattr(loaded, "__file__", None)
+            origin = f"from {where}" if where else "(a module without a file)"
             raise RuntimeError(
-                f"{upstream} was already imported from {getattr(loaded, '__file__', None)}; "
+                f"{upstream} was already imported {origin}; "
                 "call resumable_media.compat.install() before anything imports it "
                 "(for example before `import google.cloud.storage`)"
             )

@@ -12,41 +12,46 @@ from __future__ import annotations
 
 NOTES: dict[str, str] = {
     "in-memory-hash": (
-        "`Download(stream=None)` checks the hash of `response.content` (upstream checks "
-        "nothing without a stream), so a corrupted body raises `DataCorruption` instead "
-        "of being handed back."
+        "`Download(stream=None)` checks the hash of `response.content`, so a corrupted "
+        "body raises `DataCorruption` instead of being handed back. Why: upstream checks "
+        "nothing without a stream, and a caller reading `content` deserves the same check."
     ),
     "resumed-hash": (
         "After a broken stream is resumed with a 206, the whole-object hash is still "
-        "checked (upstream skips every 206, so a resumed download is never verified)."
+        "checked. Why: upstream skips every 206, so a resumed download, the one most likely "
+        "to be damaged, is never verified; the running hash covers every attempt."
     ),
     "resume-offset": (
-        "A resumed `Download` asks for the byte after the last one received "
-        "(upstream: after the last whole 8 KiB piece it wrote), so no byte is fetched twice."
+        "A resumed `Download` asks for the byte after the last one received, where "
+        "upstream asks for the byte after its last whole 8 KiB piece. Why: bodies are read "
+        "in 1 MiB pieces and every byte read is kept, so nothing is fetched twice."
     ),
     "chunked-whole-hash": (
-        "A `ChunkedDownload`/`RawChunkedDownload` run that covers the whole object "
+        "A `ChunkedDownload` or `RawChunkedDownload` run that covers the whole object "
         "(`start=0`, no `end`) is checked against the server's hash after its last chunk "
-        '(`checksum=` keyword, default `"auto"`; upstream never checks chunks).'
+        '(keyword `checksum=`, default `"auto"`). Why: upstream never checks chunks, yet '
+        "a whole-object run has everything needed to."
     ),
     "bad-checksum-name": (
-        '`checksum="badsum"` (any unknown name) raises the same `ValueError` in the '
-        "constructor, before any request (upstream: at the first response, downloads, or "
-        "at `transmit`, uploads)."
+        '`checksum="badsum"` (any unknown name) raises upstream\'s `ValueError` in the '
+        "constructor. Why: upstream raises it only once a download's first response has "
+        "arrived, or when an upload is transmitted; a typo should fail where it is made."
     ),
     "x-goog-hash": (
         "The client sends its checksum as `x-goog-hash` on the final resumable chunk and "
-        "on each XML multipart part, so the server rejects corrupted bytes itself."
+        "on each XML multipart part. Why: the server then rejects corrupted bytes itself "
+        "(google-cloud-storage 3.x does the same)."
     ),
     "short-chunk": (
-        "A chunk whose `content-length` is shorter than its `Content-Range` is an error: "
+        "A chunk whose `content-length` is shorter than its `Content-Range` is an error, "
         "`InvalidResponse('Response is different size than content-length', 'Expected', "
         "<Content-Range length>, 'Received', <content-length>)`, and the download becomes "
-        "invalid (upstream counts the short chunk and moves on, leaving a hole)."
+        "invalid. Why: upstream counts the short chunk and moves on, leaving a hole in the "
+        "stream."
     ),
     "empty-total": (
         "`total_bytes` is 0 after the 416 that answers a chunked download of an empty "
-        "object (upstream leaves it None)."
+        "object. Why: the object's size is known (upstream leaves it None)."
     ),
 }
 

@@ -367,8 +367,11 @@ class _Chunked(ChunkedDownloadProtocol):
         super().__init__(media_url, chunk_size, start, end, headers, checksum)
         self._stream = stream
         self._retry_strategy = own_retry(retry)
+        # Up to two chunk buffers, each with the response (if any) that may still read it:
+        # the usual ``response = download.consume_next_chunk(t)`` loop keeps the previous
+        # response alive during the next call, so two buffers alternate without copies.
+        self._buffers: list[tuple[bytearray, weakref.ref[_LentChunk] | None]] = []
         self._buffer = bytearray()
-        self._lent: weakref.ref[_LentChunk] | None = None
         self._streamed = False
 
     def consume_next_chunk(self, transport: Transport, timeout: Timeout = DEFAULT_TIMEOUT) -> Any:
@@ -440,18 +443,27 @@ class _Chunked(ChunkedDownloadProtocol):
             response.raw = lent
             response._content = False
             response._content_consumed = False
-            self._lent = weakref.ref(lent)
+            self._buffers = [
+                (buffer, weakref.ref(lent) if buffer is self._buffer else borrower)
+                for buffer, borrower in self._buffers
+            ]
         return response
 
     def _chunk_view(self, size: int) -> memoryview:
-        lent = self._lent() if self._lent is not None else None
-        if lent is not None and lent.holds(self._buffer):
-            # An earlier chunk's response is alive and has not read its content yet.
-            self._buffer = bytearray(size)
-        elif len(self._buffer) < size:
-            self._buffer = bytearray(size)
-        self._lent = None
-        return memoryview(self._buffer)[:size]
+        """A buffer of ``size`` bytes that no live, unread chunk response still needs."""
+        for index, (buffer, borrower) in enumerate(self._buffers):
+            lent = borrower() if borrower is not None else None
+            if lent is None or not lent.holds(buffer):
+                if len(buffer) < size:
+                    buffer = bytearray(size)
+                self._buffers[index] = (buffer, None)
+                break
+        else:
+            buffer = bytearray(size)
+            if len(self._buffers) < 2:
+                self._buffers.append((buffer, None))
+        self._buffer = buffer
+        return memoryview(buffer)[:size]
 
     def _read_chunk(
         self, response: Any, expected: int, hasher: checksums.Hasher | None
