@@ -76,6 +76,7 @@ class ChunkedDownloadProtocol:
         self._expected_checksum: str | None = None
         self._bytes_downloaded = 0
         self._total_bytes: int | None = None
+        self._announced_total: int | None = None
         self._invalid = False
         self._finished = False
         self._pending: ranges.ContentRange | None = None
@@ -193,7 +194,7 @@ class ChunkedDownloadProtocol:
         # may not change size between chunks: anything else would be written in the
         # wrong place or end the download early.
         requested = self._requested
-        total = self._total_bytes
+        total = self._total_bytes if self._total_bytes is not None else self._announced_total
         wrong = parsed.end < parsed.start or (
             requested is not None and (parsed.start != requested[0] or parsed.end > requested[1])
         )
@@ -206,7 +207,10 @@ class ChunkedDownloadProtocol:
                 value,
                 f"Expected bytes {expected}/{total if total is not None else '*'}",
             )
-        # total_bytes is learnt only once a chunk has been accepted (process_body).
+        # The first announced size binds later chunks; total_bytes itself is learnt only
+        # once a chunk has been accepted (process_body), as upstream.
+        if total is None:
+            self._announced_total = parsed.total
 
     def chunk_hasher(self) -> checksums.Hasher | None:
         """A copy of the running hasher, for the caller to feed one chunk's pieces as
