@@ -542,7 +542,7 @@ def _resumable_errors(impl: Impl, ctx: Any) -> Observed:
     return out
 
 
-UPLOAD_LOOPBACK.update(
+RESUMABLE_LOOPBACK = dict(
     {
         ("ResumableUpload", "success-no-checksum"): (_resumable(), {}),
         ("ResumableUpload", "success-md5"): (_resumable(checksum="md5"), {}),
@@ -561,6 +561,12 @@ UPLOAD_LOOPBACK.update(
         ("ResumableUpload", "unknown-checksum"): (_resumable(checksum="badsum"), {}),
     }
 )
+
+
+@pytest.mark.parametrize(("cls", "scenario"), sorted(RESUMABLE_LOOPBACK))
+def test_resumable_loopback(runner: Runner, cls: str, scenario: str) -> None:
+    run, faults = RESUMABLE_LOOPBACK[(cls, scenario)]
+    runner.loopback(f"{cls}/{scenario}", run, _allowed(cls, scenario), faults=faults or None)
 
 
 def _session_headers(location: str) -> dict[str, str]:
