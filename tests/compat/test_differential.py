@@ -769,3 +769,48 @@ def test_xml_part_scripted(runner: Runner, scenario: str, tmp_path: Any) -> None
     runner.scripted(
         f"XMLMPUPart/{scenario}", run, _allowed("XMLMPUPart", scenario), XML_SCRIPTED[scenario]
     )
+
+
+def _container_scripted(impl: Impl, ctx: Any) -> Observed:
+    url = f"{ctx.endpoint}/b/mpu.bin"
+    ctx.obj = container = impl.requests.XMLMPUContainer(url, "unused", headers={"x-k": "v"})
+    container._retry_strategy = impl.retry(1)
+    out: Observed = {"initiate": _resp(container.initiate(ctx.transport, "text/plain"))}
+    container.register_part(2, '"e2"')
+    container.register_part(1, '"e1"')
+    out["finalize"] = _resp(container.finalize(ctx.transport))
+    return out
+
+
+_INITIATED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<InitiateMultipartUploadResult '
+    b'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>b</Bucket><Key>mpu.bin</Key>'
+    b"<UploadId>UP-1</UploadId></InitiateMultipartUploadResult>"
+)
+
+CONTAINER_SCRIPTED = {
+    # Parts are completed in registration order; a 503 is retried.
+    "success-parts-in-registration-order": [
+        response(200, "OK", {}, _INITIATED),
+        response(503, "Service Unavailable", {}, b"busy"),
+        response(200, "OK", {}, b"<CompleteMultipartUploadResult/>"),
+    ],
+    "finalize-404": [
+        response(200, "OK", {}, _INITIATED),
+        response(404, "Not Found", {}, b"<Error><Code>NoSuchUpload</Code></Error>"),
+    ],
+    "initiate-500-exhausted": [
+        response(500, "Internal Server Error", {}, b"oops"),
+        response(500, "Internal Server Error", {}, b"oops"),
+    ],
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(CONTAINER_SCRIPTED))
+def test_xml_container_scripted(runner: Runner, scenario: str) -> None:
+    runner.scripted(
+        f"XMLMPUContainer/{scenario}",
+        _container_scripted,
+        _allowed("XMLMPUContainer", scenario),
+        CONTAINER_SCRIPTED[scenario],
+    )

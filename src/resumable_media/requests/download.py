@@ -319,17 +319,24 @@ class _LentChunk:
     other attribute is the original urllib3 response's.
     """
 
-    def __init__(self, raw: Any, buffer: bytearray, length: int) -> None:
-        self._rm_raw = raw
+    def __init__(self, response: Any, buffer: bytearray, length: int) -> None:
+        self._rm_raw = response.raw
+        self._rm_response = weakref.ref(response)
         self._rm_buffer: bytearray | None = buffer
         self._rm_length = length
 
     def _take(self) -> bytes:
         buffer, self._rm_buffer = self._rm_buffer, None
-        return b"" if buffer is None else bytes(memoryview(buffer)[: self._rm_length])
+        if buffer is None:
+            return b""
+        data = bytes(memoryview(buffer)[: self._rm_length])
+        response = self._rm_response()
+        if response is not None:
+            response._content = data  # so content stays readable after iter_content
+        return data
 
     def stream(self, amt: int | None = None, decode_content: bool | None = None) -> Any:
-        """Yield the chunk once (it is already complete)."""
+        """Yield the chunk once, whatever ``amt`` (it is already complete)."""
         data = self._take()
         if data:
             yield data
@@ -439,7 +446,7 @@ class _Chunked(ChunkedDownloadProtocol):
         if not self._streamed:
             self._stream.write(view)
         if hasattr(response, "_content_consumed") and hasattr(response, "raw"):
-            lent = _LentChunk(response.raw, self._buffer, len(view))
+            lent = _LentChunk(response, self._buffer, len(view))
             response.raw = lent
             response._content = False
             response._content_consumed = False
