@@ -24,10 +24,9 @@ from typing import Any
 import google_crc32c
 import pytest
 from _diff import Impl, Observed
+from _runner import Runner
 from _scripted import Received, Reply, response
 from allowlist import ALLOWED
-
-from conftest import Runner
 
 DATA = random.Random(15).randbytes(700_000)
 SMALL = DATA[:1000]

@@ -350,6 +350,8 @@ class _LentChunk:
         return self._rm_buffer is buffer
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_rm_"):  # not set up (e.g. a copy): never recurse
+            raise AttributeError(name)
         return getattr(self._rm_raw, name)
 
 
