@@ -319,6 +319,10 @@ def test_hmac_keys_secret_once_and_lifecycle(gcs_server: GCSServer) -> None:
     assert requests.put(key, json={"state": "INACTIVE"}).json()["state"] == "INACTIVE"
     assert requests.delete(key).status_code == 204
     assert access_id not in [k["accessId"] for k in requests.get(url).json()["items"]]
+    # A deleted key is gone for good: updating or deleting it again is 404 (clients' cleanup
+    # code relies on NotFound there).
+    assert requests.put(key, json={"state": "INACTIVE"}).status_code == 404
+    assert requests.delete(key).status_code == 404
     assert requests.get(f"{url}/GOOG1ENOPE").status_code == 404
 
 

@@ -255,8 +255,8 @@ class HmacKeys:
         """Change a key's state (ACTIVE or INACTIVE).
 
         Raises:
-            StoreError: 404 for an unknown key; 400 for another state or a deleted key;
-                412 for a stale ``etag``.
+            StoreError: 404 for an unknown or deleted key (a deleted key is gone for good);
+                400 for another state; 412 for a stale ``etag``.
         """
         state = doc.get("state")
         if state not in ("ACTIVE", "INACTIVE"):
@@ -265,17 +265,27 @@ class HmacKeys:
         with self._lock:
             meta = self._keys[access_id]
             if meta["state"] == "DELETED":
-                raise StoreError(400, "A deleted HMAC key cannot be updated.")
+                raise StoreError(
+                    404, f"HMAC key {access_id} was deleted: create a new key.", "notFound"
+                )
             if doc.get("etag") and doc["etag"] != meta["etag"]:
                 raise StoreError(412, "The key's etag does not match.", "conditionNotMet")
             meta.update(state=state, updated=rfc3339(time.time()), etag=_etag(next(self._counter)))
             return dict(meta)
 
     def delete(self, project: str, access_id: str) -> None:
-        """Delete an INACTIVE key (GCS refuses to delete an active one)."""
+        """Delete an INACTIVE key (GCS refuses to delete an active one).
+
+        Raises:
+            StoreError: 404 for an unknown or already deleted key; 400 for an ACTIVE one.
+        """
         self.get(project, access_id)
         with self._lock:
             meta = self._keys[access_id]
+            if meta["state"] == "DELETED":
+                raise StoreError(
+                    404, f"HMAC key {access_id} was deleted: create a new key.", "notFound"
+                )
             if meta["state"] == "ACTIVE":
                 raise StoreError(
                     400, "Cannot delete an ACTIVE HMAC key: set its state to INACTIVE first."
