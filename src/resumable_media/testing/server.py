@@ -72,7 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 status = exc.status if isinstance(exc, StoreError) else 400
                 reason = exc.reason if isinstance(exc, StoreError) else "invalid"
-                ex.error(status, str(exc), reason)
+                extra = exc.headers if isinstance(exc, StoreError) else ()
+                ex.error(status, str(exc), reason, headers=extra)
         except (ClientGone, ConnectionError, TimeoutError) as exc:
             logger.debug("%s %s: client went away: %r", self.command, self.path, exc)
             self.close_connection = True
