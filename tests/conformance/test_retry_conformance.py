@@ -9,9 +9,10 @@ is a no-op stand-in first on ``PATH`` (the emulator is already running).  The su
 each take an interleaved share of the cases (``conformance_shard.py``), because the cases
 spend their time in the client's retry back-off sleeps.
 
-storage-testbench passes 565 of the 570 cases: the other five are ``hmac_key_update`` with
-preconditions, which the suite itself skips ("Etag is not yet supported").  This server must
-pass every one of the 565, with no failure and no error.  Without PyPI the test skips, except
+storage-testbench passes 565 of the 570 cases (of google-cloud-storage 3.17.2): the other five
+are ``hmac_key_update`` with preconditions, which the suite itself skips ("Etag is not yet
+supported") on any server.  This server must pass every case the suite does not skip itself,
+with no failure and no error.  Without PyPI the test skips, except
 in CI (``CI=true``), where it fails.
 """
 
@@ -30,10 +31,9 @@ import pytest
 from resumable_media.testing import GCSServer
 
 HERE = pathlib.Path(__file__).parent
-SHARDS = 10
-CASES = 570
-SUITE_SKIPS = 5  # hmac_key_update with preconditions: skipped by the suite on any server
-SKIP_REASON = "Etag is not yet supported"
+SHARDS = 16
+CASES = 570  # in google-cloud-storage 3.17.2; a later suite may hold more, never fewer
+SKIP_REASON = "Etag is not yet supported"  # the suite's own skip (hmac_key_update with etag)
 
 
 def _sdist(cache: pathlib.Path, version: str) -> pathlib.Path:
@@ -156,7 +156,7 @@ def test_google_cloud_storage_retry_conformance_suite(
         print(f"  {outcomes[name][0]}: {name}: {outcomes[name][1][:300]}")
     odd_skips = [n for n in by_kind.get("skipped", []) if SKIP_REASON not in outcomes[n][1]]
 
-    assert len(outcomes) == CASES, f"expected {CASES} cases, the suite ran {len(outcomes)}"
+    assert len(outcomes) >= CASES, f"expected {CASES} cases or more, the suite ran {len(outcomes)}"
     assert not bad, f"{len(bad)} conformance cases failed or errored: {bad}"
     assert not odd_skips, f"cases skipped for another reason than the suite's own: {odd_skips}"
-    assert counts.get("passed", 0) == CASES - SUITE_SKIPS
+    assert counts.get("passed", 0) + counts.get("skipped", 0) == len(outcomes)

@@ -46,7 +46,11 @@ class AclStore:
         with self._lock:
             entry = self._entries.get(scope, {}).get(entity)
         if entry is None:
-            raise StoreError(404, f"ACL entry {entity!r} not found.", "notFound")
+            raise StoreError(
+                404,
+                (f"ACL entry {entity} not found: list the ACL to see its entities."),
+                "notFound",
+            )
         return dict(entry)
 
     def put(
@@ -88,7 +92,11 @@ class AclStore:
         """Remove one entry, or raise a 404 StoreError."""
         with self._lock:
             if self._entries.get(scope, {}).pop(entity, None) is None:
-                raise StoreError(404, f"ACL entry {entity!r} not found.", "notFound")
+                raise StoreError(
+                    404,
+                    (f"ACL entry {entity} not found: list the ACL to see its entities."),
+                    "notFound",
+                )
 
     def drop(self, scope: tuple[str, ...]) -> None:
         """Forget a whole scope (its bucket or object is gone)."""
@@ -180,14 +188,22 @@ class Notifications:
         with self._lock:
             config = self._configs.get(bucket, {}).get(config_id)
         if config is None:
-            raise StoreError(404, f"Notification config {config_id!r} not found.", "notFound")
+            raise StoreError(
+                404,
+                (f"Notification config {config_id} not found: list the bucket's configs."),
+                "notFound",
+            )
         return dict(config)
 
     def delete(self, bucket: str, config_id: str) -> None:
         """Remove one config, or raise a 404 StoreError."""
         with self._lock:
             if self._configs.get(bucket, {}).pop(config_id, None) is None:
-                raise StoreError(404, f"Notification config {config_id!r} not found.", "notFound")
+                raise StoreError(
+                    404,
+                    (f"Notification config {config_id} not found: list the bucket's configs."),
+                    "notFound",
+                )
 
     def drop(self, bucket: str) -> None:
         """Forget a deleted bucket's configs."""
@@ -235,7 +251,9 @@ class HmacKeys:
         with self._lock:
             meta = self._keys.get(access_id)
         if meta is None or meta["projectId"] != project:
-            raise StoreError(404, f"HMAC key {access_id!r} not found.", "notFound")
+            raise StoreError(
+                404, (f"HMAC key {access_id} not found in project {project}."), "notFound"
+            )
         return dict(meta)
 
     def list(

@@ -28,7 +28,9 @@ def handle(ex: Exchange, state: ServerState) -> None:
         return
     test_id = ex.headers.get("x-retry-test-id")
     if test_id is not None and not state.retry_tests.exists(test_id):
-        raise StoreError(404, f"Retry test {test_id!r} not found.", "notFound")
+        raise StoreError(
+            404, (f"Retry test {test_id} not found: create one with POST /retry_test."), "notFound"
+        )
     try:
         faults = FaultSource(state, test_id, ex.headers.get("x-goog-emulator-instructions"))
     except ValueError as exc:
@@ -73,7 +75,10 @@ def _upload(ex: Exchange, state: ServerState, bucket: str, faults: FaultSource) 
     elif ex.method == "DELETE" and "upload_id" in ex.query:
         uploads.cancel(ex, state)
     else:
-        raise BadRequest(f"Unsupported upload request: {ex.method} uploadType={kind!r}.")
+        raise BadRequest(
+            f"Unsupported upload request: {ex.method} with uploadType={kind or '(none)'}:"
+            " use media, multipart or resumable."
+        )
 
 
 def _media(ex: Exchange, state: ServerState, bucket: str, name: str, faults: FaultSource) -> None:
@@ -117,7 +122,11 @@ def retry_api(ex: Exchange, state: ServerState) -> None:
             else:
                 ex.reply_json(200, state.retry_tests.describe(parts[1]))
         except KeyError:
-            raise StoreError(404, f"Retry test {parts[1]!r} not found.", "notFound") from None
+            raise StoreError(
+                404,
+                (f"Retry test {parts[1]} not found: create one with POST /retry_test."),
+                "notFound",
+            ) from None
         return
     if parts == ["retry_tests"]:
         raise not_allowed(ex.method, "/retry_tests", ("GET",))

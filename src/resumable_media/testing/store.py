@@ -52,7 +52,7 @@ def int_param(query: Mapping[str, str], name: str) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise StoreError(400, f"Invalid value for {name}: {raw!r}") from None
+        raise StoreError(400, f"Invalid value for {name}: {raw} (expected an integer)") from None
 
 
 _reap_queue: queue.SimpleQueue[int] = queue.SimpleQueue()
