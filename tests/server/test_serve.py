@@ -115,3 +115,31 @@ def test_server_on_a_taken_port_raises_and_leaves_no_temp_root(
         "or choose another port (0 picks a free one)"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_serve_banner_comes_after_the_bind(taken_port: int) -> None:
+    code = (
+        "from resumable_media.testing import serve\n"
+        f"serve(port={taken_port}, banner='serving until Ctrl-C\\n')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "serving" not in done.stderr
+    assert f"port {taken_port} on 127.0.0.1 is already in use" in done.stderr
+
+
+def test_serve_prints_the_banner_once_bound() -> None:
+    code = "from resumable_media.testing import serve\nserve(banner='serving until Ctrl-C\\n')\n"
+    with subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            assert proc.stdout.readline().startswith("http://127.0.0.1:")
+            assert proc.stderr.readline() == "serving until Ctrl-C\n"
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -393,6 +393,7 @@ def serve(
     *,
     upload_md5: bool = True,
     network: str | NetworkProfile | None = None,
+    banner: str = "",
 ) -> None:
     """Run a server until SIGINT/SIGTERM; prints the endpoint as the first stdout line.
 
@@ -406,6 +407,8 @@ def serve(
             not what an upload benchmark measures.
         network: A simulated network (a preset name or a ``NetworkProfile``), as for
             ``GCSServer``.
+        banner: Text for stderr once the port is bound (so a taken port gets only the
+            error line, not a banner before it).
 
     Raises:
         SystemExit: 2, after one line on stderr, when ``port`` is already in use.
@@ -427,6 +430,9 @@ def serve(
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.start()
+        if banner:
+            sys.stderr.write(banner)
+            sys.stderr.flush()
         sys.stdout.write(server.endpoint + "\n")
         sys.stdout.flush()
         while not stop.wait(0.5):
