@@ -367,6 +367,13 @@ def test_unknown_paths_are_404_and_unknown_methods_405_with_allow(
     assert (
         watch.status_code == 501 and "storage.objects.watchAll" in watch.json()["error"]["message"]
     )
+    for path, method in (
+        (f"/b/{gcs_bucket}/o/o/moveTo/o/p", "storage.objects.move"),
+        (f"/b/{gcs_bucket}/relocate", "storage.buckets.relocate"),
+    ):
+        answer = requests.post(api + path)
+        assert answer.status_code == 501 and method in answer.json()["error"]["message"]
+    assert gcs_server.has_object(gcs_bucket, "o") and not gcs_server.has_object(gcs_bucket, "p")
 
 
 @pytest.mark.parametrize(

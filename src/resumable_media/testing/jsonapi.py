@@ -101,6 +101,8 @@ NOT_IMPLEMENTED: list[tuple[re.Pattern[str], str, str]] = [
     (re.compile(rf"/b/{_SEG}/o/watch"), "POST", "storage.objects.watchAll"),
     (re.compile(rf"/b/{_SEG}/o/bulkRestore"), "POST", "storage.objects.bulkRestore"),
     (re.compile(rf"/b/{_SEG}/o/{_NAME}/restore"), "POST", "storage.objects.restore"),
+    (re.compile(rf"/b/{_SEG}/o/{_NAME}/moveTo/o/{_NAME}"), "POST", "storage.objects.move"),
+    (re.compile(rf"/b/{_SEG}/relocate"), "POST", "storage.buckets.relocate"),
     (re.compile(r"/channels/stop"), "POST", "storage.channels.stop"),
     (re.compile(rf"/b/{_SEG}/anywhereCaches(/.*)?"), "*", "storage.anywhereCaches"),
     (re.compile(rf"/b/{_SEG}/managedFolders(/.*)?"), "*", "storage.managedFolders"),
