@@ -11,8 +11,14 @@ Small requests: p50/p99 latency of ``--requests`` metadata GETs and of as many 6
 uploads, each over one kept-alive http.client connection (``--only latency`` runs just these).
 A delayed ACK stalling a response shows up here as ~40 ms.
 
+Server CPU (``--only cpu``): the server runs in a process of its own (``python -m
+resumable_media.testing``) and its CPU seconds per GiB (user + system, from /proc) are read
+around a resumable upload (8 MiB chunks) and a urllib3 download of the object; best of
+``--runs``.  CPU time hardly moves with other load on a shared host, where wall-clock rates do,
+so it is the figure to compare two versions of the server by.
+
 Usage: python3 benchmarks/bench_server.py [--size-mib 1024] [--runs 5] [--requests 1000]
-                                          [--only all|throughput|latency]
+                                          [--only all|throughput|latency|cpu]
 The object lives in a temp dir that is removed at the end; nginx is stopped at the end.
 """
 
@@ -310,12 +316,61 @@ def latency(args: argparse.Namespace, server: GCSServer) -> None:
         )
 
 
+def server_cpu(args: argparse.Namespace, workdir: pathlib.Path) -> None:
+    """Server CPU seconds per GiB uploaded and downloaded, the server in its own process."""
+    size = args.size_mib << 20
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resumable_media.testing", "--root", str(workdir / "cpu")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu_s() -> float:
+        stat = pathlib.Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(stat[11]) + int(stat[12])) / tick
+
+    def settled() -> float:
+        time.sleep(0.3)  # the MD5 follower may still be finishing
+        return cpu_s()
+
+    try:
+        assert proc.stdout is not None
+        endpoint = proc.stdout.readline().strip()
+        port = urlsplit(endpoint).port
+        pool = urllib3.HTTPConnectionPool("127.0.0.1", port)
+        made = pool.request("POST", "/storage/v1/b?project=p", json={"name": "bench"})
+        if made.status != 200:
+            raise RuntimeError(f"bucket creation answered {made.status}")
+        block = os.urandom(64 << 20)
+        payload = (block * (size // len(block) + 1))[:size]
+        per_gib = (1 << 30) / size
+        up: list[float] = []
+        down: list[float] = []
+        for _ in range(args.runs):
+            before = cpu_s()
+            resumable_upload(endpoint, "bench", payload, sink_path=None)
+            up.append((settled() - before) * per_gib)
+            before = cpu_s()
+            urllib3_download(pool, "/download/storage/v1/b/bench/o/up?alt=media", size)
+            down.append((settled() - before) * per_gib)
+        pool.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    print(f"\n## Server CPU: {args.size_mib} MiB object, best of {args.runs}\n")
+    print("| case | server CPU s/GiB |")
+    print("|---|---:|")
+    print(f"| resumable upload, 8 MiB chunks, with MD5 | {min(up):.2f} |")
+    print(f"| download, urllib3 | {min(down):.2f} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--only", choices=("all", "throughput", "latency"), default="all")
+    parser.add_argument("--only", choices=("all", "throughput", "latency", "cpu"), default="all")
     parser.add_argument(
         "--dir",
         default="/dev/shm" if os.path.isdir("/dev/shm") else None,
@@ -332,6 +387,8 @@ def main() -> int:
             throughput(args, workdir, server)
         if args.only in ("all", "latency"):
             latency(args, server)
+        if args.only in ("all", "cpu"):
+            server_cpu(args, workdir)
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -103,6 +103,26 @@ def test_bucket_list_by_prefix_with_pages(gcs_server: GCSServer) -> None:
     assert seen == [f"{stem}{i}" for i in range(5)] and pages == 3
 
 
+def test_bucket_list_by_project(gcs_server: GCSServer) -> None:
+    stem = f"projects-{next(_names)}-"
+    for project in ("alpha", "beta"):
+        made = requests.post(
+            f"{_api(gcs_server)}/b?project={project}", json={"name": stem + project}
+        )
+        assert made.status_code == 200
+    gcs_server.create_bucket(stem + "helper")  # made without a project: in every listing
+
+    def listed(project: str) -> list[str]:
+        params = {"project": project, "prefix": stem}
+        return [
+            b["name"] for b in requests.get(f"{_api(gcs_server)}/b", params=params).json()["items"]
+        ]
+
+    assert listed("alpha") == [stem + "alpha", stem + "helper"]
+    assert listed("beta") == [stem + "beta", stem + "helper"]
+    assert listed("gamma") == [stem + "helper"]
+
+
 def test_retention_policy_lock(gcs_server: GCSServer) -> None:
     bucket = _new_bucket(gcs_server)
     url = f"{_api(gcs_server)}/b/{bucket}"
@@ -319,6 +339,10 @@ def test_hmac_keys_secret_once_and_lifecycle(gcs_server: GCSServer) -> None:
     assert requests.put(key, json={"state": "INACTIVE"}).json()["state"] == "INACTIVE"
     assert requests.delete(key).status_code == 204
     assert access_id not in [k["accessId"] for k in requests.get(url).json()["items"]]
+    # A deleted key is gone for good: updating or deleting it again is 404 (clients' cleanup
+    # code relies on NotFound there).
+    assert requests.put(key, json={"state": "INACTIVE"}).status_code == 404
+    assert requests.delete(key).status_code == 404
     assert requests.get(f"{url}/GOOG1ENOPE").status_code == 404
 
 
@@ -343,6 +367,38 @@ def test_unknown_paths_are_404_and_unknown_methods_405_with_allow(
     assert (
         watch.status_code == 501 and "storage.objects.watchAll" in watch.json()["error"]["message"]
     )
+    for path, method in (
+        (f"/b/{gcs_bucket}/o/o/moveTo/o/p", "storage.objects.move"),
+        (f"/b/{gcs_bucket}/relocate", "storage.buckets.relocate"),
+    ):
+        answer = requests.post(api + path)
+        assert answer.status_code == 501 and method in answer.json()["error"]["message"]
+    assert gcs_server.has_object(gcs_bucket, "o") and not gcs_server.has_object(gcs_bucket, "p")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/", "GET, HEAD"),
+        ("POST", "/download/storage/v1/b/{b}/o/o?alt=media", "GET, HEAD"),
+        ("GET", "/upload/storage/v1/b/{b}/o?uploadType=media&name=x", "DELETE, POST, PUT"),
+        ("PATCH", "/upload/storage/v1/b/{b}/o?uploadType=media&name=x", "DELETE, POST, PUT"),
+        ("PUT", "/retry_tests", "GET"),
+        ("GET", "/retry_test", "POST"),
+        ("PUT", "/retry_test/abc", "DELETE, GET"),
+        ("POST", "/{b}", "GET, HEAD"),
+        ("PATCH", "/{b}/o", "DELETE, GET, HEAD, POST, PUT"),
+    ],
+)
+def test_every_known_path_answers_405_with_allow_outside_the_json_api(
+    gcs_server: GCSServer, gcs_bucket: str, method: str, path: str, allow: str
+) -> None:
+    gcs_server.put_object(gcs_bucket, "o", b"x")
+    answer = requests.request(method, gcs_server.endpoint + path.format(b=gcs_bucket))
+    assert answer.status_code == 405, answer.text
+    assert answer.headers["Allow"] == allow
+    assert method in answer.text and allow.split(", ")[0] in answer.text
+    assert not gcs_server.has_object(gcs_bucket, "x")
 
 
 def test_method_sweep_never_answers_200_for_an_unlisted_method(
@@ -387,6 +443,76 @@ def test_retry_test_api_knows_every_implemented_method(
         json={"instructions": {"storage.objects.teleport": ["return-503"]}},
     )
     assert unknown.status_code == 400
+
+
+# One request per Retry Test API method name: (HTTP method, path under the endpoint).
+_B, _O = "/storage/v1/b/rt-bucket", "/storage/v1/b/rt-bucket/o/rt-object"
+_REQUEST_OF_METHOD: dict[str, tuple[str, str]] = {
+    **{
+        f"storage.{kind}.{verb}": (http, f"{base}{tail}")
+        for kind, base in (
+            ("bucket_acl", f"{_B}/acl"),
+            ("default_object_acl", f"{_B}/defaultObjectAcl"),
+            ("object_acl", f"{_O}/acl"),
+        )
+        for verb, http, tail in (
+            ("delete", "DELETE", "/user-x"),
+            ("get", "GET", "/user-x"),
+            ("insert", "POST", ""),
+            ("list", "GET", ""),
+            ("patch", "PATCH", "/user-x"),
+            ("update", "PUT", "/user-x"),
+        )
+    },
+    "storage.buckets.delete": ("DELETE", _B),
+    "storage.buckets.get": ("GET", _B),
+    "storage.buckets.getIamPolicy": ("GET", f"{_B}/iam"),
+    "storage.buckets.insert": ("POST", "/storage/v1/b?project=p"),
+    "storage.buckets.list": ("GET", "/storage/v1/b?project=p"),
+    "storage.buckets.lockRetentionPolicy": ("POST", f"{_B}/lockRetentionPolicy"),
+    "storage.buckets.patch": ("PATCH", _B),
+    "storage.buckets.setIamPolicy": ("PUT", f"{_B}/iam"),
+    "storage.buckets.testIamPermissions": ("GET", f"{_B}/iam/testPermissions?permissions=x"),
+    "storage.buckets.update": ("PUT", _B),
+    "storage.hmacKey.create": ("POST", "/storage/v1/projects/p/hmacKeys"),
+    "storage.hmacKey.delete": ("DELETE", "/storage/v1/projects/p/hmacKeys/GOOG1EX"),
+    "storage.hmacKey.get": ("GET", "/storage/v1/projects/p/hmacKeys/GOOG1EX"),
+    "storage.hmacKey.list": ("GET", "/storage/v1/projects/p/hmacKeys"),
+    "storage.hmacKey.update": ("PUT", "/storage/v1/projects/p/hmacKeys/GOOG1EX"),
+    "storage.notifications.delete": ("DELETE", f"{_B}/notificationConfigs/1"),
+    "storage.notifications.get": ("GET", f"{_B}/notificationConfigs/1"),
+    "storage.notifications.insert": ("POST", f"{_B}/notificationConfigs"),
+    "storage.notifications.list": ("GET", f"{_B}/notificationConfigs"),
+    "storage.objects.compose": ("POST", f"{_O}/compose"),
+    "storage.objects.copy": ("POST", f"{_O}/copyTo/b/rt-bucket/o/other"),
+    "storage.objects.delete": ("DELETE", _O),
+    "storage.objects.get": ("GET", _O),
+    "storage.objects.insert": (
+        "POST",
+        "/upload/storage/v1/b/rt-bucket/o?uploadType=media&name=rt-object",
+    ),
+    "storage.objects.list": ("GET", f"{_B}/o"),
+    "storage.objects.patch": ("PATCH", _O),
+    "storage.objects.rewrite": ("POST", f"{_O}/rewriteTo/b/rt-bucket/o/other"),
+    "storage.objects.update": ("PUT", _O),
+    "storage.serviceaccount.get": ("GET", "/storage/v1/projects/p/serviceAccount"),
+}
+
+
+def test_every_retry_test_method_has_a_request_below() -> None:
+    assert set(_REQUEST_OF_METHOD) == METHODS
+
+
+@pytest.mark.parametrize("api_method", sorted(_REQUEST_OF_METHOD))
+def test_retry_test_fault_reaches_every_method(gcs_server: GCSServer, api_method: str) -> None:
+    http, path = _REQUEST_OF_METHOD[api_method]
+    test_id = gcs_server.create_retry_test({api_method: ["return-503"]})
+    answer = requests.request(
+        http, gcs_server.endpoint + path, headers={"x-retry-test-id": test_id}, data=b""
+    )
+    assert answer.status_code == 503, (api_method, answer.status_code, answer.text[:200])
+    assert gcs_server.retry_test(test_id)["completed"] is True
+    assert not gcs_server.has_object("rt-bucket", "rt-object")
 
 
 def test_object_listing_pages_never_repeat_a_common_prefix(

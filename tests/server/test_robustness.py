@@ -107,10 +107,10 @@ def test_garbage_and_malformed_requests(gcs_server: GCSServer, gcs_bucket: str) 
     assert not gcs_server.has_object(gcs_bucket, "ch")
     weird = requests.get(f"{gcs_server.endpoint}/storage/v1/b/{gcs_bucket}/zzz")
     assert weird.status_code == 404
-    assert (
-        requests.patch(f"{gcs_server.endpoint}/upload/storage/v1/b/{gcs_bucket}/o").status_code
-        == 400
-    )
+    wrong = requests.patch(f"{gcs_server.endpoint}/upload/storage/v1/b/{gcs_bucket}/o")
+    assert wrong.status_code == 405 and wrong.headers["Allow"] == "DELETE, POST, PUT"
+    unknown = requests.post(f"{gcs_server.endpoint}/upload/storage/v1/b/{gcs_bucket}/o")
+    assert unknown.status_code == 400  # a known method with no uploadType
 
 
 def test_overwrite_during_download_serves_one_generation(

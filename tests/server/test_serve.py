@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import pathlib
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 
 import pytest
 import requests
 
-from resumable_media.testing import GCSServer
+from resumable_media.testing import GCSServer, PortInUseError
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -66,3 +70,76 @@ def test_context_manager_and_own_root(tmp_path: object) -> None:
             session.get(f"{server.endpoint}/storage/v1/b/b", timeout=2)
         with pytest.raises(requests.ConnectionError):
             requests.get(server.endpoint, timeout=2)
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port another socket is listening on."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield int(holder.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["resumable_media.cli", "serve", "--quiet"], ["resumable_media.testing"]],
+    ids=["resumable-media serve", "python -m resumable_media.testing"],
+)
+def test_serve_on_a_taken_port_says_so_in_one_line_and_exits_2(
+    taken_port: int, command: list[str]
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", *command, "--port", str(taken_port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"error: port {taken_port} on 127.0.0.1 is already in use: stop the process that "
+        "holds it, or pass another --port (--port 0 picks a free one)\n"
+    )
+
+
+def test_server_on_a_taken_port_raises_and_leaves_no_temp_root(
+    taken_port: int, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(PortInUseError) as caught:
+        GCSServer(port=taken_port)
+    assert caught.value.port == taken_port and caught.value.errno is not None
+    assert str(caught.value) == (
+        f"port {taken_port} on 127.0.0.1 is already in use: stop the process that holds it, "
+        "or choose another port (0 picks a free one)"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_serve_banner_comes_after_the_bind(taken_port: int) -> None:
+    code = (
+        "from resumable_media.testing import serve\n"
+        f"serve(port={taken_port}, banner='serving until Ctrl-C\\n')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "serving" not in done.stderr
+    assert f"port {taken_port} on 127.0.0.1 is already in use" in done.stderr
+
+
+def test_serve_prints_the_banner_once_bound() -> None:
+    code = "from resumable_media.testing import serve\nserve(banner='serving until Ctrl-C\\n')\n"
+    with subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            assert proc.stdout.readline().startswith("http://127.0.0.1:")
+            assert proc.stderr.readline() == "serving until Ctrl-C\n"
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from .exchange import RequestRecord
 from .network import PRESETS, NetworkProfile
-from .server import GCSServer, serve
+from .server import GCSServer, PortInUseError, serve
 
-__all__ = ["PRESETS", "GCSServer", "NetworkProfile", "RequestRecord", "serve"]
+__all__ = ["PRESETS", "GCSServer", "NetworkProfile", "PortInUseError", "RequestRecord", "serve"]

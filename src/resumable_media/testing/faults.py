@@ -136,7 +136,9 @@ def parse_instruction(text: str) -> Fault:
         match = pattern.fullmatch(text)
         if match:
             return build(match, text)
-    raise ValueError(f"Unknown retry test instruction: {text!r}")
+    raise ValueError(
+        f"Unknown retry test instruction: {text} (e.g. return-503, return-reset-connection)"
+    )
 
 
 def parse_header_instruction(text: str) -> Fault | None:
@@ -174,7 +176,9 @@ class RetryTests:
         queues: dict[str, list[str]] = {}
         for method, items in instructions.items():
             if method not in METHODS:
-                raise ValueError(f"Unknown method name in retry test: {method!r}")
+                raise ValueError(
+                    f"Unknown method name in retry test: {method} (e.g. storage.objects.get)"
+                )
             if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
                 raise ValueError(f"Instructions for {method} must be a list of strings")
             for item in items:

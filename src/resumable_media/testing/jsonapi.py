@@ -30,6 +30,7 @@ from .store import (
     StoreError,
     int_param,
     merge_patch,
+    not_allowed,
     page,
 )
 
@@ -100,6 +101,8 @@ NOT_IMPLEMENTED: list[tuple[re.Pattern[str], str, str]] = [
     (re.compile(rf"/b/{_SEG}/o/watch"), "POST", "storage.objects.watchAll"),
     (re.compile(rf"/b/{_SEG}/o/bulkRestore"), "POST", "storage.objects.bulkRestore"),
     (re.compile(rf"/b/{_SEG}/o/{_NAME}/restore"), "POST", "storage.objects.restore"),
+    (re.compile(rf"/b/{_SEG}/o/{_NAME}/moveTo/o/{_NAME}"), "POST", "storage.objects.move"),
+    (re.compile(rf"/b/{_SEG}/relocate"), "POST", "storage.buckets.relocate"),
     (re.compile(r"/channels/stop"), "POST", "storage.channels.stop"),
     (re.compile(rf"/b/{_SEG}/anywhereCaches(/.*)?"), "*", "storage.anywhereCaches"),
     (re.compile(rf"/b/{_SEG}/managedFolders(/.*)?"), "*", "storage.managedFolders"),
@@ -140,13 +143,7 @@ def handle(ex: Exchange, state: ServerState, faults: FaultSource) -> None:
         if match is None:
             continue
         if ex.method not in methods:
-            ex.error(
-                405,
-                f"Method {ex.method} is not allowed on {path}.",
-                "methodNotAllowed",
-                headers=[("Allow", ", ".join(sorted(methods)))],
-            )
-            return
+            raise not_allowed(ex.method, path, methods)
         api, handler_name = methods[ex.method]
         groups = [unquote(g) if g is not None else "" for g in match.groups()]
         if "{acl}" in api:
@@ -249,7 +246,9 @@ def _absorb_object_acl(
 # -- buckets -------------------------------------------------------------------------------
 def _bucket_list(ex: Exchange, state: ServerState, g: list[str]) -> None:
     ex.finish_body()
-    buckets = {b.name: b for b in state.store.list_buckets(ex.query.get("prefix", ""))}
+    project = ex.query.get("project") or None
+    listed = state.store.list_buckets(ex.query.get("prefix", ""), project)
+    buckets = {b.name: b for b in listed}
     names, token = _page(ex, sorted(buckets))
     doc: dict[str, Any] = {
         "kind": "storage#buckets",
@@ -265,7 +264,8 @@ def _bucket_insert(ex: Exchange, state: ServerState, g: list[str]) -> None:
     name = doc.get("name")
     if not isinstance(name, str) or not name:
         raise StoreError(400, "Required parameter: name", "required")
-    bucket = state.store.create_bucket(name, exist_ok=False, fields=doc)
+    project = ex.query.get("project") or None
+    bucket = state.store.create_bucket(name, exist_ok=False, fields=doc, project=project)
     _absorb_bucket_acls(state, name, doc)
     ex.reply_json(200, _bucket_resource(ex, state, bucket))
 

@@ -249,12 +249,12 @@ def parse_goog_hash(value: str | None) -> tuple[str | None, str | None]:
     for item in value.split(","):
         key, sep, digest = item.strip().partition("=")
         if not sep:
-            raise StoreError(400, f"Invalid x-goog-hash header: {value!r}")
+            raise StoreError(400, f"Invalid x-goog-hash header: {value}")
         digest = digest.strip()
         try:
             base64.b64decode(digest, validate=True)
         except ValueError as exc:
-            raise StoreError(400, f"Invalid x-goog-hash header: {value!r}") from exc
+            raise StoreError(400, f"Invalid x-goog-hash header: {value}") from exc
         if key.strip().lower() == "crc32c":
             crc = digest
         elif key.strip().lower() == "md5":

@@ -46,7 +46,11 @@ class AclStore:
         with self._lock:
             entry = self._entries.get(scope, {}).get(entity)
         if entry is None:
-            raise StoreError(404, f"ACL entry {entity!r} not found.", "notFound")
+            raise StoreError(
+                404,
+                (f"ACL entry {entity} not found: list the ACL to see its entities."),
+                "notFound",
+            )
         return dict(entry)
 
     def put(
@@ -88,7 +92,11 @@ class AclStore:
         """Remove one entry, or raise a 404 StoreError."""
         with self._lock:
             if self._entries.get(scope, {}).pop(entity, None) is None:
-                raise StoreError(404, f"ACL entry {entity!r} not found.", "notFound")
+                raise StoreError(
+                    404,
+                    (f"ACL entry {entity} not found: list the ACL to see its entities."),
+                    "notFound",
+                )
 
     def drop(self, scope: tuple[str, ...]) -> None:
         """Forget a whole scope (its bucket or object is gone)."""
@@ -180,14 +188,22 @@ class Notifications:
         with self._lock:
             config = self._configs.get(bucket, {}).get(config_id)
         if config is None:
-            raise StoreError(404, f"Notification config {config_id!r} not found.", "notFound")
+            raise StoreError(
+                404,
+                (f"Notification config {config_id} not found: list the bucket's configs."),
+                "notFound",
+            )
         return dict(config)
 
     def delete(self, bucket: str, config_id: str) -> None:
         """Remove one config, or raise a 404 StoreError."""
         with self._lock:
             if self._configs.get(bucket, {}).pop(config_id, None) is None:
-                raise StoreError(404, f"Notification config {config_id!r} not found.", "notFound")
+                raise StoreError(
+                    404,
+                    (f"Notification config {config_id} not found: list the bucket's configs."),
+                    "notFound",
+                )
 
     def drop(self, bucket: str) -> None:
         """Forget a deleted bucket's configs."""
@@ -235,7 +251,9 @@ class HmacKeys:
         with self._lock:
             meta = self._keys.get(access_id)
         if meta is None or meta["projectId"] != project:
-            raise StoreError(404, f"HMAC key {access_id!r} not found.", "notFound")
+            raise StoreError(
+                404, (f"HMAC key {access_id} not found in project {project}."), "notFound"
+            )
         return dict(meta)
 
     def list(
@@ -255,8 +273,8 @@ class HmacKeys:
         """Change a key's state (ACTIVE or INACTIVE).
 
         Raises:
-            StoreError: 404 for an unknown key; 400 for another state or a deleted key;
-                412 for a stale ``etag``.
+            StoreError: 404 for an unknown or deleted key (a deleted key is gone for good);
+                400 for another state; 412 for a stale ``etag``.
         """
         state = doc.get("state")
         if state not in ("ACTIVE", "INACTIVE"):
@@ -265,17 +283,27 @@ class HmacKeys:
         with self._lock:
             meta = self._keys[access_id]
             if meta["state"] == "DELETED":
-                raise StoreError(400, "A deleted HMAC key cannot be updated.")
+                raise StoreError(
+                    404, f"HMAC key {access_id} was deleted: create a new key.", "notFound"
+                )
             if doc.get("etag") and doc["etag"] != meta["etag"]:
                 raise StoreError(412, "The key's etag does not match.", "conditionNotMet")
             meta.update(state=state, updated=rfc3339(time.time()), etag=_etag(next(self._counter)))
             return dict(meta)
 
     def delete(self, project: str, access_id: str) -> None:
-        """Delete an INACTIVE key (GCS refuses to delete an active one)."""
+        """Delete an INACTIVE key (GCS refuses to delete an active one).
+
+        Raises:
+            StoreError: 404 for an unknown or already deleted key; 400 for an ACTIVE one.
+        """
         self.get(project, access_id)
         with self._lock:
             meta = self._keys[access_id]
+            if meta["state"] == "DELETED":
+                raise StoreError(
+                    404, f"HMAC key {access_id} was deleted: create a new key.", "notFound"
+                )
             if meta["state"] == "ACTIVE":
                 raise StoreError(
                     400, "Cannot delete an ACTIVE HMAC key: set its state to INACTIVE first."

@@ -15,7 +15,7 @@ from .download import serve_media
 from .exchange import BadRequest, Exchange
 from .faults import Fault
 from .state import FaultSource, ServerState
-from .store import Preconditions, StoreError, int_param
+from .store import Preconditions, StoreError, int_param, not_allowed
 
 GET, INSERT = "storage.objects.get", "storage.objects.insert"
 
@@ -28,7 +28,9 @@ def handle(ex: Exchange, state: ServerState) -> None:
         return
     test_id = ex.headers.get("x-retry-test-id")
     if test_id is not None and not state.retry_tests.exists(test_id):
-        raise StoreError(404, f"Retry test {test_id!r} not found.", "notFound")
+        raise StoreError(
+            404, (f"Retry test {test_id} not found: create one with POST /retry_test."), "notFound"
+        )
     try:
         faults = FaultSource(state, test_id, ex.headers.get("x-goog-emulator-instructions"))
     except ValueError as exc:
@@ -51,6 +53,8 @@ def handle(ex: Exchange, state: ServerState) -> None:
     elif path.startswith("/storage/v1/"):
         jsonapi.handle(ex, state, faults)
     elif path in ("/", ""):
+        if ex.method not in ("GET", "HEAD"):
+            raise not_allowed(ex.method, "/", ("GET", "HEAD"))
         ex.reply(200, b"OK", content_type="text/plain")
     else:
         xmlapi.handle(ex, state, parts, faults)
@@ -58,6 +62,8 @@ def handle(ex: Exchange, state: ServerState) -> None:
 
 def _upload(ex: Exchange, state: ServerState, bucket: str, faults: FaultSource) -> None:
     kind = ex.query.get("uploadType", "")
+    if ex.method not in ("POST", "PUT", "DELETE"):
+        raise not_allowed(ex.method, "an upload", ("DELETE", "POST", "PUT"))
     if ex.method == "POST" and kind == "media":
         uploads.media_upload(ex, state, bucket, faults)
     elif ex.method == "POST" and kind == "multipart":
@@ -69,12 +75,15 @@ def _upload(ex: Exchange, state: ServerState, bucket: str, faults: FaultSource) 
     elif ex.method == "DELETE" and "upload_id" in ex.query:
         uploads.cancel(ex, state)
     else:
-        raise BadRequest(f"Unsupported upload request: {ex.method} uploadType={kind!r}.")
+        raise BadRequest(
+            f"Unsupported upload request: {ex.method} with uploadType={kind or '(none)'}:"
+            " use media, multipart or resumable."
+        )
 
 
 def _media(ex: Exchange, state: ServerState, bucket: str, name: str, faults: FaultSource) -> None:
     if ex.method not in ("GET", "HEAD"):
-        raise StoreError(405, f"Method {ex.method} not allowed on media.", "methodNotAllowed")
+        raise not_allowed(ex.method, "a download", ("GET", "HEAD"))
     obj, f = state.open_object(bucket, name, int_param(ex.query, "generation"))
     with f:
         Preconditions.from_query(ex.query).check(obj)
@@ -113,6 +122,16 @@ def retry_api(ex: Exchange, state: ServerState) -> None:
             else:
                 ex.reply_json(200, state.retry_tests.describe(parts[1]))
         except KeyError:
-            raise StoreError(404, f"Retry test {parts[1]!r} not found.", "notFound") from None
+            raise StoreError(
+                404,
+                (f"Retry test {parts[1]} not found: create one with POST /retry_test."),
+                "notFound",
+            ) from None
         return
+    if parts == ["retry_tests"]:
+        raise not_allowed(ex.method, "/retry_tests", ("GET",))
+    if parts == ["retry_test"]:
+        raise not_allowed(ex.method, "/retry_test", ("POST",))
+    if len(parts) == 2 and parts[0] == "retry_test":
+        raise not_allowed(ex.method, "/retry_test/ID", ("DELETE", "GET"))
     raise StoreError(404, f"Not Found: {ex.raw_path}", "notFound")

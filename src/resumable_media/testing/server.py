@@ -9,6 +9,7 @@ stalled connections never block each other; a handler never lets an exception es
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -71,7 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 status = exc.status if isinstance(exc, StoreError) else 400
                 reason = exc.reason if isinstance(exc, StoreError) else "invalid"
-                ex.error(status, str(exc), reason)
+                extra = exc.headers if isinstance(exc, StoreError) else ()
+                ex.error(status, str(exc), reason, headers=extra)
         except (ClientGone, ConnectionError, TimeoutError) as exc:
             logger.debug("%s %s: client went away: %r", self.command, self.path, exc)
             self.close_connection = True
@@ -163,6 +165,22 @@ class _HTTPServer(ThreadingHTTPServer):
         logger.debug("error on connection from %s", client_address, exc_info=True)
 
 
+class PortInUseError(OSError):
+    """The server's port is taken by another process (``errno`` is ``EADDRINUSE``)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(
+            errno.EADDRINUSE,
+            f"port {port} on {host} is already in use: stop the process that holds it, "
+            "or choose another port (0 picks a free one)",
+        )
+        self.host = host
+        self.port = port
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 class GCSServer:
     """A GCS-compatible server on loopback, objects on disk.
 
@@ -185,6 +203,9 @@ class GCSServer:
         tls: ``(certfile, keyfile)`` to serve HTTPS (for clients that insist on it, such as
             gsutil's JSON API); links are then built with ``https://``. Downloads are sent
             through TLS in 1 MiB writes instead of ``sendfile``.
+
+    Raises:
+        PortInUseError: ``port`` is already taken on ``host``.
     """
 
     def __init__(
@@ -204,9 +225,16 @@ class GCSServer:
         self._own_root = root is None
         self.root = pathlib.Path(tempfile.mkdtemp(prefix="gcs-server-") if root is None else root)
         self._state = ServerState(self.root, upload_md5=upload_md5)
-        self._httpd = _HTTPServer(
-            (host, port), self._state, None if network is None else Network(network)
-        )
+        try:
+            self._httpd = _HTTPServer(
+                (host, port), self._state, None if network is None else Network(network)
+            )
+        except OSError as exc:
+            if self._own_root:
+                shutil.rmtree(self.root, ignore_errors=True)
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUseError(host, port) from None
+            raise
         self._httpd.idle_timeout_s = idle_timeout_s
         if tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -365,6 +393,7 @@ def serve(
     *,
     upload_md5: bool = True,
     network: str | NetworkProfile | None = None,
+    banner: str = "",
 ) -> None:
     """Run a server until SIGINT/SIGTERM; prints the endpoint as the first stdout line.
 
@@ -378,8 +407,21 @@ def serve(
             not what an upload benchmark measures.
         network: A simulated network (a preset name or a ``NetworkProfile``), as for
             ``GCSServer``.
+        banner: Text for stderr once the port is bound (so a taken port gets only the
+            error line, not a banner before it).
+
+    Raises:
+        SystemExit: 2, after one line on stderr, when ``port`` is already in use.
     """
-    server = GCSServer(host, port, root, upload_md5=upload_md5, network=network)
+    try:
+        server = GCSServer(host, port, root, upload_md5=upload_md5, network=network)
+    except PortInUseError as exc:
+        sys.stderr.write(
+            f"error: port {exc.port} on {exc.host} is already in use: stop the process that "
+            "holds it, or pass another --port (--port 0 picks a free one)\n"
+        )
+        sys.stderr.flush()
+        raise SystemExit(2) from None
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: types.FrameType | None) -> None:
@@ -388,6 +430,9 @@ def serve(
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.start()
+        if banner:
+            sys.stderr.write(banner)
+            sys.stderr.flush()
         sys.stdout.write(server.endpoint + "\n")
         sys.stdout.flush()
         while not stop.wait(0.5):

@@ -52,7 +52,7 @@ def int_param(query: Mapping[str, str], name: str) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise StoreError(400, f"Invalid value for {name}: {raw!r}") from None
+        raise StoreError(400, f"Invalid value for {name}: {raw} (expected an integer)") from None
 
 
 _reap_queue: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -97,11 +97,30 @@ def discard_file(path: pathlib.Path) -> None:
 class StoreError(Exception):
     """A request the store refuses; carries the HTTP status and a GCS-style message."""
 
-    def __init__(self, status: int, message: str, reason: str = "invalid") -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        reason: str = "invalid",
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.reason = reason
+        self.headers = headers
+        """Extra response headers (``Allow`` on a 405)."""
+
+
+def not_allowed(method: str, where: str, allowed: Iterable[str]) -> StoreError:
+    """The 405 for ``method`` on a known path ``where``, with an ``Allow`` header."""
+    allow = ", ".join(sorted(allowed))
+    return StoreError(
+        405,
+        f"Method {method} is not allowed on {where}: use {allow}.",
+        "methodNotAllowed",
+        (("Allow", allow),),
+    )
 
 
 @dataclasses.dataclass
@@ -396,6 +415,8 @@ class Bucket:
     metageneration: int = 1
     fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     updated: float | None = None
+    project: str | None = None
+    """The project it was created in; None (made by a test helper) belongs to every project."""
 
     def resource(self) -> dict[str, Any]:
         """The JSON API bucket resource."""
@@ -436,9 +457,14 @@ class Store:
 
     # -- buckets ---------------------------------------------------------------------------
     def create_bucket(
-        self, name: str, *, exist_ok: bool = True, fields: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        *,
+        exist_ok: bool = True,
+        fields: Mapping[str, Any] | None = None,
+        project: str | None = None,
     ) -> Bucket:
-        """Create a bucket; 409 when it exists and ``exist_ok`` is false."""
+        """Create a bucket (in ``project``); 409 when it exists and ``exist_ok`` is false."""
         with self._lock:
             if name in self._buckets:
                 if exist_ok:
@@ -450,14 +476,19 @@ class Store:
                     "conflict",
                 )
             settable = {k: v for k, v in (fields or {}).items() if k not in BUCKET_READ_ONLY}
-            bucket = Bucket(name, time.time(), fields=settable)
+            bucket = Bucket(name, time.time(), fields=settable, project=project)
             self._buckets[name] = bucket
             return bucket
 
-    def list_buckets(self, prefix: str = "") -> list[Bucket]:
-        """Buckets whose name starts with ``prefix``, sorted by name."""
+    def list_buckets(self, prefix: str = "", project: str | None = None) -> list[Bucket]:
+        """Buckets whose name starts with ``prefix``, sorted by name; with ``project``, only
+        that project's (and those made without one)."""
         with self._lock:
-            found = [b for n, b in self._buckets.items() if n.startswith(prefix)]
+            found = [
+                b
+                for n, b in self._buckets.items()
+                if n.startswith(prefix) and (project is None or b.project in (None, project))
+            ]
         return sorted(found, key=lambda b: b.name)
 
     def update_bucket(

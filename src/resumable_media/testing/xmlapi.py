@@ -49,7 +49,7 @@ def xml_error(ex: Exchange, err: XMLError) -> None:
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f"<Error><Code>{escape(err.code)}</Code><Message>{escape(err.message)}</Message></Error>"
     ).encode()
-    ex.reply(err.status, body, content_type="application/xml; charset=UTF-8")
+    ex.reply(err.status, body, err.headers, content_type="application/xml; charset=UTF-8")
 
 
 def _reply_xml(ex: Exchange, root: str, fields: list[tuple[str, str]]) -> None:
@@ -73,7 +73,12 @@ def handle(ex: Exchange, state: ServerState, parts: list[str], faults: FaultSour
         is_mpu = bool(q & {"uploads", "uploadId"})
         if not name:
             if ex.method not in ("GET", "HEAD"):
-                raise XMLError(405, "MethodNotAllowed", f"{ex.method} is not allowed on a bucket.")
+                raise XMLError(
+                    405,
+                    "MethodNotAllowed",
+                    f"{ex.method} is not allowed on a bucket: use GET or HEAD.",
+                    (("Allow", "GET, HEAD"),),
+                )
             if ex.method == "GET":
                 xmlobjects.list_objects(ex, state, bucket, faults)
             else:
@@ -114,6 +119,13 @@ def handle(ex: Exchange, state: ServerState, parts: list[str], faults: FaultSour
                 mpu.parts.clear()
                 mpu.assembly = None
             ex.reply(204)
+        elif ex.method not in ("DELETE", "GET", "HEAD", "POST", "PUT"):
+            raise XMLError(
+                405,
+                "MethodNotAllowed",
+                f"{ex.method} is not allowed on an object: use DELETE, GET, HEAD, POST or PUT.",
+                (("Allow", "DELETE, GET, HEAD, POST, PUT"),),
+            )
         else:
             raise XMLError(400, "InvalidRequest", f"Unsupported XML API request {ex.method}.")
     except XMLError as err:

@@ -37,8 +37,10 @@ MAX_KEYS = 1000
 class XMLError(StoreError):
     """An XML API error with an S3-style code."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(status, message, code)
+    def __init__(
+        self, status: int, code: str, message: str, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        super().__init__(status, message, code, headers)
         self.code = code
 
 
