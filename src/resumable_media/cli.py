@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from resumable_media import __version__
-from resumable_media._cli import commands
+from resumable_media._cli import commands, notices
 from resumable_media._cli import sync as sync_command
 from resumable_media._cli.copy import UsageError
 from resumable_media._cli.options import parse_header, parse_size
@@ -62,6 +62,20 @@ def _chunk_size(text: str) -> int:
     return value
 
 
+DEFAULT_RETRY_DEADLINE_S = 600.0
+"""``--retry-deadline``'s default: upstream's total retry budget (10 minutes)."""
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -80,6 +94,14 @@ def _common_options() -> argparse.ArgumentParser:
         help="extra request header, repeatable (also $RESUMABLE_MEDIA_EXTRA_HEADERS)",
     )
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+    common.add_argument(
+        "--retry-deadline",
+        type=_seconds,
+        default=DEFAULT_RETRY_DEADLINE_S,
+        metavar="SECONDS",
+        help="how long one request keeps retrying a failing server before the copy fails "
+        f"(default {DEFAULT_RETRY_DEADLINE_S:.0f})",
+    )
     common.add_argument(
         "--json", action="store_true", help="print one JSON summary line per object on stdout"
     )
@@ -226,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     args.cancel = CANCEL
+    notices.install(quiet=bool(getattr(args, "quiet", False)))
     for stream in (sys.stdout, sys.stderr):
         # Names from disk or the bucket may not be printable in the terminal's encoding.
         if hasattr(stream, "reconfigure"):
