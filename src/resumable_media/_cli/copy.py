@@ -19,6 +19,7 @@ import threading
 from typing import Any, TextIO
 
 from resumable_media._cli.client import Storage, TransferError
+from resumable_media._cli.localerrors import DeviceFull, FullDevices, local_error
 from resumable_media._cli.paths import UnsafeName, iter_local_files, local_path_for, relative_name
 from resumable_media._cli.progress import ProgressBar
 from resumable_media._cli.transfer import (
@@ -93,11 +94,19 @@ class Reporter:
                     f"({result.bytes} bytes, {result.seconds:.2f} s, {rate:.1f} MiB/s)"
                 )
 
-    def failure(self, source: str, destination: str, error: TransferError) -> None:
-        """Report a failed copy; the message names the object and the reason."""
+    def failure(
+        self, source: str, destination: str, error: TransferError, *, quietly: bool = False
+    ) -> None:
+        """Report a failed copy; the message names the object and the reason.
+
+        Args:
+            quietly: Count it (and write its ``--json`` line) without a stderr line, for
+                failures that one summary line explains.
+        """
         with self._lock:
             self.failures += 1
-            self._message(f"error: {error.target}: {error.reason}")
+            if not quietly:
+                self._message(f"error: {error.target}: {error.reason}")
             if self.json_lines:
                 line = {
                     "status": "error",
@@ -107,6 +116,11 @@ class Reporter:
                 }
                 self.out.write(json.dumps(line) + "\n")
                 self.out.flush()
+
+    def error_line(self, text: str) -> None:
+        """An ``error:`` line on stderr that is not about one object (always shown)."""
+        with self._lock:
+            self._message(f"error: {text}")
 
     def note(self, text: str) -> None:
         """An informational line on stderr (suppressed by ``--quiet``)."""
@@ -237,11 +251,13 @@ def _run_one(
     options: CopyOptions,
     cancel: threading.Event,
     bar: ProgressBar,
+    full: FullDevices,
 ) -> CopyResult:
     if cancel.is_set():
         raise Interrupted("interrupted")
     progress = bar.callback(job)
     if job.download:
+        full.check(job.path, str(job.url))
         job.path.parent.mkdir(parents=True, exist_ok=True)
         result = download_object(
             storage, job.url, job.path, options, meta=job.meta, cancel=cancel, progress=progress
@@ -257,14 +273,21 @@ def _names(job: CopyJob) -> tuple[str, str]:
     return (str(job.url), str(job.path)) if job.download else (str(job.path), str(job.url))
 
 
-def _record(reporter: Reporter, job: CopyJob, run: concurrent.futures.Future[CopyResult]) -> None:
+def _record(
+    reporter: Reporter,
+    job: CopyJob,
+    run: concurrent.futures.Future[CopyResult],
+    full: FullDevices,
+) -> None:
     try:
         reporter.success(run.result())
+    except DeviceFull as exc:
+        reporter.failure(*_names(job), exc, quietly=True)  # counted; summarised once
     except TransferError as exc:
-        reporter.failure(*_names(job), exc)
+        reporter.failure(*_names(job), exc, quietly=not full.record(exc))
     except OSError as exc:
-        target = str(job.path) if exc.filename else str(job.url)
-        reporter.failure(*_names(job), TransferError(target, exc.strerror or str(exc)))
+        error = local_error(exc, job.path, target=str(job.url), reading=not job.download)
+        reporter.failure(*_names(job), error, quietly=not full.record(error))
 
 
 def run_jobs(
@@ -285,22 +308,25 @@ def run_jobs(
     large = [j for j in jobs if j.size > options.chunk_size]
     small = [j for j in jobs if j.size <= options.chunk_size]
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency))
+    full = FullDevices()
     try:
-        futures = {pool.submit(_run_one, storage, j, options, cancel, bar): j for j in small}
+        futures = {pool.submit(_run_one, storage, j, options, cancel, bar, full): j for j in small}
         for job in large:
             done: concurrent.futures.Future[CopyResult] = concurrent.futures.Future()
             try:
-                done.set_result(_run_one(storage, job, options, cancel, bar))
+                done.set_result(_run_one(storage, job, options, cancel, bar, full))
             except (TransferError, OSError) as exc:
                 done.set_exception(exc)
-            _record(reporter, job, done)
+            _record(reporter, job, done, full)
         pending = set(futures)
         while pending:
             finished, pending = concurrent.futures.wait(pending, timeout=0.2)
             for run in finished:
-                _record(reporter, futures[run], run)
+                _record(reporter, futures[run], run, full)
     except BaseException:
         cancel.set()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+    for line in full.summary():
+        reporter.error_line(line)

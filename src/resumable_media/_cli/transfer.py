@@ -11,6 +11,7 @@ reported only after the server's object resource (size, CRC32C) matches the sour
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from typing import IO, Any, BinaryIO, cast
 
 from resumable_media import checksums
 from resumable_media._cli.client import Storage, TransferError, describe_error
+from resumable_media._cli.localerrors import is_local, local_error
 from resumable_media._cli.sessions import SessionStore
 from resumable_media._cli.urls import GsUrl
 from resumable_media.common import DataCorruption, InvalidResponse
@@ -196,6 +198,18 @@ def _temp_beside(destination: pathlib.Path) -> tuple[int, str]:
     return TEMP_FILES.create(destination.parent, f".{destination.name[:100]}.", ".rm-part")
 
 
+def _preallocate(fd: int, size: int) -> None:
+    """Reserve ``size`` bytes, so a full disk fails before any byte is fetched."""
+    if size <= 0 or not hasattr(os, "posix_fallocate"):
+        return
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        # EOPNOTSUPP/EINVAL: the file system cannot preallocate; writing will tell.
+
+
 def _verify_download(url: GsUrl, meta: dict[str, Any], size: int, crc32c: str | None) -> bool:
     """Check size and CRC32C against the metadata; return whether a checksum was compared."""
     expected_size = int(meta.get("size", -1))
@@ -227,6 +241,7 @@ def _download_single(
     generation = int(meta["generation"]) if meta.get("generation") else None
     fd, temp = _temp_beside(destination)
     try:
+        _preallocate(fd, int(meta.get("size", 0)))
         with os.fdopen(fd, "wb") as raw:
             writer = _HashingWriter(raw, cancel, progress)
             download = Download(
@@ -325,6 +340,10 @@ def download_object(
             method = "single"
     except (TransferError, Interrupted, KeyboardInterrupt):
         raise
+    except OSError as exc:
+        if is_local(exc):
+            raise local_error(exc, destination, target=str(url), needed=size) from exc
+        raise TransferError(str(url), describe_error(exc)) from exc
     except Exception as exc:
         raise TransferError(str(url), describe_error(exc)) from exc
     # Temp files are created 0600; give the result the permissions a plain open() would.
@@ -385,7 +404,7 @@ def upload_file(
     try:
         size = source.stat().st_size
     except OSError as exc:
-        raise TransferError(str(source), exc.strerror or str(exc)) from exc
+        raise local_error(exc, source, reading=True) from exc
     extra: dict[str, str | int] = {}
     if options.if_generation_match is not None:
         extra["ifGenerationMatch"] = options.if_generation_match
@@ -411,8 +430,8 @@ def upload_file(
     except (TransferError, KeyboardInterrupt):
         raise
     except OSError as exc:
-        if getattr(exc, "response", None) is None and exc.filename:
-            raise TransferError(str(source), exc.strerror or str(exc)) from exc
+        if is_local(exc):
+            raise local_error(exc, source, reading=True) from exc
         raise TransferError(str(url), describe_error(exc)) from exc
     except Exception as exc:
         raise TransferError(str(url), describe_error(exc)) from exc
