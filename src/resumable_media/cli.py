@@ -95,6 +95,12 @@ def _common_options() -> argparse.ArgumentParser:
     )
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     common.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="in a tree, follow symlinks to files outside it (default: skip them, warning once "
+        "each, as FIFOs, sockets, devices and dangling links are)",
+    )
+    common.add_argument(
         "--retry-deadline",
         type=_seconds,
         default=DEFAULT_RETRY_DEADLINE_S,
