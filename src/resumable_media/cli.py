@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from resumable_media import __version__
+from resumable_media._cli import cleanup as cleanup_command
 from resumable_media._cli import commands, notices
 from resumable_media._cli import sync as sync_command
 from resumable_media._cli.copy import UsageError
@@ -159,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--list-page-size", type=_positive_int, help=argparse.SUPPRESS)
     cp.set_defaults(func=commands.cp)
     sync_command.add_parser(sub, common, _chunk_size, _positive_int)
+    cleanup_command.add_parser(sub, common)
 
     hash_ = sub.add_parser(
         "hash", parents=[common], help="print CRC32C and MD5 of local files as GCS shows them"

@@ -70,7 +70,7 @@ def local_path_for(destination: pathlib.Path, relative: str) -> pathlib.Path:
     return candidate
 
 
-_OWN_TEMP = re.compile(r"(^\..+\.[^.]+\.rm-part$)|(\.rmpart$)|(\.rmpart\.journal$)")
+_OWN_TEMP = re.compile(r"(^\..+\.[^.]+\.rm-part$)|(\.rmpart(\.journal(\.tmp)?)?$)")
 
 
 def is_own_temp(name: str) -> bool:

@@ -272,7 +272,7 @@ def _download_parallel(
     progress: Progress | None,
 ) -> Any:
     from resumable_media.parallel import ParallelDownload
-    from resumable_media.parallel.sink import TEMP_SUFFIX
+    from resumable_media.parallel.sink import temp_path_for
 
     generation = int(meta["generation"]) if meta.get("generation") else None
     kwargs: dict[str, Any] = {}
@@ -290,7 +290,8 @@ def _download_parallel(
     )
     # Without resume the accelerator's partial file and journal are scratch: register them
     # so that an interrupted run removes them; with resume they are the state to keep.
-    scratch = [] if options.resume else [f"{destination}{TEMP_SUFFIX}{s}" for s in ("", ".journal")]
+    temp = temp_path_for(destination)
+    scratch = [] if options.resume else [temp, f"{temp}.journal"]
     for path in scratch:
         TEMP_FILES.add(os.path.abspath(path))
     try:

@@ -33,7 +33,7 @@ _LOGGER = logging.getLogger(__name__)
 
 # Download temp files (_cli/transfer.py) and the accelerator's partial file and journal.
 _TEMP = re.compile(r"^\..+\.[^.]+\.rm-part$")
-_SCRATCH = re.compile(r"(\.rmpart$)|(\.rmpart\.journal$)")
+_SCRATCH = re.compile(r"\.rmpart(\.journal(\.tmp)?)?$")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
