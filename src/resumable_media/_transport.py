@@ -60,6 +60,7 @@ __all__ = [
     "body_is_decoded",
     "body_reader",
     "build_transport",
+    "close_quietly",
     "describe_error",
     "failed_origin",
     "is_retryable_error",
@@ -215,6 +216,18 @@ def as_transport(obj: object, *, owner: str) -> tuple[Transport, bool]:
         f"transport factory (e.g. resumable_media.transports.anonymous()); got a "
         f"{type(obj).__name__}"
     )
+
+
+def close_quietly(obj: object) -> None:
+    """Close a response or transport, if it has ``close``; a failure is only logged (closing
+    a broken connection may itself fail, and the caller's own error matters more)."""
+    close = getattr(obj, "close", None)
+    if close is None:
+        return
+    try:
+        close()
+    except Exception:
+        _LOGGER.debug("closing a %s raised", type(obj).__name__, exc_info=True)
 
 
 def own_retry(retry: common.RetryStrategy | None) -> common.RetryStrategy | None:

@@ -16,12 +16,12 @@ import urllib.parse
 
 import pytest
 import requests
-from _parallel_support import logged_requests
 
 from resumable_media import DataCorruption, InvalidResponse, RetryStrategy, checksums, transports
 from resumable_media.parallel import ParallelDownload, ParallelUpload
 from resumable_media.parallel.journal import Journal
 from resumable_media.parallel.sink import temp_path_for
+from support import logged_requests
 
 CHUNK = 256 * 1024
 FAST_RETRY = RetryStrategy(max_retries=6, initial_delay=0.01, max_sleep=0.05, jitter_s=0)

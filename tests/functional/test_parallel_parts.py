@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from resumable_media._protocol.download import add_generation
 from resumable_media.parallel.journal import Journal
-from resumable_media.parallel.plan import RangeJob, pin_generation, plan_chunks
+from resumable_media.parallel.plan import RangeJob, plan_chunks
 from resumable_media.parallel.progress import ProgressTracker
 from resumable_media.parallel.sink import TempSink, map_range
 
@@ -41,9 +42,9 @@ def test_plan_rejects_bad_input():
 
 
 def test_pin_generation():
-    assert pin_generation("http://h/o?alt=media", 7) == "http://h/o?alt=media&generation=7"
-    assert pin_generation("http://h/o", 7) == "http://h/o?generation=7"
-    assert pin_generation("http://h/o?alt=media", None) == "http://h/o?alt=media"
+    assert add_generation("http://h/o?alt=media", 7) == "http://h/o?alt=media&generation=7"
+    assert add_generation("http://h/o", 7) == "http://h/o?generation=7"
+    assert add_generation("http://h/o?alt=media", None) == "http://h/o?alt=media"
 
 
 def test_jobs_pickle_small():

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import requests
-from _parallel_support import resumable_url
 
 from resumable_media import transports
 from resumable_media.parallel import ParallelDownload, ParallelUpload, PipelinedUpload
+from support import resumable_url
 
 CHUNK = 256 * 1024
 

@@ -7,10 +7,10 @@ import os
 import subprocess
 
 import pytest
-from _parallel_support import DiesAfter, logged_requests, resumable_url
 
 from resumable_media import InvalidResponse, RetryStrategy, checksums, transports
 from resumable_media.parallel import ParallelUpload, PipelinedUpload
+from support import DiesAfter, logged_requests, resumable_url
 
 CHUNK = 256 * 1024
 FAST_RETRY = RetryStrategy(max_retries=6, initial_delay=0.01, max_sleep=0.05, jitter_s=0)

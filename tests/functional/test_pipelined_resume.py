@@ -6,10 +6,10 @@ import os
 
 import pytest
 import requests
-from _parallel_support import DiesAfter, logged_requests, resumable_url
 
 from resumable_media import InvalidResponse, checksums, transports
 from resumable_media.parallel import PipelinedUpload
+from support import DiesAfter, logged_requests, resumable_url
 
 CHUNK = 256 * 1024
 SIZE = 8 * CHUNK + 1234
@@ -78,6 +78,7 @@ def test_resume_of_a_finished_session_verifies_without_sending(gcs_server, gcs_b
         PipelinedUpload(resumable_url(gcs_server, gcs_bucket), CHUNK).transmit(
             session, source, {"name": "obj"}, "application/octet-stream", on_session=sessions.append
         )
+        logged_requests(gcs_server)  # the first upload's last record lands after its answer
         gcs_server.clear_requests()
         result = PipelinedUpload(resumable_url(gcs_server, gcs_bucket), CHUNK).transmit(
             session, source, {"name": "obj"}, "application/octet-stream", resumable_url=sessions[0]

@@ -7,13 +7,15 @@ A checksum name here is always a resolved one: "md5", "crc32c" or None.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from resumable_media import checksums, common
 from resumable_media._protocol.request import Headers, get_header
 
 __all__ = [
     "DOWNLOAD_CHECKSUM_ERROR",
+    "Checksum",
+    "download_mismatch_text",
     "expected_download_checksum",
     "mismatch_message",
     "resolve_download_checksum",
@@ -21,6 +23,11 @@ __all__ = [
 ]
 
 _LOGGER = logging.getLogger(__name__)
+
+Checksum = Literal["md5", "crc32c", "auto"] | None
+"""The one checksum choice of the package: "md5", "crc32c", "auto" (CRC32C, or MD5
+where CRC32C cannot be computed fast) or None (no check).  ``PipelinedUpload`` also
+takes "both" (CRC32C and MD5 in the final ``x-goog-hash``)."""
 
 DOWNLOAD_CHECKSUM_ERROR = "checksum must be ``'md5'``, ``'crc32c'`` or ``None``"
 
@@ -129,8 +136,23 @@ def mismatch_message(
     Returns:
         The mismatch text followed by the download-info text.
     """
-    mismatch = _DOWNLOAD_MISMATCH.format(url, expected, actual, checksum_type=name.upper())
+    mismatch = download_mismatch_text(url, name, expected, actual)
     return mismatch + incomplete_message(stored_length, stored_encoding, read)
+
+
+def download_mismatch_text(url: str, name: str, expected: str, actual: str) -> str:
+    """The first part of a download's mismatch message (without the download info).
+
+    Args:
+        url: The media URL.
+        name: "md5" or "crc32c".
+        expected: The server's base64 checksum.
+        actual: The computed base64 checksum.
+
+    Returns:
+        ``Checksum mismatch while downloading: …`` naming both checksums.
+    """
+    return _DOWNLOAD_MISMATCH.format(url, expected, actual, checksum_type=name.upper())
 
 
 def incomplete_message(stored_length: Any, stored_encoding: Any, read: int) -> str:

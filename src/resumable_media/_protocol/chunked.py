@@ -194,10 +194,9 @@ class ChunkedDownloadProtocol:
         # wrong place or end the download early.
         requested = self._requested
         total = self._total_bytes
-        wrong = parsed.end < parsed.start or (
-            requested is not None and (parsed.start != requested[0] or parsed.end > requested[1])
-        )
-        if wrong or (total is not None and parsed.total is not None and parsed.total != total):
+        first, last = (None, None) if requested is None else requested
+        known_total = total if parsed.total is not None else None
+        if not ranges.matches_request(parsed, first, last, known_total):
             self._make_invalid()
             expected = "?" if requested is None else f"{requested[0]}-{requested[1]}"
             raise common.InvalidResponse(

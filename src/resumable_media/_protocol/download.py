@@ -28,39 +28,49 @@ from resumable_media._protocol.request import (
     require_status,
 )
 
-__all__ = ["DownloadProtocol", "add_generation"]
+__all__ = ["DownloadProtocol", "add_generation", "header_int"]
 
 _LOGGER = logging.getLogger(__name__)
 _ACCEPTABLE = (200, 206)
 _DECODE_PIECE = 8 * 1024 * 1024
 
 
-def add_generation(url: str, generation: int) -> str:
-    """Return ``url`` with a ``generation`` query parameter (unless it already has one).
+def add_generation(url: str, generation: int | None) -> str:
+    """Return ``url`` pinned to ``generation`` (unless it has a ``generation`` parameter).
+
+    The parameter is appended; the rest of the URL is kept byte for byte.
 
     Args:
         url: The media URL.
-        generation: The object generation to pin.
+        generation: The object generation to pin, or None (``url`` is returned as is).
 
     Returns:
-        The URL with ``generation=<generation>`` merged into its query.
+        The URL with ``generation=<generation>`` in its query.
     """
-    parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
-    if "generation" in query:
+    if generation is None or "generation" in _query(url):
         return url
-    query["generation"] = [str(generation)]
-    new_query = urllib.parse.urlencode(query, doseq=True)
-    return urllib.parse.urlunsplit(parts._replace(query=new_query))
+    base, hash_mark, fragment = url.partition("#")
+    separator = "&" if "?" in base else "?"
+    if base.endswith(("?", "&")):
+        separator = ""
+    return f"{base}{separator}generation={generation}{hash_mark}{fragment}"
+
+
+def _query(url: str) -> dict[str, list[str]]:
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(url).query, keep_blank_values=True)
 
 
 def _url_generation(url: str) -> int | None:
-    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
-    values = query.get("generation")
+    values = _query(url).get("generation")
     return int(values[0]) if values else None
 
 
-def _header_int(response: Any, name: str, value: str) -> int:
+def header_int(response: Any, name: str, value: str) -> int:
+    """Parse an integer response header.
+
+    Raises:
+        InvalidResponse: ``('Unexpected {name} header', value)``.
+    """
     try:
         return int(value)
     except ValueError:
@@ -214,7 +224,7 @@ class DownloadProtocol:
         if self._object_generation is None:
             generation = get_header(headers, "x-goog-generation")
             if generation is not None:
-                self._object_generation = _header_int(response, "x-goog-generation", generation)
+                self._object_generation = header_int(response, "x-goog-generation", generation)
         encoding = (get_header(headers, "content-encoding") or "").lower() or None
         stored_encoding = (get_header(headers, "x-goog-stored-content-encoding") or "").lower()
         transcoded = stored_encoding == "gzip" and encoding != "gzip"
@@ -240,16 +250,8 @@ class DownloadProtocol:
         except ValueError:
             parsed = None
         expected = self._expected_start
-        if (
-            parsed is None
-            or (expected is not None and parsed.start != expected)
-            or (self.end is not None and parsed.end > self.end)
-            or (
-                self._stored_received > 0
-                and self._stored_total is not None
-                and parsed.total != self._stored_total
-            )
-        ):
+        known_total = self._stored_total if self._stored_received > 0 else None
+        if parsed is None or not ranges.matches_request(parsed, expected, self.end, known_total):
             wanted = "?" if expected is None else str(expected)
             raise common.InvalidResponse(
                 response,
@@ -276,7 +278,7 @@ class DownloadProtocol:
             self._covers_object = True
             length = get_header(headers, "content-length")
             self._stored_total = (
-                _header_int(response, "content-length", length) if length is not None else None
+                header_int(response, "content-length", length) if length is not None else None
             )
             return
         value = get_header(headers, "content-range")

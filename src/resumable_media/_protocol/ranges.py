@@ -13,6 +13,7 @@ import re
 __all__ = [
     "ContentRange",
     "format_content_range",
+    "matches_request",
     "parse_content_range",
     "parse_persisted_range",
     "parse_unsatisfied_range",
@@ -91,6 +92,40 @@ def parse_content_range(value: str) -> ContentRange:
     if total is not None and end >= total:
         raise ValueError(f"Content-Range extends past the object size: {value!r}")
     return ContentRange(start, end, total)
+
+
+def matches_request(
+    received: ContentRange,
+    start: int | None,
+    last: int | None,
+    total: int | None,
+    *,
+    exact: bool = False,
+) -> bool:
+    """Whether a 206's ``Content-Range`` is the range that was asked for.
+
+    A body for other bytes would land in the wrong place, and another object size means
+    the object changed between requests.
+
+    Args:
+        received: The parsed ``Content-Range``.
+        start: The first byte asked for (None: not known, e.g. a suffix range).
+        last: The last byte asked for (None: to the end).
+        total: The object size the answer must state (None: not checked).
+        exact: The answer must reach ``last`` (or the object's last byte), not stop short.
+
+    Returns:
+        True when the answer is acceptable.
+    """
+    if start is not None and received.start != start:
+        return False
+    if total is not None and received.total != total:
+        return False
+    if last is None:
+        return True
+    if exact:
+        return received.end == (last if received.total is None else min(last, received.total - 1))
+    return received.end <= last
 
 
 def parse_unsatisfied_range(value: str) -> int:

@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from resumable_media import checksums, common
@@ -27,12 +28,18 @@ from resumable_media._protocol.request import (
     require_status,
 )
 
-__all__ = ["ResumableUploadProtocol"]
+__all__ = ["ResumableUploadProtocol", "check_final_resource"]
 
 _STREAM_ERROR = (
     "Bytes stream is in unexpected state. The local stream has had {} bytes read from it "
     "while {} bytes have already been updated (they should match)."
 )
+
+
+def _bad_range(response: Any, value: str | None) -> common.InvalidResponse:
+    return common.InvalidResponse(
+        response, 'Unexpected "range" header', value, 'Expected to be of the form "bytes=0-{end}"'
+    )
 
 
 def _is_signed(url: str) -> bool:
@@ -159,11 +166,7 @@ class ResumableUploadProtocol:
             raise ValueError("Upload has finished.")
         if self._invalid:
             raise ValueError("Upload is in an invalid state. To recover call `recover()`.")
-        if self._resumable_url is None:
-            raise ValueError(
-                "This upload has not been initiated. Please call initiate() before "
-                "beginning to transmit chunks."
-            )
+        self._session_url()
         total = self._total_bytes
         if total is not None and stream_position + self._chunk_size >= total > 0:
             return max(total - stream_position, 0)
@@ -273,12 +276,7 @@ class ResumableUploadProtocol:
         if not previous <= persisted <= start + sent:
             # Unparsable, more than was ever sent, or less than already acknowledged.
             self._make_invalid()
-            raise common.InvalidResponse(
-                response,
-                'Unexpected "range" header',
-                value,
-                'Expected to be of the form "bytes=0-{end}"',
-            )
+            raise _bad_range(response, value)
         self._bytes_uploaded = persisted
         return start + sent - persisted
 
@@ -305,12 +303,7 @@ class ResumableUploadProtocol:
         Raises:
             ValueError: If the upload was not initiated.
         """
-        if self._resumable_url is None:
-            raise ValueError(
-                "This upload has not been initiated. Please call initiate() before "
-                "beginning to transmit chunks."
-            )
-        return RequestSpec("PUT", self._resumable_url, None, {"content-range": "bytes */*"})
+        return RequestSpec("PUT", self._session_url(), None, {"content-range": "bytes */*"})
 
     def _process_status_response(
         self, response: Any, status: int, headers: Headers, body: bytes
@@ -358,12 +351,160 @@ class ResumableUploadProtocol:
                 persisted = -1
             total = self._total_bytes
             if persisted < 0 or (total is not None and persisted > total):
-                raise common.InvalidResponse(
-                    response,
-                    'Unexpected "range" header',
-                    value,
-                    'Expected to be of the form "bytes=0-{end}"',
-                )
+                raise _bad_range(response, value)
             self._bytes_uploaded = persisted
         self._invalid = False
         return self._bytes_uploaded
+
+    # -- chunks from caller-owned buffers --------------------------------------------
+    # A driver that keeps every unacknowledged byte in its own buffers (PipelinedUpload)
+    # sends any slice of them: it says which request is the final one and hands in the
+    # hashes it took itself, and a 308 without ``range`` means nothing is persisted.
+
+    def use_session(self, resumable_url: str) -> None:
+        """Continue an existing session (its URL from an earlier run) instead of initiating.
+
+        Raises:
+            ValueError: If this upload already has a session.
+        """
+        if self._resumable_url is not None:
+            raise ValueError("This upload has already been initiated.")
+        self._resumable_url = resumable_url
+
+    def _session_url(self) -> str:
+        if self._resumable_url is None:
+            raise ValueError(
+                "This upload has not been initiated. Please call initiate() before "
+                "beginning to transmit chunks."
+            )
+        return self._resumable_url
+
+    def prepare_buffer_request(
+        self,
+        start: int,
+        length: int,
+        body: Any,
+        *,
+        final: bool,
+        hashes: dict[str, str] | None = None,
+    ) -> RequestSpec:
+        """Build the PUT of ``length`` caller-held bytes at ``start``.
+
+        Args:
+            start: The first byte (must be what the server acknowledged so far).
+            length: The number of bytes ``body`` carries (0 only for a final request:
+                ``bytes */start`` completes an upload that ended on a chunk boundary).
+            body: A buffer, or an iterable of buffers (streamed with ``len(body)``).
+            final: Whether these are the last bytes of the object.
+            hashes: The whole object's base64 hashes for ``x-goog-hash`` (final only).
+
+        Returns:
+            The request.
+
+        Raises:
+            ValueError: If the upload finished, has no session, or ``start`` is not the
+                acknowledged size.
+        """
+        url = self._session_url()
+        if self._finished:
+            raise ValueError("Upload has finished.")
+        if start != self._bytes_uploaded:
+            raise ValueError(_STREAM_ERROR.format(start, self._bytes_uploaded))
+        if not length and not final:
+            raise ValueError("Stream is already exhausted. There is no content remaining.")
+        end = start + length
+        headers = {
+            **self._headers,
+            "content-range": ranges.format_content_range(start, end - 1, end if final else None),
+        }
+        if final and hashes:
+            headers["x-goog-hash"] = checksums.format_goog_hash(hashes)
+        self._sent = (start, length)
+        self._sent_total = end if final else None
+        return RequestSpec("PUT", url, body, headers)
+
+    def prepare_status_query(self) -> RequestSpec:
+        """Build the status query (``content-range: bytes */*``) with the extra headers."""
+        headers = {**self._headers, "content-range": "bytes */*"}
+        return RequestSpec("PUT", self._session_url(), b"", headers)
+
+    def process_buffer_response(
+        self, response: Any, status: int, headers: Headers, body: Callable[[], Any]
+    ) -> int | dict[str, Any]:
+        """Interpret the answer to a buffered PUT or a status query.
+
+        Args:
+            response: The response.
+            status: Its status.
+            headers: Its headers.
+            body: Returns the parsed JSON body (called only for a 200/201).
+
+        Returns:
+            The bytes the server persisted (308), or the object resource once complete.
+
+        Raises:
+            InvalidResponse: Another status, or a malformed ``range``.
+            ConnectionError: The final JSON was cut off (the object exists; a status
+                query fetches it again).
+        """
+        if status == common.PERMANENT_REDIRECT:
+            value = get_header(headers, "range")
+            try:
+                persisted = 0 if value is None else ranges.parse_persisted_range(value)
+            except ValueError:
+                raise _bad_range(response, value) from None
+            self._bytes_uploaded = persisted
+            return persisted
+        if status not in (200, 201):
+            excerpt = str(getattr(response, "text", "") or "")[:500]
+            raise common.InvalidResponse(
+                response,
+                "Request failed with status code",
+                status,
+                "Expected one of",
+                200,
+                201,
+                common.PERMANENT_REDIRECT,
+                excerpt,
+            )
+        try:
+            resource: dict[str, Any] = body()
+        except ValueError:
+            raise ConnectionError("the final response body was not valid JSON") from None
+        self._finished = True
+        return resource
+
+
+def check_final_resource(
+    response: Any, resource: dict[str, Any], sent: int, hashes: dict[str, str | None]
+) -> bool:
+    """Check a completed upload's object resource against what was sent.
+
+    Args:
+        response: The response that carried ``resource``.
+        resource: The object resource JSON.
+        sent: The number of bytes sent.
+        hashes: ``{"crc32c": b64 | None, "md5Hash": b64 | None}``: the local hashes.
+
+    Returns:
+        True when at least one hash was compared (and matched).
+
+    Raises:
+        DataCorruption: The size or a hash differs.
+    """
+    size = resource.get("size")
+    if size is not None and int(size) != sent:
+        raise common.DataCorruption(
+            response, f"the uploaded object has {size} bytes but {sent} were sent"
+        )
+    verified = False
+    for key, local in hashes.items():
+        remote = resource.get(key)
+        if local is None or remote is None:
+            continue
+        if remote != local:
+            raise common.DataCorruption(
+                response, f"the uploaded object's {key} is {remote} but the data sent has {local}"
+            )
+        verified = True
+    return verified

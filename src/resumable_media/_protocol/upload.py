@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+import urllib.parse
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping
 from typing import Any
@@ -69,6 +70,14 @@ def construct_multipart_request(
         ]
     )
     return body, boundary
+
+
+def _with_query(url: str, query: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+def _quoted(upload_id: str) -> str:
+    return urllib.parse.quote(upload_id, safe="")
 
 
 def _check_bytes(data: object) -> None:
@@ -232,8 +241,17 @@ class XMLMPUContainerProtocol:
             raise ValueError("This upload has not yet been initiated.")
         return self._upload_id
 
-    def _prepare_initiate_request(self, content_type: str) -> RequestSpec:
+    def _upload_url(self, upload_id: str) -> str:
+        return _with_query(self.upload_url, f"uploadId={_quoted(upload_id)}")
+
+    def _prepare_initiate_request(
+        self, content_type: str, custom_metadata: Mapping[str, object] | None = None
+    ) -> RequestSpec:
         """Build ``POST {url}?uploads``.
+
+        Args:
+            content_type: The object's content type.
+            custom_metadata: The object's custom metadata, sent as ``x-goog-meta-*``.
 
         Raises:
             ValueError: If the upload was already initiated.
@@ -241,7 +259,9 @@ class XMLMPUContainerProtocol:
         if self._upload_id is not None:
             raise ValueError("This upload has already been initiated.")
         headers = {**self._headers, "content-type": content_type}
-        return RequestSpec("POST", self.upload_url + "?uploads", None, headers)
+        for key, value in (custom_metadata or {}).items():
+            headers[f"x-goog-meta-{key}"] = str(value)
+        return RequestSpec("POST", _with_query(self.upload_url, "uploads"), None, headers)
 
     def _process_initiate_response(self, response: Any, status: int, body: bytes) -> None:
         """Take the upload id from the XML answer.
@@ -271,8 +291,9 @@ class XMLMPUContainerProtocol:
             part = ElementTree.SubElement(root, "Part")
             ElementTree.SubElement(part, "PartNumber").text = str(number)
             ElementTree.SubElement(part, "ETag").text = etag
-        body = ElementTree.tostring(root)
-        return RequestSpec("POST", f"{self.upload_url}?uploadId={upload_id}", body, self._headers)
+        return RequestSpec(
+            "POST", self._upload_url(upload_id), ElementTree.tostring(root), self._headers
+        )
 
     def _process_finalize_response(self, response: Any, status: int) -> None:
         """Mark the upload complete after a 200.
@@ -289,8 +310,7 @@ class XMLMPUContainerProtocol:
         Raises:
             ValueError: If the upload was not initiated.
         """
-        upload_id = self._require_id()
-        return RequestSpec("DELETE", f"{self.upload_url}?uploadId={upload_id}", None, self._headers)
+        return RequestSpec("DELETE", self._upload_url(self._require_id()), None, self._headers)
 
     def _process_cancel_response(self, response: Any, status: int) -> None:
         """Check the abort answered 204.
@@ -299,6 +319,24 @@ class XMLMPUContainerProtocol:
             InvalidResponse: If the status is not 204.
         """
         _require_status(response, status, (204,))
+
+    def _prepare_object_request(self) -> RequestSpec:
+        """Build ``HEAD {url}``: the completed object's headers (size, generation, hashes)."""
+        return RequestSpec("HEAD", self.upload_url, None, self._headers)
+
+    def _process_object_response(self, response: Any, status: int, headers: Headers) -> str | None:
+        """Check the completed object's HEAD answer.
+
+        Returns:
+            The object's base64 CRC32C from ``x-goog-hash``, or None when absent.
+
+        Raises:
+            InvalidResponse: If the status is not 200 or ``x-goog-hash`` repeats the CRC32C.
+        """
+        _require_status(response, status, (200,))
+        return checks.expected_download_checksum(
+            response, headers, "crc32c", self.upload_url, log_missing=False
+        )
 
 
 class XMLMPUPartProtocol:
@@ -350,7 +388,13 @@ class XMLMPUPartProtocol:
     etag = property(lambda self: self._etag, doc="str | None: The ETag, once uploaded.")
     finished = property(lambda self: self._finished, doc="bool: Whether the part is uploaded.")
 
-    def _prepare_upload_request(self, payload: bytes) -> RequestSpec:
+    @property
+    def local_checksum(self) -> str | None:
+        """str | None: The base64 checksum of the prepared payload (None without one)."""
+        hasher = self._checksum_object
+        return None if hasher is None else hasher.b64digest()
+
+    def _prepare_upload_request(self, payload: bytes | memoryview) -> RequestSpec:
         """Build ``PUT {url}?partNumber=…&uploadId=…`` for the part's bytes.
 
         Args:
@@ -372,7 +416,8 @@ class XMLMPUPartProtocol:
                 {self._checksum_type: self._checksum_object.b64digest()}
             )
             headers = {**self._headers, "x-goog-hash": value}
-        url = f"{self.upload_url}?partNumber={self._part_number}&uploadId={self._upload_id}"
+        query = f"partNumber={self._part_number}&uploadId={_quoted(self._upload_id)}"
+        url = _with_query(self.upload_url, query)
         return RequestSpec("PUT", url, payload, headers)
 
     def _process_upload_response(

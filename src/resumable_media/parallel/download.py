@@ -25,22 +25,25 @@ from typing import Any
 
 from resumable_media import checksums, common
 from resumable_media._transport import (
+    DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
+    Timeout,
     Transport,
     TransportFactory,
     TransportSource,
+    own_retry,
     transport_source,
 )
 from resumable_media.parallel import single
 from resumable_media.parallel.follow import BackgroundSync, OrderedMd5
 from resumable_media.parallel.journal import Journal
+from resumable_media.parallel.messages import JobMessage, JobProgress
 from resumable_media.parallel.plan import (
     DEFAULT_CHUNK_SIZE,
     Chunk,
     RangeJob,
     TransferResult,
     headers_tuple,
-    pin_generation,
     plan_chunks,
     resolve_write_mode,
 )
@@ -58,6 +61,36 @@ JOURNAL_INTERVAL_S = 0.5
 """float: How often (at most) the resume journal is rewritten while a download runs."""
 
 _KEEP_FOR_RESUME = (KeyboardInterrupt, ConnectionError, TimeoutError)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Restart:
+    """An attempt ended in a way that calls for another: with or without the journal, and
+    (after a resumed run failed to verify) with the progress count started afresh."""
+
+    allow_resume: bool
+    fresh_progress: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Opened:
+    """An attempt after its first request: the temp file, the journal it resumes (None
+    when starting afresh), the probe range, its open response and the object's facts."""
+
+    sink: TempSink
+    journal: Journal | None
+    probe: single.Probe
+    response: Any
+    info: single.FirstInfo
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Layout:
+    """The chunks of an attempt, the journal that tracks them, and the last byte."""
+
+    chunks: list[Chunk]
+    journal: Journal
+    end: int
 
 
 class _ChunkState:
@@ -122,8 +155,9 @@ class ParallelDownload:
         end: Last byte to download (inclusive); None for the end of the object.  Partial
             downloads cannot be checked against the whole-object hash (``verified`` False).
         resume: Reuse the temporary file and journal of an interrupted run.
-        retry: The retry policy for each request (None: the default RetryStrategy).
-        timeout: The (connect, read) timeout in seconds.
+        retry: The retry policy for each request (default: a fresh default RetryStrategy;
+            None: a single attempt, as everywhere in the package).
+        timeout: Seconds to wait: one number, a (connect, read) pair, or None.
         decompress: Decompress gzip-stored objects (single stream); False saves the stored
             bytes, fetched in parallel.
         start_method: The multiprocessing start method for worker processes.
@@ -149,8 +183,8 @@ class ParallelDownload:
         start: int | None = None,
         end: int | None = None,
         resume: bool = True,
-        retry: common.RetryStrategy | None = None,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: common.RetryStrategy | None = DEFAULT_RETRY,
+        timeout: Timeout = DEFAULT_TIMEOUT,
         decompress: bool = True,
         start_method: str = DEFAULT_START_METHOD,
         write_mode: str = "auto",
@@ -172,7 +206,7 @@ class ParallelDownload:
         self.start = start or 0
         self.end = end
         self.resume = resume
-        self.retry = common.RetryStrategy() if retry is None else retry
+        self.retry = own_retry(retry)
         self.timeout = timeout
         self.decompress = decompress
         self.start_method = start_method
@@ -207,25 +241,74 @@ class ParallelDownload:
             transport_factory, processes=self.processes, owner="ParallelDownload"
         )
         began = time.monotonic()
-        result = self._consume(factory, ProgressTracker(progress, None), allow_resume=self.resume)
+        result = self._consume(factory, ProgressTracker(progress, None))
         seconds = max(time.monotonic() - began, 1e-9)
         return TransferResult(
-            bytes=result["bytes"],
+            bytes=result.bytes,
             seconds=seconds,
-            throughput=result["bytes"] / seconds,
-            crc32c=result["crc32c"],
-            md5=result["md5"],
-            verified=result["verified"],
-            generation=result["generation"],
-            response=None,
+            throughput=result.bytes / seconds,
+            crc32c=result.crc32c,
+            md5=result.md5,
+            verified=result.verified,
+            generation=result.generation,
         )
 
     # ------------------------------------------------------------------ #
 
-    def _consume(
-        self, factory: TransportSource, tracker: ProgressTracker, *, allow_resume: bool
-    ) -> dict[str, Any]:
+    def _consume(self, factory: TransportSource, tracker: ProgressTracker) -> single.Outcome:
+        """Attempt the download until an attempt ends it (restarts are a loop)."""
         transport = transport_for(factory)
+        allow_resume = self.resume
+        while True:
+            step = self._attempt(factory, transport, tracker, allow_resume)
+            if isinstance(step, single.Outcome):
+                return step
+            allow_resume = step.allow_resume
+            if step.fresh_progress:
+                tracker = ProgressTracker(tracker.callback, None)
+
+    def _attempt(
+        self,
+        factory: TransportSource,
+        transport: Any,
+        tracker: ProgressTracker,
+        allow_resume: bool,
+    ) -> single.Outcome | _Restart:
+        """One pass: probe, plan (or stream whole), fetch, verify, commit."""
+        opened = self._open(transport, allow_resume)
+        if isinstance(opened, _Restart):
+            return opened
+        if opened.info.whole_stream:
+            return single.stream_whole(
+                self, opened.sink, transport, opened.response, opened.info, tracker
+            )
+        layout = self._lay_out(opened, tracker)
+        if isinstance(layout, _Restart):
+            return layout
+        crc, md5_b64 = self._fetch(factory, transport, opened, layout, tracker)
+        tracker.tick(force=True)
+        full = self.start == 0 and layout.end == opened.info.total - 1
+        try:
+            verified = single.verify(self, opened.info.hashes, crc, md5_b64, full=full)
+        except common.DataCorruption:
+            opened.sink.discard()
+            if opened.journal is None:
+                raise
+            _LOGGER.warning(
+                "resumed download of %s failed to verify; starting over", self.media_url
+            )
+            return _Restart(allow_resume=False, fresh_progress=True)
+        opened.sink.commit()
+        return single.Outcome(
+            bytes=layout.end - self.start + 1,
+            crc32c=checksums.crc32c_to_b64(crc),
+            md5=md5_b64,
+            verified=verified,
+            generation=opened.info.generation,
+        )
+
+    def _open(self, transport: Any, allow_resume: bool) -> _Opened | _Restart:
+        """Find a usable journal, send the first request, and check the journal still fits."""
         sink = TempSink(self.filename)
         journal = Journal.load(sink.journal_path) if allow_resume else None
         if journal is not None and not (
@@ -241,12 +324,14 @@ class ParallelDownload:
             _LOGGER.info("%s changed since the interrupted run; starting over", self.media_url)
             single.close(response)
             sink.discard()
-            return self._consume(factory, tracker, allow_resume=False)
-        if info.whole_stream:
-            return single.stream_whole(self, sink, transport, response, info, tracker)
+            return _Restart(allow_resume=False)
+        return _Opened(sink=sink, journal=journal, probe=probe, response=response, info=info)
+
+    def _lay_out(self, opened: _Opened, tracker: ProgressTracker) -> _Layout | _Restart:
+        """Plan the chunks, open the temporary file, and re-check a resumed run's bytes."""
+        info, sink, journal = opened.info, opened.sink, opened.journal
         end = info.total - 1 if self.end is None else min(self.end, info.total - 1)
         chunks = plan_chunks(self.start, end, self.chunk_size)
-        resumed = journal is not None
         if journal is None:
             journal = Journal(
                 media_url=self.media_url,
@@ -263,86 +348,77 @@ class ParallelDownload:
         for chunk in chunks:
             tracker.set(chunk.index, journal.chunks[chunk.index][0])
         try:
-            sink.open(end - self.start + 1, keep_existing=resumed)
+            sink.open(end - self.start + 1, keep_existing=opened.journal is not None)
         except BaseException:
-            single.close(response)
+            single.close(opened.response)
             raise
-        if resumed and _forget_unverified(sink.fd, chunks, journal):
+        if opened.journal is not None and _forget_unverified(sink.fd, chunks, journal):
             # Bytes the journal counts as done are not on disk any more (lost writes after a
             # crash, or changed by someone else): fetch those chunks again, from a fresh probe.
-            single.close(response)
+            single.close(opened.response)
             Journal.save(journal, sink.journal_path)
             sink.release()
-            return self._consume(factory, tracker, allow_resume=True)
-        url = pin_generation(self.media_url, info.generation)
-        jobs = [
-            RangeJob(
-                transfer_id=0,
-                index=chunk.index,
-                url=url,
-                path=sink.temp_path,
-                offset=chunk.offset,
-                start=chunk.start,
-                length=chunk.length,
-                done=journal.chunks[chunk.index][0],
-                crc=journal.chunks[chunk.index][1],
-                total=info.total,
-                generation=info.generation,
-                headers=self.headers,
-                factory=factory,
-                retry=self.retry,
-                timeout=self.timeout,
-                write_mode=self.write_mode,
-            )
-            for chunk in chunks
-        ]
+            return _Restart(allow_resume=True)
+        return _Layout(chunks=chunks, journal=journal, end=end)
+
+    def _fetch(
+        self,
+        factory: TransportSource,
+        transport: Any,
+        opened: _Opened,
+        layout: _Layout,
+        tracker: ProgressTracker,
+    ) -> tuple[int, str | None]:
+        """Fetch every chunk; keep the partial state for resume after a transient failure."""
+        chunks, journal, sink = layout.chunks, layout.journal, opened.sink
+        resumed = opened.journal is not None
+        jobs = [self._job(chunk, journal, opened, factory) for chunk in chunks]
         md5 = OrderedMd5(sink.fd, chunks) if self.checksum == "md5" else None
+        probe_index, response = opened.probe.index, opened.response
         try:
             if len(chunks) <= 2 and not resumed:
                 with tracker.ticking():
-                    _run_in_process(transport, jobs, probe.index, response, journal, tracker, md5)
+                    _run_in_process(transport, jobs, probe_index, response, journal, tracker, md5)
             else:
                 self._run_pooled(
-                    transport, jobs, probe.index, response, journal, sink, tracker, md5
+                    transport, jobs, probe_index, response, journal, sink, tracker, md5
                 )
             crc = checksums.crc32c_combine_many(
                 (journal.chunks[chunk.index][1], chunk.length) for chunk in chunks
             )
-            md5_b64 = None if md5 is None else _b64(md5.result())
-        except _KEEP_FOR_RESUME:
+            return crc, None if md5 is None else _b64(md5.result())
+        except BaseException as exc:
             if md5 is not None:
                 md5.cancel()
-            if self.resume and len(chunks) > 2:
+            if isinstance(exc, _KEEP_FOR_RESUME) and self.resume and len(chunks) > 2:
                 Journal.save(journal, sink.journal_path)
                 sink.release()
             else:
                 sink.discard()
             raise
-        except BaseException:
-            if md5 is not None:
-                md5.cancel()
-            sink.discard()
-            raise
-        tracker.tick(force=True)
-        full = self.start == 0 and end == info.total - 1
-        try:
-            verified = single.verify(self, info.hashes, crc, md5_b64, full=full)
-        except common.DataCorruption:
-            sink.discard()
-            if resumed:
-                _LOGGER.warning("resumed download of %s failed to verify; starting over", url)
-                return self._consume(
-                    factory, ProgressTracker(tracker.callback, None), allow_resume=False
-                )
-            raise
-        sink.commit()
-        return {
-            "bytes": end - self.start + 1,
-            "crc32c": checksums.crc32c_to_b64(crc),
-            "md5": md5_b64,
-            "verified": verified,
-            "generation": info.generation,
-        }
+
+    def _job(
+        self, chunk: Chunk, journal: Journal, opened: _Opened, factory: TransportSource
+    ) -> RangeJob:
+        done, crc = journal.chunks[chunk.index]
+        return RangeJob(
+            transfer_id=0,
+            index=chunk.index,
+            url=self.media_url,
+            path=opened.sink.temp_path,
+            offset=chunk.offset,
+            start=chunk.start,
+            length=chunk.length,
+            done=done,
+            crc=crc,
+            total=opened.info.total,
+            generation=opened.info.generation,
+            headers=self.headers,
+            factory=factory,
+            retry=self.retry,
+            timeout=self.timeout,
+            write_mode=self.write_mode,
+        )
 
     def _run_pooled(
         self,
@@ -394,9 +470,10 @@ def _run_in_process(
 ) -> None:
     """Small objects: fetch the (at most two) chunks one after the other on this thread."""
 
-    def report(message: tuple[Any, ...]) -> None:
-        tracker.set(message[2], message[3])
-        tracker.tick()
+    def report(message: JobMessage) -> None:
+        if isinstance(message, JobProgress):
+            tracker.set(message.index, message.done)
+            tracker.tick()
 
     for job in jobs:
         first = response if job.index == probe_index else None

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-import http.client
 import io
 import logging
 import os
@@ -28,16 +27,21 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from resumable_media import checksums, common
-from resumable_media._protocol import ranges
-from resumable_media._protocol.resumable import ResumableUploadProtocol
+from resumable_media._protocol.request import RequestSpec
+from resumable_media._protocol.resumable import ResumableUploadProtocol, check_final_resource
 from resumable_media._transport import (
+    DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
     Retrying,
+    Timeout,
     Transport,
     TransportFactory,
     as_transport,
+    close_quietly,
     is_retryable_error,
+    own_retry,
     round_trip,
+    send,
 )
 from resumable_media.parallel.plan import TransferResult
 from resumable_media.parallel.progress import ProgressCallback, ProgressTracker
@@ -45,8 +49,6 @@ from resumable_media.parallel.progress import ProgressCallback, ProgressTracker
 __all__ = ["PipelinedUpload"]
 
 _LOGGER = logging.getLogger(__name__)
-
-_COMPLETE = (http.client.OK, http.client.CREATED)
 
 
 class _Filled:
@@ -156,15 +158,6 @@ class _Begun:
     total: int | None
 
 
-def _close_quietly(transport: Any) -> None:
-    close = getattr(transport, "close", None)
-    if close is not None:
-        try:
-            close()
-        except Exception:
-            _LOGGER.debug("closing the upload's own transport raised", exc_info=True)
-
-
 class _BulkBody:
     """A request body that streams the reader's chunks ``[start, end)`` as they are filled.
 
@@ -215,8 +208,9 @@ class PipelinedUpload:
         checksum: "crc32c" (default), "md5", "both", "auto" or None: which hashes go in the
             final request's ``x-goog-hash`` and are checked against the final JSON.
         headers: Extra headers for every request.
-        retry: The retry policy (None: the default RetryStrategy).
-        timeout: The (connect, read) timeout in seconds.
+        retry: The retry policy (default: a fresh default RetryStrategy;
+            None: a single attempt, as everywhere in the package).
+        timeout: Seconds to wait: one number, a (connect, read) pair, or None.
         single_request: For a source of known size (a path or a seekable stream), send
             everything but the last chunk in one streamed PUT, fed from the same two
             buffers, then the last chunk with ``x-goog-hash`` (whose value is only known
@@ -239,8 +233,8 @@ class PipelinedUpload:
         *,
         checksum: str | None = "crc32c",
         headers: dict[str, str] | None = None,
-        retry: common.RetryStrategy | None = None,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: common.RetryStrategy | None = DEFAULT_RETRY,
+        timeout: Timeout = DEFAULT_TIMEOUT,
         single_request: bool = False,
     ) -> None:
         if chunk_size <= 0 or chunk_size % common.UPLOAD_CHUNK_SIZE:
@@ -253,10 +247,12 @@ class PipelinedUpload:
             resolved = checksums.resolve_checksum(checksum)
             self.hashes = () if resolved is None else (resolved,)
         self.headers = dict(headers or {})
-        self.retry = common.RetryStrategy() if retry is None else retry
+        self.retry = own_retry(retry)
         self.timeout = timeout
         self.single_request = single_request
         self.resumable_url: str | None = None
+        self._protocol = self._new_protocol()
+        self._last_response: Any = None
 
     def transmit(
         self,
@@ -289,7 +285,7 @@ class PipelinedUpload:
                 is a credential for this upload: store it privately.
 
         Returns:
-            The result, with the final object JSON in ``response``.
+            The result, with the final object JSON in ``resource``.
 
         Raises:
             InvalidResponse: The server refused a request (after retries); when resuming,
@@ -320,7 +316,7 @@ class PipelinedUpload:
             if owned:
                 stream.close()
             if owns_session:
-                _close_quietly(session)
+                close_quietly(session)
         return self._result(final, reader, tracker, began)
 
     def _begin(
@@ -340,12 +336,14 @@ class PipelinedUpload:
             return begun
         total = begun.total
         assert total is not None  # checked by transmit
+        self._protocol = self._new_protocol()
+        self._protocol.use_session(resumable_url)
         self.resumable_url = resumable_url
-        state = self._query(transport)
+        state, response = self._query(transport)
         start = total if isinstance(state, dict) else state
         if start > total:
             raise common.InvalidResponse(
-                None,
+                response,
                 f"the upload session has {start} bytes but the source only "
                 f"{total}; it belongs to another file",
             )
@@ -385,7 +383,8 @@ class PipelinedUpload:
         sent = tracker.bytes_done
         crc_b64 = checksums.crc32c_to_b64(reader.crc)
         md5_b64 = None if reader.md5 is None else base64.b64encode(reader.md5.digest()).decode()
-        verified = _verify_final(final, sent, crc_b64 if "crc32c" in self.hashes else None, md5_b64)
+        local = {"crc32c": crc_b64 if "crc32c" in self.hashes else None, "md5Hash": md5_b64}
+        verified = check_final_resource(self._last_response, final, sent, local)
         tracker.tick(force=True)
         seconds = max(time.monotonic() - began, 1e-9)
         generation = final.get("generation")
@@ -397,14 +396,14 @@ class PipelinedUpload:
             md5=md5_b64,
             verified=verified,
             generation=int(generation) if generation is not None else None,
-            response=final,
+            resource=final,
         )
 
     def _initiate(
         self, transport: Any, metadata: dict[str, Any], content_type: str, total: int | None
     ) -> str:
         """Start the session through the core's initiate (200/201, signed URLs included)."""
-        protocol = ResumableUploadProtocol(self.upload_url, self.chunk_size, None, self.headers)
+        protocol = self._protocol = self._new_protocol()
         spec = protocol._prepare_initiate_request(0, metadata, content_type, total)
         round_trip(
             transport,
@@ -415,6 +414,17 @@ class PipelinedUpload:
         )
         assert protocol.resumable_url is not None
         return str(protocol.resumable_url)
+
+    def _new_protocol(self) -> ResumableUploadProtocol:
+        return ResumableUploadProtocol(self.upload_url, self.chunk_size, None, dict(self.headers))
+
+    def _round(self, transport: Any, spec: RequestSpec) -> int | dict[str, Any]:
+        """Send one buffered PUT or status query; the core interprets the answer."""
+        response = send(transport, spec, self.timeout)
+        self._last_response = response
+        return self._protocol.process_buffer_response(
+            response, response.status_code, response.headers, response.json
+        )
 
     def _send_bulk(
         self, transport: Any, reader: _Reader, start: int, total: int, tracker: ProgressTracker
@@ -431,14 +441,9 @@ class PipelinedUpload:
             return start
         end = start + chunks * self.chunk_size
         body = _BulkBody(reader, start, end, tracker)
-        headers = dict(self.headers)
-        headers["content-range"] = ranges.format_content_range(start, end - 1, None)
-        assert self.resumable_url is not None
+        spec = self._protocol.prepare_buffer_request(start, end - start, body, final=False)
         try:
-            response = transport.request(
-                "PUT", self.resumable_url, data=body, headers=headers, timeout=self.timeout
-            )
-            result = _interpret(response)
+            result = self._round(transport, spec)
         except Exception as exc:
             if body.error is not None:
                 raise body.error from exc  # the source failed, not the connection
@@ -457,26 +462,29 @@ class PipelinedUpload:
 
     def _restart(self, transport: Any, stream: Any, base: int, total: int) -> tuple[_Reader, int]:
         """A fresh reader positioned after what the server persisted (its hashes re-taken)."""
-        state = self._query(transport)
+        state, response = self._query(transport)
         if isinstance(state, dict):
             raise common.InvalidResponse(
-                None, "the server finalized the upload before its last chunk was sent"
+                response, "the server finalized the upload before its last chunk was sent"
             )
         if state > total:
             raise common.InvalidResponse(
-                None, f"the server reports {state} bytes persisted of a {total}-byte source"
+                response, f"the server reports {state} bytes persisted of a {total}-byte source"
             )
         stream.seek(base)
         reader = _Reader(stream, self.chunk_size, "md5" in self.hashes)
         reader.skip_to(state)
         return reader, state
 
-    def _query(self, transport: Any, retrying: Retrying | None = None) -> int | dict[str, Any]:
+    def _query(
+        self, transport: Any, retrying: Retrying | None = None
+    ) -> tuple[int | dict[str, Any], Any]:
         """Ask the session how much it persisted, retrying transient failures under
-        ``retrying`` (a fresh loop when None)."""
+        ``retrying`` (a fresh loop when None); also returns the answer."""
         if retrying is None:
             retrying = Retrying(self.retry, what="upload status query")
-        return retrying.call(lambda: self._status(transport))
+        state = retrying.call(lambda: self._round(transport, self._protocol.prepare_status_query()))
+        return state, self._last_response
 
     def _send_all(
         self,
@@ -500,7 +508,7 @@ class PipelinedUpload:
                 if isinstance(result, dict):
                     if not final:
                         raise common.InvalidResponse(
-                            None,
+                            self._last_response,
                             f"the server reported the upload complete after {end} bytes, but "
                             "the source has more; the upload cannot be trusted",
                         )
@@ -512,7 +520,7 @@ class PipelinedUpload:
                     # An accepted PUT that persisted nothing: retried like a failure, within
                     # the retry budget, never for ever.
                     stuck = common.InvalidResponse(
-                        None,
+                        self._last_response,
                         f"the server keeps acknowledging {result} bytes without persisting "
                         f"bytes {acknowledged}-{end - 1}; giving up",
                     )
@@ -523,7 +531,7 @@ class PipelinedUpload:
                 tracker.tick()
                 if acknowledged < item.start or acknowledged > end:
                     raise common.InvalidResponse(
-                        None,
+                        self._last_response,
                         f"the server reports {acknowledged} bytes persisted, outside the "
                         f"buffered range {item.start}-{end}; the upload cannot continue",
                     )
@@ -546,64 +554,25 @@ class PipelinedUpload:
         except Exception as exc:
             if not retrying.backoff(exc):
                 raise
-        return self._query(transport, retrying)
+        return self._query(transport, retrying)[0]
 
     def _put(
         self, transport: Any, item: _Filled, position: int, final: bool, reader: _Reader
     ) -> int | dict[str, Any]:
         """Send the unacknowledged part of ``item``; return bytes persisted or the final JSON."""
-        end = item.start + item.length
-        headers = dict(self.headers)
-        size = end if final else None
-        if position < end:
-            headers["content-range"] = ranges.format_content_range(position, end - 1, size)
-        else:  # the stream ended exactly on a chunk boundary: an empty finalising PUT
-            headers["content-range"] = ranges.format_content_range(None, None, end)
-        if final and self.hashes:
-            hashes = {"crc32c": checksums.crc32c_to_b64(reader.crc)}
-            if reader.md5 is not None:
-                hashes["md5"] = base64.b64encode(reader.md5.digest()).decode()
-            headers["x-goog-hash"] = checksums.format_goog_hash(
-                {name: value for name, value in hashes.items() if name in self.hashes}
-            )
         body = memoryview(item.buffer)[position - item.start : item.length]
-        assert self.resumable_url is not None
-        response = transport.request(
-            "PUT", self.resumable_url, data=body, headers=headers, timeout=self.timeout
+        hashes = self._final_hashes(reader) if final else None
+        spec = self._protocol.prepare_buffer_request(
+            position, len(body), body, final=final, hashes=hashes
         )
-        return _interpret(response)
+        return self._round(transport, spec)
 
-    def _status(self, transport: Any) -> int | dict[str, Any]:
-        assert self.resumable_url is not None
-        headers = dict(self.headers)
-        headers["content-range"] = "bytes */*"
-        response = transport.request(
-            "PUT", self.resumable_url, data=b"", headers=headers, timeout=self.timeout
-        )
-        return _interpret(response)
-
-
-def _interpret(response: Any) -> int | dict[str, Any]:
-    status = response.status_code
-    if status == common.PERMANENT_REDIRECT:
-        value = response.headers.get("range")
-        return 0 if value is None else ranges.parse_persisted_range(value)
-    if status in _COMPLETE:
-        try:
-            resource: dict[str, Any] = response.json()
-        except ValueError:
-            # A truncated final JSON: the object exists; a status query fetches it again.
-            raise ConnectionError("the final response body was not valid JSON") from None
-        return resource
-    raise common.InvalidResponse(
-        response,
-        "Request failed with status code",
-        status,
-        "Expected one of",
-        200,
-        common.PERMANENT_REDIRECT,
-        response.text[:500],
-    )
+    def _final_hashes(self, reader: _Reader) -> dict[str, str]:
+        """The whole object's hashes (those asked for) for the final request's x-goog-hash."""
+        hashes = {"crc32c": checksums.crc32c_to_b64(reader.crc)}
+        if reader.md5 is not None:
+            hashes["md5"] = base64.b64encode(reader.md5.digest()).decode()
+        return {name: value for name, value in hashes.items() if name in self.hashes}
 
 
 def _remaining_size(stream: Any) -> int | None:
@@ -617,25 +586,3 @@ def _remaining_size(stream: Any) -> int | None:
         return int(size - here)
     except (AttributeError, OSError, ValueError):
         return None
-
-
-def _verify_final(
-    resource: dict[str, Any], sent: int, crc_b64: str | None, md5_b64: str | None
-) -> bool:
-    """Check the final object JSON against what was sent."""
-    size = resource.get("size")
-    if size is not None and int(size) != sent:
-        raise common.DataCorruption(
-            None, f"the uploaded object has {size} bytes but {sent} were sent"
-        )
-    verified = False
-    for key, local in (("crc32c", crc_b64), ("md5Hash", md5_b64)):
-        remote = resource.get(key)
-        if local is None or remote is None:
-            continue
-        if remote != local:
-            raise common.DataCorruption(
-                None, f"the uploaded object's {key} is {remote} but the data sent has {local}"
-            )
-        verified = True
-    return verified

@@ -1,4 +1,4 @@
-"""Plain data for the accelerator: chunk layouts, job specs, flattened errors, results.
+"""Plain data for the accelerator: chunk layouts, job specs, results.
 
 Invariants: everything here is a frozen, slotted dataclass of ints, strings, bytes and
 tuples, so it pickles cheaply across process boundaries and never drags a socket,
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 from resumable_media import _transport
 from resumable_media.common import RetryStrategy
@@ -18,14 +19,11 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_PART_SIZE",
     "DEFAULT_UPLOAD_THREADS",
-    "READ_SIZE",
     "WRITE_MODES",
     "Chunk",
-    "ChunkError",
     "PartJob",
     "RangeJob",
     "TransferResult",
-    "pin_generation",
     "plan_chunks",
     "resolve_write_mode",
 ]
@@ -49,9 +47,6 @@ held, 5 alternating runs each, medians): 32 MiB x 4 took 0.72 s, 32 MiB x 8 0.74
 limit and more connections only added contention.  Against a remote store, where each
 connection is limited by latency, raise ``threads_per_process``.
 """
-
-READ_SIZE = _transport.READ_SIZE
-"""int: Bytes read per ``readinto`` step (the transport's; 1 MiB measured fastest on loopback)."""
 
 WRITE_MODES = ("auto", "pwrite", "mmap")
 """tuple[str, ...]: The ways a download worker can put body bytes into the temporary file.
@@ -146,22 +141,6 @@ def plan_chunks(start: int, end: int, chunk_size: int) -> list[Chunk]:
     return chunks
 
 
-def pin_generation(url: str, generation: int | None) -> str:
-    """Return ``url`` with ``generation=`` added, so every range reads the same object version.
-
-    Args:
-        url: The media URL.
-        generation: The generation learnt from the first response, or None (not pinned).
-
-    Returns:
-        The URL to use for the remaining ranges.
-    """
-    if generation is None or "generation=" in url:
-        return url
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}generation={generation}"
-
-
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RangeJob:
     """A ranged GET whose body lands in ``path`` at ``offset`` (one download chunk).
@@ -169,7 +148,7 @@ class RangeJob:
     Attributes:
         transfer_id: The transfer this job belongs to (for cancellation).
         index: The chunk index.
-        url: Media URL, generation already pinned.
+        url: Media URL (the worker pins ``generation`` into it).
         path: The temporary file (preallocated to its final size).
         offset: Where the chunk starts in ``path``.
         start: First object byte of the chunk.
@@ -182,7 +161,7 @@ class RangeJob:
         factory: Where the worker gets its transport: the pickled factory, or an in-process
             handle (``processes=0`` only).
         retry: The retry policy, or None for a single attempt.
-        timeout: The (connect, read) timeout in seconds.
+        timeout: Seconds to wait (one number, a (connect, read) pair, or None).
         write_mode: How body bytes reach ``path``: "pwrite" (read into a reused buffer,
             hashed there, written with ``os.pwrite``) or "mmap" (read straight into the
             mapped slice of the file, hashed on the mapped memory).
@@ -202,7 +181,7 @@ class RangeJob:
     headers: tuple[tuple[str, str], ...]
     factory: _transport.TransportSource
     retry: RetryStrategy | None
-    timeout: tuple[float, float]
+    timeout: _transport.Timeout
     write_mode: str = "pwrite"
 
 
@@ -213,7 +192,8 @@ class PartJob:
     Attributes:
         transfer_id: The transfer this job belongs to (for cancellation).
         index: The part index (part number minus one).
-        url: The part URL (``?partNumber=N&uploadId=U``).
+        url: The XML object URL (the part's query is added by the core).
+        upload_id: The multipart upload's id.
         path: The source file.
         offset: First byte of the part in the file.
         length: Bytes in the part.
@@ -221,35 +201,20 @@ class PartJob:
         factory: Where the worker gets its transport: the pickled factory, or an in-process
             handle (``processes=0`` only).
         retry: The retry policy, or None for a single attempt.
-        timeout: The (connect, read) timeout in seconds.
+        timeout: Seconds to wait (one number, a (connect, read) pair, or None).
     """
 
     transfer_id: int
     index: int
     url: str
+    upload_id: str
     path: str
     offset: int
     length: int
     headers: tuple[tuple[str, str], ...]
     factory: _transport.TransportSource
     retry: RetryStrategy | None
-    timeout: tuple[float, float]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ChunkError:
-    """A failure flattened to strings so it can cross a process boundary.
-
-    Attributes:
-        kind: ``"InvalidResponse"``, ``"DataCorruption"``, ``"ConnectionError"``,
-            ``"OSError"`` or ``"Error"``.
-        message: What happened (never contains request headers).
-        status: The HTTP status, when the failure was an HTTP response.
-    """
-
-    kind: str
-    message: str
-    status: int | None = None
+    timeout: _transport.Timeout
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -266,7 +231,9 @@ class TransferResult:
         md5: Base64 MD5 of the bytes, or None when not computed.
         verified: True when a hash was compared with the server's and matched.
         generation: The object generation, when the server reported one.
-        response: The final JSON resource, where the protocol returns one.
+        resource: The final object resource (JSON API uploads: ``PipelinedUpload``), else None.
+        headers: The final object's response headers, lower-case names (XML API uploads:
+            ``ParallelUpload``), else None.
     """
 
     bytes: int
@@ -276,7 +243,14 @@ class TransferResult:
     md5: str | None
     verified: bool
     generation: int | None
-    response: dict[str, object] | None = None
+    resource: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
+
+    @property
+    def response(self) -> dict[str, Any] | None:
+        """The ``resource`` when there is one, else the ``headers`` (kept for callers of
+        the earlier single field; prefer the typed ones)."""
+        return self.resource if self.resource is not None else self.headers
 
 
 def headers_tuple(

@@ -10,7 +10,7 @@ Invariants:
   SIGINT (Ctrl-C is the parent's to handle), and exit as soon as the parent disappears
   (they watch a pipe whose write end only the parent holds), so ``kill -9`` of the parent
   leaves no orphans.
-- Workers only ever receive plain job dataclasses and only ever send plain tuples back.
+- Workers only ever receive plain job dataclasses and only ever send message dataclasses back.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from resumable_media.parallel.messages import JobMessage
 from resumable_media.parallel.plan import PartJob, RangeJob
 from resumable_media.parallel.worker import close_transports, run_job
 
@@ -178,14 +179,14 @@ class WorkerPool:
         """Queue one job."""
         self._jobs.put(job)
 
-    def post(self, message: tuple[Any, ...]) -> None:
+    def post(self, message: JobMessage) -> None:
         """Post a message as if from a worker (used by the parent's own first-chunk thread)."""
         self._results.put(message)
 
-    def get(self, timeout: float) -> tuple[Any, ...] | None:
+    def get(self, timeout: float) -> JobMessage | None:
         """Wait up to ``timeout`` seconds for one worker message; None on timeout."""
         try:
-            message: tuple[Any, ...] = self._results.get(timeout=timeout)
+            message: JobMessage = self._results.get(timeout=timeout)
         except queue.Empty:
             return None
         return message

@@ -6,12 +6,12 @@ Invariants:
 - ``run`` returns only after every submitted job has posted its final message; on the
   first fatal error, or on KeyboardInterrupt, it cancels the transfer at once, waits up
   to ``DRAIN_TIMEOUT_S`` for the in-flight jobs to stop, and then raises.
-- Worker failures arrive flattened (``ChunkError``) and are rebuilt here into the
-  library's exception types.
+- Worker failures arrive as ``RemoteError`` and are raised here as the class the worker saw.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -19,11 +19,11 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from resumable_media import common
-from resumable_media.parallel.plan import ChunkError, PartJob, RangeJob
+from resumable_media.parallel.messages import JobDone, JobFailed, JobMessage, JobProgress
+from resumable_media.parallel.plan import PartJob, RangeJob
 from resumable_media.parallel.pool import WorkerPool
 
-__all__ = ["Handler", "Scheduler", "raise_chunk_error"]
+__all__ = ["Handler", "Scheduler"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -61,27 +61,16 @@ class Handler(Protocol):
         """Called every ``TICK_S`` while the transfer runs."""
 
 
-def raise_chunk_error(index: int, error: ChunkError, what: str) -> None:
-    """Rebuild a flattened worker failure as the library's exception and raise it.
+@dataclasses.dataclass(slots=True, kw_only=True)
+class _Run:
+    """The moving parts of one ``Scheduler.run``."""
 
-    Args:
-        index: The chunk or part index.
-        error: The flattened failure.
-        what: "chunk" or "part", for the message.
-
-    Raises:
-        InvalidResponse, DataCorruption, ConnectionError, OSError or RuntimeError.
-    """
-    message = f"{what} {index}: {error.message}"
-    if error.kind == "InvalidResponse":
-        raise common.InvalidResponse(None, message, error.status)
-    if error.kind == "DataCorruption":
-        raise common.DataCorruption(None, message)
-    if error.kind == "ConnectionError":
-        raise ConnectionError(message)
-    if error.kind == "OSError":
-        raise OSError(message)
-    raise RuntimeError(message)
+    pending: deque[RangeJob | PartJob]
+    outstanding: int
+    failure: JobFailed | None = None
+    interrupted: BaseException | None = None
+    drain_deadline: float | None = None
+    next_tick: float = dataclasses.field(default_factory=time.monotonic)
 
 
 class Scheduler:
@@ -103,7 +92,7 @@ class Scheduler:
         self.what = what
 
     def start_local(
-        self, target: Callable[[Callable[[tuple[Any, ...]], None], Callable[[], bool]], None]
+        self, target: Callable[[Callable[[JobMessage], None], Callable[[], bool]], None]
     ) -> threading.Thread:
         """Run ``target(report, cancelled)`` on a parent thread whose messages join the stream.
 
@@ -140,56 +129,54 @@ class Scheduler:
         Raises:
             Exception: The first job failure (rebuilt), or KeyboardInterrupt.
         """
-        pending = deque(jobs)
-        outstanding = extra_outstanding
-        failure: tuple[int, ChunkError] | None = None
-        interrupted: BaseException | None = None
-        next_tick = time.monotonic()
-        drain_deadline: float | None = None
+        run = _Run(pending=deque(jobs), outstanding=extra_outstanding)
+        limit = self.window + extra_outstanding
         while True:
             try:
-                while pending and failure is None and interrupted is None:
-                    if outstanding >= self.window + extra_outstanding:
+                while run.pending and run.failure is None and run.interrupted is None:
+                    if run.outstanding >= limit:
                         break
-                    self.pool.submit(pending.popleft())
-                    outstanding += 1
-                if outstanding == 0:
+                    self.pool.submit(run.pending.popleft())
+                    run.outstanding += 1
+                if run.outstanding == 0:
                     break
-                if drain_deadline is not None and time.monotonic() > drain_deadline:
+                if run.drain_deadline is not None and time.monotonic() > run.drain_deadline:
                     _LOGGER.info(
-                        "%d cancelled jobs still blocked in reads; not waiting", outstanding
+                        "%d cancelled jobs still blocked in reads; not waiting", run.outstanding
                     )
                     break
                 message = self.pool.get(TICK_S)
                 if message is None:
                     self.pool.check_alive()
-                if message is not None and message[1] == self.transfer_id:
-                    kind, _tid, index = message[0], message[1], message[2]
-                    if kind == "progress":
-                        handler.on_progress(index, message[3], message[4])
-                    elif kind == "done":
-                        outstanding -= 1
-                        handler.on_done(index, message[3], message[4], message[5])
-                    else:
-                        outstanding -= 1
-                        if kind == "error" and failure is None:
-                            failure = (index, message[3])
-                            self._cancel()
-                            drain_deadline = time.monotonic() + DRAIN_TIMEOUT_S
+                elif message.transfer_id == self.transfer_id:
+                    self._dispatch(message, handler, run)
                 now = time.monotonic()
-                if now >= next_tick:
-                    next_tick = now + TICK_S
+                if now >= run.next_tick:
+                    run.next_tick = now + TICK_S
                     handler.on_tick()
             except KeyboardInterrupt as exc:
-                if interrupted is not None:
+                if run.interrupted is not None:
                     raise
-                interrupted = exc
+                run.interrupted = exc
                 self._cancel()
-                drain_deadline = time.monotonic() + INTERRUPT_DRAIN_S
-        if interrupted is not None:
-            raise interrupted
-        if failure is not None:
-            raise_chunk_error(failure[0], failure[1], self.what)
+                run.drain_deadline = time.monotonic() + INTERRUPT_DRAIN_S
+        if run.interrupted is not None:
+            raise run.interrupted
+        if run.failure is not None:
+            raise run.failure.error.rebuild(f"{self.what} {run.failure.index}")
+
+    def _dispatch(self, message: JobMessage, handler: Handler, run: _Run) -> None:
+        """Hand one message of this transfer to ``handler``; the first failure cancels."""
+        if isinstance(message, JobProgress):
+            handler.on_progress(message.index, message.done, message.crc)
+            return
+        run.outstanding -= 1
+        if isinstance(message, JobDone):
+            handler.on_done(message.index, message.done, message.crc, message.etag)
+        elif isinstance(message, JobFailed) and run.failure is None:
+            run.failure = message
+            self._cancel()
+            run.drain_deadline = time.monotonic() + DRAIN_TIMEOUT_S
 
     def _cancel(self) -> None:
         self.pool.cancel(self.transfer_id)

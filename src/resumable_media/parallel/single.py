@@ -19,20 +19,28 @@ import http.client
 import logging
 import os
 import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from resumable_media import checksums, common
-from resumable_media._protocol import ranges
-from resumable_media._transport import READ_SIZE, wait_and_retry
-from resumable_media.parallel.plan import pin_generation
+from resumable_media._protocol import checks
+from resumable_media._protocol.download import add_generation
+from resumable_media._protocol.ranged import RangedRead, object_facts
+from resumable_media._protocol.request import RequestSpec, require_status
+from resumable_media._transport import (
+    READ_SIZE,
+    body_reader,
+    close_quietly,
+    send,
+    wait_and_retry,
+)
 from resumable_media.parallel.progress import ProgressTracker
 from resumable_media.parallel.sink import TempSink
-from resumable_media.parallel.worker import check_range_response
 
 if TYPE_CHECKING:
     from resumable_media.parallel.download import ParallelDownload
 
-__all__ = ["FirstInfo", "Probe", "close", "open_first", "stream_whole", "verify"]
+__all__ = ["FirstInfo", "Outcome", "Probe", "close", "open_first", "stream_whole", "verify"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -57,28 +65,49 @@ class FirstInfo:
     whole_stream: bool
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What a finished download put in place (before timing is added)."""
+
+    bytes: int
+    crc32c: str
+    md5: str | None
+    verified: bool
+    generation: int | None
+
+
 def close(response: Any) -> None:
     """Close a response without reading its body (its connection is dropped)."""
     if response is not None:
-        try:
-            response.close()
-        except Exception:
-            _LOGGER.debug("closing a response raised", exc_info=True)
+        close_quietly(response)
 
 
-def _status_error(response: Any, *expected: int) -> common.InvalidResponse:
-    status = response.status_code
-    close(response)
-    return common.InvalidResponse(
-        response, "Request failed with status code", status, "Expected one of", *expected
+def _judged(response: Any, judge: Callable[[Any], object]) -> Any:
+    """``response`` once ``judge`` accepted it; closed when it raised."""
+    try:
+        judge(response)
+    except BaseException:
+        close(response)
+        raise
+    return response
+
+
+def _get(
+    dl: ParallelDownload, transport: Any, spec: RequestSpec, judge: Callable[[Any], object]
+) -> Any:
+    """Send ``spec`` (retrying as ``dl.retry`` allows) until ``judge`` accepts an answer."""
+    return wait_and_retry(
+        lambda: _judged(send(transport, spec, dl.timeout, stream=True), judge), dl.retry
     )
 
 
-def _get(dl: ParallelDownload, transport: Any, url: str, range_value: str | None) -> Any:
-    headers = dict(dl.headers)
-    if range_value is not None:
-        headers["range"] = range_value
-    return transport.request("GET", url, headers=headers, stream=True, timeout=dl.timeout)
+def _whole_request(dl: ParallelDownload, generation: int | None) -> RequestSpec:
+    url = add_generation(dl.media_url, generation)
+    return RequestSpec("GET", url, None, dict(dl.headers))
+
+
+def _expect_200(response: Any) -> None:
+    require_status(response, response.status_code, (200,))
 
 
 def open_first(dl: ParallelDownload, transport: Any, probe: Probe) -> tuple[Any, FirstInfo]:
@@ -96,56 +125,37 @@ def open_first(dl: ParallelDownload, transport: Any, probe: Probe) -> tuple[Any,
         InvalidResponse: A status other than 200/206/416, a bad ``Content-Range``, or a start
             beyond the end of the object.
     """
-
-    def attempt() -> Any:
-        response = _get(dl, transport, dl.media_url, f"bytes={probe.first}-{probe.last}")
-        if response.status_code not in (200, 206, 416):
-            raise _status_error(response, 200, 206)
-        return response
-
-    response = wait_and_retry(attempt, dl.retry)
-    headers = response.headers
+    ranged = RangedRead(dl.media_url, probe.first, probe.last, headers=dl.headers, probe=True)
+    response = _get(
+        dl,
+        transport,
+        ranged.prepare(),
+        lambda r: ranged.process_headers(r, r.status_code, r.headers),
+    )
     status = response.status_code
     if status == http.client.REQUESTED_RANGE_NOT_SATISFIABLE:
-        total = ranges.parse_unsatisfied_range(headers.get("content-range", ""))
-        close(response)
-        if total != 0 or probe.first != 0:
-            raise common.InvalidResponse(
-                response, f"start {probe.first} is beyond the end of the {total}-byte object"
-            )
         # An empty object: fetch it whole to learn its generation and hashes.
-        response = wait_and_retry(
-            lambda: _expect_200(_get(dl, transport, dl.media_url, None)), dl.retry
-        )
+        close(response)
+        response = _get(dl, transport, _whole_request(dl, None), _expect_200)
         return response, _info(response, 0, whole_stream=True)
     if status == http.client.OK:
-        length = headers.get("content-length")
+        length = response.headers.get("content-length")
         return response, _info(response, int(length) if length else -1, whole_stream=True)
-    received = check_range_response(response, probe.first, probe.last, None, None)
-    if received.total is None:
-        close(response)
-        raise common.InvalidResponse(response, "206 response does not state the object size")
-    info = _info(response, received.total, whole_stream=False)
+    assert ranged.total is not None
+    info = _info(response, ranged.total, whole_stream=False)
     if info.encoding == "gzip" and dl.decompress:
         close(response)
         return None, dataclasses.replace(info, whole_stream=True)
     return response, info
 
 
-def _expect_200(response: Any) -> Any:
-    if response.status_code != http.client.OK:
-        raise _status_error(response, 200)
-    return response
-
-
 def _info(response: Any, total: int, *, whole_stream: bool) -> FirstInfo:
-    headers = response.headers
-    generation = headers.get("x-goog-generation")
+    facts = object_facts(response, response.headers)
     return FirstInfo(
         total=total,
-        generation=int(generation) if generation else None,
-        hashes=checksums.parse_goog_hash(headers.get("x-goog-hash")),
-        encoding=(headers.get("content-encoding") or "").lower() or None,
+        generation=facts.generation,
+        hashes=facts.hashes,
+        encoding=facts.encoding,
         whole_stream=whole_stream,
     )
 
@@ -157,7 +167,7 @@ def stream_whole(
     response: Any,
     info: FirstInfo,
     tracker: ProgressTracker,
-) -> dict[str, Any]:
+) -> Outcome:
     """Download the whole object in one stream (decompressing gzip), verify, and commit.
 
     Args:
@@ -181,7 +191,7 @@ def stream_whole(
             f"{dl.media_url} is served as one stream (gzip-stored or Range unsupported); "
             "byte ranges need decompress=False on a gzip-stored object"
         )
-    url = pin_generation(dl.media_url, info.generation)
+    spec = _whole_request(dl, info.generation)
     decode = info.encoding == "gzip" and dl.decompress
     tracker.total = info.total if info.total >= 0 and not decode else None
     sink.open(0, keep_existing=False)
@@ -189,7 +199,11 @@ def stream_whole(
 
     def attempt() -> tuple[int, int, str | None]:
         os.ftruncate(sink.fd, 0)
-        current = pending.pop() if pending else _expect_200(_get(dl, transport, url, None))
+        current = (
+            pending.pop()
+            if pending
+            else _judged(send(transport, spec, dl.timeout, stream=True), _expect_200)
+        )
         try:
             return _copy_stream(current, sink.fd, decode, dl.checksum == "md5", tracker)
         except BaseException:
@@ -205,13 +219,13 @@ def stream_whole(
         sink.discard()
         raise
     sink.commit()
-    return {
-        "bytes": written,
-        "crc32c": checksums.crc32c_to_b64(crc),
-        "md5": md5_b64,
-        "verified": verified,
-        "generation": info.generation,
-    }
+    return Outcome(
+        bytes=written,
+        crc32c=checksums.crc32c_to_b64(crc),
+        md5=md5_b64,
+        verified=verified,
+        generation=info.generation,
+    )
 
 
 def _copy_stream(
@@ -223,9 +237,9 @@ def _copy_stream(
     buffer = bytearray(READ_SIZE)
     view = memoryview(buffer)
     crc = received = written = 0
-    raw = response.raw
+    readinto = body_reader(response)
     while True:
-        count = raw.readinto(view)
+        count = readinto(view)
         if not count:
             break
         piece = view[:count]
@@ -242,7 +256,9 @@ def _copy_stream(
         written += _write_all(fd, tail, written)
         if not decoder.eof:
             raise ConnectionError("the gzip stream ended before its end marker")
-    raw.release_conn()
+    release = getattr(getattr(response, "raw", None), "release_conn", None)
+    if release is not None:
+        release()
     return written, crc, None if md5 is None else base64.b64encode(md5.digest()).decode("ascii")
 
 
@@ -294,8 +310,5 @@ def verify(
 def _compare(url: str, name: str, expected: str, actual: str) -> None:
     if expected != actual:
         raise common.DataCorruption(
-            None,
-            f"Checksum mismatch while downloading:\n\n  {url}\n\nThe X-Goog-Hash header "
-            f"indicated an {name} checksum of:\n\n  {expected}\n\nbut the actual {name} "
-            f"checksum of the downloaded contents was:\n\n  {actual}\n",
+            None, checks.download_mismatch_text(url, name, expected, actual)
         )

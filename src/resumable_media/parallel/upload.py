@@ -12,24 +12,28 @@ Invariants:
 
 from __future__ import annotations
 
-import http.client
 import logging
 import os
 import time
-import urllib.parse
-import xml.etree.ElementTree as ET
 from typing import Any
-from xml.sax.saxutils import escape
 
 from resumable_media import checksums, common
+from resumable_media._protocol import checks
+from resumable_media._protocol.request import RequestSpec
+from resumable_media._protocol.upload import XMLMPUContainerProtocol
 from resumable_media._transport import (
+    DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
+    Timeout,
     Transport,
     TransportFactory,
     TransportSource,
+    own_retry,
+    round_trip,
+    send,
     transport_source,
-    wait_and_retry,
 )
+from resumable_media.parallel.messages import JobDone, JobFailed, JobMessage
 from resumable_media.parallel.plan import (
     DEFAULT_PART_SIZE,
     DEFAULT_UPLOAD_THREADS,
@@ -40,8 +44,8 @@ from resumable_media.parallel.plan import (
     plan_chunks,
 )
 from resumable_media.parallel.pool import DEFAULT_START_METHOD, default_workers, get_pool
-from resumable_media.parallel.scheduler import Scheduler, raise_chunk_error
-from resumable_media.parallel.worker import require_ok, run_job, transport_for
+from resumable_media.parallel.scheduler import Scheduler
+from resumable_media.parallel.worker import run_job, transport_for
 
 __all__ = ["ParallelUpload"]
 
@@ -80,8 +84,9 @@ class ParallelUpload:
         threads_per_process: Parts in flight per process (None: ``DEFAULT_UPLOAD_THREADS``).
         checksum: "crc32c" (default, compared with the final object) or None.
         headers: Extra headers for every request.
-        retry: The retry policy (None: the default RetryStrategy).
-        timeout: The (connect, read) timeout in seconds.
+        retry: The retry policy (default: a fresh default RetryStrategy;
+            None: a single attempt, as everywhere in the package).
+        timeout: Seconds to wait: one number, a (connect, read) pair, or None.
         start_method: The multiprocessing start method for worker processes.
 
     Raises:
@@ -98,8 +103,8 @@ class ParallelUpload:
         threads_per_process: int | None = None,
         checksum: str | None = "crc32c",
         headers: dict[str, str] | None = None,
-        retry: common.RetryStrategy | None = None,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: common.RetryStrategy | None = DEFAULT_RETRY,
+        timeout: Timeout = DEFAULT_TIMEOUT,
         start_method: str = DEFAULT_START_METHOD,
     ) -> None:
         if part_size <= 0:
@@ -117,7 +122,7 @@ class ParallelUpload:
         self.threads_per_process = threads_per_process or DEFAULT_UPLOAD_THREADS
         self.checksum = checksum
         self.headers = headers_tuple(headers)
-        self.retry = common.RetryStrategy() if retry is None else retry
+        self.retry = own_retry(retry)
         self.timeout = timeout
         self.start_method = start_method
         self.upload_id: str | None = None
@@ -137,7 +142,7 @@ class ParallelUpload:
             metadata: Custom metadata (sent as ``x-goog-meta-*``).
 
         Returns:
-            The result (``response`` holds the final object's headers as a dict).
+            The result (``headers`` holds the final object's response headers).
 
         Raises:
             InvalidResponse: The server refused a request (the upload is aborted).
@@ -153,27 +158,52 @@ class ParallelUpload:
         size = os.path.getsize(self.filename)
         part_size = max(self.part_size, -(-size // MAX_PARTS))
         parts = plan_chunks(0, size - 1, part_size) or [Chunk(index=0, start=0, end=-1, offset=0)]
-        self.upload_id = self._initiate(transport, content_type, metadata or {})
+        container = XMLMPUContainerProtocol(self.upload_url, self.filename, dict(self.headers))
+        self._round_trip(
+            transport,
+            container._prepare_initiate_request(content_type, metadata),
+            lambda r: container._process_initiate_response(r, r.status_code, r.content),
+        )
+        self.upload_id = container.upload_id
         try:
             collected = self._send_parts(transport, factory, parts)
-            self._complete(transport, collected)
+            for number, etag in enumerate(collected.etags, start=1):
+                container.register_part(number, str(etag))
+            self._round_trip(
+                transport,
+                container._prepare_finalize_request(),
+                lambda r: container._process_finalize_response(r, r.status_code),
+            )
         except BaseException:
-            self._abort(transport)
+            self._abort(transport, container)
             raise
         crc = checksums.crc32c_combine_many(
             (crc, part.length) for crc, part in zip(collected.crcs, parts, strict=True)
         )
-        crc_b64 = checksums.crc32c_to_b64(crc)
-        final = self._final_headers(transport)
-        remote = checksums.parse_goog_hash(final.get("x-goog-hash")).get("crc32c")
+        return self._result(transport, container, size, checksums.crc32c_to_b64(crc), began)
+
+    def _result(
+        self,
+        transport: Any,
+        container: XMLMPUContainerProtocol,
+        size: int,
+        crc_b64: str,
+        began: float,
+    ) -> TransferResult:
+        """Read the completed object's headers, compare its CRC32C, build the result."""
+        remote: list[str | None] = []
+
+        def process(response: Any) -> None:
+            remote.append(
+                container._process_object_response(response, response.status_code, response.headers)
+            )
+
+        response = self._round_trip(transport, container._prepare_object_request(), process)
+        final = {key.lower(): value for key, value in response.headers.items()}
         verified = False
-        if self.checksum is not None and remote is not None:
-            if remote != crc_b64:
-                raise common.DataCorruption(
-                    None,
-                    f"{self.upload_url}: the final object's CRC32C is {remote} but the parts "
-                    f"combine to {crc_b64}",
-                )
+        if self.checksum is not None and remote[-1] is not None:
+            if remote[-1] != crc_b64:
+                raise checks.upload_mismatch(response, "crc32c", crc_b64, remote[-1])
             verified = True
         generation = final.get("x-goog-generation")
         seconds = max(time.monotonic() - began, 1e-9)
@@ -185,45 +215,23 @@ class ParallelUpload:
             md5=None,
             verified=verified,
             generation=int(generation) if generation else None,
-            response=dict(final),
+            headers=final,
         )
 
-    def _url(self, query: str) -> str:
-        separator = "&" if "?" in self.upload_url else "?"
-        return f"{self.upload_url}{separator}{query}"
-
-    def _request(self, transport: Any, method: str, url: str, body: bytes, **headers: str) -> Any:
-        merged = dict(self.headers)
-        merged.update(headers)
-
-        def attempt() -> Any:
-            response = transport.request(
-                method, url, data=body, headers=merged, timeout=self.timeout
-            )
-            return require_ok(response, (http.client.OK, http.client.NO_CONTENT))
-
-        return wait_and_retry(attempt, self.retry)
-
-    def _initiate(self, transport: Any, content_type: str, metadata: dict[str, str]) -> str:
-        headers = {"content-type": content_type}
-        for key, value in metadata.items():
-            headers[f"x-goog-meta-{key}"] = str(value)
-        response = self._request(transport, "POST", self._url("uploads"), b"", **headers)
-        for element in ET.fromstring(response.content).iter():
-            if element.tag.rsplit("}", 1)[-1] == "UploadId" and element.text:
-                return element.text.strip()
-        raise common.InvalidResponse(response, "the initiate response has no UploadId")
+    def _round_trip(self, transport: Any, spec: RequestSpec, process: Any) -> Any:
+        return round_trip(transport, spec, self.timeout, process, self.retry)
 
     def _send_parts(self, transport: Any, factory: TransportSource, parts: list[Chunk]) -> _Parts:
         assert self.upload_id is not None
-        upload_id = urllib.parse.quote(self.upload_id, safe="")
+        upload_id = self.upload_id
         collected = _Parts(len(parts))
 
         def job(part: Chunk, tid: int) -> PartJob:
             return PartJob(
                 transfer_id=tid,
                 index=part.index,
-                url=self._url(f"partNumber={part.index + 1}&uploadId={upload_id}"),
+                url=self.upload_url,
+                upload_id=upload_id,
                 path=self.filename,
                 offset=part.offset,
                 length=part.length,
@@ -234,12 +242,13 @@ class ParallelUpload:
             )
 
         if len(parts) == 1:
-            messages: list[tuple[Any, ...]] = []
+            messages: list[JobMessage] = []
             run_job(job(parts[0], 0), messages.append, lambda: False, transport=transport)
             final = messages[-1]
-            if final[0] != "done":
-                raise_chunk_error(1, final[3], "part")
-            collected.on_done(0, final[3], final[4], final[5])
+            if isinstance(final, JobFailed):
+                raise final.error.rebuild("part 1")
+            assert isinstance(final, JobDone)
+            collected.on_done(0, final.done, final.crc, final.etag)
             return collected
         pool = get_pool(self.processes, self.threads_per_process, self.start_method)
         tid = pool.acquire()
@@ -249,28 +258,12 @@ class ParallelUpload:
             pool.release()
         return collected
 
-    def _complete(self, transport: Any, collected: _Parts) -> None:
-        assert self.upload_id is not None
-        body = ["<CompleteMultipartUpload>"]
-        for number, etag in enumerate(collected.etags, start=1):
-            body.append(
-                f"<Part><PartNumber>{number}</PartNumber><ETag>{escape(str(etag))}</ETag></Part>"
-            )
-        body.append("</CompleteMultipartUpload>")
-        url = self._url(f"uploadId={urllib.parse.quote(self.upload_id, safe='')}")
-        self._request(
-            transport, "POST", url, "".join(body).encode(), **{"content-type": "application/xml"}
-        )
-
-    def _abort(self, transport: Any) -> None:
-        if self.upload_id is None:
+    def _abort(self, transport: Any, container: XMLMPUContainerProtocol) -> None:
+        if container.upload_id is None:
             return
-        url = self._url(f"uploadId={urllib.parse.quote(self.upload_id, safe='')}")
         try:
-            transport.request("DELETE", url, headers=dict(self.headers), timeout=self.timeout)
+            spec = container._prepare_cancel_request()
+            response = send(transport, spec, self.timeout)
+            container._process_cancel_response(response, response.status_code)
         except Exception as exc:  # the original failure matters more
-            _LOGGER.warning("could not abort multipart upload %s: %s", self.upload_id, exc)
-
-    def _final_headers(self, transport: Any) -> dict[str, str]:
-        response = self._request(transport, "HEAD", self.upload_url, b"")
-        return {key.lower(): value for key, value in response.headers.items()}
+            _LOGGER.warning("could not abort multipart upload %s: %s", container.upload_id, exc)

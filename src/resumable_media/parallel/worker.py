@@ -6,19 +6,19 @@ Invariants:
   still hot, before it counts as done.  With ``write_mode="pwrite"`` a step lands in the
   thread's reused buffer and is ``pwrite``-n into place; with ``"mmap"`` it lands straight
   in the mapped slice of the temporary file.
-- Every response is checked before a byte is kept: status 206, ``Content-Range`` exactly
-  the range asked for (start, end and object size), and the pinned generation.
+- Every response is judged by the core's :class:`~resumable_media._protocol.ranged.RangedRead`
+  before a byte is kept (status 206, ``Content-Range`` exactly the range asked for, the
+  object size and the pinned generation); this module only moves bytes.
 - A failing range resumes from the bytes already received, under the job's RetryStrategy;
   the backoff restarts whenever an attempt made progress.  Non-retryable errors propagate.
-- Workers talk to the parent only through ``report(message_tuple)``; messages hold only
-  ints, strings and ``ChunkError`` (never exceptions or responses), so they always pickle.
+- Workers talk to the parent only through ``report(message)``, with the frozen dataclasses
+  of :mod:`~resumable_media.parallel.messages` (failures as a picklable ``RemoteError``).
 - Each thread builds its own transport from the pickled factory and keeps it for reuse.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import logging
 import os
 import pickle
@@ -27,28 +27,37 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from resumable_media import checksums, common
-from resumable_media._protocol import ranges
+from resumable_media import checksums
+from resumable_media._protocol.ranged import RangedRead
+from resumable_media._protocol.upload import XMLMPUPartProtocol
 from resumable_media._transport import (
     READ_SIZE,
     InProcess,
     Retrying,
+    Timeout,
     TransportSource,
     body_reader,
     build_transport,
-    is_retryable_error,
+    close_quietly,
+    send,
 )
-from resumable_media.parallel.plan import ChunkError, PartJob, RangeJob
+from resumable_media.parallel.messages import (
+    JobCancelled,
+    JobDone,
+    JobFailed,
+    JobMessage,
+    JobProgress,
+    RemoteError,
+)
+from resumable_media.parallel.plan import PartJob, RangeJob
 from resumable_media.parallel.sink import map_range
 
 __all__ = [
     "Cancelled",
     "Report",
-    "check_range_response",
     "close_transports",
     "fetch_range",
-    "flatten_error",
-    "require_ok",
+    "job_range",
     "run_job",
     "send_part",
     "transport_for",
@@ -56,8 +65,8 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__name__)
 
-Report = Callable[[tuple[Any, ...]], None]
-"""Posts one message tuple to the parent: ``(kind, transfer_id, index, ...)``."""
+Report = Callable[[JobMessage], None]
+"""Posts one message to the parent."""
 
 PROGRESS_INTERVAL_S = 0.1
 """float: Minimum seconds between progress messages of one job."""
@@ -89,10 +98,7 @@ def transport_for(source: TransportSource) -> Any:
     transport = cache.get(source)
     if transport is None:
         if len(cache) >= _MAX_TRANSPORTS:
-            _key, old = cache.popitem()
-            close = getattr(old, "close", None)
-            if close is not None:
-                close()
+            close_quietly(cache.popitem()[1])
         if isinstance(source, InProcess):
             assert source.factory is not None
             transport = build_transport(source.factory)
@@ -106,35 +112,13 @@ def close_transports() -> None:
     """Close this thread's cached transports (their keep-alive connections)."""
     cache: dict[TransportSource, Any] = getattr(_local, "transports", None) or {}
     while cache:
-        _key, transport = cache.popitem()
-        close = getattr(transport, "close", None)
-        if close is not None:
-            try:
-                close()
-            except Exception:
-                _LOGGER.debug("closing a transport raised", exc_info=True)
+        close_quietly(cache.popitem()[1])
 
 
-def flatten_error(exc: BaseException) -> ChunkError:
-    """Reduce an exception to picklable strings.
-
-    Args:
-        exc: The failure.
-
-    Returns:
-        Its kind, message and (for HTTP failures) status.
-    """
-    if isinstance(exc, common.InvalidResponse):
-        status = getattr(exc.response, "status_code", None)
-        text = " ".join(str(arg) for arg in exc.args)
-        return ChunkError("InvalidResponse", text, status if isinstance(status, int) else None)
-    if isinstance(exc, common.DataCorruption):
-        return ChunkError("DataCorruption", " ".join(str(arg) for arg in exc.args))
-    if is_retryable_error(exc):
-        return ChunkError("ConnectionError", f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, OSError):
-        return ChunkError("OSError", f"{type(exc).__name__}: {exc}")
-    return ChunkError("Error", f"{type(exc).__name__}: {exc}")
+def _progress(job: RangeJob, ranged: RangedRead) -> JobProgress:
+    return JobProgress(
+        transfer_id=job.transfer_id, index=job.index, done=ranged.received, crc=ranged.crc
+    )
 
 
 def _sleep_unless_cancelled(seconds: float, cancelled: Callable[[], bool]) -> None:
@@ -148,13 +132,6 @@ def _sleep_unless_cancelled(seconds: float, cancelled: Callable[[], bool]) -> No
         time.sleep(min(remaining, 0.05))
 
 
-def _close(response: Any) -> None:
-    try:
-        response.close()
-    except Exception:  # closing a broken connection may itself fail
-        _LOGGER.debug("closing a failed response raised", exc_info=True)
-
-
 def _release(response: Any) -> None:
     """Return a fully read response's connection to the pool (keep-alive)."""
     raw = response.raw
@@ -162,73 +139,7 @@ def _release(response: Any) -> None:
         raw.drain_conn()
         raw.release_conn()
     except Exception:
-        _close(response)
-
-
-def require_ok(response: Any, accepted: tuple[int, ...] = (http.client.OK,)) -> Any:
-    """Return ``response`` if its status is in ``accepted``; else raise InvalidResponse.
-
-    The exception carries the first 500 characters of the body (the XML API explains its
-    refusals there), after the upstream ``('Request failed with status code', status,
-    'Expected one of', 200)`` layout.
-    """
-    if response.status_code not in accepted:
-        raise common.InvalidResponse(
-            response,
-            "Request failed with status code",
-            response.status_code,
-            "Expected one of",
-            200,
-            response.text[:500],
-        )
-    return response
-
-
-def check_range_response(
-    response: Any, first: int, last: int, total: int | None, generation: int | None
-) -> ranges.ContentRange:
-    """Check a ranged GET's response against what was asked.
-
-    Args:
-        response: The streamed response.
-        first: First byte asked for.
-        last: Last byte asked for (inclusive).
-        total: The object size the response must report, or None when not yet known.
-        generation: The generation the response must report, or None.
-
-    Returns:
-        The parsed ``Content-Range``.
-
-    Raises:
-        InvalidResponse: A status other than 206, a ``Content-Range`` that differs from the
-            request, or another generation (the object changed).
-    """
-    status = response.status_code
-    if status != http.client.PARTIAL_CONTENT:
-        raise common.InvalidResponse(
-            response, "Request failed with status code", status, "Expected one of", 206
-        )
-    header = response.headers.get("content-range")
-    try:
-        received = ranges.parse_content_range(header or "")
-    except ValueError:
-        raise common.InvalidResponse(
-            response, f"206 response without a valid Content-Range: {header!r}"
-        ) from None
-    size = received.total if total is None else total
-    expected_last = last if size is None else min(last, size - 1)
-    if received.start != first or received.end != expected_last or received.total != size:
-        raise common.InvalidResponse(
-            response,
-            f"Content-Range {header!r} does not match the requested range "
-            f"bytes={first}-{last} of a {total}-byte object",
-        )
-    got = response.headers.get("x-goog-generation")
-    if generation is not None and got is not None and int(got) != generation:
-        raise common.InvalidResponse(
-            response, f"the object changed during the download: generation {got} != {generation}"
-        )
-    return received
+        close_quietly(response)
 
 
 class _MappedTarget:
@@ -279,27 +190,13 @@ def _chunk_target(job: RangeJob) -> Iterator[_MappedTarget | _WrittenTarget]:
         os.close(fd)
 
 
-class _Received:
-    """How far one chunk got: bytes in place and their running CRC32C."""
-
-    __slots__ = ("crc", "position")
-
-    def __init__(self, position: int, crc: int) -> None:
-        self.position = position
-        self.crc = crc
-
-
-def _open_range(transport: Any, job: RangeJob, position: int) -> Any:
-    """Send the ranged GET for the rest of the chunk and check its headers."""
-    first = job.start + position
-    last = job.start + job.length - 1
-    headers = dict(job.headers)
-    headers["range"] = f"bytes={first}-{last}"
-    response = transport.request("GET", job.url, headers=headers, stream=True, timeout=job.timeout)
+def _open_range(transport: Any, ranged: RangedRead, timeout: Timeout) -> Any:
+    """Send the ranged GET for the rest of the chunk and have its headers judged."""
+    response = send(transport, ranged.prepare(), timeout, stream=True)
     try:
-        check_range_response(response, first, last, job.total, job.generation)
+        ranged.process_headers(response, response.status_code, response.headers)
     except BaseException:
-        _close(response)
+        close_quietly(response)
         raise
     return response
 
@@ -308,33 +205,43 @@ def _read_range(
     response: Any,
     job: RangeJob,
     target: _MappedTarget | _WrittenTarget,
-    received: _Received,
+    ranged: RangedRead,
     report: Report,
     cancelled: Callable[[], bool],
 ) -> None:
     """Read the body into place in ``READ_SIZE`` steps, hashing each step while hot."""
     readinto = body_reader(response)
     last_report = time.monotonic()
-    while received.position < job.length:
+    while ranged.remaining > 0:
         if cancelled():
             raise Cancelled
-        position = received.position
-        window = target.window(position, min(READ_SIZE, job.length - position))
+        position = ranged.received
+        window = target.window(position, min(READ_SIZE, ranged.remaining))
         count = readinto(window)
         if not count:
-            raise ConnectionError(
-                f"the response for bytes {job.start}-{job.start + job.length - 1} "
-                f"ended after {position} of {job.length} bytes"
-            )
+            raise ranged.cut_short()
         with window[:count] as piece:
-            received.crc = checksums.crc32c(piece, received.crc)
+            ranged.feed(piece)
             target.keep(position, piece)
         window.release()
-        received.position = position + count
         now = time.monotonic()
         if now - last_report >= PROGRESS_INTERVAL_S:
             last_report = now
-            report(("progress", job.transfer_id, job.index, received.position, received.crc))
+            report(_progress(job, ranged))
+
+
+def job_range(job: RangeJob) -> RangedRead:
+    """The ranged read of one chunk job, resumed from the bytes it already has."""
+    return RangedRead(
+        job.url,
+        job.start,
+        job.start + job.length - 1,
+        total=job.total,
+        generation=job.generation,
+        headers=job.headers,
+        received=job.done,
+        crc=job.crc,
+    )
 
 
 def fetch_range(
@@ -357,14 +264,16 @@ def fetch_range(
     Returns:
         ``(bytes_done, crc32c)`` for the whole chunk.
     """
-    received = _Received(job.done, job.crc)
-    if received.position >= job.length:
+    ranged = job_range(job)
+    if ranged.remaining <= 0:
         if response is not None:
-            _close(response)
-        return received.position, received.crc
+            close_quietly(response)
+        return ranged.received, ranged.crc
+    if response is not None:
+        ranged.adopt()
 
     def before_retry(_number: int, _error: BaseException, _delay: float) -> None:
-        report(("progress", job.transfer_id, job.index, received.position, received.crc))
+        report(_progress(job, ranged))
 
     retrying = Retrying(
         job.retry,
@@ -375,19 +284,19 @@ def fetch_range(
     )
     with _chunk_target(job) as target:
         while True:
-            attempt_start = received.position
+            attempt_start = ranged.received
             try:
                 if response is None:
-                    response = _open_range(transport, job, received.position)
-                _read_range(response, job, target, received, report, cancelled)
+                    response = _open_range(transport, ranged, job.timeout)
+                _read_range(response, job, target, ranged, report, cancelled)
                 _release(response)
-                return received.position, received.crc
+                return ranged.received, ranged.crc
             except Exception as exc:
                 if response is not None:
-                    _close(response)
+                    close_quietly(response)
                 response = None
                 if isinstance(exc, Cancelled) or not retrying.backoff(
-                    exc, progressed=received.position > attempt_start
+                    exc, progressed=ranged.received > attempt_start
                 ):
                     raise
 
@@ -404,43 +313,43 @@ def send_part(transport: Any, job: PartJob, cancelled: Callable[[], bool]) -> tu
         ``(etag, crc32c_of_the_part)``.
 
     Raises:
-        InvalidResponse: A non-200 answer (after retries for retryable ones).
-        DataCorruption: The server's part hash differs from the local one.
+        InvalidResponse: A non-200 answer (after retries for retryable ones), or no ETag.
+        DataCorruption: The server rejected the part's digest, or reported another hash.
     """
     mapping = (
         map_range(job.path, job.offset, job.length, writable=False)
         if job.length
         else contextlib.nullcontext(memoryview(b""))
     )
+    part = XMLMPUPartProtocol(
+        job.url,
+        job.upload_id,
+        job.path,
+        job.offset,
+        job.offset + job.length,
+        job.index + 1,
+        {**dict(job.headers), "content-length": str(job.length)},
+        checksum="crc32c",
+    )
     with mapping as view:
-        crc = checksums.crc32c(view)
-        crc_b64 = checksums.crc32c_to_b64(crc)
-        headers = dict(job.headers)
-        headers["x-goog-hash"] = f"crc32c={crc_b64}"
-        headers["content-length"] = str(job.length)
+        spec = part._prepare_upload_request(view)
 
         def attempt() -> Any:
             if cancelled():
                 raise Cancelled
-            response = transport.request(
-                "PUT", job.url, data=view, headers=headers, timeout=job.timeout
+            response = send(transport, spec, job.timeout)
+            part._process_upload_response(
+                response, response.status_code, response.headers, response.content
             )
-            return require_ok(response)
+            return response
 
-        response = Retrying(
+        Retrying(
             job.retry,
             sleep=lambda seconds: _sleep_unless_cancelled(seconds, cancelled),
             what=f"part {job.index + 1}",
         ).call(attempt)
-    echoed = checksums.parse_goog_hash(response.headers.get("x-goog-hash")).get("crc32c")
-    if echoed is not None and echoed != crc_b64:
-        raise common.DataCorruption(
-            response, f"part {job.index + 1}: server CRC32C {echoed} != local {crc_b64}"
-        )
-    etag = response.headers.get("etag")
-    if not etag:
-        raise common.InvalidResponse(response, f"part {job.index + 1}: response has no ETag")
-    return str(etag), crc
+    assert part.etag is not None and part.local_checksum is not None
+    return str(part.etag), checksums.crc32c_from_b64(part.local_checksum)
 
 
 def run_job(
@@ -463,18 +372,27 @@ def run_job(
     try:
         if cancelled():
             if response is not None:
-                _close(response)
+                close_quietly(response)
             raise Cancelled
         if transport is None:
             transport = transport_for(job.factory)
         if isinstance(job, RangeJob):
             done, crc = fetch_range(transport, job, report, cancelled, response)
-            report(("done", job.transfer_id, job.index, done, crc, None))
+            report(JobDone(transfer_id=job.transfer_id, index=job.index, done=done, crc=crc))
         else:
             etag, crc = send_part(transport, job, cancelled)
-            report(("done", job.transfer_id, job.index, job.length, crc, etag))
+            report(
+                JobDone(
+                    transfer_id=job.transfer_id,
+                    index=job.index,
+                    done=job.length,
+                    crc=crc,
+                    etag=etag,
+                )
+            )
     except Cancelled:
-        report(("cancelled", job.transfer_id, job.index))
+        report(JobCancelled(transfer_id=job.transfer_id, index=job.index))
     except BaseException as exc:
         _LOGGER.debug("job %d failed", job.index, exc_info=True)
-        report(("error", job.transfer_id, job.index, flatten_error(exc)))
+        error = RemoteError.of(exc)
+        report(JobFailed(transfer_id=job.transfer_id, index=job.index, error=error))

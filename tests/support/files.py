@@ -1,28 +1,12 @@
-"""Helpers shared by the accelerator's functional tests."""
+"""Local sources with faults: files that fail partway like a bad disk."""
 
 from __future__ import annotations
 
 import io
 import os
-import time
 from typing import Any
 
-
-def logged_requests(server: Any) -> list[Any]:
-    """The server's request log once it stops growing (it logs just after answering)."""
-    previous = -1
-    deadline = time.monotonic() + 3
-    records = server.requests
-    while len(records) != previous and time.monotonic() < deadline:
-        previous = len(records)
-        time.sleep(0.1)
-        records = server.requests
-    return records
-
-
-def resumable_url(server: Any, bucket: str) -> str:
-    """The JSON API URL that starts a resumable upload into ``bucket``."""
-    return f"{server.endpoint}/upload/storage/v1/b/{bucket}/o?uploadType=resumable"
+__all__ = ["DiesAfter"]
 
 
 class DiesAfter(io.RawIOBase):

@@ -1,0 +1,270 @@
+"""Ranged read: one GET of bytes ``first``-``last`` of an object, resumed from what arrived.
+
+Invariants:
+- No I/O: the caller sends :meth:`RangedRead.prepare`'s request, hands the status and
+  headers to :meth:`RangedRead.process_headers` before keeping a byte, then feeds every body
+  piece it keeps (in order) to :meth:`RangedRead.feed`, which CRC32Cs it.
+- A response is accepted only for exactly the bytes asked for: status 206, ``Content-Range``
+  starting at the first missing byte and ending at ``last`` (or the object's last byte),
+  the object size known so far, and the pinned generation.  A probe (the first request of
+  a transfer) also accepts a 200 (the server ignored ``Range``) and the 416 of an empty
+  object, and learns the size and generation from the answer.
+- Once a generation is known every request is pinned to it (``generation=`` in the URL).
+- The object's state is one :class:`RangeState`; :data:`TRANSITIONS` lists every legal
+  step, a call that is not one raises :class:`ProtocolStateError` naming the state, and a
+  non-retryable rejection moves it to ``FAILED`` for good.  A retryable rejection leaves
+  it ``SENT``: the same request may be sent again as is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+from resumable_media import checksums, common
+from resumable_media._protocol import ranges
+from resumable_media._protocol.download import add_generation, header_int
+from resumable_media._protocol.request import Headers, RequestSpec, get_header, require_status
+
+__all__ = [
+    "TRANSITIONS",
+    "ObjectFacts",
+    "ProtocolStateError",
+    "RangeState",
+    "RangedRead",
+    "object_facts",
+]
+
+_PARTIAL = 206
+_PROBE_STATUSES = (200, 206)
+
+
+class RangeState(enum.Enum):
+    """Where a ranged read stands."""
+
+    READY = "ready"  # nothing sent yet
+    SENT = "sent"  # a request is out; its answer has not been judged
+    RECEIVING = "receiving"  # a 206 for the missing bytes was accepted; body pieces follow
+    WHOLE = "whole"  # (probe) a 200: the whole object follows, as the caller handles it
+    EMPTY = "empty"  # (probe) a 416 for an empty object
+    COMPLETE = "complete"  # every byte of the range was fed
+    FAILED = "failed"  # a non-retryable rejection: the read cannot continue
+
+
+class ProtocolStateError(ValueError):
+    """A protocol object was asked for a step its state does not allow."""
+
+
+_S = RangeState
+TRANSITIONS: dict[tuple[RangeState, str], frozenset[RangeState]] = {
+    (_S.READY, "prepare"): frozenset({_S.SENT}),
+    (_S.SENT, "prepare"): frozenset({_S.SENT}),
+    (_S.RECEIVING, "prepare"): frozenset({_S.SENT}),  # resume after a mid-body failure
+    (_S.SENT, "process_headers"): frozenset({_S.SENT, _S.RECEIVING, _S.WHOLE, _S.EMPTY, _S.FAILED}),
+    (_S.READY, "adopt"): frozenset({_S.RECEIVING}),  # a response another read judged
+    (_S.RECEIVING, "feed"): frozenset({_S.RECEIVING, _S.COMPLETE}),
+    (_S.RECEIVING, "cut_short"): frozenset({_S.RECEIVING}),
+}
+"""(state, call) -> the states the call may leave the object in."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectFacts:
+    """What a response's headers say about the object it belongs to.
+
+    Attributes:
+        generation: ``x-goog-generation``, or None when absent.
+        hashes: The parsed ``x-goog-hash`` (``{"crc32c": …, "md5": …}``; may be empty).
+        encoding: ``content-encoding`` in lower case, or None.
+    """
+
+    generation: int | None
+    hashes: dict[str, str]
+    encoding: str | None
+
+
+def object_facts(response: Any, headers: Headers) -> ObjectFacts:
+    """Read the object's generation, hashes and encoding from a response's headers.
+
+    Raises:
+        InvalidResponse: A malformed ``x-goog-generation``.
+    """
+    generation = get_header(headers, "x-goog-generation")
+    return ObjectFacts(
+        generation=header_int(response, "x-goog-generation", generation) if generation else None,
+        hashes=checksums.parse_goog_hash(get_header(headers, "x-goog-hash")),
+        encoding=(get_header(headers, "content-encoding") or "").lower() or None,
+    )
+
+
+class RangedRead:
+    """State of one ranged read of ``first``-``last`` (inclusive), across its attempts.
+
+    Args:
+        media_url: The media URL (pinned to ``generation`` here, when known).
+        first: The first byte of the range.
+        last: The last byte wanted (inclusive); the object may end sooner.
+        total: The object size every answer must report, or None to learn it.
+        generation: The generation every answer must report, or None to learn it.
+        headers: Extra request headers (copied; ``range`` is set per attempt).
+        received: Bytes of the range already in place (a resumed read).
+        crc: The CRC32C of those ``received`` bytes.
+        probe: Also accept a 200 (Range ignored) and a 416 (an empty object).
+    """
+
+    def __init__(
+        self,
+        media_url: str,
+        first: int,
+        last: int,
+        *,
+        total: int | None = None,
+        generation: int | None = None,
+        headers: Any = (),
+        received: int = 0,
+        crc: int = 0,
+        probe: bool = False,
+    ) -> None:
+        self.media_url = media_url
+        self.first = first
+        self.last = last
+        self.total = total
+        self.generation = generation
+        self._headers = dict(headers)
+        self.received = received
+        self.crc = crc
+        self._probe = probe
+        self.state = RangeState.COMPLETE if received >= last - first + 1 else RangeState.READY
+
+    def _enter(self, call: str) -> None:
+        if (self.state, call) not in TRANSITIONS:
+            raise ProtocolStateError(
+                f"RangedRead of bytes {self.first}-{self.last}: {call}() is not allowed "
+                f"in state {self.state.name}"
+            )
+
+    @property
+    def length(self) -> int:
+        """int: Bytes the range covers (as asked)."""
+        return self.last - self.first + 1
+
+    @property
+    def remaining(self) -> int:
+        """int: Bytes of the range not yet received."""
+        return self.length - self.received
+
+    def prepare(self) -> RequestSpec:
+        """The GET for the bytes still missing, pinned to the generation when known."""
+        self._enter("prepare")
+        self.state = RangeState.SENT
+        headers = dict(self._headers)
+        headers["range"] = f"bytes={self.first + self.received}-{self.last}"
+        return RequestSpec("GET", add_generation(self.media_url, self.generation), None, headers)
+
+    def process_headers(self, response: Any, status: int, headers: Headers) -> int:
+        """Judge an answer before any of its body is kept.
+
+        Args:
+            response: The response (stored on raised exceptions).
+            status: Its status code.
+            headers: Its headers.
+
+        Returns:
+            The status: 206 (the body is the range), or for a probe 200 (the whole
+            object follows) or 416 (the object is empty).
+
+        Raises:
+            InvalidResponse: Another status, a ``Content-Range`` other than the one asked
+                for, another generation, or (probe) a start beyond the end of the object.
+        """
+        self._enter("process_headers")
+        try:
+            if status == 416 and self._probe:
+                self._check_unsatisfied(response, headers)
+                self.state = RangeState.EMPTY
+                return status
+            require_status(response, status, _PROBE_STATUSES if self._probe else (_PARTIAL,))
+            if status == _PARTIAL:
+                self._check_range(response, get_header(headers, "content-range"))
+            self._check_generation(response, get_header(headers, "x-goog-generation"))
+        except Exception:
+            if status not in common.RETRYABLE:
+                self.state = RangeState.FAILED
+            raise
+        self.state = RangeState.RECEIVING if status == _PARTIAL else RangeState.WHOLE
+        return status
+
+    def adopt(self) -> None:
+        """Take over a response another :class:`RangedRead` judged for exactly the bytes
+        this one is missing (the first request of a transfer); body pieces may follow."""
+        self._enter("adopt")
+        self.state = RangeState.RECEIVING
+
+    def _check_unsatisfied(self, response: Any, headers: Headers) -> None:
+        value = get_header(headers, "content-range") or ""
+        try:
+            size = ranges.parse_unsatisfied_range(value)
+        except ValueError:
+            raise common.InvalidResponse(
+                response, f"416 response without a valid Content-Range: {value!r}"
+            ) from None
+        if size != 0 or self.first != 0:
+            raise common.InvalidResponse(
+                response, f"start {self.first} is beyond the end of the {size}-byte object"
+            )
+        self.total = 0
+
+    def _check_range(self, response: Any, value: str | None) -> None:
+        try:
+            received = ranges.parse_content_range(value or "")
+        except ValueError:
+            raise common.InvalidResponse(
+                response, f"206 response without a valid Content-Range: {value!r}"
+            ) from None
+        size = received.total if self.total is None else self.total
+        first = self.first + self.received
+        if not ranges.matches_request(received, first, self.last, size, exact=True):
+            of = "an object of unknown size" if size is None else f"a {size}-byte object"
+            raise common.InvalidResponse(
+                response,
+                f"Content-Range {value!r} does not match the requested range "
+                f"bytes={first}-{self.last} of {of}",
+            )
+        if received.total is None:
+            raise common.InvalidResponse(response, "206 response does not state the object size")
+        self.total = received.total
+
+    def _check_generation(self, response: Any, value: str | None) -> None:
+        if value is None:
+            return
+        got = header_int(response, "x-goog-generation", value)
+        if self.generation is None:
+            self.generation = got
+        elif got != self.generation:
+            raise common.InvalidResponse(
+                response,
+                f"the object changed during the download: generation {got} != {self.generation}",
+            )
+
+    def feed(self, piece: memoryview | bytes) -> None:
+        """Account for the next body piece kept (in order): count it and CRC32C it."""
+        self._enter("feed")
+        if len(piece) > self.remaining:
+            self.state = RangeState.FAILED
+            raise ProtocolStateError(
+                f"RangedRead of bytes {self.first}-{self.last}: {len(piece)} bytes fed with "
+                f"only {self.remaining} missing"
+            )
+        self.crc = checksums.crc32c(piece, self.crc)
+        self.received += len(piece)
+        if self.remaining == 0:
+            self.state = RangeState.COMPLETE
+
+    def cut_short(self) -> ConnectionError:
+        """The (retryable) error for a body that ended before the range was complete."""
+        self._enter("cut_short")
+        return ConnectionError(
+            f"the response for bytes {self.first}-{self.last} ended after "
+            f"{self.received} of {self.length} bytes"
+        )
