@@ -1,11 +1,12 @@
 """resumable_media: fast, verified, resumable Google Cloud Storage media transfers.
 
-Invariants: curated re-exports only (the google-resumable-media 2.11 package surface);
-no logic lives here.
+Invariants: curated re-exports only (the google-resumable-media 2.11 package surface, and
+``SourceChanged`` of the accelerator's uploads); no logic lives here.
 """
 
 from __future__ import annotations
 
+from resumable_media._source import SourceChanged
 from resumable_media.common import (
     PERMANENT_REDIRECT,
     TOO_MANY_REQUESTS,
@@ -24,5 +25,6 @@ __all__ = [
     "DataCorruption",
     "InvalidResponse",
     "RetryStrategy",
+    "SourceChanged",
     "__version__",
 ]

@@ -28,6 +28,7 @@ from resumable_media._cli.client import Storage, TransferError, describe_error
 from resumable_media._cli.localerrors import is_local, local_error
 from resumable_media._cli.sessions import SessionStore
 from resumable_media._cli.urls import GsUrl
+from resumable_media._source import SourceChanged, check_unchanged, identity_of
 from resumable_media.common import DataCorruption, InvalidResponse
 
 _LOGGER = logging.getLogger(__name__)
@@ -413,7 +414,10 @@ def upload_file(
     crc: str | None = None
     try:
         if size <= options.chunk_size:
+            before = identity_of(source)
             data, crc = _file_crc32c(source)
+            # What is sent is what was read; it must be the file as it was when read began.
+            check_unchanged(source, before, label=str(source), destination=str(url))
             upload = MultipartUpload(
                 storage.endpoint.upload_url(url.bucket, "multipart", extra),
                 checksum=options.checksum,
@@ -430,6 +434,12 @@ def upload_file(
             )
     except (TransferError, KeyboardInterrupt):
         raise
+    except SourceChanged as exc:
+        raise TransferError(
+            str(source),
+            f"changed while it was being uploaded ({exc.detail}); nothing was written to "
+            f"{url}; upload it again once nothing is writing it",
+        ) from exc
     except OSError as exc:
         if is_local(exc):
             raise local_error(exc, source, reading=True) from exc
