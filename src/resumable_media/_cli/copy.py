@@ -88,10 +88,12 @@ class Reporter:
                 self.out.write(json.dumps(result.as_json()) + "\n")
                 self.out.flush()
             elif not self.quiet:
-                rate = result.bytes / result.seconds / 2**20 if result.seconds else 0.0
+                moved = result.bytes_transferred
+                rate = moved / result.seconds / 2**20 if result.seconds else 0.0
+                resumed = f", resumed: {moved} sent this run" if result.resumed else ""
                 self._message(
                     f"copied {result.source} -> {result.destination} "
-                    f"({result.bytes} bytes, {result.seconds:.2f} s, {rate:.1f} MiB/s)"
+                    f"({result.bytes} bytes{resumed}, {result.seconds:.2f} s, {rate:.1f} MiB/s)"
                 )
 
     def failure(

@@ -150,13 +150,20 @@ class CopyResult:
     md5: str | None
     generation: int | None
     verified: bool
+    resumed: bool = False
+    bytes_transferred: int = -1  # this run's own bytes (less than ``bytes`` after a resume)
+
+    def __post_init__(self) -> None:
+        if self.bytes_transferred < 0:
+            object.__setattr__(self, "bytes_transferred", self.bytes)
 
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` summary of a successful copy."""
         data = dataclasses.asdict(self)
         data["status"] = "ok"
         data["seconds"] = round(self.seconds, 6)
-        data["throughput_bytes_per_s"] = round(self.bytes / self.seconds) if self.seconds else None
+        moved = self.bytes_transferred
+        data["throughput_bytes_per_s"] = round(moved / self.seconds) if self.seconds else None
         return data
 
 
@@ -333,6 +340,7 @@ def download_object(
             result = _download_parallel(storage, url, meta, destination, options, progress)
             crc, verified = result.crc32c, bool(result.verified)
             method = "parallel"
+            resumed, moved = result.resumed, result.moved
             if options.checksum and meta.get("crc32c") and crc and crc != meta["crc32c"]:
                 raise TransferError(str(url), f"data corruption: CRC32C {crc} != {meta['crc32c']}")
         else:
@@ -340,6 +348,7 @@ def download_object(
                 storage, url, meta, destination, options, cancel, progress
             )
             method = "single"
+            resumed, moved = False, size
     except (TransferError, Interrupted, KeyboardInterrupt):
         raise
     except OSError as exc:
@@ -360,6 +369,8 @@ def download_object(
         md5=meta.get("md5Hash"),
         generation=generation,
         verified=verified,
+        resumed=resumed,
+        bytes_transferred=moved,
     )
 
 
@@ -426,10 +437,11 @@ def upload_file(
             response = upload.transmit(storage.session(), data, metadata, content_type)
             resource: dict[str, Any] | None = response.json()
             method = "multipart"
+            moved = size
             if progress is not None:
                 progress(size, size)
         else:
-            resource, crc, method = _upload_large(
+            resource, crc, method, moved = _upload_large(
                 storage, source, url, options, content_type, metadata, extra, progress
             )
     except (TransferError, KeyboardInterrupt):
@@ -458,6 +470,8 @@ def upload_file(
         md5=resource.get("md5Hash"),
         generation=int(resource["generation"]) if resource.get("generation") else None,
         verified=verified,
+        resumed=moved < size,
+        bytes_transferred=moved,
     )
 
 
@@ -470,7 +484,7 @@ def _upload_large(
     metadata: dict[str, Any],
     extra: dict[str, str | int],
     progress: Progress | None,
-) -> tuple[dict[str, Any] | None, str | None, str]:
+) -> tuple[dict[str, Any] | None, str | None, str, int]:
     from resumable_media.parallel import ParallelUpload, PipelinedUpload, TransferResult
 
     checksum = options.checksum
@@ -499,7 +513,7 @@ def _upload_large(
         if progress is not None:
             progress(result.bytes, result.bytes)
         # The XML API answers with headers; read the object resource to verify it.
-        return storage.metadata(url), result.crc32c, "parallel-xml"
+        return storage.metadata(url), result.crc32c, "parallel-xml", result.moved
     upload_url = storage.endpoint.upload_url(url.bucket, "resumable", extra)
     pipelined = PipelinedUpload(
         upload_url, options.chunk_size, checksum=checksum, retry=storage.retry
@@ -552,7 +566,7 @@ def _upload_large(
     if sessions is not None:
         sessions.forget()
     method = "pipelined-resumed" if stored is not None else "pipelined"
-    return result.response, result.crc32c, method
+    return result.response, result.crc32c, method, result.moved
 
 
 def resolve_checksum_option(value: str) -> str | None:

@@ -327,7 +327,7 @@ class PipelinedUpload:
                     self._cancel(session)
                     raise
             try:
-                return self._result(final, reader, tracker, began)
+                return self._result(final, reader, tracker, began, resumed_from=begun.start)
             except common.DataCorruption as exc:
                 raise self._remove_bad_object(session, final, exc) from None
         finally:
@@ -394,7 +394,13 @@ class PipelinedUpload:
             reader.join()
 
     def _result(
-        self, final: dict[str, Any], reader: _Reader, tracker: ProgressTracker, began: float
+        self,
+        final: dict[str, Any],
+        reader: _Reader,
+        tracker: ProgressTracker,
+        began: float,
+        *,
+        resumed_from: int = 0,
     ) -> TransferResult:
         """Check the final object against what was read and build the result."""
         sent = tracker.bytes_done
@@ -414,6 +420,8 @@ class PipelinedUpload:
             verified=verified,
             generation=int(generation) if generation is not None else None,
             resource=final,
+            resumed=resumed_from > 0,
+            moved=sent - resumed_from,
         )
 
     def _initiate(
