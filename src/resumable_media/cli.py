@@ -1,13 +1,13 @@
-"""The ``resumable-media`` command: cp, sync, hash, serve, demo, bench.
+"""The ``resumable-media`` command: cp, sync, ls, rm, cat, stat, du, hash, serve, demo, bench.
 
 Invariants: exit code 0 means every object was copied and verified, 1 means at
-least one transfer failed (each failure is reported naming the object and the
-reason), 2 means the command line was unusable (argparse errors included), 130
-means interrupted by Ctrl-C (143: by SIGTERM).  Machine-readable output
-(``--json``) goes to stdout, one line per object; everything for people
-(messages, the progress bar) goes to stderr.  On Ctrl-C the command stops within
-about a second, deletes its temp files and keeps the accelerator's resume
-journals (with the partial file they describe).
+least one transfer failed or a URL matched nothing (each failure is reported naming
+the object and the reason), 2 means the command line was unusable (argparse errors
+included), 130 means interrupted by Ctrl-C (143: by SIGTERM; ``cat`` exits 141 when
+its reader closed the pipe).  Machine-readable output (``--json``) goes to stdout, one
+line per object; everything for people (messages, the progress bar) goes to stderr.
+On Ctrl-C the command stops within about a second, deletes its temp files and keeps
+the accelerator's resume journals (with the partial file they describe).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from types import FrameType
 from resumable_media import __version__
 from resumable_media._cli import cleanup as cleanup_command
 from resumable_media._cli import commands, notices
+from resumable_media._cli import objects as objects_commands
 from resumable_media._cli import sync as sync_command
 from resumable_media._cli.copy import UsageError
 from resumable_media._cli.options import parse_header, parse_size
@@ -129,12 +130,36 @@ def build_parser() -> argparse.ArgumentParser:
         "cp",
         parents=[common],
         help="copy objects to or from gs://",
-        description="Copy SRC to DST; exactly one of them is a gs://bucket/object URL. "
-        "With -r, copy every file under a directory to objects under a prefix, or back.",
+        usage="%(prog)s [options] SRC [SRC ...] DST  (or: -I DST, sources on stdin)",
+        description="Copy SRC to DST, local <-> gs:// or gs:// -> gs:// (server-side, no "
+        "byte through this machine).  Names follow gsutil: into an existing directory or "
+        "prefix, a bucket, a DST ending in '/', or with several sources, each source keeps "
+        "its last component (cp -r DIR gs://b/ makes gs://b/DIR/...); otherwise DST is the "
+        "new name.  Wildcards *, ?, [abc] and ** work in gs:// URLs and local paths.",
     )
-    cp.add_argument("src", metavar="SRC")
-    cp.add_argument("dst", metavar="DST")
-    cp.add_argument("-r", "--recursive", action="store_true", help="copy a tree")
+    cp.add_argument("paths", nargs="+", metavar="SRC... DST")
+    cp.add_argument("-r", "-R", "--recursive", action="store_true", help="copy trees")
+    cp.add_argument(
+        "-I",
+        "--read-paths-from-stdin",
+        action="store_true",
+        dest="stdin_sources",
+        help="read the sources from stdin, one per line (then give only DST)",
+    )
+    cp.add_argument(
+        "-n",
+        "--no-clobber",
+        action="store_true",
+        help="skip destinations that exist (uploads and gs->gs send ifGenerationMatch=0)",
+    )
+    cp.add_argument(
+        "-P",
+        "--preserve-posix",
+        action="store_true",
+        dest="preserve",
+        help="keep mtime and mode: uploads store goog-reserved-file-mtime and "
+        "goog-reserved-posix-mode metadata, downloads restore them",
+    )
     cp.add_argument(
         "--chunk-size",
         type=_chunk_size,
@@ -157,9 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="upload only if the object's generation is GEN (0: it must not exist)",
     )
     cp.add_argument("--content-type", help="content type of uploads (default: guessed)")
+    cp.add_argument(
+        "--manifest",
+        metavar="FILE",
+        help="JSON-lines ledger, one line per object; a rerun skips what it records as done "
+        "once the destination is confirmed to still match",
+    )
     cp.add_argument("--list-page-size", type=_positive_int, help=argparse.SUPPRESS)
     cp.set_defaults(func=commands.cp)
     sync_command.add_parser(sub, common, _chunk_size, _positive_int)
+    objects_commands.add_parsers(sub, common, _chunk_size, _positive_int)
     cleanup_command.add_parser(sub, common)
 
     hash_ = sub.add_parser(
@@ -252,7 +284,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            # ``cp SRC --quiet DST``: argparse gives a list positional only the paths before
+            # the first option; the paths after it come back here, in order.
+            if args.command == "cp" and not any(e.startswith("-") and e != "-" for e in extras):
+                args.paths += extras
+            else:
+                parser.error(f"unrecognized arguments: {' '.join(extras)}")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     args.cancel = CANCEL

@@ -13,13 +13,17 @@ from resumable_media.testing import GCSServer
 
 @pytest.fixture
 def run_cli(gcs_server: GCSServer) -> RunCli:
-    """Run the command against the loopback server (``--endpoint`` added to ``cp``)."""
+    """Run the command against the loopback server (``--endpoint`` added to ``cp`` and to
+    the object commands; ``stdin`` is fed to the command's standard input)."""
 
     def run(
-        *args: str, env: Mapping[str, str] | None = None, timeout: float = 60
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 60,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         argv = list(args)
-        if argv and argv[0] == "cp":
+        if argv and argv[0] in ("cp", "ls", "rm", "cat", "stat", "du"):
             argv[1:1] = ["--endpoint", gcs_server.endpoint]
         return subprocess.run(
             command(*argv),
@@ -28,6 +32,7 @@ def run_cli(gcs_server: GCSServer) -> RunCli:
             timeout=timeout,
             env=cli_env(env),
             check=False,
+            input=stdin,
         )
 
     return run

@@ -68,8 +68,11 @@ def test_recursive_download_follows_listing_pages(
     gcs_server.clear_requests()
     result = run_cli("cp", "-r", "--list-page-size", "3", f"gs://{gcs_bucket}/paged", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{i:02d}.txt" for i in range(7)]
-    assert (tmp_path / "04.txt").read_bytes() == b"object 4"
+    # tmp_path exists, so the prefix keeps its last component (gsutil's rule).
+    assert sorted(p.name for p in (tmp_path / "paged").iterdir()) == [
+        f"{i:02d}.txt" for i in range(7)
+    ]
+    assert (tmp_path / "paged" / "04.txt").read_bytes() == b"object 4"
     listings = [r for r in gcs_server.requests if "prefix=" in r.path]
     assert len(listings) == 3
     assert sum("pageToken=" in r.path for r in listings) == 2
@@ -102,8 +105,8 @@ def test_recursive_download_does_not_follow_symlinks_out(
     outside = tmp_path / "outside"
     outside.mkdir()
     destination = tmp_path / "dest"
-    destination.mkdir()
-    (destination / "link").symlink_to(outside)
+    (destination / "s").mkdir(parents=True)  # dest exists: the tree lands in dest/s
+    (destination / "s" / "link").symlink_to(outside)
     gcs_server.put_object(gcs_bucket, "s/link/planted.txt", b"planted")
     result = run_cli("cp", "-r", f"gs://{gcs_bucket}/s", str(destination))
     assert result.returncode == 1

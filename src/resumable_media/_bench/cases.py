@@ -7,19 +7,59 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Iterable
 
 from resumable_media._bench.model import CaseSpec, Target
 
-__all__ = ["CASES", "RSS_CASE", "RSS_LIMIT_BYTES", "TARGETS", "select_cases"]
+__all__ = [
+    "CASES",
+    "FAMILIES",
+    "REFERENCES",
+    "RSS_CASE",
+    "RSS_LIMIT_BYTES",
+    "TABLE_CASES",
+    "TARGETS",
+    "WORKLOADS",
+    "Workload",
+    "select_cases",
+    "table_cases",
+]
 
 _TOOLS = {
     "curl": "curl",
     "grm": "google-resumable-media 2.11",
     "tm": "google-cloud-storage transfer_manager",
+    "gcs": "google-cloud-storage",
+    "obstore": "obstore (Rust object_store)",
+    "pyarrow": "pyarrow GcsFileSystem (C++)",
+    "gcsfs": "gcsfs (fsspec, aiohttp)",
+    "rclone": "rclone (Go)",
+    "gsutil": "gsutil (over HTTPS)",
     "ours": "resumable-media",
 }
+
+FAMILIES = tuple(family for family in _TOOLS if family != "ours")
+"""The peer families ``--peers`` chooses from (ours always runs)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Workload:
+    """A workload's default shape: how many objects of what size (``large`` is one)."""
+
+    name: str
+    count: int
+    object_size: int
+    title: str
+
+
+WORKLOADS = {
+    "large": Workload("large", 1, 1 << 30, "one large object"),
+    "small": Workload("small", 2000, 64 << 10, "many small objects"),
+    "medium": Workload("medium", 200, 8 << 20, "many medium objects"),
+}
+"""The three workloads and their defaults (1 GiB; 2,000 x 64 KiB; 200 x 8 MiB)."""
 _MODULES = {"grm": "google.resumable_media.requests", "ours": "resumable_media.requests"}
 
 RSS_CASE = "ours.parallel_download.rss"
@@ -36,8 +76,14 @@ def _case(
     body: str,
     peer: str | None = None,
     target: float | None = None,
+    *,
+    workload: str = "large",
+    source: str = "transfers",
+    extra: dict[str, str] | None = None,
+    concurrency: int | None = None,
     **options: str,
 ) -> CaseSpec:
+    options.update(extra or {})
     # The family prefix of the id names the tool; grm and ours share case bodies and
     # differ only in the module those bodies import.
     family = case_id.split(".")[0]
@@ -48,13 +94,184 @@ def _case(
         label=label,
         tool=_TOOLS[family],
         group=group,
-        runner=f"resumable_media._bench.transfers:{body}",
+        runner=f"resumable_media._bench.{source}:{body}",
         options=tuple(sorted(options.items())),
         peer=peer,
         target=target,
         ours=family == "ours",
         default=case_id != RSS_CASE,
+        workload=workload,
+        needs_tls=family == "gsutil",
+        concurrency=concurrency,
     )
+
+
+_IN_FLIGHT = {
+    "ours.cp": 8,
+    "ours.bulk": 8,
+    "obstore": 8,
+    "rclone": 8,
+    "tm.many": 8,
+    "curl.many": 8,
+}
+"""Objects in flight of the many-object cases whose concurrency is fixed (8: our cp -j)."""
+
+
+def _peer_cases() -> tuple[CaseSpec, ...]:
+    """Our `cp` command and every native or CLI peer, for each workload and direction."""
+    out: list[CaseSpec] = []
+    # Per family: (download body, download label, upload body, upload label, options).
+    large: tuple[tuple[str, str, str, str, str, dict[str, str]], ...] = (
+        (
+            "ours.cp",
+            "ours_cp_download",
+            "cp gs://... FILE (defaults)",
+            "ours_cp_upload",
+            "cp FILE gs://... (defaults)",
+            {},
+        ),
+        (
+            "obstore",
+            "obstore_download",
+            "get_range_async, 32 MiB x 4 in flight, pwrite",
+            "obstore_upload",
+            "put(path) (defaults: multipart, 12 parts in flight)",
+            {},
+        ),
+        (
+            "pyarrow",
+            "pyarrow_download",
+            "fs.copy_files (defaults)",
+            "pyarrow_upload",
+            "fs.copy_files (defaults)",
+            {},
+        ),
+        (
+            "gcsfs",
+            "gcsfs_download",
+            "GCSFileSystem.get (defaults)",
+            "gcsfs_upload",
+            "GCSFileSystem.put (defaults)",
+            {},
+        ),
+        (
+            "rclone",
+            "rclone_download",
+            "rclone copyto (defaults: 4 streams)",
+            "rclone_upload",
+            "rclone copyto (defaults: one stream)",
+            {},
+        ),
+        (
+            "gcs.blob",
+            "gcs_blob_download",
+            "Blob.download_to_filename (defaults)",
+            "gcs_blob_upload",
+            "Blob.upload_from_filename (defaults)",
+            {},
+        ),
+        (
+            "gsutil",
+            "gsutil_download",
+            "gsutil cp (defaults)",
+            "gsutil_upload",
+            "gsutil cp (defaults)",
+            {},
+        ),
+    )
+    many: tuple[tuple[str, str, str, str, str, dict[str, str]], ...] = (
+        (
+            "ours.cp",
+            "ours_cp_download",
+            "cp -r gs://.../prefix DIR (defaults: -j 8)",
+            "ours_cp_upload",
+            "cp -r DIR gs://.../prefix/ (defaults: -j 8)",
+            {},
+        ),
+        (
+            "ours.bulk",
+            "ours_bulk_download",
+            "bulk.execute(Plan(gs://..., DIR), ThreadExecutor(8))",
+            "ours_bulk_upload",
+            "bulk.execute(Plan(DIR, gs://...), ThreadExecutor(8))",
+            {},
+        ),
+        (
+            "obstore",
+            "obstore_download",
+            "get_async, 8 objects in flight",
+            "obstore_upload",
+            "put_async(path), 8 files in flight",
+            {"concurrency": "8"},
+        ),
+        (
+            "pyarrow",
+            "pyarrow_download",
+            "fs.copy_files of the prefix (defaults)",
+            "pyarrow_upload",
+            "fs.copy_files of the directory (defaults)",
+            {},
+        ),
+        (
+            "gcsfs",
+            "gcsfs_download",
+            "GCSFileSystem.get(list) (defaults)",
+            "gcsfs_upload",
+            "GCSFileSystem.put(list) (defaults)",
+            {},
+        ),
+        (
+            "rclone",
+            "rclone_download",
+            "rclone copy --transfers 8",
+            "rclone_upload",
+            "rclone copy --transfers 8",
+            {"transfers": "8"},
+        ),
+        (
+            "tm.many",
+            "tm_many_download",
+            "download_many_to_path (defaults: 8 processes)",
+            "tm_many_upload",
+            "upload_many_from_filenames (defaults: 8 processes)",
+            {},
+        ),
+        (
+            "curl.many",
+            "curl_many_download",
+            "curl --parallel --parallel-max 8 (media GETs)",
+            "curl_many_upload",
+            "curl --parallel --parallel-max 8 (XML PUTs)",
+            {"parallel": "8"},
+        ),
+        (
+            "gsutil",
+            "gsutil_download",
+            "gsutil -m cp -I DIR (defaults)",
+            "gsutil_upload",
+            "gsutil -m cp -I gs://.../prefix/ (defaults)",
+            {},
+        ),
+    )
+    for workload, table in (("large", large), ("small", many), ("medium", many)):
+        for stem, down, down_label, up, up_label, options in table:
+            for body, label, group, tail in (
+                (down, down_label, "download", "down"),
+                (up, up_label, "upload", "up"),
+            ):
+                out.append(
+                    _case(
+                        f"{stem}.{workload}.{tail}",
+                        label,
+                        group,
+                        body,
+                        workload=workload,
+                        source="peers",
+                        extra=options,
+                        concurrency=_IN_FLIGHT.get(stem) if workload != "large" else None,
+                    )
+                )
+    return tuple(out)
 
 
 _DOWNLOAD_MD5 = 'Download(checksum="md5")'
@@ -124,8 +341,39 @@ CASES: tuple[CaseSpec, ...] = (
         1.5,
     ),
     _case(RSS_CASE, "ParallelDownload (defaults), peak RSS", "memory", "parallel_download"),
+    *_peer_cases(),
 )
 """Every case, in the order of the first repeat (later repeats alternate it)."""
+
+REFERENCES = {
+    ("large", "download"): "ours.parallel_download",
+    ("large", "upload"): "ours.parallel_upload",
+    **{
+        (workload, group): f"ours.cp.{workload}.{tail}"
+        for workload in ("small", "medium")
+        for group, tail in (("download", "down"), ("upload", "up"))
+    },
+}
+"""Our row every other row of a (workload, direction) section is compared with."""
+
+TABLE_CASES = frozenset(
+    {
+        *REFERENCES.values(),
+        "curl",
+        "curl.upload",
+        "grm.download.crc32c",
+        "grm.resumable",
+        "tm.download",
+        "tm.upload",
+        "ours.pipelined",
+        *(
+            spec.case_id
+            for spec in CASES
+            if spec.runner.startswith("resumable_media._bench.peers:")
+        ),
+    }
+)
+"""The cases of the peer table (README): ours, our `cp`, and one row per peer and workload."""
 
 TARGETS: tuple[Target, ...] = (
     *(
@@ -141,13 +389,43 @@ TARGETS: tuple[Target, ...] = (
 _BY_ID = {spec.case_id: spec for spec in CASES}
 
 
+def table_cases(
+    workloads: Iterable[str] = tuple(WORKLOADS), peers: Iterable[str] | None = None
+) -> list[str]:
+    """The peer-table case ids for some workloads and peer families, in catalogue order.
+
+    Args:
+        workloads: Workload names (``large``, ``small``, ``medium``).
+        peers: Peer families (see FAMILIES); None: every family. Ours always runs.
+
+    Raises:
+        ValueError: On an unknown workload or family (the message lists the valid ones).
+    """
+    wanted = set(workloads)
+    families = set(FAMILIES if peers is None else peers)
+    bad_w = sorted(wanted - set(WORKLOADS))
+    if bad_w:
+        raise ValueError(f"unknown workload {bad_w[0]!r}; choose from {', '.join(WORKLOADS)}")
+    bad_f = sorted(families - set(FAMILIES))
+    if bad_f:
+        raise ValueError(f"unknown peer {bad_f[0]!r}; choose from {', '.join(FAMILIES)}")
+    return [
+        spec.case_id
+        for spec in CASES
+        if spec.case_id in TABLE_CASES
+        and spec.workload in wanted
+        and (spec.ours or spec.family in families)
+    ]
+
+
 def select_cases(patterns: Iterable[str | CaseSpec] | None) -> list[CaseSpec]:
     """Resolve case ids, globs (``ours.*``) or group names to case specs, in catalogue order.
 
     Args:
         patterns: Case ids, fnmatch globs (matching default cases only), the group names
-            ``download``, ``upload``, ``memory``/``rss``, or ``all``. None selects the
-            default cases. A CaseSpec is taken as given (a custom case).
+            ``download``, ``upload``, ``memory``/``rss``, the workloads ``large``, ``small``,
+            ``medium``, ``peers`` (the peer table) or ``all``. None selects the default
+            cases of the ``large`` workload. A CaseSpec is taken as given (a custom case).
 
     Returns:
         The matching catalogue cases, each once, in catalogue order, then the custom ones.
@@ -156,7 +434,8 @@ def select_cases(patterns: Iterable[str | CaseSpec] | None) -> list[CaseSpec]:
         ValueError: If a pattern matches no case (the message lists the valid ids).
     """
     if patterns is None:
-        return [spec for spec in CASES if spec.default]
+        # The many-object workloads (seeding 2,000 files, 1.6 GiB) are asked for by name.
+        return [spec for spec in CASES if spec.default and spec.workload == "large"]
     chosen: set[str] = set()
     custom: list[CaseSpec] = []
     for pattern in patterns:
@@ -168,6 +447,10 @@ def select_cases(patterns: Iterable[str | CaseSpec] | None) -> list[CaseSpec]:
         elif pattern in ("download", "upload", "memory", "rss"):
             group = "memory" if pattern == "rss" else pattern
             matched = {spec.case_id for spec in CASES if spec.group == group}
+        elif pattern in WORKLOADS:
+            matched = {s.case_id for s in CASES if s.default and s.workload == pattern}
+        elif pattern == "peers":
+            matched = set(TABLE_CASES)
         elif pattern in _BY_ID:
             matched = {pattern}
         else:

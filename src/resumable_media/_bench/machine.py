@@ -23,6 +23,9 @@ PACKAGES = (
     "requests",
     "urllib3",
     "google-crc32c",
+    "obstore",
+    "pyarrow",
+    "gcsfs",
 )
 """Distributions whose versions every benchmark result records."""
 
@@ -69,16 +72,22 @@ def _version(distribution: str) -> str:
         return "not installed"
 
 
-def _curl() -> str:
-    curl = shutil.which("curl")
-    if curl is None:
+def _tool_version(name: str, *args: str, word: int = 1) -> str:
+    """The ``word``-th word of a tool's version output, "not installed" or "unknown"."""
+    binary = os.environ.get("GSUTIL") if name == "gsutil" else None
+    binary = binary or shutil.which(name)
+    if binary is None:
         return "not installed"
     try:
-        out = subprocess.run([curl, "--version"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run([binary, *args], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-    words = out.stdout.split()
-    return words[1] if len(words) > 1 else "unknown"
+    words = (out.stdout or out.stderr).split()
+    return words[word] if len(words) > word else "unknown"
+
+
+def _curl() -> str:
+    return _tool_version("curl", "--version")
 
 
 def _crc_backend() -> str:
@@ -109,6 +118,8 @@ def describe_machine() -> dict[str, str]:
         "Python": f"{platform.python_implementation()} {platform.python_version()}",
         "resumable_media.checksums backend": _crc_backend(),
         "curl": _curl(),
+        "rclone": _tool_version("rclone", "version"),
+        "gsutil": _tool_version("gsutil", "version", word=2),
     }
     facts.update({name: _version(name) for name in PACKAGES})
     return facts

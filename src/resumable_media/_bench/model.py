@@ -115,7 +115,14 @@ class CaseContext:
         size_bytes: Size of that object (and of the upload source file).
         source_path: Local file with the object's bytes (upload source).
         dest_path: Where a download case must write the object.
-        upload_name: Object name an upload case must create.
+        upload_name: Object name an upload case must create; in a many-object workload,
+            the prefix (no trailing slash) under which it must create ``names``.
+        workload: ``large`` (one object), ``small`` or ``medium`` (many objects).
+        names: The many-object workload's relative object names (flat); empty for ``large``.
+        prefix: Server prefix of the seeded many objects (``small/``); empty for ``large``.
+        source_dir: Local directory holding ``names`` (upload source of a many workload).
+        tls_endpoint: The same server over HTTPS (self-signed), when one was started.
+        network: Name of the shaped-network profile the server runs with (empty: none).
     """
 
     endpoint: str
@@ -125,6 +132,12 @@ class CaseContext:
     source_path: str
     dest_path: str
     upload_name: str
+    workload: str = "large"
+    names: tuple[str, ...] = ()
+    prefix: str = ""
+    source_dir: str = ""
+    tls_endpoint: str = ""
+    network: str = ""
 
     def media_url(self) -> str:
         """Return the JSON API media download URL of the benchmark object."""
@@ -139,14 +152,33 @@ class CaseContext:
         """Return the XML API URL of the upload target (used by XML multipart uploads)."""
         return f"{self.endpoint}/{self.bucket}/{urllib.parse.quote(self.upload_name, safe='/')}"
 
+    @property
+    def many(self) -> bool:
+        """True for a many-object workload (``dest_path`` is then a directory)."""
+        return bool(self.names)
+
+    def object_keys(self) -> list[str]:
+        """The full names of the seeded objects a download case reads."""
+        return [self.prefix + name for name in self.names] if self.names else [self.object_name]
+
+    def upload_keys(self) -> list[str]:
+        """The full names of the objects an upload case must create."""
+        if not self.names:
+            return [self.upload_name]
+        return [f"{self.upload_name}/{name}" for name in self.names]
+
     def to_json(self) -> dict[str, Any]:
         """Return the context as a JSON-serialisable dict."""
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["names"] = list(self.names)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CaseContext:
         """Build a context from :meth:`to_json` output."""
-        return cls(**data)
+        fields = dict(data)
+        fields["names"] = tuple(fields.get("names", ()))
+        return cls(**fields)
 
 
 CaseRunner = Callable[..., dict[str, Any]]
@@ -171,6 +203,9 @@ class CaseSpec:
         target: Minimum median-throughput ratio against ``peer`` the project promises.
         ours: True for resumable-media's own transfers.
         default: Whether the case runs when no explicit case list is given.
+        workload: ``large`` (one object), ``small`` or ``medium`` (many objects).
+        needs_tls: The case speaks HTTPS only (gsutil): the server also listens with TLS.
+        concurrency: Objects (or ranges) the case keeps in flight, where it is fixed.
     """
 
     case_id: str
@@ -183,6 +218,14 @@ class CaseSpec:
     target: float | None = None
     ours: bool = False
     default: bool = True
+    workload: str = "large"
+    needs_tls: bool = False
+    concurrency: int | None = None
+
+    @property
+    def family(self) -> str:
+        """The tool family: the first part of the id (``ours``, ``obstore``, ``rclone``...)."""
+        return self.case_id.split(".")[0]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -217,6 +260,12 @@ class BenchRow:
         ratio: Our median throughput divided by the peer's (both ok), else None.
         peak_rss_bytes: Largest sampled RSS of the case's whole process tree.
         peak_rss_bound_bytes: Sum of every process's own peak RSS (an upper bound).
+        workload: ``large``, ``small``, ``medium`` (or ``large`` for the memory case).
+        objects: Objects moved per repeat (1 for a single-object workload).
+        reference: case_id of our row this one is compared with in its section, if any.
+        vs_ours: The reference's median throughput divided by this row's (> 1: ours is
+            faster), both ok and from the same run; None otherwise.
+        concurrency: Objects the case keeps in flight, where it is fixed.
     """
 
     case_id: str
@@ -235,6 +284,22 @@ class BenchRow:
     ratio: float | None = None
     peak_rss_bytes: int | None = None
     peak_rss_bound_bytes: int | None = None
+    workload: str = "large"
+    objects: int = 1
+    reference: str | None = None
+    vs_ours: float | None = None
+    concurrency: int | None = None
+
+    @property
+    def median_seconds(self) -> float | None:
+        """Wall time of the median run, or None without runs."""
+        return _median(self.seconds) if self.seconds else None
+
+    @property
+    def median_objects_per_s(self) -> float | None:
+        """Objects per second of the median run, or None without runs."""
+        median_s = self.median_seconds
+        return self.objects / median_s if median_s else None
 
     @property
     def ok(self) -> bool:
@@ -281,6 +346,8 @@ class BenchRow:
         data["server_cpu_s_per_gib"] = self.server_cpu_s_per_gib
         data["median_mbps"] = self.median_mbps
         data["best_mbps"] = self.best_mbps
+        data["median_seconds"] = self.median_seconds
+        data["median_objects_per_s"] = self.median_objects_per_s
         return data
 
     @classmethod

@@ -11,14 +11,78 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from resumable_media._bench.cases import RSS_LIMIT_BYTES, TARGETS
+from resumable_media._bench.cases import REFERENCES, RSS_LIMIT_BYTES, TARGETS, WORKLOADS
 from resumable_media._bench.machine import describe_machine
-from resumable_media._bench.model import MIB, BenchRow, format_size
+from resumable_media._bench.model import MB, MIB, BenchRow, format_size
 from resumable_media._bench.rss import MEMORY_SAMPLE_S, THROUGHPUT_SAMPLE_S
 
 __all__ = ["PlotUnavailable", "format_table", "plot"]
 
 _GROUP_TITLES = (("download", "Downloads"), ("upload", "Uploads"))
+_SECTIONS = tuple(
+    (workload, group, heading) for workload in WORKLOADS for group, heading in _GROUP_TITLES
+)
+
+
+def _shape(rows: Sequence[BenchRow]) -> str:
+    """``1 GiB object`` or ``2000 x 64 KiB objects`` for the rows of one section."""
+    first = rows[0]
+    if first.objects <= 1:
+        return f"one {format_size(first.size_bytes)} object"
+    return f"{first.objects:,} x {format_size(first.size_bytes // first.objects)} objects"
+
+
+def _sections(rows: Sequence[BenchRow]) -> list[tuple[str, str, list[BenchRow]]]:
+    """(workload, heading, rows) of every non-empty (workload, direction) section."""
+    out = []
+    for workload, group, heading in _SECTIONS:
+        chosen = [row for row in rows if row.group == group and row.workload == workload]
+        if chosen:
+            out.append((workload, f"{heading}: {_shape(chosen)}", chosen))
+    return out
+
+
+def _link_bound(row: BenchRow, network: str) -> float | None:
+    """Objects/s the shaped link allows this row: its objects in flight, each paying the
+    round trip and its bytes at the per-connection cap, within the total cap; None when
+    there is no profile, one object, or no fixed concurrency."""
+    if row.objects <= 1 or not row.concurrency or network in ("", "none"):
+        return None
+    from resumable_media.testing.network import PRESETS
+
+    profile = PRESETS.get(network)
+    if profile is None:
+        return None
+    size = row.size_bytes / row.objects
+    per_object_s = profile.latency_s
+    if profile.connection_bytes_per_s:
+        per_object_s += size / profile.connection_bytes_per_s
+    if per_object_s <= 0:
+        return None
+    bound = row.concurrency / per_object_s
+    if profile.total_bytes_per_s:
+        bound = min(bound, profile.total_bytes_per_s / size)
+    return bound
+
+
+def _total_cap(network: str) -> float | None:
+    """The shaped link's total cap in B/s, or None."""
+    if network in ("", "none"):
+        return None
+    from resumable_media.testing.network import PRESETS
+
+    profile = PRESETS.get(network)
+    return profile.total_bytes_per_s if profile is not None else None
+
+
+def _rate(row: BenchRow) -> str:
+    """MB/s, plus objects/s for a many-object row."""
+    if row.median_mbps is None:
+        return "-"
+    text = f"{row.median_mbps:,.0f} MB/s"
+    if row.objects > 1 and row.median_objects_per_s is not None:
+        text += f", {row.median_objects_per_s:,.0f} obj/s"
+    return text
 
 
 class PlotUnavailable(ImportError):
@@ -47,23 +111,70 @@ def _verdict(ratio: float | None, minimum: float) -> str:
     return "met" if ratio >= minimum else "**MISSED**"
 
 
-def _throughput_table(rows: Sequence[BenchRow]) -> list[str]:
+def _throughput_table(rows: Sequence[BenchRow], network: str = "") -> list[str]:
+    bounds = {row.case_id: _link_bound(row, network) for row in rows}
+    cap = _total_cap(network)
+    shaped = cap is not None or any(bound is not None for bound in bounds.values())
     lines = [
-        "| Case | Tool | Transfer | Median MB/s | Best MB/s | Runs (s) | CPU s/GiB "
-        "| Server CPU s/GiB | Peak RSS MiB | Ratio (median) | Target |",
-        "|---|---|---|---:|---:|---|---:|---:|---:|---|---|",
+        "| Case | Tool | Transfer | Median wall s | Throughput (median) | Runs (s) "
+        "| Client CPU s/GiB | Server CPU s/GiB | Peak RSS MiB | Ours / this "
+        + ("| Of the link's bound " if shaped else "")
+        + "| Promised ratio | Target |",
+        "|---|---|---|---:|---:|---|---:|---:|---:|---:|"
+        + ("---:|" if shaped else "")
+        + "---|---|",
     ]
+    present = {row.case_id for row in rows}
     for row in rows:
         runs = " / ".join(f"{s:.3f}" for s in row.seconds) if row.ok else row.status
         ratio = f"{row.ratio:.2f}x vs {row.peer}" if row.ratio is not None else ""
         target = ""
-        if row.target is not None:
+        # A promise whose peer was not selected in this run is not this table's business.
+        if row.target is not None and row.peer in present:
             target = f">= {row.target:g}x: {_verdict(row.ratio, row.target)}"
+        if row.reference is None:
+            versus = "(reference)" if row.ours and row.ok else ""
+        else:
+            versus = f"{row.vs_ours:.2f}x" if row.vs_ours is not None else "-"
+        median = f"{row.median_seconds:.3f}" if row.median_seconds is not None else "-"
+        of_bound = ""
+        bound = bounds[row.case_id]
+        if shaped:
+            of_bound = "| - "
+            if bound is not None and row.ok and row.median_objects_per_s is not None:
+                of_bound = f"| {row.median_objects_per_s / bound:.0%} of {bound:,.0f} obj/s "
+            elif row.objects <= 1 and cap and row.ok and row.median_mbps is not None:
+                of_bound = f"| {row.median_mbps * MB / cap:.0%} of the {cap / 1e9:g} GB/s cap "
         lines.append(
-            f"| `{row.case_id}` | {row.tool} | {_cell(row.label)} | {_mbps(row.median_mbps)} "
-            f"| {_mbps(row.best_mbps)} | {runs} | {_cpu(row.cpu_s_per_gib)} "
+            f"| `{row.case_id}` | {row.tool} | {_cell(row.label)} | {median} "
+            f"| {_rate(row)} | {runs} | {_cpu(row.cpu_s_per_gib)} "
             f"| {_cpu(row.server_cpu_s_per_gib)} | {_mib(row.peak_rss_bytes)} "
-            f"| {ratio} | {target} |"
+            f"| {versus} {of_bound}| {ratio} | {target} |"
+        )
+    return lines
+
+
+def _summary_table(rows: Sequence[BenchRow]) -> list[str]:
+    """One line per section: our reference row, the fastest other peer, and their ratio."""
+    lines = [
+        "| Workload | Ours | Fastest peer | Ours / fastest peer | Ours CPU s/GiB |",
+        "|---|---|---|---:|---:|",
+    ]
+    for workload, heading, chosen in _sections(rows):
+        reference_id = REFERENCES.get((workload, chosen[0].group))
+        ours = next((r for r in chosen if r.case_id == reference_id), None)
+        if ours is None or not ours.ok:
+            continue
+        peers = [r for r in chosen if not r.ours and r.ok and r.median_mbps]
+        best = max(peers, key=lambda r: r.median_mbps or 0.0, default=None)
+        shown = "-"
+        ratio = "-"
+        if best is not None:
+            shown = f"{best.tool}: {_cell(best.label)}, {_rate(best)}"
+            ratio = f"{best.vs_ours:.2f}x" if best.vs_ours is not None else "-"
+        lines.append(
+            f"| {heading} | {_cell(ours.label)}, {_rate(ours)} | {shown} | {ratio} "
+            f"| {_cpu(ours.cpu_s_per_gib)} |"
         )
     return lines
 
@@ -130,17 +241,24 @@ def format_table(
         promised ratios, every unavailable or failed case with its reason, and the machine.
     """
     facts = describe_machine() if machine is None else machine
-    sizes = sorted({row.size_bytes for row in rows if row.group != "memory"})
     repeats = max((len(row.seconds) for row in rows), default=0)
+    shapes = [heading.split(": ", 1)[1] for _, heading, _ in _sections(rows)]
+    shapes = list(dict.fromkeys(shapes))
+    network = facts.get("network", "")
+    link = f"the shaped network `{network}`" if network and network != "none" else "plain loopback"
     out = [
         f"## {title}",
         "",
-        f"One {' / '.join(format_size(s) for s in sizes) or '-'} object of random data on one "
-        "loopback server; every case reads (or writes) that same object in the same run, "
+        f"Random data ({', '.join(shapes) or '-'}) on one loopback server over {link}; "
+        "every case of a workload reads (or writes) the same objects in the same run, "
         f"{repeats} timed run(s) per case, each run in a fresh process, the case order "
         "reversed on every other repeat, its data re-read (warm page cache) and `sync` before "
         "each run. Every download and upload "
-        "is verified byte-exact (size + CRC32C) before its time counts. Timed: the transfer "
+        "is verified byte-exact (size + CRC32C of every object) before its time counts. "
+        "Peers run at their defaults unless the label says otherwise; CLI tools (rclone, "
+        "gsutil, curl, our `cp`) are timed from their start, as a user waits for them. "
+        "Ours / this: the median throughput of our row marked (reference) in the section "
+        "over this row's, > 1 when ours is faster. Timed: the transfer "
         "call only (building clients and sessions is not timed; process pools a tool starts "
         "inside that call are). CPU s/GiB: median user + system time of the client's whole "
         "process tree (workers included, server excluded) during the timed call; server CPU: "
@@ -154,10 +272,11 @@ def format_table(
         "peak (VmHWM); curl's figure includes the small Python process that starts it.",
         "",
     ]
-    for group, heading in _GROUP_TITLES:
-        grouped = [row for row in rows if row.group == group]
-        if grouped:
-            out += [f"### {heading}", "", *_throughput_table(grouped), ""]
+    summary = _summary_table(rows)
+    if len(summary) > 2:
+        out += ["### Summary", "", *summary, ""]
+    for _, heading, grouped in _sections(rows):
+        out += [f"### {heading}", "", *_throughput_table(grouped, network), ""]
     memory = [row for row in rows if row.group == "memory"]
     if memory:
         heading = f"### Peak memory (sampled every {MEMORY_SAMPLE_S * 1000:.0f} ms)"
@@ -181,13 +300,17 @@ def plot(
     path: str | os.PathLike[str],
     *,
     machine: Mapping[str, str] | None = None,
+    workload: str | None = None,
 ) -> None:
-    """Draw median (bar) and best (tick) MB/s of every measured row as a PNG chart.
+    """Draw median (bar) and best (tick) throughput of every measured row as a PNG chart.
+
+    One panel per (workload, direction); small objects in objects/s, the rest in MB/s.
 
     Args:
         rows: Rows from :func:`run_comparison`.
         path: Where to write the PNG.
         machine: Facts for the caption (default: :func:`describe_machine` now).
+        workload: Draw only this workload's panels (``large``, ``small``, ``medium``).
 
     Raises:
         PlotUnavailable: If matplotlib is not installed.
@@ -203,38 +326,46 @@ def plot(
             "plotting needs matplotlib: pip install 'resumable-media[bench]' (or matplotlib)"
         ) from exc
     panels = [
-        (heading, [row for row in rows if row.group == group and row.ok])
-        for group, heading in _GROUP_TITLES
+        (name, heading, [row for row in chosen if row.ok])
+        for name, heading, chosen in _sections(rows)
+        if workload is None or name == workload
     ]
-    panels = [(heading, measured) for heading, measured in panels if measured]
+    panels = [(w, heading, measured) for w, heading, measured in panels if measured]
     if not panels:
         raise ValueError("no benchmark row has a measurement to plot")
     facts = describe_machine() if machine is None else machine
-    heights = [max(1.6, 0.45 * len(measured) + 0.9) for _, measured in panels]
+    heights = [max(1.6, 0.45 * len(measured) + 0.9) for _, _, measured in panels]
     fig, axes = plt.subplots(
         len(panels), 1, figsize=(10, sum(heights) + 0.8), height_ratios=heights, squeeze=False
     )
-    for ax, (heading, measured) in zip(axes[:, 0], panels, strict=True):
+    for ax, (name, heading, measured) in zip(axes[:, 0], panels, strict=True):
         labels = [f"{row.tool}\n{row.label}" for row in measured]
-        medians = [row.median_mbps or 0.0 for row in measured]
-        bests = [row.best_mbps or 0.0 for row in measured]
+        # Small objects are counted, anything larger is measured in bytes.
+        per_object = name == "small"
+        unit = "objects/s" if per_object else "MB/s (10^6 B/s)"
+        scale = [
+            (row.objects / row.size_bytes * 1e6) if per_object and row.size_bytes else 1.0
+            for row in measured
+        ]
+        medians = [(row.median_mbps or 0.0) * k for row, k in zip(measured, scale, strict=True)]
+        bests = [(row.best_mbps or 0.0) * k for row, k in zip(measured, scale, strict=True)]
         colors = ["#1f6feb" if row.ours else "#9a9a9a" for row in measured]
         positions = list(range(len(measured)))[::-1]
         ax.barh(positions, medians, color=colors, height=0.65)
         ax.plot(bests, positions, "k|", markersize=14, label="best run")
         for y, median, best, row in zip(positions, medians, bests, measured, strict=True):
             note = f"  {median:,.0f} (best {best:,.0f})"
-            if row.ratio is not None:
-                note += f"  ({row.ratio:.2f}x {row.peer})"
+            if row.vs_ours is not None:
+                note += f"  (ours / this: {row.vs_ours:.2f}x)"
             ax.text(max(median, best), y, note, va="center", fontsize=8)
         ax.set_yticks(positions, labels, fontsize=7)
         ax.set_xlim(0, max(bests) * 1.75)
-        ax.set_xlabel("MB/s (10^6 B/s), median of runs; tick = best run")
-        size = format_size(measured[0].size_bytes)
-        ax.set_title(f"{heading}, {size} object (blue: resumable-media, grey: peers)", fontsize=10)
+        ax.set_xlabel(f"{unit}, median of runs; tick = best run")
+        ax.set_title(f"{heading} (blue: resumable-media, grey: peers)", fontsize=10)
         ax.legend(loc="lower right", fontsize=7)
+    network = facts.get("network", "none")
     fig.suptitle(
-        f"{facts.get('CPU', 'unknown CPU')}, {facts.get('cores', '?')} cores, "
+        f"network {network}; {facts.get('CPU', 'unknown CPU')}, {facts.get('cores', '?')} cores, "
         f"{facts.get('Python', '?')}; load average at start "
         f"{facts.get('load average (1/5/15 min)', '?')}",
         fontsize=9,

@@ -1,8 +1,11 @@
-# The comparison loop: one server, one object, every case, N alternating repeats.
+# The comparison loop: one server, each workload's objects, every case, N alternating
+# repeats.
 #
-# Invariants: every case in a run reads the same object from the same server (or
-# uploads the same source file to it); each timed run happens in a fresh child
-# process after os.sync(), with the previous run's output already deleted; the
+# Invariants: every case of a workload reads the same objects from the same server
+# (or uploads the same source files to it) -- one large object, or many under a
+# prefix; every peer goes through the same (optionally shaped) server; each timed
+# run happens in a fresh child process after os.sync(), with the previous run's
+# output already deleted; the
 # case order is reversed on every other repeat; every output is verified
 # byte-exact before the timing counts, and any failure marks the row FAILED with
 # the reason (nothing is dropped silently); all temporary data lives in one
@@ -26,7 +29,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from resumable_media._bench.cases import RSS_CASE, select_cases
+from resumable_media._bench.cases import REFERENCES, RSS_CASE, WORKLOADS, select_cases
 from resumable_media._bench.model import (
     MB,
     STATUS_FAILED,
@@ -48,8 +51,11 @@ from resumable_media._bench.verify import (
     VerificationError,
     file_crc32c,
     verify_download,
+    verify_download_tree,
     verify_object,
+    verify_objects,
     write_random_file,
+    write_random_tree,
 )
 
 __all__ = ["run_comparison"]
@@ -65,6 +71,7 @@ class _Tally:
 
     spec: CaseSpec
     size_bytes: int
+    objects: int = 1
     seconds: list[float] = dataclasses.field(default_factory=list)
     cpu_seconds: list[float] = dataclasses.field(default_factory=list)
     server_cpu_seconds: list[float] = dataclasses.field(default_factory=list)
@@ -92,17 +99,34 @@ class _Tally:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Subject:
-    """An object on the server that download cases read; its local copy feeds uploads."""
+    """What download cases read on the server; its local copy feeds uploads.
+
+    A single object (``names`` empty: ``name`` on the server, ``path`` the local file), or
+    many (``prefix + n`` on the server and ``path / n`` locally for each ``n`` in names).
+    """
 
     name: str
     path: Path
     size_bytes: int
     crc32c: int
+    workload: str = "large"
+    names: tuple[str, ...] = ()
+    prefix: str = ""
+    expected: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.size_bytes * len(self.names) if self.names else self.size_bytes
+
+    @property
+    def objects(self) -> int:
+        return len(self.names) or 1
 
 
-def _default_timeout(size_bytes: int) -> float:
-    # Generous: the slowest peer moves well over 5 MB/s on any machine this runs on.
-    return 60.0 + size_bytes / (5 * MB)
+def _default_timeout(size_bytes: int, objects: int = 1) -> float:
+    # Generous: the slowest peer moves well over 5 MB/s, and 5 objects/s, on any machine
+    # this runs on, on any of the shaped networks.
+    return 60.0 + size_bytes / (5 * MB) + objects * 0.2
 
 
 def _check_disk(workdir: Path, size_bytes: int, rss_size_bytes: int | None) -> None:
@@ -130,6 +154,23 @@ def _remove_outputs(dest: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+def _self_signed(folder: Path) -> tuple[Path, Path] | None:
+    """A throwaway certificate and key for the HTTPS listener, or None without openssl."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    folder.mkdir()
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    command = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        check=False,
+    )
+    return (cert, key) if done.returncode == 0 else None
+
+
 def _kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
@@ -152,6 +193,7 @@ class _Run:
         self.progress = progress
         self.timeout_s = timeout_s
         self.counter = 0
+        self.network = ""
 
     def seed(self, name: str, size_bytes: int) -> _Subject:
         path = self.workdir / f"{name}.src"
@@ -166,6 +208,40 @@ class _Run:
                 f"the server stored {stored} for {name!r}, expected {size_bytes} B"
             )
         return _Subject(name=name, path=path, size_bytes=size_bytes, crc32c=crc)
+
+    def seed_many(self, workload: str, count: int, size_bytes: int) -> _Subject:
+        """Write ``count`` random files of ``size_bytes`` and store them under ``workload/``."""
+        folder = self.workdir / f"{workload}.src"
+        names = [f"{index:05d}.bin" for index in range(count)]
+        self.progress(f"writing {count} x {format_size(size_bytes)} of random data")
+        crcs = write_random_tree(folder, names, size_bytes)
+        prefix = f"{workload}/"
+        self.progress(f"storing them under gs://{self.bucket}/{prefix}")
+        self.server.put_many(self.bucket, prefix, folder, names)
+        expected = {name: (size_bytes, crc) for name, crc in crcs.items()}
+        stored = self.server.stored_many(self.bucket, prefix)
+        verify_objects(prefix, stored, expected)  # a broken server fails here, not in a case
+        return _Subject(
+            name=prefix,
+            path=folder,
+            size_bytes=size_bytes,
+            crc32c=0,
+            workload=workload,
+            names=tuple(names),
+            prefix=prefix,
+            expected=expected,
+        )
+
+    def _warm(self, spec: CaseSpec, subject: _Subject) -> None:
+        # Every run starts from a warm page cache: re-read what it will read (the server
+        # hashes its stored copy, which also re-checks it) in case memory reclaim took some.
+        if spec.group == "upload":
+            for path in [subject.path / n for n in subject.names] or [subject.path]:
+                file_crc32c(path)
+        elif subject.names:
+            self.server.stored_many(self.bucket, subject.prefix)
+        else:
+            self.server.stored(self.bucket, subject.name)
 
     def run_once(self, tally: _Tally, subject: _Subject, repeat: int) -> None:
         """Run one timed repeat of a case in a child process and record the outcome."""
@@ -182,6 +258,12 @@ class _Run:
             dest_path=str(dest),
             # A fresh name per run: a stale object can never pass for a new upload.
             upload_name=f"upload-{tag}",
+            workload=subject.workload,
+            names=subject.names,
+            prefix=subject.prefix,
+            source_dir=str(subject.path) if subject.names else "",
+            tls_endpoint=self.server.tls_endpoint,
+            network=self.network,
         )
         spec_path = self.workdir / f"{tag}.spec.json"
         result_path = self.workdir / f"{tag}.result.json"
@@ -191,13 +273,8 @@ class _Run:
                 {"runner": spec.runner, "options": dict(spec.options), "context": ctx.to_json()}
             )
         )
-        timeout = self.timeout_s or _default_timeout(subject.size_bytes)
-        # Every run starts from a warm page cache: re-read what it will read (the server
-        # hashes its stored copy, which also re-checks it) in case memory reclaim took some.
-        if spec.group == "upload":
-            file_crc32c(subject.path)
-        else:
-            self.server.stored(self.bucket, subject.name)
+        timeout = self.timeout_s or _default_timeout(subject.total_bytes, subject.objects)
+        self._warm(spec, subject)
         # Flush the previous runs' dirty pages now, so their writeback is not timed here.
         os.sync()
         server_pid = self.server.pid
@@ -219,7 +296,10 @@ class _Run:
             _remove_outputs(dest)
             if spec.group == "upload":
                 try:
-                    self.server.delete(self.bucket, ctx.upload_name)
+                    if subject.names:
+                        self.server.delete_many(self.bucket, ctx.upload_name + "/")
+                    else:
+                        self.server.delete(self.bucket, ctx.upload_name)
                 except Exception:
                     _log.warning("could not delete %s", ctx.upload_name, exc_info=True)
         self._record(tally, result, repeat)
@@ -272,12 +352,19 @@ class _Run:
         return result
 
     def _verify(self, spec: CaseSpec, ctx: CaseContext, subject: _Subject) -> None:
+        if spec.group == "upload" and subject.names:
+            prefix = ctx.upload_name + "/"
+            verify_objects(prefix, self.server.stored_many(self.bucket, prefix), subject.expected)
+            return
         if spec.group == "upload":
             stored = self.server.stored(self.bucket, ctx.upload_name)
             verify_object(ctx.upload_name, stored, subject.size_bytes, subject.crc32c)
             return
         dest = Path(ctx.dest_path)
-        verify_download(dest, subject.size_bytes, subject.crc32c)
+        if subject.names:
+            verify_download_tree(dest, subject.expected)
+        else:
+            verify_download(dest, subject.size_bytes, subject.crc32c)
         # A finished download owes the user exactly one file: no temp file, no journal.
         leftovers = sorted(p.name for p in _outputs(dest) if p != dest)
         if leftovers:
@@ -296,6 +383,8 @@ class _Run:
             mbps = tally.size_bytes / result["seconds"] / MB
             cpu = result.get("cpu_seconds")
             shown = f"  {case:<28} {result['seconds']:8.3f} s  {mbps:9.1f} MB/s"
+            if tally.objects > 1:
+                shown += f"  {tally.objects / result['seconds']:8.0f} obj/s"
             self.progress(shown + (f"  cpu {cpu:7.2f} s" if cpu is not None else ""))
         elif result["status"] == "unavailable" and not tally.seconds:
             tally.status, tally.detail = STATUS_UNAVAILABLE, result["detail"]
@@ -324,6 +413,10 @@ def _rows(tallies: Iterable[_Tally]) -> list[BenchRow]:
             target=t.spec.target,
             peak_rss_bytes=t.peak_rss,
             peak_rss_bound_bytes=t.peak_bound,
+            workload=t.spec.workload,
+            objects=t.objects,
+            concurrency=t.spec.concurrency,
+            reference=REFERENCES.get((t.spec.workload, t.spec.group)),
         )
         for t in tallies
     ]
@@ -333,6 +426,11 @@ def _rows(tallies: Iterable[_Tally]) -> list[BenchRow]:
         peer = by_id.get(row.peer) if row.peer else None
         if row.ok and peer is not None and peer.ok and row.median_mbps and peer.median_mbps:
             row = dataclasses.replace(row, ratio=row.median_mbps / peer.median_mbps)
+        ref = by_id.get(row.reference) if row.reference else None
+        if ref is None or ref.case_id == row.case_id:
+            row = dataclasses.replace(row, reference=None)
+        elif row.ok and ref.ok and row.median_mbps and ref.median_mbps:
+            row = dataclasses.replace(row, vs_ours=ref.median_mbps / row.median_mbps)
         out.append(row)
     return out
 
@@ -347,6 +445,9 @@ def run_comparison(
     workdir: str | os.PathLike[str] | None = None,
     timeout_s: float | None = None,
     progress: Progress | None = None,
+    network: str | None = None,
+    small: tuple[int, int] | None = None,
+    medium: tuple[int, int] | None = None,
 ) -> list[BenchRow]:
     """Measure every selected case against the same server and object, ``repeats`` times.
 
@@ -354,15 +455,20 @@ def run_comparison(
         endpoint: Base URL of a running GCS JSON API server; None starts the project's
             loopback server (``resumable_media.testing.GCSServer``) in a child process
             for the duration of the call.
-        size_bytes: Size of the random object every download reads and every upload writes.
-        cases: Case ids, globs (``ours.*``) or groups (``download``, ``upload``, ``rss``,
-            ``all``), or custom CaseSpec objects; None runs every default case (all but
+        size_bytes: Size of the ``large`` workload's random object (default 1 GiB).
+        cases: Case ids, globs (``ours.*``), groups (``download``, ``upload``, ``rss``,
+            ``large``, ``small``, ``medium``, ``peers``, ``all``), or custom CaseSpec
+            objects; None runs every default case of the ``large`` workload (all but
             the peak-RSS case).
         repeats: Timed runs per case; the case order is reversed on every other repeat.
         rss_size_bytes: Object size for the peak-RSS case (only used when it is selected).
         workdir: Directory for the temporary data (default: the system temp dir).
-        timeout_s: Per-run time limit; default 60 s + 1 s per 5 MB.
+        timeout_s: Per-run time limit; default 60 s + 1 s per 5 MB + 0.2 s per object.
         progress: Called with one human-readable line per step (e.g. ``print``).
+        network: Run the embedded server with this shaped-network profile (``lan``,
+            ``region``, ``wan``; see resumable_media.testing.network); None: plain loopback.
+        small: (count, size) of the ``small`` workload (default 2,000 x 64 KiB).
+        medium: (count, size) of the ``medium`` workload (default 200 x 8 MiB).
 
     Returns:
         One row per selected case, in catalogue order, each ``ok``, ``not available``
@@ -378,7 +484,16 @@ def run_comparison(
         raise ValueError(f"object sizes must be positive, got {size_bytes} and {rss_size_bytes}")
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
+    if network is not None and endpoint is not None:
+        raise ValueError("a network profile shapes the embedded server only; omit the endpoint")
+    shapes = {
+        "small": small or (WORKLOADS["small"].count, WORKLOADS["small"].object_size),
+        "medium": medium or (WORKLOADS["medium"].count, WORKLOADS["medium"].object_size),
+    }
+    if any(count < 1 or size < 1 for count, size in shapes.values()):
+        raise ValueError(f"workload counts and sizes must be positive, got {shapes}")
     specs = select_cases(cases)
+    many = sorted({s.workload for s in specs if s.workload in shapes})
 
     def report(line: str) -> None:
         _log.info("%s", line)
@@ -388,28 +503,40 @@ def run_comparison(
     with tempfile.TemporaryDirectory(prefix="resumable-media-bench-", dir=workdir) as tmp:
         work = Path(tmp)
         wants_rss = any(s.case_id == RSS_CASE for s in specs)
-        _check_disk(work, size_bytes, rss_size_bytes if wants_rss else None)
+        wants_large = any(s.workload == "large" and s.case_id != RSS_CASE for s in specs)
+        seeded = (size_bytes if wants_large else 0) + sum(shapes[w][0] * shapes[w][1] for w in many)
+        _check_disk(work, seeded, rss_size_bytes if wants_rss else None)
         if endpoint is None:
-            server: BenchServer = EmbeddedServer(work / "server", work / "server.log")
+            tls = _self_signed(work / "tls") if any(s.needs_tls for s in specs) else None
+            server: BenchServer = EmbeddedServer(
+                work / "server", work / "server.log", network=network, tls=tls
+            )
         else:
             server = RemoteServer(endpoint)
         try:
             run = _Run(server, f"bench-{uuid.uuid4().hex[:12]}", work, report, timeout_s)
-            report(f"server {server.endpoint}, bucket {run.bucket}")
-            subject = run.seed("object", size_bytes)
-            big = run.seed("object-rss", rss_size_bytes) if wants_rss else None
-            tallies = {
-                s.case_id: _Tally(s, rss_size_bytes if s.case_id == RSS_CASE else size_bytes)
-                for s in specs
-            }
+            run.network = network or ""
+            shaped = f", network {network}" if network else ""
+            report(f"server {server.endpoint}{shaped}, bucket {run.bucket}")
+            subjects: dict[str, _Subject] = {}
+            if wants_large:
+                subjects["large"] = run.seed("object", size_bytes)
+            for workload in many:
+                subjects[workload] = run.seed_many(workload, *shapes[workload])
+            if wants_rss:
+                subjects[RSS_CASE] = run.seed("object-rss", rss_size_bytes)
+            tallies = {}
+            for s in specs:
+                subject = subjects[RSS_CASE if s.case_id == RSS_CASE else s.workload]
+                tallies[s.case_id] = _Tally(s, subject.total_bytes, subject.objects)
             for repeat in range(repeats):
                 report(f"repeat {repeat + 1}/{repeats}")
                 order = specs if repeat % 2 == 0 else specs[::-1]
                 for spec in order:
                     tally = tallies[spec.case_id]
                     if not tally.done:
-                        target = big if spec.case_id == RSS_CASE and big else subject
-                        run.run_once(tally, target, repeat)
+                        key = RSS_CASE if spec.case_id == RSS_CASE else spec.workload
+                        run.run_once(tally, subjects[key], repeat)
         finally:
             server.close()
     return _rows(tallies[s.case_id] for s in specs)

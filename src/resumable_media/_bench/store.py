@@ -50,16 +50,26 @@ class BenchServer(Protocol):
     """What the runner needs from a server."""
 
     endpoint: str
+    tls_endpoint: str  # the same store over HTTPS, or "" when there is no such listener
     pid: int | None  # the server's process, when it runs on this machine under our control
 
     def put(self, bucket: str, name: str, path: Path) -> dict[str, Any]:
         """Create ``bucket`` if needed and store the file at ``path`` as object ``name``."""
 
+    def put_many(self, bucket: str, prefix: str, folder: Path, names: list[str]) -> None:
+        """Store every file ``folder/name`` as object ``prefix + name``."""
+
     def stored(self, bucket: str, name: str) -> dict[str, int] | None:
         """Return ``{"size", "crc32c"}`` of the stored object, or None if it does not exist."""
 
+    def stored_many(self, bucket: str, prefix: str) -> dict[str, tuple[int, int]]:
+        """Return ``{name: (size, crc32c)}`` of every object whose name starts with ``prefix``."""
+
     def delete(self, bucket: str, name: str) -> None:
         """Delete the object if it exists (best effort; frees disk between runs)."""
+
+    def delete_many(self, bucket: str, prefix: str) -> None:
+        """Delete every object whose name starts with ``prefix`` (best effort)."""
 
     def close(self) -> None:
         """Release the server (stop it when the harness started it)."""
@@ -78,8 +88,21 @@ def _delete(session: requests.Session, endpoint: str, bucket: str, name: str) ->
 class EmbeddedServer:
     """The project's loopback server in a child process, storing objects under ``root``."""
 
-    def __init__(self, root: Path, log_path: Path) -> None:
+    def __init__(
+        self,
+        root: Path,
+        log_path: Path,
+        *,
+        network: str | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         """Start the server process and wait for its endpoint.
+
+        Args:
+            root: Directory for the stored objects.
+            log_path: Where the server's stderr goes.
+            network: Shaped-network profile (``lan``, ``region``, ``wan``), or None.
+            tls: (certificate, key) files: also listen with HTTPS on the same store.
 
         Raises:
             RuntimeError: If the server does not start (the message includes its log).
@@ -88,8 +111,13 @@ class EmbeddedServer:
         self._log_path = log_path
         self._log_file = open(log_path, "wb")  # noqa: SIM115 -- closed in close()
         self._session = requests.Session()
+        command = [sys.executable, "-m", "resumable_media._bench.serverproc", str(root)]
+        if network:
+            command += ["--network", network]
+        if tls is not None:
+            command += ["--tls", str(tls[0]), str(tls[1])]
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "resumable_media._bench.serverproc", str(root)],
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log_file,
@@ -104,10 +132,12 @@ class EmbeddedServer:
         )
         self._reader.start()
         try:
-            self.endpoint: str = self._read_reply(_START_TIMEOUT_S)["endpoint"]
+            hello = self._read_reply(_START_TIMEOUT_S)
         except BaseException:
             self.close()
             raise
+        self.endpoint: str = hello["endpoint"]
+        self.tls_endpoint: str = hello.get("tls_endpoint") or ""
 
     def _pump(self, stdout: IO[str]) -> None:
         # A reader thread, so a reply that arrives together with stray output is never
@@ -132,7 +162,7 @@ class EmbeddedServer:
         reply: dict[str, Any] = json.loads(line)
         return reply
 
-    def _command(self, timeout_s: float, **command: str) -> dict[str, Any]:
+    def _command(self, timeout_s: float, **command: Any) -> dict[str, Any]:
         stdin = self._proc.stdin
         assert stdin is not None
         stdin.write(json.dumps(command) + "\n")
@@ -148,15 +178,30 @@ class EmbeddedServer:
         resource: dict[str, Any] = reply["resource"]
         return resource
 
+    def put_many(self, bucket: str, prefix: str, folder: Path, names: list[str]) -> None:
+        """Store the files through the server's ``put_object`` (no HTTP)."""
+        self._command(
+            3600.0, op="put_many", bucket=bucket, prefix=prefix, dir=str(folder), names=names
+        )
+
     def stored(self, bucket: str, name: str) -> dict[str, int] | None:
         """Hash the stored file inside the server process (independent of its metadata)."""
         reply = self._command(600.0, op="stat", bucket=bucket, name=name)
         stored: dict[str, int] | None = reply["stored"]
         return stored
 
+    def stored_many(self, bucket: str, prefix: str) -> dict[str, tuple[int, int]]:
+        """Hash every stored file under ``prefix`` inside the server process."""
+        reply = self._command(600.0, op="stat_many", bucket=bucket, prefix=prefix)
+        return {name: (int(size), int(crc)) for name, (size, crc) in reply["stored"].items()}
+
     def delete(self, bucket: str, name: str) -> None:
         """Delete through the JSON API."""
         _delete(self._session, self.endpoint, bucket, name)
+
+    def delete_many(self, bucket: str, prefix: str) -> None:
+        """Delete in the server process (no shaped round trip per object)."""
+        self._command(600.0, op="delete_many", bucket=bucket, prefix=prefix)
 
     def close(self) -> None:
         """Stop the server process (EOF, then terminate, then kill) and close its log."""
@@ -184,6 +229,7 @@ class RemoteServer:
     def __init__(self, endpoint: str) -> None:
         """Use the server at ``endpoint`` (e.g. ``http://127.0.0.1:9000``)."""
         self.endpoint = endpoint.rstrip("/")
+        self.tls_endpoint = ""
         self.pid: int | None = None
         self._session = requests.Session()
 
@@ -204,6 +250,41 @@ class RemoteServer:
         response.raise_for_status()
         resource: dict[str, Any] = response.json()
         return resource
+
+    def put_many(self, bucket: str, prefix: str, folder: Path, names: list[str]) -> None:
+        """Upload every file with a media upload."""
+        for item in names:
+            self.put(bucket, prefix + item, folder / item)
+
+    def _listing(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token = None
+        while True:
+            params = {"prefix": prefix, **({"pageToken": token} if token else {})}
+            response = self._session.get(
+                f"{self.endpoint}/storage/v1/b/{bucket}/o", params=params, timeout=60
+            )
+            response.raise_for_status()
+            page = response.json()
+            items += page.get("items", [])
+            token = page.get("nextPageToken")
+            if not token:
+                return items
+
+    def stored_many(self, bucket: str, prefix: str) -> dict[str, tuple[int, int]]:
+        """Read sizes and crc32c values from the listing's metadata."""
+        return {
+            meta["name"]: (
+                int(meta["size"]),
+                int.from_bytes(base64.b64decode(meta["crc32c"]), "big"),
+            )
+            for meta in self._listing(bucket, prefix)
+        }
+
+    def delete_many(self, bucket: str, prefix: str) -> None:
+        """Delete every listed object through the JSON API."""
+        for meta in self._listing(bucket, prefix):
+            _delete(self._session, self.endpoint, bucket, meta["name"])
 
     def stored(self, bucket: str, name: str) -> dict[str, int] | None:
         """Read size and crc32c from the object's metadata."""

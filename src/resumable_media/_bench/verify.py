@@ -22,8 +22,11 @@ __all__ = [
     "crc32c_b64",
     "file_crc32c",
     "verify_download",
+    "verify_download_tree",
     "verify_object",
+    "verify_objects",
     "write_random_file",
+    "write_random_tree",
 ]
 
 _BLOCK = 8 << 20
@@ -56,6 +59,24 @@ def write_random_file(path: Path, size_bytes: int) -> int:
             crc = _extend(crc, block)
             remaining -= len(block)
     return crc
+
+
+def write_random_tree(folder: Path, names: list[str], size_bytes: int) -> dict[str, int]:
+    """Write one random file of ``size_bytes`` per name under ``folder``; return their CRC32Cs.
+
+    Args:
+        folder: Directory to create (its parents must exist).
+        names: Flat file names.
+        size_bytes: Size of every file.
+
+    Returns:
+        ``{name: crc32c}``.
+    """
+    folder.mkdir()
+    crcs: dict[str, int] = {}
+    for name in names:
+        crcs[name] = write_random_file(folder / name, size_bytes)
+    return crcs
 
 
 def file_crc32c(path: Path) -> tuple[int, int]:
@@ -127,3 +148,86 @@ def verify_object(name: str, stored: dict[str, Any] | None, size_bytes: int, crc
             f"wrong bytes: object {name!r} has crc32c {crc32c_b64(stored['crc32c'])}, "
             f"the source has {crc32c_b64(crc)}"
         )
+
+
+def _first(items: list[str], limit: int = 3) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def verify_download_tree(folder: Path, expected: dict[str, tuple[int, int]]) -> None:
+    """Check that ``folder`` holds exactly the expected files, each with the object's bytes.
+
+    Args:
+        folder: The directory a many-object download case wrote.
+        expected: ``{relative name: (size, crc32c)}`` of every object.
+
+    Raises:
+        VerificationError: If the directory is missing, a file is missing, extra (a temp
+            file or a journal counts) or has the wrong size or CRC32C.
+    """
+    if not folder.is_dir():
+        raise VerificationError(f"wrong bytes: the download produced no directory at {folder}")
+    found = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if not p.is_dir()}
+    missing = sorted(set(expected) - set(found))
+    if missing:
+        raise VerificationError(
+            f"wrong bytes: {len(missing)} of {len(expected)} objects were not downloaded "
+            f"({_first(missing)})"
+        )
+    extra = sorted(set(found) - set(expected))
+    if extra:
+        raise VerificationError(f"the download left files behind: {_first(extra)}")
+    for name, (size, crc) in expected.items():
+        actual_size, actual_crc = file_crc32c(found[name])
+        if actual_size != size:
+            raise VerificationError(
+                f"wrong bytes: {name} has {actual_size} bytes, the object has {size}"
+            )
+        if actual_crc != crc:
+            raise VerificationError(
+                f"wrong bytes: {name} has crc32c {crc32c_b64(actual_crc)}, "
+                f"the object has {crc32c_b64(crc)}"
+            )
+
+
+def verify_objects(
+    prefix: str, stored: dict[str, tuple[int, int]], expected: dict[str, tuple[int, int]]
+) -> None:
+    """Check that the server holds exactly the expected objects under ``prefix``.
+
+    Zero-byte directory markers (``name/``, as pyarrow writes them) are not objects here.
+
+    Args:
+        prefix: The upload prefix, ending with ``/``.
+        stored: ``{full object name: (size, crc32c)}`` listed under the prefix.
+        expected: ``{relative name: (size, crc32c)}`` of every source file.
+
+    Raises:
+        VerificationError: If an object is missing, extra, or has the wrong size or CRC32C.
+    """
+    got = {
+        name[len(prefix) :]: value
+        for name, value in stored.items()
+        if not (name.endswith("/") and value[0] == 0)
+    }
+    missing = sorted(set(expected) - set(got))
+    if missing:
+        raise VerificationError(
+            f"wrong bytes: {len(missing)} of {len(expected)} files were not uploaded under "
+            f"{prefix} ({_first(missing)})"
+        )
+    extra = sorted(set(got) - set(expected))
+    if extra:
+        raise VerificationError(f"the upload created unexpected objects: {_first(extra)}")
+    for name, (size, crc) in expected.items():
+        actual_size, actual_crc = got[name]
+        if actual_size != size:
+            raise VerificationError(
+                f"wrong bytes: object {prefix}{name} has {actual_size} bytes, the source has {size}"
+            )
+        if actual_crc != crc:
+            raise VerificationError(
+                f"wrong bytes: object {prefix}{name} has crc32c {crc32c_b64(actual_crc)}, "
+                f"the source has {crc32c_b64(crc)}"
+            )

@@ -16,7 +16,9 @@ from typing import Any
 
 from resumable_media import checksums, common
 from resumable_media._cli.client import Storage, TransferError
-from resumable_media._cli.copy import Reporter, UsageError, plan_copy, run_jobs
+from resumable_media._cli.copy import Reporter, UsageError, run_jobs
+from resumable_media._cli.manifest import CpManifest
+from resumable_media._cli.naming import plan_copy
 from resumable_media._cli.options import headers_from_env
 from resumable_media._cli.progress import ProgressBar
 from resumable_media._cli.transfer import CopyOptions, resolve_checksum_option
@@ -50,8 +52,23 @@ def make_storage(args: argparse.Namespace) -> Storage:
     return Storage(endpoint, headers, retry=retry)
 
 
+def _cp_paths(args: argparse.Namespace) -> tuple[list[str], str]:
+    """The sources and the destination of ``cp`` (``-I``: sources from stdin)."""
+    if args.stdin_sources:
+        if len(args.paths) != 1:
+            raise UsageError("with -I give only the destination; the sources come from stdin")
+        sources = [line.rstrip("\r\n") for line in sys.stdin]
+        return [s for s in sources if s.strip()], args.paths[0]
+    if len(args.paths) < 2:
+        raise UsageError("give at least one SRC and a DST (or -I DST with sources on stdin)")
+    return list(args.paths[:-1]), args.paths[-1]
+
+
 def cp(args: argparse.Namespace) -> int:
-    """``cp SRC DST``: copy one object or (``-r``) a tree, either direction."""
+    """``cp SRC... DST``: copy objects, files and (``-r``) trees, any direction with gs://."""
+    if args.no_clobber and args.if_generation_match is not None:
+        raise UsageError("-n and --if-generation-match cannot be combined; -n means 0")
+    sources, destination = _cp_paths(args)
     storage = make_storage(args)
     options = CopyOptions(
         chunk_size=args.chunk_size,
@@ -61,21 +78,31 @@ def cp(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
         if_generation_match=args.if_generation_match,
         content_type=args.content_type,
+        no_clobber=args.no_clobber,
+        preserve=args.preserve,
     )
     reporter = Reporter(json_lines=args.json, quiet=args.quiet)
     try:
         jobs, refused = plan_copy(
-            storage, args.src, args.dst, args.recursive, reporter, page_size=args.list_page_size
+            storage,
+            sources,
+            destination,
+            args.recursive,
+            reporter,
+            page_size=args.list_page_size,
         )
     except TransferError as exc:
-        reporter.failure(args.src, args.dst, exc)
+        reporter.failure(exc.target, destination, exc)
         return 1
     bar = ProgressBar(
         sum(j.size for j in jobs), len(jobs), enabled=_show_progress(args) and bool(jobs)
     )
     reporter.bar = bar
+    manifest = CpManifest(args.manifest) if args.manifest else None
     for error in refused:
-        reporter.failure(error.target, args.dst, error)
+        reporter.failure(error.target, destination, error)
+        if manifest is not None:
+            manifest.refused(error, destination)
     try:
         run_jobs(
             storage,
@@ -85,9 +112,12 @@ def cp(args: argparse.Namespace) -> int:
             bar=bar,
             cancel=args.cancel,
             concurrency=args.jobs,
+            manifest=manifest,
         )
     finally:
         bar.close()
+        if manifest is not None:
+            manifest.close()
     return 1 if reporter.failures else 0
 
 

@@ -13,25 +13,36 @@ import concurrent.futures
 import dataclasses
 import json
 import mimetypes
+import os
 import pathlib
+import queue
 import sys
 import threading
-from typing import Any, TextIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
 
-from resumable_media._cli.client import Storage, TransferError
+from resumable_media._cli.client import PreconditionFailed, Storage, TransferError
 from resumable_media._cli.localerrors import DeviceFull, FullDevices, local_error
-from resumable_media._cli.paths import UnsafeName, iter_local_files, local_path_for, relative_name
 from resumable_media._cli.progress import ProgressBar
 from resumable_media._cli.transfer import (
     CopyOptions,
     CopyResult,
     Interrupted,
     download_object,
+    rewrite_object,
+    skipped_result,
     upload_file,
 )
-from resumable_media._cli.urls import GsUrl, is_gs_url, parse_gs_url
+from resumable_media._cli.urls import GsUrl
 
-__all__ = ["CopyJob", "Reporter", "UsageError", "plan_copy", "run_jobs"]
+if TYPE_CHECKING:  # manifest.py imports this module
+    from resumable_media._cli.manifest import CpManifest
+
+__all__ = ["CopyJob", "Reporter", "UsageError", "names", "run_jobs"]
+
+
+NO_CLOBBER_PROBE = 1 << 20
+"""With ``-n``, uploads above this size look for the destination before sending."""
 
 
 class UsageError(Exception):
@@ -40,13 +51,15 @@ class UsageError(Exception):
 
 @dataclasses.dataclass(frozen=True, slots=True, eq=False)
 class CopyJob:
-    """One object to copy: a download (``url`` → ``path``) or an upload (``path`` → ``url``)."""
+    """One object to copy: a download (``url`` → ``path``), an upload (``path`` → ``url``)
+    or, when ``source`` is set, a server-side rewrite (``source`` → ``url``)."""
 
     download: bool
     url: GsUrl
     path: pathlib.Path
     size: int
     meta: dict[str, Any] | None = None
+    source: GsUrl | None = None
 
 
 class Reporter:
@@ -87,6 +100,11 @@ class Reporter:
             if self.json_lines:
                 self.out.write(json.dumps(result.as_json()) + "\n")
                 self.out.flush()
+            elif result.skipped:
+                if not self.quiet:
+                    self._message(
+                        f"skipped {result.source} -> {result.destination}: {result.skipped}"
+                    )
             elif not self.quiet:
                 moved = result.bytes_transferred
                 rate = moved / result.seconds / 2**20 if result.seconds else 0.0
@@ -131,115 +149,6 @@ class Reporter:
                 self._message(text)
 
 
-def _basename(name: str) -> str:
-    return name.rsplit("/", 1)[-1]
-
-
-def _single_download(
-    storage: Storage, url: GsUrl, dst: str
-) -> tuple[list[CopyJob], list[TransferError]]:
-    if not url.name or url.name.endswith("/"):
-        raise UsageError(f"{url} names a prefix, not an object; use -r to copy a tree")
-    path = pathlib.Path(dst)
-    if dst.endswith(("/", "\\")) or path.is_dir():
-        path = path / _basename(url.name)
-    if not path.parent.is_dir():
-        return [], [TransferError(str(path), f"directory {path.parent} does not exist")]
-    meta = storage.metadata(url)
-    return [CopyJob(True, url, path, int(meta.get("size", 0)), meta)], []
-
-
-def _tree_download(
-    storage: Storage, url: GsUrl, dst: str, reporter: Reporter, page_size: int | None
-) -> tuple[list[CopyJob], list[TransferError]]:
-    root = pathlib.Path(dst)
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"destination {dst} exists and is not a directory")
-    prefix = url.name if not url.name or url.name.endswith("/") else url.name + "/"
-    jobs: list[CopyJob] = []
-    refused: list[TransferError] = []
-    found = False
-    for meta in storage.iter_objects(url.bucket, prefix, page_size):
-        found = True
-        name = str(meta["name"])
-        item = GsUrl(url.bucket, name)
-        size = int(meta.get("size", 0))
-        if name.endswith("/") and size == 0:
-            reporter.note(f"skipping {item}: a directory placeholder object")
-            continue
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            path = local_path_for(root, relative_name(name, prefix))
-        except UnsafeName as exc:
-            refused.append(TransferError(str(item), f"refused, not written: {exc}"))
-            continue
-        jobs.append(CopyJob(True, item, path, size, meta))
-    if not found:
-        return [], [TransferError(f"gs://{url.bucket}/{prefix}", "no objects under this prefix")]
-    return jobs, refused
-
-
-def _valid_name(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:  # a file name with bytes that are not UTF-8
-        return False
-    return True
-
-
-def _uploads(src: str, url: GsUrl, recursive: bool) -> tuple[list[CopyJob], list[TransferError]]:
-    path = pathlib.Path(src)
-    jobs: list[CopyJob] = []
-    refused: list[TransferError] = []
-    if path.is_dir():
-        if not recursive:
-            raise UsageError(f"{src} is a directory; use -r to copy a tree")
-        files = [(file, url.child(rel)) for file, rel in iter_local_files(path)]
-        if not files:
-            return [], [TransferError(src, "no files under this directory")]
-    elif not path.exists():
-        return [], [TransferError(src, "no such file")]
-    else:
-        if not url.name or url.name.endswith("/"):
-            url = GsUrl(url.bucket, url.name + path.name)
-        files = [(path, url)]
-    for file, target in files:
-        if _valid_name(target.name):
-            jobs.append(CopyJob(False, target, file, file.stat().st_size))
-        else:
-            refused.append(TransferError(str(file), "the name is not valid UTF-8; not uploaded"))
-    return jobs, refused
-
-
-def plan_copy(
-    storage: Storage,
-    src: str,
-    dst: str,
-    recursive: bool,
-    reporter: Reporter,
-    *,
-    page_size: int | None = None,
-) -> tuple[list[CopyJob], list[TransferError]]:
-    """Turn ``cp SRC DST`` into jobs plus the objects already known to fail.
-
-    Raises:
-        UsageError: When neither or both sides are ``gs://`` URLs, or the shape is wrong.
-        TransferError: When the single source object cannot be found.
-    """
-    src_gs, dst_gs = is_gs_url(src), is_gs_url(dst)
-    if src_gs == dst_gs:
-        raise UsageError("exactly one of SRC and DST must be a gs://bucket/object URL")
-    try:
-        url = parse_gs_url(src if src_gs else dst)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if src_gs:
-        if recursive:
-            return _tree_download(storage, url, dst, reporter, page_size)
-        return _single_download(storage, url, dst)
-    return _uploads(src, url, recursive)
-
-
 def _content_type(path: pathlib.Path, option: str | None) -> str:
     if option:
         return option
@@ -253,25 +162,61 @@ def _run_one(
     options: CopyOptions,
     cancel: threading.Event,
     bar: ProgressBar,
+    manifest: CpManifest | None,
     full: FullDevices,
 ) -> CopyResult:
     if cancel.is_set():
         raise Interrupted("interrupted")
     progress = bar.callback(job)
-    if job.download:
-        full.check(job.path, str(job.url))
-        job.path.parent.mkdir(parents=True, exist_ok=True)
-        result = download_object(
-            storage, job.url, job.path, options, meta=job.meta, cancel=cancel, progress=progress
-        )
-    else:
-        content_type = _content_type(job.path, options.content_type)
-        result = upload_file(storage, job.path, job.url, options, content_type, progress=progress)
+    source, destination = names(job)
+    if manifest is not None:
+        recorded = manifest.done(storage, job)
+        if recorded is not None:
+            bar.finish(job, job.size)
+            return recorded
+    try:
+        if job.source is not None:
+            result = rewrite_object(
+                storage, job.source, job.url, options, meta=job.meta, progress=progress
+            )
+        elif job.download:
+            if options.no_clobber and os.path.lexists(job.path):
+                result = skipped_result(source, destination)
+            else:
+                full.check(job.path, str(job.url))
+                job.path.parent.mkdir(parents=True, exist_ok=True)
+                result = download_object(
+                    storage,
+                    job.url,
+                    job.path,
+                    options,
+                    meta=job.meta,
+                    cancel=cancel,
+                    progress=progress,
+                )
+        elif options.no_clobber and job.size > NO_CLOBBER_PROBE and storage.stat(job.url):
+            # A larger upload asks first, so that its bytes are not sent only to be refused
+            # (the server checks ifGenerationMatch=0 when the body has arrived).
+            result = skipped_result(source, destination)
+        else:
+            content_type = _content_type(job.path, options.content_type)
+            before = job.path.stat().st_mtime_ns
+            result = upload_file(
+                storage, job.path, job.url, options, content_type, progress=progress
+            )
+            result = dataclasses.replace(result, mtime_ns=before)
+    except PreconditionFailed:
+        if not options.no_clobber:
+            raise
+        result = skipped_result(source, destination)
     bar.finish(job, job.size)
     return result
 
 
-def _names(job: CopyJob) -> tuple[str, str]:
+def names(job: CopyJob) -> tuple[str, str]:
+    """The (source, destination) of ``job`` as the user sees them."""
+    if job.source is not None:
+        return str(job.source), str(job.url)
     return (str(job.url), str(job.path)) if job.download else (str(job.path), str(job.url))
 
 
@@ -279,17 +224,26 @@ def _record(
     reporter: Reporter,
     job: CopyJob,
     run: concurrent.futures.Future[CopyResult],
+    manifest: CpManifest | None,
     full: FullDevices,
 ) -> None:
     try:
-        reporter.success(run.result())
-    except DeviceFull as exc:
-        reporter.failure(*_names(job), exc, quietly=True)  # counted; summarised once
+        result = run.result()
     except TransferError as exc:
-        reporter.failure(*_names(job), exc, quietly=not full.record(exc))
+        error = exc
     except OSError as exc:
-        error = local_error(exc, job.path, target=str(job.url), reading=not job.download)
-        reporter.failure(*_names(job), error, quietly=not full.record(error))
+        path = job.path if job.source is None else pathlib.Path(str(job.url))
+        error = local_error(exc, path, target=str(job.url), reading=not job.download)
+    else:
+        reporter.success(result)
+        if manifest is not None:
+            manifest.record(job, result, None)
+        return
+    # One line for the first download that found its device full; the others are counted.
+    quietly = isinstance(error, DeviceFull) or not full.record(error)
+    reporter.failure(*names(job), error, quietly=quietly)
+    if manifest is not None:
+        manifest.record(job, None, error)
 
 
 def run_jobs(
@@ -301,30 +255,74 @@ def run_jobs(
     bar: ProgressBar,
     cancel: threading.Event,
     concurrency: int,
+    manifest: CpManifest | None = None,
 ) -> None:
-    """Copy every job; failures are reported, not raised.
+    """Copy every job; failures are reported (and recorded in ``manifest``), not raised.
 
     Raises:
         KeyboardInterrupt: On Ctrl-C, after telling workers to stop.
     """
-    large = [j for j in jobs if j.size > options.chunk_size]
-    small = [j for j in jobs if j.size <= options.chunk_size]
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency))
+    # The accelerator is parallel itself: large transfers go one at a time; rewrites move
+    # no bytes here, so any number of them share the pool.
+    large = [j for j in jobs if j.source is None and j.size > options.chunk_size]
+    small = [j for j in jobs if j.source is not None or j.size <= options.chunk_size]
+    workers = max(1, concurrency)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
     full = FullDevices()
+    # At most a few jobs per worker are submitted at a time (a feeder thread waits for room),
+    # so a tree of a million objects does not hold a million futures.
+    room = threading.BoundedSemaphore(workers * 4)
+    finished: queue.SimpleQueue[tuple[CopyJob, concurrent.futures.Future[CopyResult]]]
+    finished = queue.SimpleQueue()
+    fed = threading.Event()
+    submitted = 0
+
+    def on_done(job: CopyJob) -> Callable[[concurrent.futures.Future[CopyResult]], None]:
+        def done(run: concurrent.futures.Future[CopyResult]) -> None:
+            room.release()
+            finished.put((job, run))
+
+        return done
+
+    def feed() -> None:
+        nonlocal submitted
+        try:
+            for job in small:
+                while not room.acquire(timeout=0.2):
+                    if cancel.is_set():
+                        return
+                if cancel.is_set():
+                    room.release()
+                    return
+                try:
+                    run = pool.submit(_run_one, storage, job, options, cancel, bar, manifest, full)
+                except RuntimeError:  # the pool was shut down (Ctrl-C)
+                    room.release()
+                    return
+                submitted += 1
+                run.add_done_callback(on_done(job))
+        finally:
+            fed.set()
+
+    feeder = threading.Thread(target=feed, name="cp-feeder", daemon=True)
     try:
-        futures = {pool.submit(_run_one, storage, j, options, cancel, bar, full): j for j in small}
+        feeder.start()
         for job in large:
             done: concurrent.futures.Future[CopyResult] = concurrent.futures.Future()
             try:
-                done.set_result(_run_one(storage, job, options, cancel, bar, full))
+                done.set_result(_run_one(storage, job, options, cancel, bar, manifest, full))
             except (TransferError, OSError) as exc:
                 done.set_exception(exc)
-            _record(reporter, job, done, full)
-        pending = set(futures)
-        while pending:
-            finished, pending = concurrent.futures.wait(pending, timeout=0.2)
-            for run in finished:
-                _record(reporter, futures[run], run, full)
+            _record(reporter, job, done, manifest, full)
+        recorded = 0
+        # ``submitted`` is final once ``fed`` is set (checked first).
+        while not (fed.is_set() and recorded == submitted):
+            try:
+                job, run = finished.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            _record(reporter, job, run, manifest, full)
+            recorded += 1
     except BaseException:
         cancel.set()
         pool.shutdown(wait=False, cancel_futures=True)

@@ -24,7 +24,12 @@ from collections.abc import Callable
 from typing import IO, Any, BinaryIO, cast
 
 from resumable_media import checksums
-from resumable_media._cli.client import Storage, TransferError, describe_error
+from resumable_media._cli.client import (
+    PreconditionFailed,
+    Storage,
+    TransferError,
+    describe_error,
+)
 from resumable_media._cli.localerrors import is_local, local_error
 from resumable_media._cli.sessions import SessionStore
 from resumable_media._cli.urls import GsUrl
@@ -34,15 +39,69 @@ from resumable_media.common import DataCorruption, InvalidResponse
 _LOGGER = logging.getLogger(__name__)
 
 __all__ = [
+    "MODE_KEY",
+    "MTIME_KEY",
     "TEMP_FILES",
     "CopyOptions",
     "CopyResult",
     "Interrupted",
     "TempFiles",
     "download_object",
+    "posix_metadata",
     "resolve_checksum_option",
+    "restore_posix",
+    "rewrite_object",
+    "skipped_result",
     "upload_file",
 ]
+
+MTIME_KEY = "goog-reserved-file-mtime"
+"""Custom metadata key of the file's mtime (whole seconds since the epoch), as gsutil -P."""
+MODE_KEY = "goog-reserved-posix-mode"
+"""Custom metadata key of the file's permission bits (octal digits, e.g. ``644``), as gsutil."""
+
+
+def posix_metadata(info: os.stat_result) -> dict[str, str]:
+    """The custom metadata ``-P`` stores for a file with ``info``."""
+    return {MTIME_KEY: str(int(info.st_mtime)), MODE_KEY: format(info.st_mode & 0o777, "o")}
+
+
+def restore_posix(path: pathlib.Path, meta: dict[str, Any]) -> None:
+    """Set ``path``'s mode and mtime from an object's ``-P`` metadata.  Values that do not
+    parse are ignored (the object may come from another tool)."""
+    custom = meta.get("metadata") or {}
+    try:
+        mode = int(str(custom[MODE_KEY]), 8)
+        if 0 <= mode <= 0o777:
+            os.chmod(path, mode)
+    except (KeyError, ValueError):
+        pass
+    try:
+        mtime = int(str(custom[MTIME_KEY]))
+        os.utime(path, (mtime, mtime))
+    except (KeyError, ValueError, OverflowError):
+        pass
+
+
+NO_CLOBBER = "the destination exists (-n)"
+
+
+def skipped_result(
+    source: str, destination: str, reason: str = NO_CLOBBER, **known: Any
+) -> CopyResult:
+    """The outcome of an object left alone (``-n``, or a manifest recording it done)."""
+    fields: dict[str, Any] = {
+        "bytes": 0,
+        "seconds": 0.0,
+        "method": "none",
+        "crc32c": None,
+        "md5": None,
+        "generation": None,
+        "verified": False,
+    }
+    fields.update(known)
+    return CopyResult(source=source, destination=destination, skipped=reason, **fields)
+
 
 Progress = Callable[[int, "int | None"], None]
 _UMASK = os.umask(0o022)
@@ -135,6 +194,12 @@ class CopyOptions:
     resume: bool
     if_generation_match: int | None
     content_type: str | None
+    no_clobber: bool = False
+    """``-n``: skip destinations that exist (uploads and rewrites send ``ifGenerationMatch=0``)."""
+    preserve: bool = False
+    """``-P``: uploads store mtime and mode as custom metadata; downloads restore them."""
+    rewrite_bytes_per_call: int | None = None
+    """``maxBytesRewrittenPerCall`` of gs→gs rewrites (None: the server's choice)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,8 +215,14 @@ class CopyResult:
     md5: str | None
     generation: int | None
     verified: bool
+    skipped: str | None = None
+    """Why nothing was copied (``-n`` found the destination, or the manifest had it)."""
+    mtime_ns: int | None = None
+    """The local file's mtime (uploads: before reading it), for the manifest."""
     resumed: bool = False
-    bytes_transferred: int = -1  # this run's own bytes (less than ``bytes`` after a resume)
+    """Whether this run continued an interrupted one (a journal or an upload session)."""
+    bytes_transferred: int = -1
+    """This run's own bytes (less than ``bytes`` after a resume; -1: the same as ``bytes``)."""
 
     def __post_init__(self) -> None:
         if self.bytes_transferred < 0:
@@ -160,7 +231,8 @@ class CopyResult:
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` summary of a successful copy."""
         data = dataclasses.asdict(self)
-        data["status"] = "ok"
+        data["status"] = "skipped" if self.skipped else "ok"
+        del data["skipped"], data["mtime_ns"]
         data["seconds"] = round(self.seconds, 6)
         moved = self.bytes_transferred
         data["throughput_bytes_per_s"] = round(moved / self.seconds) if self.seconds else None
@@ -357,8 +429,11 @@ def download_object(
         raise TransferError(str(url), describe_error(exc)) from exc
     except Exception as exc:
         raise TransferError(str(url), describe_error(exc)) from exc
-    # Temp files are created 0600; give the result the permissions a plain open() would.
+    # Temp files are created 0600; give the result the permissions a plain open() would,
+    # or with -P the ones the object recorded.
     os.chmod(destination, 0o666 & ~_UMASK)
+    if options.preserve:
+        restore_posix(destination, meta)
     return CopyResult(
         source=str(url),
         destination=str(destination),
@@ -415,13 +490,17 @@ def upload_file(
 
     started = time.monotonic()
     try:
-        size = source.stat().st_size
+        info = source.stat()
+        size = info.st_size
     except OSError as exc:
         raise local_error(exc, source, reading=True) from exc
     extra: dict[str, str | int] = {}
-    if options.if_generation_match is not None:
-        extra["ifGenerationMatch"] = options.if_generation_match
+    generation_match = 0 if options.no_clobber else options.if_generation_match
+    if generation_match is not None:
+        extra["ifGenerationMatch"] = generation_match
     metadata: dict[str, Any] = {"name": url.name, "contentType": content_type}
+    if options.preserve:
+        metadata["metadata"] = posix_metadata(info)
     crc: str | None = None
     try:
         if size <= options.chunk_size:
@@ -457,7 +536,9 @@ def upload_file(
             raise local_error(exc, source, reading=True) from exc
         raise TransferError(str(url), describe_error(exc)) from exc
     except Exception as exc:
-        raise TransferError(str(url), describe_error(exc)) from exc
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        kind = PreconditionFailed if status == 412 else TransferError
+        raise kind(str(url), describe_error(exc), status) from exc
     verified = _verify_upload(url, resource, size, crc if options.checksum else None)
     resource = resource or {}
     return CopyResult(
@@ -493,7 +574,7 @@ def _upload_large(
     use_xml = (
         options.processes is not None
         and options.processes > 1
-        and options.if_generation_match is None
+        and "ifGenerationMatch" not in extra
         and checksum != "md5"
     )
     if use_xml:
@@ -509,7 +590,7 @@ def _upload_large(
             retry=storage.retry,
             **kwargs,
         )
-        result = parallel.transmit(storage.factory, content_type)
+        result = parallel.transmit(storage.factory, content_type, metadata.get("metadata"))
         if progress is not None:
             progress(result.bytes, result.bytes)
         # The XML API answers with headers; read the object resource to verify it.
@@ -572,3 +653,65 @@ def _upload_large(
 def resolve_checksum_option(value: str) -> str | None:
     """Map ``--checksum`` (crc32c, md5, none) to the library's value."""
     return None if value == "none" else value
+
+
+def rewrite_object(
+    storage: Storage,
+    source: GsUrl,
+    destination: GsUrl,
+    options: CopyOptions,
+    *,
+    meta: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> CopyResult:
+    """Copy ``source`` to ``destination`` inside Cloud Storage (``objects.rewrite``).
+
+    No object byte passes through this process; the copy keeps the source's content type
+    and custom metadata.  The source generation seen in ``meta`` (a listing) is pinned.
+
+    Raises:
+        PreconditionFailed: When ``-n``/``--if-generation-match`` does not hold.
+        TransferError: When the source is missing or a call fails.
+    """
+    started = time.monotonic()
+    generation = int(meta["generation"]) if meta and meta.get("generation") else None
+    match = 0 if options.no_clobber else options.if_generation_match
+
+    def step(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done, total)
+
+    try:
+        resource = storage.rewrite(
+            source,
+            destination,
+            source_generation=generation,
+            if_generation_match=match,
+            max_bytes_per_call=options.rewrite_bytes_per_call,
+            progress=step,
+        )
+    except TransferError as exc:
+        if exc.status == 404:
+            raise TransferError(
+                str(source),
+                f"{exc.reason}; check that the source and the bucket of {destination} exist",
+                404,
+            ) from exc
+        raise
+    expected = meta.get("crc32c") if meta else None
+    if expected and resource.get("crc32c") and resource["crc32c"] != expected:
+        raise TransferError(
+            str(destination),
+            f"the copy's CRC32C {resource['crc32c']} is not the source's {expected}",
+        )
+    return CopyResult(
+        source=str(source),
+        destination=str(destination),
+        bytes=int(resource.get("size", 0)),
+        seconds=time.monotonic() - started,
+        method="rewrite",
+        crc32c=resource.get("crc32c"),
+        md5=resource.get("md5Hash"),
+        generation=int(resource["generation"]) if resource.get("generation") else None,
+        verified=bool(expected and resource.get("crc32c")),
+    )

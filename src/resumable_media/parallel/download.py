@@ -50,7 +50,7 @@ from resumable_media.parallel.plan import (
 from resumable_media.parallel.pool import DEFAULT_START_METHOD, default_workers, get_pool
 from resumable_media.parallel.progress import ProgressCallback, ProgressTracker
 from resumable_media.parallel.scheduler import Scheduler
-from resumable_media.parallel.sink import TempSink
+from resumable_media.parallel.sink import TempSink, fill_stream, is_path
 from resumable_media.parallel.worker import fetch_range, run_job, transport_for
 
 __all__ = ["ParallelDownload"]
@@ -143,7 +143,11 @@ class ParallelDownload:
 
     Args:
         media_url: The object's media URL (``…/o/NAME?alt=media``).
-        filename: The destination path; written only when the download verified.
+        filename: The destination path; written only when the download verified.  Or a
+            writable binary stream or buffer (see ``sink.StreamSink``): filled in order by
+            threads of this process (``processes`` is ignored), at most
+            ``max(4, threads_per_process) x chunk_size`` bytes held; ``DataCorruption`` is
+            raised before the last chunk is written.
         chunk_size: Bytes per ranged GET.
         processes: Worker processes; 0 keeps the worker threads in this process.
             None picks the default (see ``pool.default_workers``).
@@ -174,7 +178,7 @@ class ParallelDownload:
     def __init__(
         self,
         media_url: str,
-        filename: str | os.PathLike[str],
+        filename: str | os.PathLike[str] | Any,
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         processes: int | None = None,
@@ -198,7 +202,8 @@ class ParallelDownload:
             raise ValueError(f"end ({end}) must be >= start ({start or 0})")
         default_processes, default_threads = default_workers()
         self.media_url = media_url
-        self.filename = os.fspath(filename)
+        self.target = None if is_path(filename) else filename
+        self.filename = "" if self.target is not None else os.fspath(filename)
         self.chunk_size = chunk_size
         self.processes = default_processes if processes is None else processes
         self.threads_per_process = threads_per_process or default_threads
@@ -238,6 +243,8 @@ class ParallelDownload:
             TypeError: A session, or a factory that cannot be pickled, with
                 ``processes > 0``; an object that is neither a factory nor a session.
         """
+        if self.target is not None:
+            return fill_stream(self, transport_factory, progress)
         factory = transport_source(
             transport_factory, processes=self.processes, owner="ParallelDownload"
         )

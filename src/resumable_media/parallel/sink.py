@@ -9,6 +9,10 @@ Invariants:
   so two downloads to the same destination cannot interleave.
 - ``map_range`` maps only the requested range (page-aligned), so memory held by a worker is
   bounded by its chunk, never by the object.
+- A stream or buffer destination (:class:`StreamSink`) never gets a temporary file: chunks
+  are fetched ahead by threads of this process and written in order (write-behind), so at
+  most ``window x chunk_size`` bytes are held (``window`` = ``max(4, threads)``); a
+  buffer or seekable stream is thus written in place, a pipe or socket sequentially.
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ import hashlib
 import logging
 import mmap
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from resumable_media.parallel.journal import journal_temp
 
-__all__ = ["TEMP_SUFFIX", "TempSink", "map_range", "temp_path_for"]
+if TYPE_CHECKING:
+    from resumable_media.parallel.plan import TransferResult
+
+__all__ = ["TEMP_SUFFIX", "StreamSink", "TempSink", "is_path", "map_range", "temp_path_for"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -215,3 +223,99 @@ def _fsync_directory(directory: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def is_path(target: object) -> bool:
+    """Whether a download destination is a filesystem path (else a stream or buffer)."""
+    return isinstance(target, (str, os.PathLike))
+
+
+class StreamSink:
+    """A writable binary stream or writable buffer receiving a download in order.
+
+    Args:
+        target: A stream with ``write`` (a pipe, stdout, a socket, a file opened "wb"), or
+            a writable buffer (bytearray, memoryview, mmap) at least as long as the data.
+
+    Raises:
+        TypeError: A text stream, a read-only buffer, or neither stream nor buffer.
+    """
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self._buffer: memoryview | None = None
+        write = getattr(target, "write", None)
+        if write is not None and not isinstance(target, memoryview):
+            import io
+
+            if isinstance(target, io.TextIOBase):
+                raise TypeError("the destination must be a binary stream, not a text stream")
+            self._write: Callable[[memoryview], Any] = write
+            return
+        try:
+            buffer = memoryview(target).cast("B")
+        except TypeError:
+            raise TypeError(
+                "the destination must be a path, a writable binary stream or a writable "
+                f"buffer, not a {type(target).__name__}"
+            ) from None
+        if buffer.readonly:
+            raise TypeError("the destination buffer is read-only")
+        self._buffer = buffer
+
+    def open(self, size: int) -> None:
+        """Check that the data (``size`` bytes) fits.
+
+        Raises:
+            ValueError: The buffer is smaller than the data.
+        """
+        if self._buffer is not None and len(self._buffer) < size:
+            raise ValueError(
+                f"the destination buffer holds {len(self._buffer)} bytes; the data is {size}"
+            )
+
+    def write(self, offset: int, piece: memoryview) -> None:
+        """Write ``piece``, the bytes at ``offset`` of the data (called in order)."""
+        if self._buffer is not None:
+            self._buffer[offset : offset + len(piece)] = piece
+            return
+        view = piece
+        while len(view):
+            count = self._write(view)
+            if count is None:  # a non-blocking raw stream that is not ready yet
+                import time
+
+                time.sleep(0.001)
+                continue
+            view = view[count:]
+
+    def commit(self) -> None:
+        """Flush a stream (a buffer needs nothing)."""
+        flush = getattr(self.target, "flush", None)
+        if self._buffer is None and flush is not None:
+            flush()
+
+
+def fill_stream(download: Any, transport: Any, progress: Any) -> TransferResult:
+    """Run ``download`` (a ParallelDownload whose destination is a stream or buffer).
+
+    Returns:
+        The ``TransferResult`` (``verified`` when the whole object's CRC32C matched).
+    """
+    from resumable_media import _streams
+
+    if download.checksum == "md5":
+        raise ValueError("a stream or buffer destination is checked with crc32c, not md5")
+    return _streams.download_to_stream(
+        download.media_url,
+        download.target,
+        transport,
+        headers=dict(download.headers),
+        chunk_size=download.chunk_size,
+        threads=download.threads_per_process,
+        checksum=download.checksum,
+        start=download.start,
+        end=download.end,
+        progress=progress,
+        retry=download.retry,
+    )
