@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+from typing import Any
 
 import pytest
 import requests
@@ -24,12 +25,12 @@ def _response(status: int, body: bytes) -> requests.Response:
 
 def _round_trip(exc: BaseException) -> BaseException:
     message = JobFailed(transfer_id=3, index=2, error=RemoteError.of(exc))
-    copy = pickle.loads(pickle.dumps(message))
+    copy: JobFailed = pickle.loads(pickle.dumps(message))
     assert copy == message or copy.error.kind == message.error.kind
     return copy.error.rebuild("chunk 2")
 
 
-def test_invalid_response_keeps_class_args_status_url_and_body():
+def test_invalid_response_keeps_class_args_status_url_and_body() -> None:
     body = b"<Error><Code>SlowDown</Code></Error>" + b"x" * 1000
     original = common.InvalidResponse(
         _response(503, body), "Request failed with status code", 503, "Expected one of", 200
@@ -46,17 +47,17 @@ def test_invalid_response_keeps_class_args_status_url_and_body():
     assert is_retryable_error(rebuilt)
 
 
-def test_data_corruption_keeps_its_message():
+def test_data_corruption_keeps_its_message() -> None:
     rebuilt = _round_trip(common.DataCorruption(_response(200, b""), "Checksum mismatch ..."))
     assert type(rebuilt) is common.DataCorruption and rebuilt.args == ("Checksum mismatch ...",)
 
 
-def test_connection_failures_arrive_as_connection_error():
+def test_connection_failures_arrive_as_connection_error() -> None:
     rebuilt = _round_trip(requests.exceptions.ConnectionError("reset by peer"))
     assert isinstance(rebuilt, ConnectionError) and "reset by peer" in str(rebuilt)
 
 
-def test_other_errors_keep_their_class_when_they_pickle():
+def test_other_errors_keep_their_class_when_they_pickle() -> None:
     rebuilt = _round_trip(FileNotFoundError(2, "No such file", "/x/y"))
     assert type(rebuilt) is FileNotFoundError and rebuilt.filename == "/x/y"
 
@@ -67,7 +68,7 @@ def test_other_errors_keep_their_class_when_they_pickle():
     assert type(rebuilt) is RuntimeError and "Local: boom" in str(rebuilt)
 
 
-def test_messages_are_frozen():
+def test_messages_are_frozen() -> None:
     progress = JobProgress(transfer_id=1, index=0, done=5, crc=7)
     with pytest.raises(dataclasses.FrozenInstanceError):
         progress.done = 6  # type: ignore[misc]
@@ -82,7 +83,7 @@ def test_messages_are_frozen():
         lambda **kw: PipelinedUpload("http://h/u", 256 * 1024, **kw),
     ],
 )
-def test_retry_none_is_one_attempt_and_the_default_is_a_fresh_strategy(make):
+def test_retry_none_is_one_attempt_and_the_default_is_a_fresh_strategy(make: Any) -> None:
     assert make(retry=None).retry is None
     first, second = make().retry, make().retry
     assert isinstance(first, common.RetryStrategy) and first is not second

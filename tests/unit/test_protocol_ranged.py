@@ -24,7 +24,7 @@ def _partial(start: int, end: int, total: int, generation: int | None = 5) -> di
     return headers
 
 
-def test_prepare_asks_for_the_missing_bytes_pinned_to_the_generation():
+def test_prepare_asks_for_the_missing_bytes_pinned_to_the_generation() -> None:
     ranged = RangedRead(URL, 100, 199, total=1000, generation=5, headers={"a": "b"}, received=40)
     spec = ranged.prepare()
     assert (spec.method, spec.url) == ("GET", URL + "&generation=5")
@@ -32,7 +32,7 @@ def test_prepare_asks_for_the_missing_bytes_pinned_to_the_generation():
     assert ranged.state is RangeState.SENT
 
 
-def test_an_exact_answer_is_accepted_and_fed_byte_at_a_time():
+def test_an_exact_answer_is_accepted_and_fed_byte_at_a_time() -> None:
     data = bytes(range(100))
     ranged = RangedRead(URL, 100, 199, total=1000, generation=5)
     ranged.prepare()
@@ -58,7 +58,9 @@ def test_an_exact_answer_is_accepted_and_fed_byte_at_a_time():
         (206, _partial(100, 199, 1000, generation=6), "changed during the download"),
     ],
 )
-def test_other_answers_are_refused_and_fail_the_read(status, headers, text):
+def test_other_answers_are_refused_and_fail_the_read(
+    status: int, headers: dict[str, str], text: str
+) -> None:
     ranged = RangedRead(URL, 100, 199, total=1000, generation=5)
     ranged.prepare()
     with pytest.raises(common.InvalidResponse) as caught:
@@ -69,7 +71,7 @@ def test_other_answers_are_refused_and_fail_the_read(status, headers, text):
         ranged.prepare()
 
 
-def test_a_retryable_refusal_keeps_the_request_for_another_try():
+def test_a_retryable_refusal_keeps_the_request_for_another_try() -> None:
     ranged = RangedRead(URL, 0, 9, total=10)
     ranged.prepare()
     with pytest.raises(common.InvalidResponse):
@@ -78,14 +80,14 @@ def test_a_retryable_refusal_keeps_the_request_for_another_try():
     assert ranged.process_headers(None, 206, _partial(0, 9, 10)) == 206
 
 
-def test_the_last_range_may_end_at_the_object_end():
+def test_the_last_range_may_end_at_the_object_end() -> None:
     ranged = RangedRead(URL, 900, 1099, total=1000)
     ranged.prepare()
     ranged.process_headers(None, 206, _partial(900, 999, 1000))
     assert ranged.state is RangeState.RECEIVING
 
 
-def test_a_probe_learns_size_and_generation_and_accepts_200_and_empty_416():
+def test_a_probe_learns_size_and_generation_and_accepts_200_and_empty_416() -> None:
     probe = RangedRead(URL, 0, 99, probe=True)
     probe.prepare()
     probe.process_headers(None, 206, _partial(0, 99, 5000, generation=9))
@@ -103,7 +105,7 @@ def test_a_probe_learns_size_and_generation_and_accepts_200_and_empty_416():
         beyond.process_headers(None, 416, {"content-range": "bytes */20"})
 
 
-def test_a_body_cut_short_resumes_from_what_arrived():
+def test_a_body_cut_short_resumes_from_what_arrived() -> None:
     ranged = RangedRead(URL, 0, 9, total=10)
     ranged.prepare()
     ranged.process_headers(None, 206, _partial(0, 9, 10))
@@ -115,7 +117,7 @@ def test_a_body_cut_short_resumes_from_what_arrived():
     assert ranged.crc == checksums.crc32c(b"abcdefghij")
 
 
-def test_illegal_calls_name_the_state():
+def test_illegal_calls_name_the_state() -> None:
     ranged = RangedRead(URL, 0, 9)
     with pytest.raises(ProtocolStateError, match=r"feed\(\) is not allowed in state READY"):
         ranged.feed(b"x")
@@ -129,7 +131,7 @@ def test_illegal_calls_name_the_state():
 
 @settings(deadline=None, max_examples=200)
 @given(st.lists(st.sampled_from(["prepare", "ok", "retry", "feed", "cut", "adopt"]), max_size=12))
-def test_every_sequence_stays_inside_the_transition_table(calls):
+def test_every_sequence_stays_inside_the_transition_table(calls: list[str]) -> None:
     ranged = RangedRead(URL, 0, 9, total=10)
     for call in calls:
         before = ranged.state

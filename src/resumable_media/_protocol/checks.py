@@ -20,6 +20,7 @@ __all__ = [
     "mismatch_message",
     "resolve_download_checksum",
     "upload_mismatch",
+    "verify_download",
 ]
 
 _LOGGER = logging.getLogger(__name__)
@@ -153,6 +154,43 @@ def download_mismatch_text(url: str, name: str, expected: str, actual: str) -> s
         ``Checksum mismatch while downloading: …`` naming both checksums.
     """
     return _DOWNLOAD_MISMATCH.format(url, expected, actual, checksum_type=name.upper())
+
+
+def verify_download(
+    url: str, expected: dict[str, str], local: dict[str, str], *, want_md5: bool
+) -> bool:
+    """Compare a whole downloaded object's hashes with the ones its ``x-goog-hash`` reported.
+
+    CRC32C is compared whenever the server reported it; MD5 too when ``want_md5`` (an
+    object without one, e.g. composite, is checked by its CRC32C alone).
+
+    Args:
+        url: The media URL (for the messages).
+        expected: The parsed ``x-goog-hash`` (``{"crc32c": …, "md5": …}``).
+        local: The computed base64 hashes, same keys.
+        want_md5: Whether MD5 was computed and must be compared.
+
+    Returns:
+        True when at least one hash was compared (and matched).
+
+    Raises:
+        DataCorruption: A hash did not match (response None: no single response holds it).
+    """
+    names = ("crc32c", "md5") if want_md5 else ("crc32c",)
+    verified = False
+    for name in names:
+        remote = expected.get(name)
+        if remote is None:
+            if name == "md5":
+                _LOGGER.info("%s has no MD5 (composite object); checked its CRC32C", url)
+            continue
+        if remote != local.get(name):
+            text = download_mismatch_text(url, name, remote, local.get(name, ""))
+            raise common.DataCorruption(None, text)
+        verified = True
+    if not verified:
+        _LOGGER.info("no checksum was returned for %s; the download is unverified", url)
+    return verified
 
 
 def incomplete_message(stored_length: Any, stored_encoding: Any, read: int) -> str:

@@ -250,11 +250,9 @@ class ParallelDownload:
         )
         began = time.monotonic()
         result = self._consume(factory, ProgressTracker(progress, None))
-        seconds = max(time.monotonic() - began, 1e-9)
-        return TransferResult(
+        return TransferResult.since(
+            began,
             bytes=result.bytes,
-            seconds=seconds,
-            throughput=result.bytes / seconds,
             crc32c=result.crc32c,
             md5=result.md5,
             verified=result.verified,

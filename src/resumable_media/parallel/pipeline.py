@@ -409,12 +409,10 @@ class PipelinedUpload:
         local = {"crc32c": crc_b64 if "crc32c" in self.hashes else None, "md5Hash": md5_b64}
         verified = check_final_resource(self._last_response, final, sent, local)
         tracker.tick(force=True)
-        seconds = max(time.monotonic() - began, 1e-9)
         generation = final.get("generation")
-        return TransferResult(
+        return TransferResult.since(
+            began,
             bytes=sent,
-            seconds=seconds,
-            throughput=sent / seconds,
             crc32c=crc_b64,
             md5=md5_b64,
             verified=verified,

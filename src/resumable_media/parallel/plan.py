@@ -9,10 +9,12 @@ file or exception object with it.  Ranges are inclusive at both ends (HTTP style
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from resumable_media import _transport
+from resumable_media._protocol.download import add_generation
 from resumable_media.common import RetryStrategy
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "PartJob",
     "RangeJob",
     "TransferResult",
+    "pin_generation",
     "plan_chunks",
     "resolve_write_mode",
 ]
@@ -141,6 +144,13 @@ def plan_chunks(start: int, end: int, chunk_size: int) -> list[Chunk]:
     return chunks
 
 
+def pin_generation(url: str, generation: int | None) -> str:
+    """``url`` pinned to ``generation`` (None: unchanged): the core's
+    :func:`~resumable_media._protocol.download.add_generation`, under the name other
+    modules import."""
+    return add_generation(url, generation)
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RangeJob:
     """A ranged GET whose body lands in ``path`` at ``offset`` (one download chunk).
@@ -254,6 +264,13 @@ class TransferResult:
     def __post_init__(self) -> None:
         if self.moved < 0:
             object.__setattr__(self, "moved", self.bytes)
+
+    @classmethod
+    def since(cls, began: float, *, bytes: int, **fields: Any) -> TransferResult:
+        """The result of a transfer that started at ``time.monotonic() == began``
+        (``seconds`` and ``throughput`` are measured here)."""
+        seconds = max(time.monotonic() - began, 1e-9)
+        return cls(bytes=bytes, seconds=seconds, throughput=bytes / seconds, **fields)
 
     @property
     def response(self) -> dict[str, Any] | None:

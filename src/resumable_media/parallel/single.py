@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from resumable_media import checksums, common
+from resumable_media import checksums
 from resumable_media._protocol import checks
 from resumable_media._protocol.download import add_generation
 from resumable_media._protocol.ranged import RangedRead, object_facts
@@ -274,7 +274,7 @@ def _write_all(fd: int, data: Any, offset: int) -> int:
 def verify(
     dl: ParallelDownload, hashes: dict[str, str], crc: int, md5_b64: str | None, *, full: bool
 ) -> bool:
-    """Compare the computed hashes with the server's.
+    """Compare the computed hashes with the server's (the core's rule).
 
     Args:
         dl: The download (its URL and checksum choice).
@@ -291,25 +291,5 @@ def verify(
     """
     if dl.checksum is None or not full:
         return False
-    verified = False
-    expected = hashes.get("crc32c")
-    if expected is not None:
-        _compare(dl.media_url, "crc32c", expected, checksums.crc32c_to_b64(crc))
-        verified = True
-    if dl.checksum == "md5":
-        expected_md5 = hashes.get("md5")
-        if expected_md5 is None:
-            _LOGGER.info("%s has no MD5 (composite object); checked its CRC32C", dl.media_url)
-        else:
-            _compare(dl.media_url, "md5", expected_md5, md5_b64 or "")
-            verified = True
-    if not verified:
-        _LOGGER.info("no checksum was returned for %s; the download is unverified", dl.media_url)
-    return verified
-
-
-def _compare(url: str, name: str, expected: str, actual: str) -> None:
-    if expected != actual:
-        raise common.DataCorruption(
-            None, checks.download_mismatch_text(url, name, expected, actual)
-        )
+    local = {"crc32c": checksums.crc32c_to_b64(crc), "md5": md5_b64 or ""}
+    return checks.verify_download(dl.media_url, hashes, local, want_md5=dl.checksum == "md5")

@@ -250,11 +250,9 @@ class ParallelUpload:
                 raise checks.upload_mismatch(response, "crc32c", crc_b64, remote[-1])
             verified = True
         generation = final.get("x-goog-generation")
-        seconds = max(time.monotonic() - began, 1e-9)
-        return TransferResult(
+        return TransferResult.since(
+            began,
             bytes=size,
-            seconds=seconds,
-            throughput=size / seconds,
             crc32c=crc_b64,
             md5=None,
             verified=verified,
