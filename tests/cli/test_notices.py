@@ -69,7 +69,8 @@ def test_quiet_prints_no_retry_lines_but_still_the_error(tmp_path: pathlib.Path)
     )
     assert done.returncode == 1
     assert "retrying" not in done.stderr
-    assert done.stderr.startswith("error: gs://b/a: cannot reach"), done.stderr
+    assert done.stderr.startswith("error: gs://b/a"), done.stderr
+    assert ": cannot reach http://127.0.0.1:" in done.stderr
 
 
 def test_a_server_answering_503_is_named_once_and_the_copy_succeeds(
