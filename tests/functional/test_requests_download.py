@@ -209,10 +209,17 @@ def test_gzip_object(gcs_server: Any, gcs_bucket: str) -> None:
     RawDownload(url, stream=raw, checksum="md5").consume(session)
     assert raw.getvalue() == stored
     chunked = io.BytesIO()
-    download = ChunkedDownload(url, 64 * 1024, chunked)
+    download = RawChunkedDownload(url, 64 * 1024, chunked)
     while not download.finished:
         download.consume_next_chunk(session)
     assert chunked.getvalue() == stored
+    # ChunkedDownload reads response.content, which the transport decoded (as upstream):
+    # the decoded body disagrees with content-length.
+    decoded_chunks = ChunkedDownload(url, 64 * 1024, io.BytesIO())
+    with pytest.raises(resumable_media.InvalidResponse) as info:
+        decoded_chunks.consume_next_chunk(session)
+    assert info.value.args[0] == "Response is different size than content-length"
+    assert decoded_chunks.invalid
 
 
 def test_missing_checksum_logs_info(

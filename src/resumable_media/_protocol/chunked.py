@@ -76,6 +76,7 @@ class ChunkedDownloadProtocol:
         self._expected_checksum: str | None = None
         self._bytes_downloaded = 0
         self._total_bytes: int | None = None
+        self._announced_total: int | None = None
         self._invalid = False
         self._finished = False
         self._pending: ranges.ContentRange | None = None
@@ -142,16 +143,15 @@ class ChunkedDownloadProtocol:
             InvalidResponse: For an unexpected status, a bad ``content-range``, or a
                 ``content-length`` that disagrees with it.
         """
-        if status == 416 and get_header(headers, "content-range") == "bytes */0":
+        # As upstream: a 416 must say what it covers (the download stays valid).
+        if status == 416 and require_header(response, headers, "content-range") == "bytes */0":
             self._finished = True
             self._total_bytes = 0
             self._pending = None
             return 0
         require_status(response, status, _ACCEPTABLE, self._make_invalid)
-        value = get_header(headers, "content-range")
+        value = require_header(response, headers, "content-range", self._make_invalid)
         try:
-            if value is None:
-                raise ValueError(value)
             parsed = ranges.parse_content_range(value)
         except ValueError:
             self._make_invalid()
@@ -172,14 +172,15 @@ class ChunkedDownloadProtocol:
                     response, "Unexpected content-length header", raw_length
                 ) from None
             if length != parsed.length:
+                # Expected: what Content-Range announced; Received: what will arrive.
                 self._make_invalid()
                 raise common.InvalidResponse(
                     response,
                     "Response is different size than content-length",
                     "Expected",
-                    length,
-                    "Received",
                     parsed.length,
+                    "Received",
+                    length,
                 )
         if self._checksum_object is not None and self._expected_checksum is None:
             self._expected_checksum = checks.expected_download_checksum(
@@ -193,10 +194,12 @@ class ChunkedDownloadProtocol:
         # may not change size between chunks: anything else would be written in the
         # wrong place or end the download early.
         requested = self._requested
-        total = self._total_bytes
+        total = self._total_bytes if self._total_bytes is not None else self._announced_total
         first, last = (None, None) if requested is None else requested
         known_total = total if parsed.total is not None else None
-        if not ranges.matches_request(parsed, first, last, known_total):
+        if parsed.end < parsed.start or not ranges.matches_request(
+            parsed, first, last, known_total
+        ):
             self._make_invalid()
             expected = "?" if requested is None else f"{requested[0]}-{requested[1]}"
             raise common.InvalidResponse(
@@ -205,8 +208,10 @@ class ChunkedDownloadProtocol:
                 value,
                 f"Expected bytes {expected}/{total if total is not None else '*'}",
             )
+        # The first announced size binds later chunks; total_bytes itself is learnt only
+        # once a chunk has been accepted (process_body), as upstream.
         if total is None:
-            self._total_bytes = parsed.total
+            self._announced_total = parsed.total
 
     def chunk_hasher(self) -> checksums.Hasher | None:
         """A copy of the running hasher, for the caller to feed one chunk's pieces as

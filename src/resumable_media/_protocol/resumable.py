@@ -72,7 +72,7 @@ class ResumableUploadProtocol:
         self.upload_url = upload_url
         self._chunk_size = chunk_size
         self._headers: dict[str, Any] = {} if headers is None else headers
-        self._checksum_type = checksums.resolve_checksum(checksum)
+        self._checksum_type = checks.resolve_download_checksum(checksum)
         self._checksum_object: checksums.Hasher | None = None
         self._bytes_checksummed = 0
         self._content_type: str | None = None

@@ -161,7 +161,7 @@ class MultipartUploadProtocol(_SingleShot):
         self, upload_url: str, headers: dict[str, Any] | None = None, checksum: str | None = None
     ) -> None:
         super().__init__(upload_url, headers)
-        self._checksum_type = checksums.resolve_checksum(checksum)
+        self._checksum_type = checks.resolve_download_checksum(checksum)
 
     def _prepare_request(
         self, data: bytes, metadata: dict[str, Any], content_type: str
@@ -375,7 +375,7 @@ class XMLMPUPartProtocol:
         self._end = end
         self._part_number = part_number
         self._headers: dict[str, Any] = {} if headers is None else headers
-        self._checksum_type = checksums.resolve_checksum(checksum)
+        self._checksum_type = checks.resolve_download_checksum(checksum)
         self._checksum_object: checksums.Hasher | None = None
         self._etag: str | None = None
         self._finished = False

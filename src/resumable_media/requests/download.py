@@ -7,6 +7,11 @@ Invariants:
   buffer, hashed as they arrive, and written once to the caller's stream.
 - A chunk is written to the stream only after it has been read completely, so a
   retried chunk never leaves a partial copy behind.
+- What a caller or a transport can see matches google-resumable-media 2.11: the
+  keyword arguments of each ``transport.request`` call, the class hierarchy
+  (``RawDownload`` is not a ``Download``, ``RawChunkedDownload`` not a
+  ``ChunkedDownload``), a broken body raises ``requests``' ``ChunkedEncodingError``,
+  and every chunk response keeps its ``content``.
 """
 
 from __future__ import annotations
@@ -14,10 +19,15 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
+import http.client
 import itertools
 import logging
+import weakref
 from collections.abc import Callable
 from typing import IO, Any
+
+import requests.exceptions
+import urllib3.exceptions
 
 from resumable_media import checksums, common
 from resumable_media._protocol.chunked import ChunkedDownloadProtocol
@@ -44,24 +54,65 @@ _TRANSCODE_REWIND_FAILED = (
 )
 
 
-class Download(DownloadProtocol):
-    """Download an object (or a byte range of it) in one streaming GET, resuming on failure.
+def _upstream_errors(
+    read: Callable[[memoryview], int], *, as_requests: bool
+) -> Callable[[memoryview], int]:
+    """Raise body-read failures as google-resumable-media's callers see them.
 
-    Bodies stored with ``Content-Encoding: gzip`` are decoded into the stream while the
-    checksum is computed over the stored (compressed) bytes.
+    ``Download`` and ``ChunkedDownload`` read through ``requests``, which turns urllib3's
+    ``ProtocolError`` into ``ChunkedEncodingError`` and a read timeout into
+    ``requests.exceptions.ConnectionError`` (``as_requests=True``); the ``Raw*`` classes
+    read ``response.raw`` directly, so urllib3's own exceptions reach the caller.  An
+    incomplete body is described as urllib3 describes it
+    (``IncompleteRead(<read> bytes read, <left> more expected)``).
+    """
+    received = 0
 
-    Args:
-        media_url: The media URL, e.g. ``…/download/storage/v1/b/{bucket}/o/{name}?alt=media``.
-        stream: A writable binary stream for the body; None leaves the body on the
-            response (``response.content``).
-        start: The first byte (negative: the last ``-start`` bytes), or None.
-        end: The last byte (inclusive), or None.
-        headers: Extra request headers (the dict is updated with ``range``).
-        checksum: "md5" (default), "crc32c", "auto" or None.
-        retry: The retry policy; None makes a single attempt.
+    def wrapped(view: memoryview) -> int:
+        nonlocal received
+        try:
+            count = read(view)
+        except urllib3.exceptions.ProtocolError as exc:
+            cause = exc.args[1] if len(exc.args) > 1 else None
+            error = exc
+            if isinstance(cause, http.client.IncompleteRead) and not isinstance(
+                cause, urllib3.exceptions.IncompleteRead
+            ):
+                left = cause.expected if cause.expected is not None else 0
+                incomplete = urllib3.exceptions.IncompleteRead(received, left)
+                error = urllib3.exceptions.ProtocolError(
+                    f"Connection broken: {incomplete!r}", incomplete
+                )
+            if as_requests:
+                raise requests.exceptions.ChunkedEncodingError(error) from exc
+            if error is exc:
+                raise
+            raise error from exc
+        except (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError) as exc:
+            timeout = exc
+            if not isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+                timeout = urllib3.exceptions.ReadTimeoutError(None, None, "Read timed out.")  # type: ignore[arg-type]
+            if as_requests:
+                raise requests.exceptions.ConnectionError(timeout) from exc
+            raise timeout from exc
+        received += count
+        return count
 
-    Raises:
-        ValueError: If ``checksum`` is not an accepted value.
+    return wrapped
+
+
+def _read_error_body(response: Any) -> None:
+    """Read a rejected response's body, so ``exc.response.content`` holds it (as when the
+    transport reads bodies itself) and its connection goes back to the pool."""
+    with contextlib.suppress(Exception):
+        _ = response.content
+
+
+class _SingleDownload(DownloadProtocol):
+    """The machinery shared by :class:`Download` and :class:`RawDownload` (private).
+
+    The two public classes are siblings, as in google-resumable-media, so
+    ``isinstance(raw, Download)`` is False.
     """
 
     _decode_body = True
@@ -96,6 +147,8 @@ class Download(DownloadProtocol):
             ValueError: If the download was already used.
             InvalidResponse: For an unexpected status (after retries for retryable ones).
             DataCorruption: If the whole-object checksum does not match.
+            requests.exceptions.ChunkedEncodingError: If the body broke off and the
+                retries ran out.
         """
         first = self._prepare_request()
         origin = 0
@@ -106,10 +159,15 @@ class Download(DownloadProtocol):
 
         def attempt() -> Any:
             spec = self.prepare_attempt(first)
+            # As upstream: Download streams only into a stream; RawDownload always.
             streaming = self._stream is not None or not self._decode_body
             response = send(transport, spec, timeout, stream=streaming)
             try:
                 rewind = self.process_response(response, response.status_code, response.headers)
+            except common.InvalidResponse:
+                _read_error_body(response)
+                raise
+            try:
                 if self._stream is None:
                     self._check_in_memory(response)
                 else:
@@ -150,7 +208,7 @@ class Download(DownloadProtocol):
         write = stream.write
         if _body.body_is_decoded(response):
             self._decoder = None
-        read = _body.body_reader(response)
+        read = _upstream_errors(_body.body_reader(response), as_requests=self._decode_body)
         hasher = self.running_hash
         if hasher is not None and hasher.name == "md5":
             _read_hashing_aside(read, hasher, self.feed, write, buffers)
@@ -199,7 +257,30 @@ def _read_hashing_aside(
                 job.result()
 
 
-class RawDownload(Download):
+class Download(_SingleDownload):
+    """Download an object (or a byte range of it) in one streaming GET, resuming on failure.
+
+    Bodies stored with ``Content-Encoding: gzip`` are decoded into the stream while the
+    checksum is computed over the stored (compressed) bytes.
+
+    Args:
+        media_url: The media URL, e.g. ``…/download/storage/v1/b/{bucket}/o/{name}?alt=media``.
+        stream: A writable binary stream for the body; None leaves the body on the
+            response (``response.content``).
+        start: The first byte (negative: the last ``-start`` bytes), or None.
+        end: The last byte (inclusive), or None.
+        headers: Extra request headers (the dict is updated with ``range``).
+        checksum: "md5" (default), "crc32c", "auto" or None.
+        retry: The retry policy; None makes a single attempt.
+
+    Raises:
+        ValueError: If ``checksum`` is not an accepted value.
+    """
+
+    _decode_body = True
+
+
+class RawDownload(_SingleDownload):
     """Like :class:`Download`, but writes the body exactly as stored (never decoded).
 
     Args:
@@ -215,29 +296,70 @@ class RawDownload(Download):
     _decode_body = False
 
 
-class ChunkedDownload(ChunkedDownloadProtocol):
-    """Download an object in consecutive ranged GETs of ``chunk_size`` bytes.
+def _known_session(transport: object) -> bool:
+    """Whether ``transport`` is exactly ``requests.Session`` or google-auth's
+    ``AuthorizedSession``: transports whose ``request`` is known to take ``stream=`` and
+    to behave identically with it, so nothing can observe that keyword (subclasses and
+    other objects get upstream's exact call)."""
+    cls = type(transport)
+    if cls is requests.Session:
+        return True
+    return cls.__qualname__ == "AuthorizedSession" and (
+        cls.__module__ == "google.auth.transport.requests"
+    )
 
-    Chunks are written as stored (a ``Content-Encoding: gzip`` object arrives as its
-    gzip bytes, never as decoded fragments).  A run that covers the whole object
-    (``start=0``, ``end=None``) is checked against the server's checksum at the end.
-    Each request is sent with ``stream=True`` and read through ``response.raw``; the
-    returned response's ``content`` is the chunk, available until the next chunk is
-    consumed (it is copied out of a reused buffer only when asked for).
 
-    Args:
-        media_url: The media URL.
-        chunk_size: Bytes per request.
-        stream: A writable binary stream that receives the chunks in order.
-        start: The first byte (>= 0).
-        end: The last byte (inclusive), or None.
-        headers: Extra request headers (the dict is updated with ``range``).
-        checksum: "auto" (default), "md5", "crc32c" or None (whole-object runs only).
-        retry: The retry policy; None makes a single attempt.
+class _LentChunk:
+    """Stands in for ``response.raw`` once a chunk has been read into the download's buffer.
 
-    Raises:
-        ValueError: If ``start`` is negative.
+    ``response.content`` (and ``iter_content``) read ``raw.stream``, which copies the
+    chunk out of the buffer the first time it is asked for; until then no copy is made.
+    While the response is alive and has not read its content, the download does not
+    reuse that buffer (it allocates another), so the bytes stay this chunk's.  Every
+    other attribute is the original urllib3 response's.
     """
+
+    def __init__(self, response: Any, buffer: bytearray, length: int) -> None:
+        self._rm_raw = response.raw
+        self._rm_response = weakref.ref(response)
+        self._rm_buffer: bytearray | None = buffer
+        self._rm_length = length
+
+    def _take(self) -> bytes:
+        buffer, self._rm_buffer = self._rm_buffer, None
+        if buffer is None:
+            return b""
+        data = bytes(memoryview(buffer)[: self._rm_length])
+        response = self._rm_response()
+        if response is not None:
+            response._content = data  # so content stays readable after iter_content
+        return data
+
+    def stream(self, amt: int | None = None, decode_content: bool | None = None) -> Any:
+        """Yield the chunk once, whatever ``amt`` (it is already complete)."""
+        data = self._take()
+        if data:
+            yield data
+
+    def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
+        """Return the whole chunk on the first call, then ``b""``."""
+        return self._take()
+
+    def holds(self, buffer: bytearray) -> bool:
+        """Whether this chunk still needs ``buffer`` (its content was not read yet)."""
+        return self._rm_buffer is buffer
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_rm_"):  # not set up (e.g. a copy): never recurse
+            raise AttributeError(name)
+        return getattr(self._rm_raw, name)
+
+
+class _Chunked(ChunkedDownloadProtocol):
+    """The machinery shared by :class:`ChunkedDownload` and :class:`RawChunkedDownload`
+    (private; the public classes are siblings, as in google-resumable-media)."""
+
+    _stream_always = False
 
     def __init__(
         self,
@@ -254,7 +376,11 @@ class ChunkedDownload(ChunkedDownloadProtocol):
         super().__init__(media_url, chunk_size, start, end, headers, checksum)
         self._stream = stream
         self._retry_strategy = own_retry(retry)
-        self._buffer = _body.ChunkBuffer()
+        # Up to two chunk buffers, each with the response (if any) that may still read it:
+        # the usual ``response = download.consume_next_chunk(t)`` loop keeps the previous
+        # response alive during the next call, so two buffers alternate without copies.
+        self._buffers: list[tuple[bytearray, weakref.ref[_LentChunk] | None]] = []
+        self._buffer = bytearray()
         self._streamed = False
 
     def consume_next_chunk(self, transport: Transport, timeout: Timeout = DEFAULT_TIMEOUT) -> Any:
@@ -265,7 +391,7 @@ class ChunkedDownload(ChunkedDownloadProtocol):
             timeout: (connect, read) seconds, or one number, per request.
 
         Returns:
-            The HTTP response for the chunk.
+            The HTTP response for the chunk; its ``content`` is the chunk.
 
         Raises:
             ValueError: If the download has finished or is invalid.
@@ -273,31 +399,80 @@ class ChunkedDownload(ChunkedDownloadProtocol):
             DataCorruption: If a whole-object run's checksum does not match.
         """
         spec = self._prepare_request()
+        stream = self._stream_always or _known_session(transport)
+        return wait_and_retry(
+            lambda: self._attempt(transport, spec, timeout, stream), self._retry_strategy
+        )
 
-        def attempt() -> Any:
-            # The body is always read through ``raw`` (stored bytes).
-            response = send(transport, spec, timeout, stream=True)
-            self._streamed = _seekable(self._stream)
-            origin = self._stream.tell() if self._streamed else 0
-            try:
-                expected = self.process_response(response, response.status_code, response.headers)
-                hasher = self.chunk_hasher()
-                # Only the empty object's 416 announces no bytes; its body is an error text.
-                view = self._read_chunk(response, expected, hasher) if expected else memoryview(b"")
-                self.process_body(response, view, hasher)
-            except BaseException:
-                response.close()
-                if self._streamed:  # leave no partial chunk behind
-                    self._stream.seek(origin)
-                    self._stream.truncate()
-                raise
-            if not self._streamed:
-                self._stream.write(view)
-            _body.mark_consumed(response)
-            self._buffer.lend(response, len(view))
-            return response
+    def _attempt(self, transport: Transport, spec: Any, timeout: Timeout, stream: bool) -> Any:
+        response = send(transport, spec, timeout, stream=stream)
+        if stream and self._reads_raw(response):
+            return self._read_streamed(response)
+        # The transport has read (and decoded) the body: use it as upstream does.
+        expected = self.process_response(response, response.status_code, response.headers)
+        # Only the empty object's 416 announces no bytes; its body is an error text.
+        body = response.content if expected else b""
+        hasher = self.chunk_hasher()
+        if hasher is not None:
+            hasher.update(body)
+        self.process_body(response, body, hasher)
+        if expected:
+            self._stream.write(body)
+        return response
 
-        return wait_and_retry(attempt, self._retry_strategy)
+    def _reads_raw(self, response: Any) -> bool:
+        """Whether this chunk's body is read from ``raw`` here (else from ``content``)."""
+        return True
+
+    def _read_streamed(self, response: Any) -> Any:
+        self._streamed = _seekable(self._stream)
+        origin = self._stream.tell() if self._streamed else 0
+        try:
+            expected = self.process_response(response, response.status_code, response.headers)
+        except common.InvalidResponse:
+            _read_error_body(response)
+            raise
+        try:
+            hasher = self.chunk_hasher()
+            # Only the empty object's 416 announces no bytes; its body is an error text.
+            view = self._read_chunk(response, expected, hasher) if expected else memoryview(b"")
+            self.process_body(response, view, hasher)
+        except BaseException:
+            response.close()
+            if self._streamed:  # leave no partial chunk behind
+                self._stream.seek(origin)
+                self._stream.truncate()
+            raise
+        if not expected:
+            return response  # the empty object's 416: its body stays readable, as upstream
+        if not self._streamed:
+            self._stream.write(view)
+        if hasattr(response, "_content_consumed") and hasattr(response, "raw"):
+            lent = _LentChunk(response, self._buffer, len(view))
+            response.raw = lent
+            response._content = False
+            response._content_consumed = False
+            self._buffers = [
+                (buffer, weakref.ref(lent) if buffer is self._buffer else borrower)
+                for buffer, borrower in self._buffers
+            ]
+        return response
+
+    def _chunk_view(self, size: int) -> memoryview:
+        """A buffer of ``size`` bytes that no live, unread chunk response still needs."""
+        for index, (buffer, borrower) in enumerate(self._buffers):
+            lent = borrower() if borrower is not None else None
+            if lent is None or not lent.holds(buffer):
+                if len(buffer) < size:
+                    buffer = bytearray(size)
+                self._buffers[index] = (buffer, None)
+                break
+        else:
+            buffer = bytearray(size)
+            if len(self._buffers) < 2:
+                self._buffers.append((buffer, None))
+        self._buffer = buffer
+        return memoryview(buffer)[:size]
 
     def _read_chunk(
         self, response: Any, expected: int, hasher: checksums.Hasher | None
@@ -309,8 +484,8 @@ class ChunkedDownload(ChunkedDownloadProtocol):
         only once it is complete.
         """
         # One spare byte reveals a body longer than announced.
-        view = self._buffer.view(expected + 1)
-        read = _body.body_reader(response)
+        view = self._chunk_view(expected + 1)
+        read = _upstream_errors(_body.body_reader(response), as_requests=not self._stream_always)
         filled = 0
         while filled < len(view):
             count = read(view[filled : min(filled + _body.READ_SIZE, len(view))])
@@ -325,18 +500,53 @@ class ChunkedDownload(ChunkedDownloadProtocol):
         return view[:filled]
 
 
-def _seekable(stream: IO[bytes]) -> bool:
-    try:
-        return bool(stream.seekable())
-    except (AttributeError, OSError, ValueError):
-        return False
+class ChunkedDownload(_Chunked):
+    """Download an object in consecutive ranged GETs of ``chunk_size`` bytes.
+
+    Each chunk is what google-resumable-media makes of it: ``response.content`` as the
+    transport decoded it (a ``Content-Encoding: gzip`` chunk therefore fails the length
+    check, as upstream; use :class:`RawChunkedDownload` for the stored bytes), and every
+    returned response keeps its ``content``.  A custom transport receives upstream's
+    exact call (no ``stream=`` keyword).  A plain ``requests.Session`` or an
+    ``AuthorizedSession``, which behave identically either way, are asked to stream,
+    and an unencoded body is then read with ``readinto`` into a reused buffer and written
+    to the stream from there; ``content`` is copied out only if it is read.  A run that
+    covers the whole object (``start=0``, ``end=None``) is checked against the server's
+    checksum at the end.
+
+    Args:
+        media_url: The media URL.
+        chunk_size: Bytes per request.
+        stream: A writable binary stream that receives the chunks in order.
+        start: The first byte (>= 0).
+        end: The last byte (inclusive), or None.
+        headers: Extra request headers (the dict is updated with ``range``).
+        checksum: "auto" (default), "md5", "crc32c" or None (whole-object runs only).
+        retry: The retry policy; None makes a single attempt.
+
+    Raises:
+        ValueError: If ``start`` is negative.
+    """
+
+    def _reads_raw(self, response: Any) -> bool:
+        # An encoded body is decoded by requests, as upstream; so is one a response hook
+        # already read, or a response without urllib3's raw stream.
+        encoding = (response.headers.get("content-encoding") or "identity").lower()
+        return (
+            encoding == "identity"
+            and getattr(response, "_content", None) is False
+            and not getattr(response, "_content_consumed", True)
+            and not _body.body_is_decoded(response)
+        )
 
 
-class RawChunkedDownload(ChunkedDownload):
-    """:class:`ChunkedDownload` under its upstream name for raw (stored) bytes.
+class RawChunkedDownload(_Chunked):
+    """Download an object in consecutive ranged GETs, writing the bytes as stored.
 
-    Both classes write chunks exactly as stored; this one exists for API
-    compatibility with google-resumable-media.
+    The body is read through ``response.raw`` with ``readinto`` into a reused buffer,
+    hashed while hot and written to the stream from that buffer; the returned
+    response's ``content`` is the chunk, copied out of the buffer only if it is read
+    (the buffer is not reused while an unread response is alive).
 
     Args:
         media_url: The media URL.
@@ -348,3 +558,12 @@ class RawChunkedDownload(ChunkedDownload):
         checksum: "auto" (default), "md5", "crc32c" or None.
         retry: The retry policy; None makes a single attempt.
     """
+
+    _stream_always = True
+
+
+def _seekable(stream: IO[bytes]) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False

@@ -30,8 +30,15 @@ from resumable_media.requests._send import (
     send,
     wait_and_retry,
 )
+from resumable_media.requests.xml_mpu import XMLMPUContainer, XMLMPUPart
 
-__all__ = ["MultipartUpload", "ResumableUpload", "SimpleUpload"]
+__all__ = [
+    "MultipartUpload",
+    "ResumableUpload",
+    "SimpleUpload",
+    "XMLMPUContainer",
+    "XMLMPUPart",
+]
 
 
 class SimpleUpload(SimpleUploadProtocol):
