@@ -1,14 +1,16 @@
 """resumable_media: fast, verified, resumable Google Cloud Storage media transfers.
 
-Invariants: curated re-exports only (the google-resumable-media 2.11 package surface);
-no logic lives here.  ``open`` is :func:`resumable_media._streams.open_url`, imported on
-first use (it pulls in the accelerator, which ``import resumable_media`` should not).
+Invariants: curated re-exports only (the google-resumable-media 2.11 package surface, and
+``SourceChanged`` of the accelerator's uploads); no logic lives here.  ``open`` is
+:func:`resumable_media._streams.open_url`, imported on first use (it pulls in the
+accelerator, which ``import resumable_media`` should not).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from resumable_media._source import SourceChanged
 from resumable_media.common import (
     PERMANENT_REDIRECT,
     TOO_MANY_REQUESTS,
@@ -39,6 +41,7 @@ __all__ = [
     "DataCorruption",
     "InvalidResponse",
     "RetryStrategy",
+    "SourceChanged",
     "__version__",
     "open",
 ]

@@ -29,6 +29,7 @@ from typing import Any
 
 from resumable_media import checksums, common
 from resumable_media._protocol import ranges
+from resumable_media._protocol.download import add_generation
 from resumable_media._transport import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
@@ -38,7 +39,7 @@ from resumable_media._transport import (
     own_retry,
     read_exactly,
 )
-from resumable_media.parallel.plan import TransferResult, pin_generation
+from resumable_media.parallel.plan import TransferResult
 from resumable_media.parallel.progress import ProgressCallback, ProgressTracker
 
 __all__ = [
@@ -170,7 +171,7 @@ class ObjectReader(io.RawIOBase):
         except BaseException:
             self._sessions.close()
             raise
-        self._url = pin_generation(media_url, self.generation)
+        self._url = add_generation(media_url, self.generation)
         if first is not None:
             future: concurrent.futures.Future[_Fetched] = concurrent.futures.Future()
             future.set_result(first)

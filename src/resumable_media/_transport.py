@@ -14,7 +14,8 @@ Invariants:
   :func:`is_retryable_error` says so (the connection-error classes of
   google-resumable-media 2.11 and ``InvalidResponse`` with a status in
   ``common.RETRYABLE``), waits follow :class:`~resumable_media._protocol.retry.Backoff`,
-  and every retry is logged at WARNING (status or error class only: never a URL, header
+  and every retry is logged at WARNING with a :class:`RetryNotice` (the status or the
+  failure in words, and the origin ``scheme://host:port``: never a path, query, header
   or body, which may carry credentials or session ids).
 """
 
@@ -25,7 +26,10 @@ import http.client
 import logging
 import pickle
 import random
+import socket
+import ssl
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar, cast
 
@@ -46,6 +50,7 @@ __all__ = [
     "ChunkBuffer",
     "InProcess",
     "OnRetry",
+    "RetryNotice",
     "Retrying",
     "Timeout",
     "Transport",
@@ -57,6 +62,7 @@ __all__ = [
     "build_transport",
     "close_quietly",
     "describe_error",
+    "failed_origin",
     "is_retryable_error",
     "is_session",
     "iter_body",
@@ -268,11 +274,113 @@ def is_retryable_error(exc: BaseException) -> bool:
 
 
 def describe_error(exc: BaseException) -> str:
-    """A short, credential-free description of a failure: ``HTTP 503`` or its class name."""
+    """A short, credential-free description of a failure, in words.
+
+    ``HTTP 503`` for an answer; for a connection that failed, what happened to it
+    ("connection refused", "connection reset", "timed out", "host name not found",
+    "connection closed mid-response", "TLS error"); the class name otherwise.
+    """
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status is None:
         status = getattr(exc, "status", None)
-    return f"HTTP {status}" if isinstance(status, int) else type(exc).__name__
+    if isinstance(status, int):
+        return f"HTTP {status}"
+    return _connection_words(exc) or type(exc).__name__
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what caused it (``__cause__``/``__context__``, urllib3's ``reason``)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        item = todo.pop(0)
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        for nxt in (
+            getattr(item, "reason", None),
+            item.__cause__,
+            item.__context__,
+            *(a for a in getattr(item, "args", ()) if isinstance(a, BaseException)),
+        ):
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
+
+
+def _connection_words(exc: BaseException) -> str | None:
+    causes = list(_causes(exc))
+    # The operating system's error, where there is one, says it best; urllib3's classes
+    # are a fallback (its NewConnectionError is, historically, a ConnectTimeoutError).
+    for item in causes:
+        if isinstance(item, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(item, ConnectionResetError):
+            return "connection reset"
+        if isinstance(item, BrokenPipeError | ConnectionAbortedError):
+            return "connection closed by the server"
+        if isinstance(item, urllib3.exceptions.NameResolutionError | socket.gaierror):
+            return "host name not found"
+        if isinstance(item, ssl.SSLError | urllib3.exceptions.SSLError):
+            return "TLS error"
+        if isinstance(item, TimeoutError):
+            return "timed out"
+    for item in causes:
+        if isinstance(item, urllib3.exceptions.TimeoutError | requests.exceptions.Timeout):
+            return "timed out"
+        if isinstance(
+            item,
+            http.client.IncompleteRead
+            | requests.exceptions.ChunkedEncodingError
+            | urllib3.exceptions.ProtocolError,
+        ):
+            return "connection closed mid-response"
+    return None
+
+
+def failed_origin(exc: BaseException) -> str | None:
+    """``scheme://host[:port]`` of the request that failed, when the error knows it.
+
+    Only the origin: never a path, query, user name or password (a session URL or a
+    signed URL is a credential).
+    """
+    for item in _causes(exc):
+        for holder in (getattr(item, "request", None), getattr(item, "response", None)):
+            url = getattr(holder, "url", None)
+            if isinstance(url, str) and "://" in url:
+                parts = urllib.parse.urlsplit(url)
+                host = parts.hostname or ""
+                if ":" in host:
+                    host = f"[{host}]"
+                port = f":{parts.port}" if parts.port else ""
+                return f"{parts.scheme}://{host}{port}"
+        pool = getattr(item, "pool", None)
+        if pool is not None and getattr(pool, "host", None):
+            scheme = getattr(pool, "scheme", "http")
+            port = f":{pool.port}" if getattr(pool, "port", None) else ""
+            return f"{scheme}://{pool.host}{port}"
+    return None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryNotice:
+    """What a retry log record carries (``record.rm_retry``), for a front end to show.
+
+    Attributes:
+        origin: ``scheme://host[:port]`` that failed, when known.
+        reason: The failure in words (see :func:`describe_error`).
+        retry: This retry's number within the current run of failures (1 = first).
+        delay_s: The wait before the next attempt.
+        deadline_s: How long a run of failures may last, if limited.
+        giving_up: True on the last record, when no further attempt follows.
+    """
+
+    origin: str | None
+    reason: str
+    retry: int
+    delay_s: float
+    deadline_s: float | None
+    giving_up: bool = False
 
 
 class Retrying:
@@ -348,17 +456,29 @@ class Retrying:
         wait = self._backoff.next_wait()
         if wait is None:
             return False
+        reason, origin = describe_error(exc), failed_origin(exc)
+        where = f" ({origin})" if origin else ""
         if self.deadline_s is not None and now + wait - self._run_began > self.deadline_s:
+            notice = RetryNotice(origin, reason, self.retries + 1, 0.0, self.deadline_s, True)
             _LOGGER.warning(
-                "%s: %s; giving up: retrying would exceed the %.0f s retry deadline",
+                "%s%s: %s; giving up: retrying would exceed the %.0f s retry deadline",
                 self.what,
-                describe_error(exc),
+                where,
+                reason,
                 self.deadline_s,
+                extra={"rm_retry": notice},
             )
             return False
         self.retries += 1
+        notice = RetryNotice(origin, reason, self._backoff.num_retries, wait, self.deadline_s)
         _LOGGER.warning(
-            "%s: %s; retry %d in %.2f s", self.what, describe_error(exc), self.retries, wait
+            "%s%s: %s; retry %d in %.2f s",
+            self.what,
+            where,
+            reason,
+            self.retries,
+            wait,
+            extra={"rm_retry": notice},
         )
         if self._on_retry is not None:
             self._on_retry(self.retries, exc, wait)

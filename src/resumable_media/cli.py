@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from types import FrameType
 
 from resumable_media import __version__
-from resumable_media._cli import commands
+from resumable_media._cli import cleanup as cleanup_command
+from resumable_media._cli import commands, notices
 from resumable_media._cli import objects as objects_commands
 from resumable_media._cli import sync as sync_command
 from resumable_media._cli.copy import UsageError
@@ -63,6 +64,20 @@ def _chunk_size(text: str) -> int:
     return value
 
 
+DEFAULT_RETRY_DEADLINE_S = 600.0
+"""``--retry-deadline``'s default: upstream's total retry budget (10 minutes)."""
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -81,6 +96,20 @@ def _common_options() -> argparse.ArgumentParser:
         help="extra request header, repeatable (also $RESUMABLE_MEDIA_EXTRA_HEADERS)",
     )
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+    common.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="in a tree, follow symlinks to files outside it (default: skip them, warning once "
+        "each, as FIFOs, sockets, devices and dangling links are)",
+    )
+    common.add_argument(
+        "--retry-deadline",
+        type=_seconds,
+        default=DEFAULT_RETRY_DEADLINE_S,
+        metavar="SECONDS",
+        help="how long one request keeps retrying a failing server before the copy fails "
+        f"(default {DEFAULT_RETRY_DEADLINE_S:.0f})",
+    )
     common.add_argument(
         "--json", action="store_true", help="print one JSON summary line per object on stdout"
     )
@@ -163,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.set_defaults(func=commands.cp)
     sync_command.add_parser(sub, common, _chunk_size, _positive_int)
     objects_commands.add_parsers(sub, common, _chunk_size, _positive_int)
+    cleanup_command.add_parser(sub, common)
 
     hash_ = sub.add_parser(
         "hash", parents=[common], help="print CRC32C and MD5 of local files as GCS shows them"
@@ -265,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     args.cancel = CANCEL
+    notices.install(quiet=bool(getattr(args, "quiet", False)))
     for stream in (sys.stdout, sys.stderr):
         # Names from disk or the bucket may not be printable in the terminal's encoding.
         if hasattr(stream, "reconfigure"):

@@ -101,6 +101,11 @@ def test_interrupted_parallel_download_resumes(
     resent = gcs_server.media_bytes_sent_for(gcs_bucket) - before
     assert resent < size // 2, f"resumed run fetched {resent} of {size} bytes"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["resume me.bin"]
+    # The resume is visible: --json says so, with the bytes this run itself moved.
+    line = json.loads(rerun.stdout.strip().splitlines()[-1])
+    assert line["resumed"] is True and line["bytes"] == size
+    assert 0 < line["bytes_transferred"] < size // 2
+    assert line["bytes_transferred"] <= resent
 
 
 def test_no_resume_starts_over(
@@ -235,6 +240,9 @@ def test_killed_upload_continues_its_session(
     rerun = _rerun(gcs_server, args)
     assert rerun.returncode == 0, rerun.stderr
     assert '"method": "pipelined-resumed"' in rerun.stdout
+    line = json.loads(rerun.stdout.strip().splitlines()[-1])
+    assert line["resumed"] is True and line["bytes"] == len(data)
+    assert 0 < line["bytes_transferred"] <= len(data) - 3 * CHUNK  # only what was missing
     assert gcs_server.object_bytes(gcs_bucket, "backup.tar") == data
     starts = [
         int(r.headers["content-range"].split()[1].split("-")[0])
@@ -255,6 +263,8 @@ def test_upload_whose_session_is_gone_starts_afresh(
     rerun = _rerun(gcs_server, args)
     assert rerun.returncode == 0, rerun.stderr
     assert '"method": "pipelined"' in rerun.stdout
+    line = json.loads(rerun.stdout.strip().splitlines()[-1])
+    assert line["resumed"] is False and line["bytes_transferred"] == len(data)
     assert gcs_server.object_bytes(gcs_bucket, "backup.tar") == data
     assert any(r.method == "POST" for r in gcs_server.requests)  # a new session
     assert not session_file.exists()

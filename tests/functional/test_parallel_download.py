@@ -20,7 +20,7 @@ import requests
 from resumable_media import DataCorruption, InvalidResponse, RetryStrategy, checksums, transports
 from resumable_media.parallel import ParallelDownload, ParallelUpload
 from resumable_media.parallel.journal import Journal
-from resumable_media.parallel.sink import TEMP_SUFFIX
+from resumable_media.parallel.sink import temp_path_for
 from support import logged_requests
 
 CHUNK = 256 * 1024
@@ -234,7 +234,7 @@ def test_interrupted_download_resumes_with_only_the_rest(
     data = os.urandom(size)
     url = _put(gcs_server, gcs_bucket, "big", data)
     dest = tmp_path / "big"
-    journal_path = str(dest) + TEMP_SUFFIX + ".journal"
+    journal_path = temp_path_for(dest) + ".journal"
     # The first request (chunk 0) stalls after 128 KiB, so the child is mid-transfer for sure.
     test_id = gcs_server.create_retry_test({"storage.objects.get": ["stall-for-6s-after-128K"]})
     child = subprocess.Popen(
@@ -357,8 +357,8 @@ def test_changed_generation_starts_over(gcs_server, gcs_bucket, tmp_path):
         md5=None,
         chunks=[[CHUNK, checksums.crc32c(b"\0" * CHUNK)]] + [[0, 0]] * 5,
     )
-    (tmp_path / ("out" + TEMP_SUFFIX)).write_bytes(b"\0" * len(first))
-    old.save(str(dest) + TEMP_SUFFIX + ".journal")
+    pathlib.Path(temp_path_for(dest)).write_bytes(b"\0" * len(first))
+    old.save(temp_path_for(dest) + ".journal")
     result = ParallelDownload(url, dest, chunk_size=CHUNK).consume(transports.anonymous())
     assert dest.read_bytes() == first
     assert result.verified
@@ -380,7 +380,7 @@ def test_journal_without_its_temp_file_is_ignored(gcs_server, gcs_bucket, tmp_pa
         md5=None,
         chunks=[[CHUNK, 0]] * 6,
     )
-    stale.save(str(dest) + TEMP_SUFFIX + ".journal")  # but no temporary file
+    stale.save(temp_path_for(dest) + ".journal")  # but no temporary file
     before = gcs_server.media_bytes_sent_for(gcs_bucket)
     result = ParallelDownload(url, dest, chunk_size=CHUNK).consume(transports.anonymous())
     assert dest.read_bytes() == data and result.verified

@@ -133,10 +133,59 @@ def test_cli_download_bad_destination(
         check=False,
     )
     assert proc.returncode == 1, proc.stderr
-    assert str(target.parent) in proc.stderr or "space" in proc.stderr.lower(), proc.stderr
+    # One line, in words, about the user's own path: never our temp file, never a repr.
+    expected = {
+        "missing": f"error: {target}: directory {target.parent} does not exist",
+        "read-only": f"error: gs://{env.bucket}/obj: cannot write {target}: its file system is "
+        "read-only; choose another destination",
+        "full": f"error: gs://{env.bucket}/obj: no space left on the device holding {target} "
+        "(needs 1.0 MiB); free some space, then run the command again",
+    }[where]
+    assert proc.stderr.strip() == expected, proc.stderr
+    assert "rm-part" not in proc.stderr and "rmpart" not in proc.stderr
+    assert "Errno" not in proc.stderr and "OSError" not in proc.stderr
     assert not target.exists()
     if target.parent.exists():
         assert list(target.parent.iterdir()) == [], "temp files left behind"
+
+
+def test_cli_tree_download_onto_a_full_disk_says_so_once(env: Env, full_dir: pathlib.Path) -> None:
+    """A full device stops new downloads to it: one error line and one summary, not 40."""
+    data = {f"t/f{i:02d}.bin": bytes([i]) * (64 * 1024) for i in range(40)}
+    for name, body in data.items():
+        env.server.put_object(env.bucket, name, body)
+    target = full_dir / "restore"
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "resumable_media", "cp", "-r", "-q"),
+            *("--endpoint", env.endpoint, f"gs://{env.bucket}/t", str(target)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 2, proc.stderr
+    assert re.fullmatch(
+        rf"error: gs://{env.bucket}/t/f\d\d\.bin: no space left on the device holding "
+        rf"{re.escape(str(target))}/f\d\d\.bin \(needs 64\.0 KiB\); free some space, then "
+        "run the command again",
+        lines[0],
+    ), lines[0]
+    copied = sorted(p.name for p in target.iterdir())
+    match = re.fullmatch(
+        rf"error: no space left on the device holding {re.escape(str(target))}/f\d\d\.bin: "
+        r"(\d+) more download\(s\) to it failed the same way or were not started; free some "
+        "space, then run the command again",
+        lines[1],
+    )
+    assert match, lines[1]
+    assert int(match.group(1)) + 1 + len(copied) == len(data)
+    # What was written is whole and right; nothing half-written or temporary is left.
+    for name in copied:
+        assert (target / name).read_bytes() == data[f"t/{name}"]
 
 
 def test_parallel_download_onto_a_directory(env: Env) -> None:

@@ -29,6 +29,8 @@ from typing import Any
 
 import pytest
 
+from resumable_media.parallel.sink import temp_path_for
+
 DRIVER = pathlib.Path(__file__).with_name("crash_driver.py")
 SIZE = 64 * 1024 * 1024
 CHUNK = 4 * 1024 * 1024
@@ -270,7 +272,7 @@ def _kill_mid_download(
     test_id = gcs_server.create_retry_test({"storage.objects.get": ["stall-for-2s-after-512K"] * 8})
     args = ["download", gcs_server.endpoint, bucket, name, str(destination), str(CHUNK // 4)]
     driver = Driver([*args, "0", test_id], uuid.uuid4().hex)
-    journal = pathlib.Path(f"{destination}.rmpart.journal")
+    journal = pathlib.Path(temp_path_for(destination) + ".journal")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         chunks = json.loads(journal.read_bytes()).get("chunks", []) if journal.exists() else []
@@ -315,7 +317,7 @@ def test_resume_does_not_trust_lost_writes(
     record = json.loads(journal.read_bytes())
     chunk_size = record["chunk_size"]
     index, (done, _) = next((i, c) for i, c in enumerate(record["chunks"]) if c[0])
-    with open(f"{destination}.rmpart", "r+b") as temp:
+    with open(temp_path_for(destination), "r+b") as temp:
         temp.seek(index * chunk_size)
         temp.write(bytes(min(done, 4096)))  # the first 4 KiB of a "done" region: zeros
     base = ["download", gcs_server.endpoint, gcs_bucket, name, str(destination), str(CHUNK // 4)]

@@ -30,6 +30,7 @@ from test_crash_resume import Driver
 
 from resumable_media import transports
 from resumable_media.parallel import ParallelDownload, ParallelUpload, PipelinedUpload
+from resumable_media.parallel.sink import temp_path_for
 from resumable_media.requests import (
     ChunkedDownload,
     Download,
@@ -214,8 +215,8 @@ def test_parallel_download_temp_and_journal_are_0600(env: Env) -> None:
     args = ["download", env.endpoint, env.bucket, "big", str(destination), str(CHUNK), "0"]
     driver = Driver([*args, test_id], uuid.uuid4().hex, RM_UMASK="000")
     deadline = time.monotonic() + 60
-    temp = pathlib.Path(f"{destination}.rmpart")
-    journal = pathlib.Path(f"{destination}.rmpart.journal")
+    temp = pathlib.Path(temp_path_for(destination))
+    journal = pathlib.Path(temp_path_for(destination) + ".journal")
     while not journal.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     driver.proc.kill()

@@ -193,7 +193,7 @@ def test_on_retry_gets_number_error_and_delay(caplog: pytest.LogCaptureFixture) 
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert messages == [
         "object x: HTTP 503; retry 1 in 0.25 s",
-        "object x: ConnectionResetError; retry 2 in 0.50 s",
+        "object x: connection reset; retry 2 in 0.50 s",
     ]
     assert "secret" not in caplog.text
 

@@ -125,9 +125,14 @@ def ours_cp_download(ctx: CaseContext) -> dict[str, Any]:
 
 
 def ours_cp_upload(ctx: CaseContext) -> dict[str, Any]:
-    """``resumable-media cp`` (``cp -r DIR gs://.../prefix/`` for many) at its defaults."""
+    """``resumable-media cp`` (``cp -r 'DIR/*' gs://.../prefix/`` for many) at its defaults.
+
+    The wildcard puts DIR's files straight under the prefix (gsutil's naming would make
+    ``prefix/DIR/…`` of ``cp -r DIR``); the command expands it itself, not the shell.
+    """
     if ctx.many:
-        args = ["--endpoint", ctx.endpoint, "-r", ctx.source_dir, _gs(ctx, ctx.upload_name + "/")]
+        pattern = os.path.join(ctx.source_dir, "*")
+        args = ["--endpoint", ctx.endpoint, "-r", pattern, _gs(ctx, ctx.upload_name + "/")]
     else:
         args = ["--endpoint", ctx.endpoint, ctx.source_path, _gs(ctx, ctx.upload_name)]
     with _Stopwatch() as watch:

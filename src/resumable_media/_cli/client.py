@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from resumable_media import common
+from resumable_media import _transport, common
 from resumable_media._cli.urls import Endpoint, GsUrl
 from resumable_media.requests._send import DEFAULT_TIMEOUT, wait_and_retry
 
@@ -114,6 +114,13 @@ def describe_error(exc: BaseException) -> str:
             412: "precondition failed (generation does not match)",
         }.get(status, "request failed")
         return f"{label} (HTTP {status}{': ' + message if message else ''})"
+    words = _transport.describe_error(exc)
+    if words != type(exc).__name__:  # a connection failure we can say in words
+        origin = _transport.failed_origin(exc)
+        return (
+            f"cannot reach {origin or 'the server'} ({words}); check the endpoint and the "
+            "network, then run the command again"
+        )
     text = redact_session(str(exc)) or type(exc).__name__
     if type(exc).__name__ == "DefaultCredentialsError":
         text += " (for an emulator, pass --endpoint URL or set STORAGE_EMULATOR_HOST)"

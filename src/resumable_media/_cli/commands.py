@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from resumable_media import checksums
+from resumable_media import checksums, common
 from resumable_media._cli.client import Storage, TransferError
 from resumable_media._cli.copy import Reporter, UsageError, run_jobs
 from resumable_media._cli.manifest import CpManifest
@@ -45,7 +45,11 @@ def make_storage(args: argparse.Namespace) -> Storage:
     except (ValueError, argparse.ArgumentTypeError) as exc:
         raise UsageError(str(exc)) from None
     headers.update(dict(args.header))
-    return Storage(endpoint, headers)
+    deadline = getattr(args, "retry_deadline", None)
+    retry = None
+    if deadline is not None:
+        retry = common.RetryStrategy(max_cumulative_retry=deadline, deadline_s=deadline)
+    return Storage(endpoint, headers, retry=retry)
 
 
 def _cp_paths(args: argparse.Namespace) -> tuple[list[str], str]:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from resumable_media._cli.client import PreconditionFailed, Storage, TransferError
+from resumable_media._cli.localerrors import DeviceFull, FullDevices, local_error
 from resumable_media._cli.progress import ProgressBar
 from resumable_media._cli.transfer import (
     CopyOptions,
@@ -105,17 +106,27 @@ class Reporter:
                         f"skipped {result.source} -> {result.destination}: {result.skipped}"
                     )
             elif not self.quiet:
-                rate = result.bytes / result.seconds / 2**20 if result.seconds else 0.0
+                moved = result.bytes_transferred
+                rate = moved / result.seconds / 2**20 if result.seconds else 0.0
+                resumed = f", resumed: {moved} sent this run" if result.resumed else ""
                 self._message(
                     f"copied {result.source} -> {result.destination} "
-                    f"({result.bytes} bytes, {result.seconds:.2f} s, {rate:.1f} MiB/s)"
+                    f"({result.bytes} bytes{resumed}, {result.seconds:.2f} s, {rate:.1f} MiB/s)"
                 )
 
-    def failure(self, source: str, destination: str, error: TransferError) -> None:
-        """Report a failed copy; the message names the object and the reason."""
+    def failure(
+        self, source: str, destination: str, error: TransferError, *, quietly: bool = False
+    ) -> None:
+        """Report a failed copy; the message names the object and the reason.
+
+        Args:
+            quietly: Count it (and write its ``--json`` line) without a stderr line, for
+                failures that one summary line explains.
+        """
         with self._lock:
             self.failures += 1
-            self._message(f"error: {error.target}: {error.reason}")
+            if not quietly:
+                self._message(f"error: {error.target}: {error.reason}")
             if self.json_lines:
                 line = {
                     "status": "error",
@@ -125,6 +136,11 @@ class Reporter:
                 }
                 self.out.write(json.dumps(line) + "\n")
                 self.out.flush()
+
+    def error_line(self, text: str) -> None:
+        """An ``error:`` line on stderr that is not about one object (always shown)."""
+        with self._lock:
+            self._message(f"error: {text}")
 
     def note(self, text: str) -> None:
         """An informational line on stderr (suppressed by ``--quiet``)."""
@@ -147,6 +163,7 @@ def _run_one(
     cancel: threading.Event,
     bar: ProgressBar,
     manifest: CpManifest | None,
+    full: FullDevices,
 ) -> CopyResult:
     if cancel.is_set():
         raise Interrupted("interrupted")
@@ -166,6 +183,7 @@ def _run_one(
             if options.no_clobber and os.path.lexists(job.path):
                 result = skipped_result(source, destination)
             else:
+                full.check(job.path, str(job.url))
                 job.path.parent.mkdir(parents=True, exist_ok=True)
                 result = download_object(
                     storage,
@@ -207,20 +225,23 @@ def _record(
     job: CopyJob,
     run: concurrent.futures.Future[CopyResult],
     manifest: CpManifest | None,
+    full: FullDevices,
 ) -> None:
     try:
         result = run.result()
     except TransferError as exc:
         error = exc
     except OSError as exc:
-        target = str(job.path) if exc.filename and job.source is None else str(job.url)
-        error = TransferError(target, exc.strerror or str(exc))
+        path = job.path if job.source is None else pathlib.Path(str(job.url))
+        error = local_error(exc, path, target=str(job.url), reading=not job.download)
     else:
         reporter.success(result)
         if manifest is not None:
             manifest.record(job, result, None)
         return
-    reporter.failure(*names(job), error)
+    # One line for the first download that found its device full; the others are counted.
+    quietly = isinstance(error, DeviceFull) or not full.record(error)
+    reporter.failure(*names(job), error, quietly=quietly)
     if manifest is not None:
         manifest.record(job, None, error)
 
@@ -247,6 +268,7 @@ def run_jobs(
     small = [j for j in jobs if j.source is not None or j.size <= options.chunk_size]
     workers = max(1, concurrency)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+    full = FullDevices()
     # At most a few jobs per worker are submitted at a time (a feeder thread waits for room),
     # so a tree of a million objects does not hold a million futures.
     room = threading.BoundedSemaphore(workers * 4)
@@ -273,7 +295,7 @@ def run_jobs(
                     room.release()
                     return
                 try:
-                    run = pool.submit(_run_one, storage, job, options, cancel, bar, manifest)
+                    run = pool.submit(_run_one, storage, job, options, cancel, bar, manifest, full)
                 except RuntimeError:  # the pool was shut down (Ctrl-C)
                     room.release()
                     return
@@ -288,10 +310,10 @@ def run_jobs(
         for job in large:
             done: concurrent.futures.Future[CopyResult] = concurrent.futures.Future()
             try:
-                done.set_result(_run_one(storage, job, options, cancel, bar, manifest))
+                done.set_result(_run_one(storage, job, options, cancel, bar, manifest, full))
             except (TransferError, OSError) as exc:
                 done.set_exception(exc)
-            _record(reporter, job, done, manifest)
+            _record(reporter, job, done, manifest, full)
         recorded = 0
         # ``submitted`` is final once ``fed`` is set (checked first).
         while not (fed.is_set() and recorded == submitted):
@@ -299,10 +321,12 @@ def run_jobs(
                 job, run = finished.get(timeout=0.2)
             except queue.Empty:
                 continue
-            _record(reporter, job, run, manifest)
+            _record(reporter, job, run, manifest, full)
             recorded += 1
     except BaseException:
         cancel.set()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+    for line in full.summary():
+        reporter.error_line(line)

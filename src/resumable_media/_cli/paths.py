@@ -8,11 +8,24 @@ final path is checked again after resolving symlinks already on disk.
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import pathlib
-from collections.abc import Iterator
+import re
+import stat
+from collections.abc import Callable, Iterator
 
-__all__ = ["UnsafeName", "iter_local_files", "local_path_for", "relative_name"]
+__all__ = [
+    "UnsafeName",
+    "is_own_temp",
+    "iter_local_files",
+    "local_path_for",
+    "relative_name",
+    "tree_file",
+]
+
+_LOGGER = logging.getLogger(__name__)
 
 
 class UnsafeName(ValueError):
@@ -57,15 +70,89 @@ def local_path_for(destination: pathlib.Path, relative: str) -> pathlib.Path:
     return candidate
 
 
-def iter_local_files(source: pathlib.Path) -> Iterator[tuple[pathlib.Path, str]]:
+_OWN_TEMP = re.compile(r"(^\..+\.[^.]+\.rm-part$)|(\.rmpart(\.journal(\.tmp)?)?$)")
+
+
+def is_own_temp(name: str) -> bool:
+    """Whether a file name is one of our download temp files or resume journals."""
+    return _OWN_TEMP.search(name) is not None
+
+
+def _special_kind(mode: int) -> str | None:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    return None
+
+
+def tree_file(
+    path: pathlib.Path, root: pathlib.Path, *, follow_symlinks: bool
+) -> os.stat_result | str:
+    """What a tree copy does with ``path`` (not a directory) found under ``root``.
+
+    Returns:
+        The file's ``stat`` when it is to be copied (a regular file, or a symlink to one
+        inside the tree, or anywhere with ``follow_symlinks``), else why it is skipped:
+        a FIFO, socket or device (copying one would hang or read forever), a dangling
+        symlink, a symlink loop, or a symlink to a file outside the tree.
+    """
+    try:
+        own = path.lstat()
+    except OSError as exc:
+        return f"cannot be read ({(exc.strerror or str(exc)).lower()})"
+    if not stat.S_ISLNK(own.st_mode):
+        kind = _special_kind(own.st_mode)
+        return own if kind is None else f"{kind}; skipped"
+    try:
+        info = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symlink loop; skipped"
+        return "a dangling symlink; skipped"
+    kind = _special_kind(info.st_mode)
+    if kind is not None:
+        return f"a symlink to {kind}; skipped"
+    if not follow_symlinks:
+        real_root = os.path.realpath(root)
+        if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
+            return "a symlink to a file outside the tree; skipped (use --follow-symlinks)"
+    return info
+
+
+def iter_local_files(
+    source: pathlib.Path,
+    *,
+    follow_symlinks: bool = False,
+    skipped: Callable[[pathlib.Path, str], None] | None = None,
+) -> Iterator[tuple[pathlib.Path, str]]:
     """Yield ``(path, relative_name)`` for every regular file under ``source``, sorted.
 
-    Directories reached through symlinks are not followed (no cycles, no escape);
-    the relative name uses ``/`` separators, ready to append to an object prefix.
+    Directories reached through symlinks are not followed (no cycles, no escape); files
+    are judged by :func:`tree_file`; our own temp files and journals are left out.  The
+    relative name uses ``/`` separators, ready to append to an object prefix.
+
+    Args:
+        source: The directory to walk.
+        follow_symlinks: Follow symlinks to files outside the tree.
+        skipped: Told ``(path, reason)`` of each file left out (default: a warning is
+            logged, which the command prints).
     """
     for dirpath, dirnames, filenames in os.walk(source, followlinks=False):
         dirnames.sort()
         for filename in sorted(filenames):
+            if is_own_temp(filename):
+                continue
             path = pathlib.Path(dirpath, filename)
-            if path.is_file():
-                yield path, path.relative_to(source).as_posix()
+            verdict = tree_file(path, source, follow_symlinks=follow_symlinks)
+            if isinstance(verdict, str):
+                if skipped is not None:
+                    skipped(path, verdict)
+                else:
+                    _LOGGER.warning("%s: %s", path, verdict)
+                continue
+            yield path, path.relative_to(source).as_posix()

@@ -4,8 +4,9 @@ Invariants:
 - One small JSON file per (source file, destination, settings), named by a SHA-256 of them,
   in a private state directory (0700; files 0600): a session URL lets anyone holding it
   write the upload, so it is treated like a credential and never logged.
-- The key covers the source's path, size and mtime (ns), so a changed file never continues
-  an old session; the final CRC32C check would refuse the mix anyway.
+- The key covers the source's path, size, mtime and ctime (ns) and inode, so a changed or
+  replaced file never continues an old session; the final CRC32C check would refuse the
+  mix anyway.
 - Files are replaced atomically; a missing or unreadable file just means "start afresh".
 """
 
@@ -51,7 +52,15 @@ class SessionStore:
     def __init__(self, source: pathlib.Path, destination: str, settings: str) -> None:
         stat = source.stat()
         identity = json.dumps(
-            [str(source.resolve()), stat.st_size, stat.st_mtime_ns, destination, settings]
+            [
+                str(source.resolve()),
+                stat.st_size,
+                stat.st_mtime_ns,
+                stat.st_ctime_ns,
+                stat.st_ino,
+                destination,
+                settings,
+            ]
         )
         self.path = state_directory() / (hashlib.sha256(identity.encode()).hexdigest() + ".json")
 

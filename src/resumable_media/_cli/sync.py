@@ -160,8 +160,9 @@ def _report(args: argparse.Namespace, summary: Summary) -> int:
         _write(
             sys.stderr,
             f"sync: {summary.copied} copied ({format_size(summary.bytes)}), "
-            f"{summary.skipped} unchanged, {summary.deleted} deleted, {summary.failed} failed "
-            f"in {summary.seconds:.1f} s",
+            f"{summary.skipped} unchanged, {summary.deleted} deleted, {summary.failed} failed"
+            + (f", {summary.ignored} special file(s) skipped" if summary.ignored else "")
+            + f" in {summary.seconds:.1f} s",
         )
     if summary.failed:
         shown = "\n  ".join(summary.failures)
@@ -178,6 +179,7 @@ def _dry_run(args: argparse.Namespace, plan: Plan, printer: _Printer) -> int:
         if isinstance(item, JobResult):
             summary.add(item)
     summary.listing_errors = plan.source_listing.errors + plan.destination_listing.errors
+    summary.ignored = len(plan.source_listing.ignored)
     if not plan.may_delete:
         summary.deletions_withheld = plan.planned_deletions
     return _report(args, summary)
@@ -203,6 +205,7 @@ def sync(args: argparse.Namespace) -> int:
             checksums=ChecksumCache(state_directory() / CACHE_NAME),
             ledger=ledger,
             page_size=args.list_page_size,
+            follow_symlinks=args.follow_symlinks,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

@@ -11,6 +11,7 @@ reported only after the server's object resource (size, CRC32C) matches the sour
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -29,8 +30,10 @@ from resumable_media._cli.client import (
     TransferError,
     describe_error,
 )
+from resumable_media._cli.localerrors import is_local, local_error
 from resumable_media._cli.sessions import SessionStore
 from resumable_media._cli.urls import GsUrl
+from resumable_media._source import SourceChanged, check_unchanged, identity_of
 from resumable_media.common import DataCorruption, InvalidResponse
 
 _LOGGER = logging.getLogger(__name__)
@@ -216,6 +219,14 @@ class CopyResult:
     """Why nothing was copied (``-n`` found the destination, or the manifest had it)."""
     mtime_ns: int | None = None
     """The local file's mtime (uploads: before reading it), for the manifest."""
+    resumed: bool = False
+    """Whether this run continued an interrupted one (a journal or an upload session)."""
+    bytes_transferred: int = -1
+    """This run's own bytes (less than ``bytes`` after a resume; -1: the same as ``bytes``)."""
+
+    def __post_init__(self) -> None:
+        if self.bytes_transferred < 0:
+            object.__setattr__(self, "bytes_transferred", self.bytes)
 
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` summary of a successful copy."""
@@ -223,7 +234,8 @@ class CopyResult:
         data["status"] = "skipped" if self.skipped else "ok"
         del data["skipped"], data["mtime_ns"]
         data["seconds"] = round(self.seconds, 6)
-        data["throughput_bytes_per_s"] = round(self.bytes / self.seconds) if self.seconds else None
+        moved = self.bytes_transferred
+        data["throughput_bytes_per_s"] = round(moved / self.seconds) if self.seconds else None
         return data
 
 
@@ -266,6 +278,18 @@ def _temp_beside(destination: pathlib.Path) -> tuple[int, str]:
     return TEMP_FILES.create(destination.parent, f".{destination.name[:100]}.", ".rm-part")
 
 
+def _preallocate(fd: int, size: int) -> None:
+    """Reserve ``size`` bytes, so a full disk fails before any byte is fetched."""
+    if size <= 0 or not hasattr(os, "posix_fallocate"):
+        return
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        # EOPNOTSUPP/EINVAL: the file system cannot preallocate; writing will tell.
+
+
 def _verify_download(url: GsUrl, meta: dict[str, Any], size: int, crc32c: str | None) -> bool:
     """Check size and CRC32C against the metadata; return whether a checksum was compared."""
     expected_size = int(meta.get("size", -1))
@@ -297,6 +321,7 @@ def _download_single(
     generation = int(meta["generation"]) if meta.get("generation") else None
     fd, temp = _temp_beside(destination)
     try:
+        _preallocate(fd, int(meta.get("size", 0)))
         with os.fdopen(fd, "wb") as raw:
             writer = _HashingWriter(raw, cancel, progress)
             download = Download(
@@ -327,7 +352,7 @@ def _download_parallel(
     progress: Progress | None,
 ) -> Any:
     from resumable_media.parallel import ParallelDownload
-    from resumable_media.parallel.sink import TEMP_SUFFIX
+    from resumable_media.parallel.sink import temp_path_for
 
     generation = int(meta["generation"]) if meta.get("generation") else None
     kwargs: dict[str, Any] = {}
@@ -345,7 +370,8 @@ def _download_parallel(
     )
     # Without resume the accelerator's partial file and journal are scratch: register them
     # so that an interrupted run removes them; with resume they are the state to keep.
-    scratch = [] if options.resume else [f"{destination}{TEMP_SUFFIX}{s}" for s in ("", ".journal")]
+    temp = temp_path_for(destination)
+    scratch = [] if options.resume else [temp, f"{temp}.journal"]
     for path in scratch:
         TEMP_FILES.add(os.path.abspath(path))
     try:
@@ -386,6 +412,7 @@ def download_object(
             result = _download_parallel(storage, url, meta, destination, options, progress)
             crc, verified = result.crc32c, bool(result.verified)
             method = "parallel"
+            resumed, moved = result.resumed, result.moved
             if options.checksum and meta.get("crc32c") and crc and crc != meta["crc32c"]:
                 raise TransferError(str(url), f"data corruption: CRC32C {crc} != {meta['crc32c']}")
         else:
@@ -393,8 +420,13 @@ def download_object(
                 storage, url, meta, destination, options, cancel, progress
             )
             method = "single"
+            resumed, moved = False, size
     except (TransferError, Interrupted, KeyboardInterrupt):
         raise
+    except OSError as exc:
+        if is_local(exc):
+            raise local_error(exc, destination, target=str(url), needed=size) from exc
+        raise TransferError(str(url), describe_error(exc)) from exc
     except Exception as exc:
         raise TransferError(str(url), describe_error(exc)) from exc
     # Temp files are created 0600; give the result the permissions a plain open() would,
@@ -412,6 +444,8 @@ def download_object(
         md5=meta.get("md5Hash"),
         generation=generation,
         verified=verified,
+        resumed=resumed,
+        bytes_transferred=moved,
     )
 
 
@@ -459,7 +493,7 @@ def upload_file(
         info = source.stat()
         size = info.st_size
     except OSError as exc:
-        raise TransferError(str(source), exc.strerror or str(exc)) from exc
+        raise local_error(exc, source, reading=True) from exc
     extra: dict[str, str | int] = {}
     generation_match = 0 if options.no_clobber else options.if_generation_match
     if generation_match is not None:
@@ -470,7 +504,10 @@ def upload_file(
     crc: str | None = None
     try:
         if size <= options.chunk_size:
+            before = identity_of(source)
             data, crc = _file_crc32c(source)
+            # What is sent is what was read; it must be the file as it was when read began.
+            check_unchanged(source, before, label=str(source), destination=str(url))
             upload = MultipartUpload(
                 storage.endpoint.upload_url(url.bucket, "multipart", extra),
                 checksum=options.checksum,
@@ -479,17 +516,24 @@ def upload_file(
             response = upload.transmit(storage.session(), data, metadata, content_type)
             resource: dict[str, Any] | None = response.json()
             method = "multipart"
+            moved = size
             if progress is not None:
                 progress(size, size)
         else:
-            resource, crc, method = _upload_large(
+            resource, crc, method, moved = _upload_large(
                 storage, source, url, options, content_type, metadata, extra, progress
             )
     except (TransferError, KeyboardInterrupt):
         raise
+    except SourceChanged as exc:
+        raise TransferError(
+            str(source),
+            f"changed while it was being uploaded ({exc.detail}); nothing was written to "
+            f"{url}; upload it again once nothing is writing it",
+        ) from exc
     except OSError as exc:
-        if getattr(exc, "response", None) is None and exc.filename:
-            raise TransferError(str(source), exc.strerror or str(exc)) from exc
+        if is_local(exc):
+            raise local_error(exc, source, reading=True) from exc
         raise TransferError(str(url), describe_error(exc)) from exc
     except Exception as exc:
         status = getattr(getattr(exc, "response", None), "status_code", None)
@@ -507,6 +551,8 @@ def upload_file(
         md5=resource.get("md5Hash"),
         generation=int(resource["generation"]) if resource.get("generation") else None,
         verified=verified,
+        resumed=moved < size,
+        bytes_transferred=moved,
     )
 
 
@@ -519,7 +565,7 @@ def _upload_large(
     metadata: dict[str, Any],
     extra: dict[str, str | int],
     progress: Progress | None,
-) -> tuple[dict[str, Any] | None, str | None, str]:
+) -> tuple[dict[str, Any] | None, str | None, str, int]:
     from resumable_media.parallel import ParallelUpload, PipelinedUpload, TransferResult
 
     checksum = options.checksum
@@ -548,7 +594,7 @@ def _upload_large(
         if progress is not None:
             progress(result.bytes, result.bytes)
         # The XML API answers with headers; read the object resource to verify it.
-        return storage.metadata(url), result.crc32c, "parallel-xml"
+        return storage.metadata(url), result.crc32c, "parallel-xml", result.moved
     upload_url = storage.endpoint.upload_url(url.bucket, "resumable", extra)
     pipelined = PipelinedUpload(
         upload_url, options.chunk_size, checksum=checksum, retry=storage.retry
@@ -601,7 +647,7 @@ def _upload_large(
     if sessions is not None:
         sessions.forget()
     method = "pipelined-resumed" if stored is not None else "pipelined"
-    return result.response, result.crc32c, method
+    return result.response, result.crc32c, method, result.moved
 
 
 def resolve_checksum_option(value: str) -> str | None:

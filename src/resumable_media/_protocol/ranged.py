@@ -98,6 +98,26 @@ def object_facts(response: Any, headers: Headers) -> ObjectFacts:
     )
 
 
+def _check_is_media(response: Any, headers: Headers, media_url: str) -> None:
+    """Refuse an answer that is a JSON document rather than the object's bytes.
+
+    GCS marks every media answer with ``x-goog-hash`` or ``x-goog-stored-content-length``;
+    a JSON body without either is an API resource, typically the object's metadata from a
+    JSON API URL without ``alt=media``.  Writing it to the destination would be wrong data.
+    """
+    content_type = (get_header(headers, "content-type") or "").lower()
+    if not content_type.startswith("application/json"):
+        return
+    if get_header(headers, "x-goog-hash") or get_header(headers, "x-goog-stored-content-length"):
+        return  # an object whose own content type is JSON
+    where = media_url.split("?", 1)[0]  # never a signed URL's query
+    raise common.InvalidResponse(
+        response,
+        f"{where} answered with a JSON document, not the object's bytes; is it the object's "
+        "metadata URL? Download from its media URL (add alt=media to a JSON API object URL)",
+    )
+
+
 class RangedRead:
     """State of one ranged read of ``first``-``last`` (inclusive), across its attempts.
 
@@ -185,6 +205,7 @@ class RangedRead:
                 self.state = RangeState.EMPTY
                 return status
             require_status(response, status, _PROBE_STATUSES if self._probe else (_PARTIAL,))
+            _check_is_media(response, headers, self.media_url)
             if status == _PARTIAL:
                 self._check_range(response, get_header(headers, "content-range"))
             self._check_generation(response, get_header(headers, "x-goog-generation"))

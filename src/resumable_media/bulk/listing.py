@@ -21,10 +21,10 @@ import logging
 import os
 import pathlib
 import re
-import stat as stat_module
 from collections.abc import Iterator
 
 from resumable_media._cli.client import Storage, TransferError
+from resumable_media._cli.paths import tree_file
 from resumable_media._cli.urls import GsUrl
 
 __all__ = ["Entry", "Listing", "dir_prefix", "walk_gcs", "walk_local"]
@@ -33,7 +33,7 @@ _LOGGER = logging.getLogger(__name__)
 
 # Download temp files (_cli/transfer.py) and the accelerator's partial file and journal.
 _TEMP = re.compile(r"^\..+\.[^.]+\.rm-part$")
-_SCRATCH = re.compile(r"(\.rmpart$)|(\.rmpart\.journal$)")
+_SCRATCH = re.compile(r"\.rmpart(\.journal(\.tmp)?)?$")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +70,8 @@ class Listing:
         refused: ``(path, reason)`` of entries that were seen but cannot be synced.
         stale_temps: Temp files of interrupted downloads seen in the tree (a sync into
             this tree removes them; they never hold a destination's content).
+        ignored: ``(path, reason)`` of special files left out (FIFOs, sockets, devices,
+            dangling symlinks, loops, symlinks out of the tree).
     """
 
     root: str
@@ -77,6 +79,7 @@ class Listing:
     errors: list[str] = dataclasses.field(default_factory=list)
     refused: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     stale_temps: list[str] = dataclasses.field(default_factory=list)
+    ignored: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -107,24 +110,35 @@ def _sorted_children(path: pathlib.Path, listing: Listing) -> list[tuple[str, st
     return children
 
 
-def _walk_dir(path: pathlib.Path, prefix: str, listing: Listing) -> Iterator[Entry]:
+def _walk_dir(
+    path: pathlib.Path,
+    prefix: str,
+    listing: Listing,
+    root: pathlib.Path,
+    follow_symlinks: bool,
+) -> Iterator[Entry]:
     children = _sorted_children(path, listing)
     for _key, name, is_dir in children or ():
         child = path / name
         if is_dir:
-            yield from _walk_dir(child, prefix + name + "/", listing)
+            yield from _walk_dir(child, prefix + name + "/", listing, root, follow_symlinks)
             continue
         if _TEMP.match(name):
             listing.stale_temps.append(str(child))
             continue
         if _SCRATCH.search(name):
             continue
-        try:
-            info = child.stat()  # follows a symlink to a file, as cp -r does
-        except OSError:
-            continue  # a dangling symlink, or gone since the scan
-        if not stat_module.S_ISREG(info.st_mode):
+        verdict = tree_file(child, root, follow_symlinks=follow_symlinks)
+        if isinstance(verdict, str):
+            if not verdict.startswith("cannot be read"):
+                _LOGGER.warning("%s: %s", child, verdict)
+                listing.ignored.append((str(child), verdict))
+                continue
+            if not child.exists():
+                continue  # removed since the directory was read
+            listing.refused.append((str(child), verdict))
             continue
+        info = verdict
         relative = prefix + name
         try:
             relative.encode("utf-8")
@@ -147,19 +161,25 @@ def _checked_order(entries: Iterator[Entry], listing: Listing) -> Iterator[Entry
         yield entry
 
 
-def walk_local(root: pathlib.Path, listing: Listing) -> Iterator[Entry]:
+def walk_local(
+    root: pathlib.Path, listing: Listing, *, follow_symlinks: bool = False
+) -> Iterator[Entry]:
     """Yield every regular file under ``root`` in Cloud Storage listing order.
 
-    Symlinks to files are followed, symlinks to directories are not (no cycles, no escape).
-    A missing ``root`` is an empty, complete listing (a destination not created yet); an
-    unreadable directory is recorded in ``listing.errors`` and skipped.
+    Symlinks to files inside the tree are followed (outside it only with
+    ``follow_symlinks``), symlinks to directories are not (no cycles, no escape). FIFOs,
+    sockets, devices, dangling symlinks and loops are left out with a warning each and
+    recorded in ``listing.ignored``. A missing ``root`` is an empty, complete listing (a
+    destination not created yet); an unreadable directory is recorded in
+    ``listing.errors`` and skipped.
 
     Args:
         root: The directory to walk.
         listing: Receives the walk's state.
+        follow_symlinks: Follow symlinks to files outside the tree.
     """
     if root.exists():
-        yield from _checked_order(_walk_dir(root, "", listing), listing)
+        yield from _checked_order(_walk_dir(root, "", listing, root, follow_symlinks), listing)
     listing.finished = True
 
 

@@ -96,6 +96,8 @@ class Plan:
         checksums: The local CRC32C cache (None: hash every compared file).
         ledger: A manifest of earlier runs to trust (after confirming each record).
         page_size: Objects per listing page (the server's default when None).
+        follow_symlinks: Follow symlinks to files outside a local tree (default: skip
+            them with a warning, as every other special file).
 
     Raises:
         ValueError: When both sides are local (use ``cp``/``rsync``) or a URL is malformed.
@@ -112,6 +114,7 @@ class Plan:
         checksums: ChecksumCache | None = None,
         ledger: Ledger | None = None,
         page_size: int | None = None,
+        follow_symlinks: bool = False,
     ) -> None:
         self.source = Location.parse(source)
         self.destination = Location.parse(destination)
@@ -123,6 +126,7 @@ class Plan:
         self.checksums = checksums or ChecksumCache(None)
         self.ledger = ledger
         self.page_size = page_size
+        self.follow_symlinks = follow_symlinks
         self.source_listing = Listing(source)
         self.destination_listing = Listing(destination)
         self.planned_deletions = 0
@@ -138,7 +142,7 @@ class Plan:
                 listing.errors.append(f"{side.text}: not a directory (sync copies a tree)")
                 listing.finished = True
                 return iter(())
-            entries = walk_local(side.path, listing)
+            entries = walk_local(side.path, listing, follow_symlinks=self.follow_symlinks)
         return self.filters.apply(entries)
 
     @property

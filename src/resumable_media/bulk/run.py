@@ -42,6 +42,8 @@ class Summary:
         failures: The first :data:`MAX_NAMED_FAILURES` failure messages.
         listing_errors: Why a listing is incomplete.
         deletions_withheld: Deletions not run because the source listing was incomplete.
+        ignored: Special files of a local source left out (FIFOs, sockets, devices,
+            dangling symlinks, loops, symlinks out of the tree), each warned about once.
     """
 
     copied: int = 0
@@ -53,6 +55,7 @@ class Summary:
     failures: list[str] = dataclasses.field(default_factory=list)
     listing_errors: list[str] = dataclasses.field(default_factory=list)
     deletions_withheld: int = 0
+    ignored: int = 0
 
     @property
     def ok(self) -> bool:
@@ -86,6 +89,7 @@ class Summary:
             "failures": self.failures,
             "listing_errors": self.listing_errors,
             "deletions_withheld": self.deletions_withheld,
+            "ignored": self.ignored,
         }
 
 
@@ -181,6 +185,7 @@ def execute(
         plan.close()
         plan.checksums.close()
     summary.listing_errors = _listing_errors(plan)
+    summary.ignored = len(plan.source_listing.ignored)
     summary.seconds = time.monotonic() - started
     return summary
 

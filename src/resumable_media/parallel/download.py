@@ -91,6 +91,7 @@ class _Layout:
     chunks: list[Chunk]
     journal: Journal
     end: int
+    resumed_from: int = 0  # bytes the journal of an interrupted run counts as in place
 
 
 class _ChunkState:
@@ -256,6 +257,8 @@ class ParallelDownload:
             md5=result.md5,
             verified=result.verified,
             generation=result.generation,
+            resumed=result.resumed_from > 0,
+            moved=result.bytes - result.resumed_from,
         )
 
     # ------------------------------------------------------------------ #
@@ -310,6 +313,7 @@ class ParallelDownload:
             md5=md5_b64,
             verified=verified,
             generation=opened.info.generation,
+            resumed_from=layout.resumed_from,
         )
 
     def _open(self, transport: Any, allow_resume: bool) -> _Opened | _Restart:
@@ -364,7 +368,8 @@ class ParallelDownload:
             Journal.save(journal, sink.journal_path)
             sink.release()
             return _Restart(allow_resume=True)
-        return _Layout(chunks=chunks, journal=journal, end=end)
+        already = sum(done for done, _crc in journal.chunks) if opened.journal is not None else 0
+        return _Layout(chunks=chunks, journal=journal, end=end, resumed_from=already)
 
     def _fetch(
         self,

@@ -9,7 +9,11 @@ Invariants:
   the source, which is why non-seekable streams work.
 - ``x-goog-hash`` goes with the final request only (the reader hashes every byte in order
   before handing its buffer over); the final JSON's size and hashes are checked against
-  the local ones, and a mismatch raises ``DataCorruption`` instead of reporting success.
+  the local ones, and a mismatch raises ``DataCorruption`` instead of reporting success,
+  after deleting the object it created (that generation only), or saying it could not.
+- A regular-file source's identity (``_source``) is taken before the first byte is read
+  and checked before the final request; if the file changed, the session is cancelled
+  (``DELETE``) and ``SourceChanged`` raised: no object claims to be the file.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ import os
 import queue
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from resumable_media import checksums, common
 from resumable_media._protocol.request import RequestSpec
 from resumable_media._protocol.resumable import ResumableUploadProtocol, check_final_resource
+from resumable_media._source import SourceChanged, SourceIdentity, check_unchanged, identity_of
 from resumable_media._transport import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
@@ -38,6 +44,7 @@ from resumable_media._transport import (
     TransportFactory,
     as_transport,
     close_quietly,
+    describe_error,
     is_retryable_error,
     own_retry,
     round_trip,
@@ -253,6 +260,7 @@ class PipelinedUpload:
         self.resumable_url: str | None = None
         self._protocol = self._new_protocol()
         self._last_response: Any = None
+        self._source = _SourceCheck(None, None, "the source", None)
 
     def transmit(
         self,
@@ -300,6 +308,8 @@ class PipelinedUpload:
         session, owns_session = as_transport(transport, owner="PipelinedUpload")
         owned = isinstance(source, (str, os.PathLike))
         stream: Any = open(os.fspath(source), "rb") if owned else source  # type: ignore[arg-type]  # noqa: SIM115
+        label = str(getattr(stream, "name", None) or "the source")
+        self._source = _SourceCheck(stream, identity_of(stream), label, metadata.get("name"))
         try:
             total = _remaining_size(stream)
             if resumable_url is not None and total is None:
@@ -311,13 +321,20 @@ class PipelinedUpload:
             tracker.set(0, begun.start)
             final = begun.final
             if final is None:
-                final, reader = self._send(session, begun, tracker)
+                try:
+                    final, reader = self._send(session, begun, tracker)
+                except SourceChanged:
+                    self._cancel(session)
+                    raise
+            try:
+                return self._result(final, reader, tracker, began, resumed_from=begun.start)
+            except common.DataCorruption as exc:
+                raise self._remove_bad_object(session, final, exc) from None
         finally:
             if owned:
                 stream.close()
             if owns_session:
                 close_quietly(session)
-        return self._result(final, reader, tracker, began)
 
     def _begin(
         self,
@@ -377,7 +394,13 @@ class PipelinedUpload:
             reader.join()
 
     def _result(
-        self, final: dict[str, Any], reader: _Reader, tracker: ProgressTracker, began: float
+        self,
+        final: dict[str, Any],
+        reader: _Reader,
+        tracker: ProgressTracker,
+        began: float,
+        *,
+        resumed_from: int = 0,
     ) -> TransferResult:
         """Check the final object against what was read and build the result."""
         sent = tracker.bytes_done
@@ -395,6 +418,8 @@ class PipelinedUpload:
             verified=verified,
             generation=int(generation) if generation is not None else None,
             resource=final,
+            resumed=resumed_from > 0,
+            moved=sent - resumed_from,
         )
 
     def _initiate(
@@ -412,6 +437,37 @@ class PipelinedUpload:
         )
         assert protocol.resumable_url is not None
         return str(protocol.resumable_url)
+
+    def _cancel(self, transport: Any) -> None:
+        """Cancel the session (``DELETE``; GCS answers 499), so nothing can finalize it."""
+        if self.resumable_url is None:
+            return
+        try:
+            response = transport.request("DELETE", self.resumable_url, timeout=self.timeout)
+            if response.status_code not in (499, 200, 204, 404, 410):
+                _LOGGER.warning("cancelling the upload session answered %d", response.status_code)
+        except Exception as exc:  # the session expires on its own within a week
+            _LOGGER.warning("could not cancel the upload session: %s", describe_error(exc))
+
+    def _remove_bad_object(
+        self, transport: Any, resource: dict[str, Any], error: common.DataCorruption
+    ) -> common.DataCorruption:
+        """After a finalized upload failed its check: delete that generation, or say it stays."""
+        where = f"gs://{resource.get('bucket')}/{resource.get('name')}"
+        generation = resource.get("generation")
+        url = _object_url(self.upload_url, resource)
+        outcome = f"the object {where} (generation {generation}) exists and is wrong; delete it"
+        if url is not None:
+            try:
+                response = transport.request("DELETE", url, timeout=self.timeout)
+                if response.status_code in (200, 204):
+                    outcome = f"the object {where} it created was deleted"
+                elif response.status_code == 412:
+                    outcome = f"{where} was replaced since by another upload; it was kept"
+            except Exception as exc:
+                _LOGGER.warning("could not delete %s: %s", where, describe_error(exc))
+        message = f"{error.args[0] if error.args else 'the upload did not verify'}; {outcome}"
+        return common.DataCorruption(error.response, message)
 
     def _new_protocol(self) -> ResumableUploadProtocol:
         return ResumableUploadProtocol(self.upload_url, self.chunk_size, None, dict(self.headers))
@@ -559,6 +615,8 @@ class PipelinedUpload:
     ) -> int | dict[str, Any]:
         """Send the unacknowledged part of ``item``; return bytes persisted or the final JSON."""
         body = memoryview(item.buffer)[position - item.start : item.length]
+        if final:  # the request that creates the object: only for the file as it began
+            self._source.check()
         hashes = self._final_hashes(reader) if final else None
         spec = self._protocol.prepare_buffer_request(
             position, len(body), body, final=final, hashes=hashes
@@ -571,6 +629,32 @@ class PipelinedUpload:
         if reader.md5 is not None:
             hashes["md5"] = base64.b64encode(reader.md5.digest()).decode()
         return {name: value for name, value in hashes.items() if name in self.hashes}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _SourceCheck:
+    """The source's identity when the upload began, checked before the final request."""
+
+    stream: Any
+    identity: SourceIdentity | None
+    label: str
+    name: str | None
+
+    def check(self) -> None:
+        check_unchanged(self.stream, self.identity, label=self.label, destination=self.name)
+
+
+def _object_url(upload_url: str, resource: dict[str, Any]) -> str | None:
+    """The JSON API URL that deletes exactly this generation of the uploaded object."""
+    head, marker, _ = upload_url.partition("/upload/storage/v1/b/")
+    if not marker or not resource.get("bucket") or not resource.get("name"):
+        return None  # a signed or custom upload URL: no API to delete through
+    bucket = urllib.parse.quote(str(resource["bucket"]), safe="")
+    name = urllib.parse.quote(str(resource["name"]), safe="")
+    url = f"{head}/storage/v1/b/{bucket}/o/{name}"
+    if resource.get("generation") is not None:
+        url += f"?ifGenerationMatch={resource['generation']}"
+    return url
 
 
 def _remaining_size(stream: Any) -> int | None:

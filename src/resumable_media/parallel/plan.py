@@ -244,6 +244,9 @@ class TransferResult:
         resource: The final object resource (JSON API uploads: ``PipelinedUpload``), else None.
         headers: The final object's response headers, lower-case names (XML API uploads:
             ``ParallelUpload``), else None.
+        resumed: True when this run continued an interrupted one (a resume journal, or an
+            upload session given as ``resumable_url``).
+        moved: Bytes this run itself transferred (less than ``bytes`` after a resume).
     """
 
     bytes: int
@@ -255,6 +258,12 @@ class TransferResult:
     generation: int | None
     resource: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
+    resumed: bool = False
+    moved: int = -1
+
+    def __post_init__(self) -> None:
+        if self.moved < 0:
+            object.__setattr__(self, "moved", self.bytes)
 
     @classmethod
     def since(cls, began: float, *, bytes: int, **fields: Any) -> TransferResult:

@@ -74,6 +74,7 @@ class Outcome:
     md5: str | None
     verified: bool
     generation: int | None
+    resumed_from: int = 0  # bytes an interrupted run had already put in place
 
 
 def close(response: Any) -> None:

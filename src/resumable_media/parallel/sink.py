@@ -3,8 +3,9 @@
 Invariants:
 - The destination is only ever touched by one ``os.replace`` of a complete, fsynced
   temporary file; a failed download never leaves a partial or wrong file there.
-- The temporary file is ``<destination>.rmpart`` (a fixed name so a rerun can resume it),
-  created with mode 0600 and locked with ``flock`` for as long as a download owns it,
+- The temporary file is ``.<name>.rmpart`` beside the destination ``<name>`` (hidden, and a
+  fixed name so a rerun can resume it; see :func:`temp_path_for`), created with mode 0600
+  and locked with ``flock`` for as long as a download owns it,
   so two downloads to the same destination cannot interleave.
 - ``map_range`` maps only the requested range (page-aligned), so memory held by a worker is
   bounded by its chunk, never by the object.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import logging
 import mmap
 import os
@@ -30,12 +32,31 @@ from resumable_media.parallel.journal import journal_temp
 if TYPE_CHECKING:
     from resumable_media.parallel.plan import TransferResult
 
-__all__ = ["TEMP_SUFFIX", "StreamSink", "TempSink", "is_path", "map_range"]
+__all__ = ["TEMP_SUFFIX", "StreamSink", "TempSink", "is_path", "map_range", "temp_path_for"]
 
 _LOGGER = logging.getLogger(__name__)
 
 TEMP_SUFFIX = ".rmpart"
 """str: Suffix of the temporary file written beside the destination."""
+
+_NAME_MAX = 255
+
+
+def temp_path_for(destination: str | os.PathLike[str]) -> str:
+    """The accelerator's temporary file for ``destination``: ``.<name>.rmpart`` beside it.
+
+    The leading dot hides it from ``ls`` and from tree copies' globs; a name too long for
+    the file system with the prefix and suffix is shortened, with a digest of the full name
+    so that two destinations never share a temporary file.  Its resume journal is this
+    path plus ``.journal``.
+    """
+    head, tail = os.path.split(os.path.abspath(os.fspath(destination)))
+    name = f".{tail}{TEMP_SUFFIX}"
+    if len(os.fsencode(name + ".journal.tmp")) > _NAME_MAX:
+        digest = hashlib.sha256(os.fsencode(tail)).hexdigest()[:16]
+        keep = tail.encode("utf-8", "surrogateescape")[:180].decode("utf-8", "ignore")
+        name = f".{keep}.{digest}{TEMP_SUFFIX}"
+    return os.path.join(head, name)
 
 
 @contextlib.contextmanager
@@ -84,7 +105,7 @@ class TempSink:
 
     def __init__(self, destination: str | os.PathLike[str]) -> None:
         self.destination = os.path.abspath(os.fspath(destination))
-        self.temp_path = self.destination + TEMP_SUFFIX
+        self.temp_path = temp_path_for(self.destination)
         self.journal_path = self.temp_path + ".journal"
         self._fd: int | None = None
 
@@ -116,8 +137,8 @@ class TempSink:
             except BlockingIOError:
                 raise BlockingIOError(
                     errno.EWOULDBLOCK,
-                    f"another download to {self.destination!r} is in progress "
-                    f"(its temporary file {self.temp_path!r} is locked)",
+                    f"another download to {self.destination} is in progress; wait for it to "
+                    "finish, or stop it, then run this one again",
                 ) from None
             locked = True
             os.fchmod(fd, 0o600)

@@ -7,7 +7,10 @@ Invariants:
 - The part CRCs are combined locally, in order, and compared with the final object's
   crc32c (read with a HEAD after completion); a mismatch raises ``DataCorruption``.
 - Any failure before completion aborts the multipart upload (``DELETE ?uploadId``), so
-  nothing half-made is left behind.
+  nothing half-made is left behind; that includes a source file whose identity
+  (``_source``) changed between the first part and completion (``SourceChanged``).
+- A completed object that fails its check is deleted (that generation only), or the error
+  says that it exists and is wrong.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from resumable_media import checksums, common
 from resumable_media._protocol import checks
 from resumable_media._protocol.request import RequestSpec
 from resumable_media._protocol.upload import XMLMPUContainerProtocol
+from resumable_media._source import SourceChanged, check_unchanged, identity_of
 from resumable_media._transport import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
@@ -28,6 +32,7 @@ from resumable_media._transport import (
     Transport,
     TransportFactory,
     TransportSource,
+    describe_error,
     own_retry,
     round_trip,
     send,
@@ -155,7 +160,8 @@ class ParallelUpload:
             transport_factory, processes=self.processes, owner="ParallelUpload"
         )
         transport = transport_for(factory)
-        size = os.path.getsize(self.filename)
+        identity = identity_of(self.filename)
+        size = identity.size if identity is not None else os.path.getsize(self.filename)
         part_size = max(self.part_size, -(-size // MAX_PARTS))
         parts = plan_chunks(0, size - 1, part_size) or [Chunk(index=0, start=0, end=-1, offset=0)]
         container = XMLMPUContainerProtocol(self.upload_url, self.filename, dict(self.headers))
@@ -169,18 +175,56 @@ class ParallelUpload:
             collected = self._send_parts(transport, factory, parts)
             for number, etag in enumerate(collected.etags, start=1):
                 container.register_part(number, str(etag))
+            # Completing creates the object: only for the file as it was when parts began.
+            check_unchanged(
+                self.filename, identity, label=self.filename, destination=self.upload_url
+            )
             self._round_trip(
                 transport,
                 container._prepare_finalize_request(),
                 lambda r: container._process_finalize_response(r, r.status_code),
             )
-        except BaseException:
+        except BaseException as exc:
             self._abort(transport, container)
+            if isinstance(exc, Exception) and not isinstance(exc, SourceChanged):
+                # A part the server rejected (its bytes no longer match the hash taken a
+                # moment before) is, first of all, a source that changed: say that.
+                try:
+                    check_unchanged(
+                        self.filename, identity, label=self.filename, destination=self.upload_url
+                    )
+                except SourceChanged as changed:
+                    raise changed from exc
             raise
         crc = checksums.crc32c_combine_many(
             (crc, part.length) for crc, part in zip(collected.crcs, parts, strict=True)
         )
-        return self._result(transport, container, size, checksums.crc32c_to_b64(crc), began)
+        try:
+            return self._result(transport, container, size, checksums.crc32c_to_b64(crc), began)
+        except common.DataCorruption as exc:
+            raise self._remove_bad_object(transport, exc) from None
+
+    def _remove_bad_object(
+        self, transport: Any, error: common.DataCorruption
+    ) -> common.DataCorruption:
+        """The completed object failed its check: delete that generation, or say it stays."""
+        headers = getattr(error.response, "headers", None) or {}
+        generation = headers.get("x-goog-generation")
+        outcome = f"the object at {self.upload_url} exists and is wrong; delete it"
+        extra = {"x-goog-if-generation-match": str(generation)} if generation else {}
+        try:
+            response = transport.request(
+                "DELETE",
+                self.upload_url,
+                headers={**dict(self.headers), **extra},
+                timeout=self.timeout,
+            )
+            if response.status_code in (200, 204):
+                outcome = f"the object it created at {self.upload_url} was deleted"
+        except Exception as exc:
+            _LOGGER.warning("could not delete %s: %s", self.upload_url, describe_error(exc))
+        message = error.args[0] if error.args else "the upload did not verify"
+        return common.DataCorruption(error.response, f"{message}; {outcome}")
 
     def _result(
         self,
@@ -264,4 +308,8 @@ class ParallelUpload:
             response = send(transport, spec, self.timeout)
             container._process_cancel_response(response, response.status_code)
         except Exception as exc:  # the original failure matters more
-            _LOGGER.warning("could not abort multipart upload %s: %s", container.upload_id, exc)
+            _LOGGER.warning(
+                "could not abort the multipart upload to %s: %s",
+                self.upload_url,
+                describe_error(exc),
+            )
