@@ -83,8 +83,16 @@ def taken_port() -> Iterator[int]:
 
 @pytest.mark.parametrize(
     "command",
-    [["resumable_media.cli", "serve", "--quiet"], ["resumable_media.testing"]],
-    ids=["resumable-media serve", "python -m resumable_media.testing"],
+    [
+        ["resumable_media.cli", "serve", "--quiet"],
+        ["resumable_media.cli", "serve"],
+        ["resumable_media.testing"],
+    ],
+    ids=[
+        "resumable-media serve --quiet",
+        "resumable-media serve",
+        "python -m resumable_media.testing",
+    ],
 )
 def test_serve_on_a_taken_port_says_so_in_one_line_and_exits_2(
     taken_port: int, command: list[str]

@@ -162,15 +162,16 @@ def serve(args: argparse.Namespace) -> int:
     """``serve``: run the loopback server until SIGINT/SIGTERM (URL printed first)."""
     from resumable_media.testing import serve as run_server
 
-    if not args.quiet:
-        sys.stderr.write(
-            "serving until Ctrl-C; the endpoint URL is the first line on stdout.\n"
-            "create a bucket: curl -X POST -H 'content-type: application/json' "
-            '-d \'{"name": "my-bucket"}\' URL/storage/v1/b\n'
-            "then: STORAGE_EMULATOR_HOST=URL resumable-media cp FILE gs://my-bucket/\n"
-        )
-        sys.stderr.flush()
-    run_server(host=args.host, port=args.port, root=args.root, network=args.network)
+    banner = (
+        ""
+        if args.quiet
+        else "serving until Ctrl-C; the endpoint URL is the first line on stdout.\n"
+        "create a bucket: curl -X POST -H 'content-type: application/json' "
+        '-d \'{"name": "my-bucket"}\' URL/storage/v1/b\n'
+        "then: STORAGE_EMULATOR_HOST=URL resumable-media cp FILE gs://my-bucket/\n"
+    )
+    # The banner goes out once the port is bound: a taken port gets the error line alone.
+    run_server(host=args.host, port=args.port, root=args.root, network=args.network, banner=banner)
     return 0
 
 
