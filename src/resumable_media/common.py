@@ -7,7 +7,10 @@ Nothing in this module performs I/O.
 
 from __future__ import annotations
 
+import html
 import http.client
+import json
+import re
 from typing import Any
 
 __all__ = [
@@ -60,6 +63,60 @@ class InvalidResponse(Exception):
     def __init__(self, response: Any, *args: Any) -> None:
         super().__init__(*args)
         self.response = response
+
+    def __str__(self) -> str:
+        """Upstream's text, then the server's own reason when it gave one.
+
+        ``args`` keep upstream's layout; only the text adds, for an answer of 400 or more
+        whose body has been read, what the server said (a JSON ``error.message`` or an XML
+        ``<Message>``), e.g. ``('Request failed with status code', 400, 'Expected one of',
+        200): the server said: Invalid argument.``
+        """
+        text = super().__str__()
+        reason = server_reason(self.response)
+        if reason and reason not in text:
+            return f"{text}: the server said: {reason}"
+        return text
+
+
+_XML_MESSAGE = re.compile(r"<Message>(.*?)</Message>", re.S)
+_REASON_LIMIT = 300
+
+
+def server_reason(response: Any) -> str | None:
+    """What the server said about a failed request, from a body already read.
+
+    Never reads a body itself (a streamed one may be a whole object): a ``requests``
+    response counts only once its content was consumed; other objects (a worker's
+    summary) by their ``text``.
+
+    Returns:
+        The JSON API's ``error.message``, the XML API's ``<Message>``, or None.
+    """
+    status = getattr(response, "status_code", None)
+    if not isinstance(status, int) or status < 400:
+        return None
+    if getattr(response, "_content", True) is False:  # a requests body not read yet
+        return None
+    try:
+        text = response.text
+    except Exception:
+        return None
+    if not isinstance(text, str) or not text.strip():
+        return None
+    reason: str | None = None
+    try:
+        payload = json.loads(text)
+        message = payload["error"]["message"]
+        reason = str(message)
+    except (ValueError, KeyError, TypeError):
+        found = _XML_MESSAGE.search(text)
+        if found:
+            reason = html.unescape(found.group(1))
+    if not reason:
+        return None
+    reason = " ".join(reason.split())
+    return reason if len(reason) <= _REASON_LIMIT else reason[: _REASON_LIMIT - 1] + "…"
 
 
 class DataCorruption(Exception):
