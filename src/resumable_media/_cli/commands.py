@@ -11,6 +11,8 @@ import argparse
 import dataclasses
 import json
 import os
+import pathlib
+import stat as stat_module
 import sys
 from typing import Any
 
@@ -21,8 +23,8 @@ from resumable_media._cli.manifest import CpManifest
 from resumable_media._cli.naming import plan_copy
 from resumable_media._cli.options import headers_from_env
 from resumable_media._cli.progress import ProgressBar
-from resumable_media._cli.transfer import CopyOptions, resolve_checksum_option
-from resumable_media._cli.urls import resolve_endpoint
+from resumable_media._cli.transfer import CopyOptions, resolve_checksum_option, upload_stream
+from resumable_media._cli.urls import GsUrl, is_gs_url, parse_gs_url, resolve_endpoint
 
 __all__ = ["bench", "cp", "demo", "hash_files", "serve"]
 
@@ -64,6 +66,65 @@ def _cp_paths(args: argparse.Namespace) -> tuple[list[str], str]:
     return list(args.paths[:-1]), args.paths[-1]
 
 
+def _stream_source(
+    sources: list[str], destination: str, recursive: bool
+) -> tuple[str, GsUrl] | None:
+    """``(source, object)`` when ``cp`` must stream: ``-`` (stdin) or a FIFO/device source.
+
+    Raises:
+        UsageError: ``-`` with other sources, with ``-r``, or without an object name.
+    """
+    if "-" not in sources and not any(_is_stream(s) for s in sources):
+        return None
+    if len(sources) != 1 or recursive:
+        raise UsageError("a stream (- or a FIFO) is copied alone and without -r")
+    source = sources[0]
+    if not is_gs_url(destination):
+        raise UsageError(f"{source} can only be streamed to a gs:// object")
+    url = parse_gs_url(destination)
+    if not url.name or url.name.endswith("/"):
+        if source == "-":
+            raise UsageError(
+                f"stdin has no name: give the object's name, e.g. {destination.rstrip('/')}/NAME"
+            )
+        url = GsUrl(url.bucket, url.name + pathlib.Path(source).name)
+    return source, url
+
+
+def _is_stream(path: str) -> bool:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat_module.S_ISFIFO(mode) or stat_module.S_ISCHR(mode)
+
+
+def _cp_stream(
+    storage: Storage,
+    options: CopyOptions,
+    reporter: Reporter,
+    args: argparse.Namespace,
+    source: str,
+    url: GsUrl,
+) -> int:
+    """Stream stdin or a FIFO to one object (pipelined upload, size unknown until EOF)."""
+    content_type = args.content_type or "application/octet-stream"
+    label = "stdin" if source == "-" else source
+    try:
+        if source == "-":
+            result = upload_stream(storage, sys.stdin.buffer, label, url, options, content_type)
+        else:
+            if not args.quiet:
+                reporter.note(f"{source}: a FIFO or device; streaming it (waiting for a writer)")
+            with open(source, "rb") as stream:  # blocks until a writer opens a FIFO
+                result = upload_stream(storage, stream, label, url, options, content_type)
+    except TransferError as exc:
+        reporter.failure(label, str(url), exc)
+        return 1
+    reporter.success(result)
+    return 0
+
+
 def cp(args: argparse.Namespace) -> int:
     """``cp SRC... DST``: copy objects, files and (``-r``) trees, any direction with gs://."""
     if args.no_clobber and args.if_generation_match is not None:
@@ -82,6 +143,9 @@ def cp(args: argparse.Namespace) -> int:
         preserve=args.preserve,
     )
     reporter = Reporter(json_lines=args.json, quiet=args.quiet)
+    streamed = _stream_source(sources, destination, args.recursive)
+    if streamed is not None:
+        return _cp_stream(storage, options, reporter, args, *streamed)
     try:
         jobs, refused = plan_copy(
             storage,

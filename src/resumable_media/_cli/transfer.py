@@ -53,6 +53,7 @@ __all__ = [
     "rewrite_object",
     "skipped_result",
     "upload_file",
+    "upload_stream",
 ]
 
 MTIME_KEY = "goog-reserved-file-mtime"
@@ -553,6 +554,62 @@ def upload_file(
         verified=verified,
         resumed=moved < size,
         bytes_transferred=moved,
+    )
+
+
+def upload_stream(
+    storage: Storage,
+    stream: BinaryIO,
+    label: str,
+    url: GsUrl,
+    options: CopyOptions,
+    content_type: str,
+    *,
+    progress: Progress | None = None,
+) -> CopyResult:
+    """Stream ``stream`` (stdin, a FIFO) to ``url``: a pipelined resumable upload of unknown
+    size, read once, hashed as it goes, finalized only at its end and then verified.
+
+    Raises:
+        TransferError: When reading or the upload fails, or the object does not verify.
+    """
+    from resumable_media.parallel import PipelinedUpload
+
+    started = time.monotonic()
+    extra: dict[str, str | int] = {}
+    generation_match = 0 if options.no_clobber else options.if_generation_match
+    if generation_match is not None:
+        extra["ifGenerationMatch"] = generation_match
+    metadata: dict[str, Any] = {"name": url.name, "contentType": content_type}
+    upload = PipelinedUpload(
+        storage.endpoint.upload_url(url.bucket, "resumable", extra),
+        options.chunk_size,
+        checksum=options.checksum,
+        retry=storage.retry,
+    )
+    try:
+        result = upload.transmit(
+            storage.session(), stream, metadata, content_type, progress=progress
+        )
+    except (TransferError, KeyboardInterrupt):
+        raise
+    except OSError as exc:
+        if is_local(exc):
+            raise local_error(exc, pathlib.Path(label), reading=True) from exc
+        raise TransferError(str(url), describe_error(exc)) from exc
+    except Exception as exc:
+        raise TransferError(str(url), describe_error(exc)) from exc
+    resource = result.resource or {}
+    return CopyResult(
+        source=label,
+        destination=str(url),
+        bytes=result.bytes,
+        seconds=time.monotonic() - started,
+        method="pipelined-stream",
+        crc32c=resource.get("crc32c", result.crc32c),
+        md5=resource.get("md5Hash"),
+        generation=result.generation,
+        verified=result.verified,
     )
 
 
