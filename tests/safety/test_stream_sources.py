@@ -74,3 +74,25 @@ def test_a_failed_stream_leaves_no_object(gcs_server: GCSServer) -> None:
     assert done.returncode == 1
     assert done.stderr.decode().startswith("error: gs://no-such-bucket/x.bin: ")
     assert not gcs_server.has_object("no-such-bucket", "x.bin")
+
+
+def test_an_object_is_copied_to_stdout_in_order(gcs_server: GCSServer, gcs_bucket: str) -> None:
+    data = os.urandom(5 * 1024 * 1024 + 3)
+    gcs_server.put_object(gcs_bucket, "out.bin", data)
+    done = _cp(gcs_server, f"gs://{gcs_bucket}/out.bin", "-")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == data
+
+
+def test_a_corrupted_object_to_stdout_ends_with_an_error(
+    gcs_server: GCSServer, gcs_bucket: str
+) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    gcs_server.put_object(gcs_bucket, "bad.bin", data)
+    test_id = gcs_server.create_retry_test({"storage.objects.get": ["return-corrupted-data"]})
+    done = _cp(gcs_server, "-H", f"x-retry-test-id: {test_id}", f"gs://{gcs_bucket}/bad.bin", "-")
+    assert done.returncode == 1
+    assert len(done.stdout) < len(data)  # the last bytes are withheld: never complete-looking
+    assert done.stderr.decode().startswith(f"error: gs://{gcs_bucket}/bad.bin: ")
+    missing = _cp(gcs_server, f"gs://{gcs_bucket}/nope", "-")
+    assert missing.returncode == 1 and f"gs://{gcs_bucket}/nope" in missing.stderr.decode()

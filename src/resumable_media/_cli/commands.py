@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from resumable_media import checksums, common
-from resumable_media._cli.client import Storage, TransferError
+from resumable_media._cli.client import Storage, TransferError, describe_error
 from resumable_media._cli.copy import Reporter, UsageError, run_jobs
 from resumable_media._cli.manifest import CpManifest
 from resumable_media._cli.naming import plan_copy
@@ -125,6 +125,55 @@ def _cp_stream(
     return 0
 
 
+def _cp_to_stdout(
+    storage: Storage,
+    options: CopyOptions,
+    reporter: Reporter,
+    sources: list[str],
+    recursive: bool,
+) -> int:
+    """``cp gs://b/o -``: the object to stdout through the read-ahead reader, in order.
+
+    CRC32C is checked before the last bytes are written, so a corrupted object ends with
+    an error (exit 1) instead of a complete-looking output.
+    """
+    from resumable_media._streams import open_url
+
+    if len(sources) != 1 or recursive or not is_gs_url(sources[0]):
+        raise UsageError("cp ... - copies one gs:// object to stdout (no -r)")
+    url = parse_gs_url(sources[0])
+    if not url.name or url.name.endswith("/"):
+        raise UsageError(f"{sources[0]} names a bucket or prefix; - needs one object")
+    out = sys.stdout.buffer
+    written = 0
+    try:
+        with open_url(
+            str(url),
+            "rb",
+            endpoint=storage.endpoint.base_url,
+            transport=storage.factory,
+            checksum=options.checksum,
+            retry=storage.retry,
+        ) as reader:
+            while piece := reader.read(_BLOCK):
+                out.write(piece)
+                written += len(piece)
+        out.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except TransferError as exc:
+        reporter.failure(str(url), "-", exc)
+        return 1
+    except Exception as exc:  # the library's own (NotFound, DataCorruption, HTTP)
+        tail = f"; the output is incomplete ({written} bytes written)" if written else ""
+        error = TransferError(str(url), describe_error(exc) + tail)
+        reporter.failure(str(url), "-", error)
+        return 1
+    return 0
+
+
 def cp(args: argparse.Namespace) -> int:
     """``cp SRC... DST``: copy objects, files and (``-r``) trees, any direction with gs://."""
     if args.no_clobber and args.if_generation_match is not None:
@@ -146,6 +195,8 @@ def cp(args: argparse.Namespace) -> int:
     streamed = _stream_source(sources, destination, args.recursive)
     if streamed is not None:
         return _cp_stream(storage, options, reporter, args, *streamed)
+    if destination == "-":
+        return _cp_to_stdout(storage, options, reporter, sources, args.recursive)
     try:
         jobs, refused = plan_copy(
             storage,
