@@ -171,3 +171,14 @@ def test_library_logs_each_retry_at_warning_with_origin_and_words(
     assert all(n.reason == "connection refused" for n in notices)
     text = caplog.text
     assert "secret" not in text and "upload_id" not in text and "/b" not in text
+
+
+def test_a_broken_transfer_is_not_called_unreachable() -> None:
+    out = io.StringIO()
+    handler = NoticeHandler(out)
+    handler.emit(
+        _record(RetryNotice("http://h:1", "connection closed mid-response", 1, 1.0, 600.0))
+    )
+    assert out.getvalue() == (
+        "http://h:1: connection closed mid-response; retrying for up to 10 min (--retry-deadline)\n"
+    )

@@ -116,10 +116,12 @@ def describe_error(exc: BaseException) -> str:
         return f"{label} (HTTP {status}{': ' + message if message else ''})"
     words = _transport.describe_error(exc)
     if words != type(exc).__name__:  # a connection failure we can say in words
-        origin = _transport.failed_origin(exc)
+        origin = _transport.failed_origin(exc) or "the server"
+        if words.startswith("connection ") and words != "connection refused":
+            return f"{origin}: {words}; run the command again (a download resumes)"
         return (
-            f"cannot reach {origin or 'the server'} ({words}); check the endpoint and the "
-            "network, then run the command again"
+            f"cannot reach {origin} ({words}); check the endpoint and the network, then run "
+            "the command again"
         )
     text = redact_session(str(exc)) or type(exc).__name__
     if type(exc).__name__ == "DefaultCredentialsError":

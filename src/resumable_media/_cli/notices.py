@@ -36,10 +36,15 @@ def format_duration(seconds: float) -> str:
     return f"{hours} h {rest} min" if rest else f"{hours} h"
 
 
+_BROKEN = ("connection closed mid-response", "connection reset", "connection closed by the server")
+
+
 def _problem(notice: RetryNotice) -> str:
     origin = notice.origin or "the server"
     if notice.reason.startswith("HTTP "):
         return f"{origin} answered {notice.reason}"
+    if notice.reason in _BROKEN:  # it was reached: the transfer broke off
+        return f"{origin}: {notice.reason}"
     return f"cannot reach {origin} ({notice.reason})"
 
 
