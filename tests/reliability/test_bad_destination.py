@@ -135,7 +135,7 @@ def test_cli_download_bad_destination(
     assert proc.returncode == 1, proc.stderr
     # One line, in words, about the user's own path: never our temp file, never a repr.
     expected = {
-        "missing": f"error: {target}: directory {target.parent} does not exist",
+        "missing": f"error: {target}: directory {target.parent} does not exist; create it",
         "read-only": f"error: gs://{env.bucket}/obj: cannot write {target}: its file system is "
         "read-only; choose another destination",
         "full": f"error: gs://{env.bucket}/obj: no space left on the device holding {target} "
