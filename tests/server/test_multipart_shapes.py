@@ -180,3 +180,18 @@ def test_keep_alive_after_lf_body(gcs_server: GCSServer, gcs_bucket: str) -> Non
                     length = int(line.split(b":")[1])
             assert json.loads(f.read(length))["name"] == name
     assert gcs_server.object_bytes(gcs_bucket, "ka2") == b"ka2ka2ka2"
+
+
+@pytest.mark.parametrize("eol", [b"\r\n", b"\n"], ids=["crlf", "lf"])
+@pytest.mark.parametrize("ending", [b"\r", b"\n", b"\r\n", b"\r\r", b"x"], ids=repr)
+def test_media_ending_in_cr_or_lf_is_kept_exactly(
+    gcs_server: GCSServer, gcs_bucket: str, eol: bytes, ending: bytes
+) -> None:
+    # A media part whose own last bytes are CR or LF: with LF-only lines (gcsfs, gsutil's
+    # apitools) a CR before the closing boundary is data, not half of a CRLF.
+    data = os.urandom(65534) + ending
+    name = f"ends-{eol.hex()}-{ending.hex()}"
+    resp = _post(gcs_server, gcs_bucket, _body({"name": name}, data, eol, True))
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["size"] == str(len(data))
+    assert gcs_server.object_bytes(gcs_bucket, name) == data

@@ -5,8 +5,10 @@ Invariants: only the body's head (the metadata part and the media part's headers
 into its destination through ``Rest`` with the body's last ``tail_size`` bytes held back, so the
 closing boundary is found without writing or hashing the media twice. Lines may end in CRLF or
 a bare LF (gcsfs sends LF only), and a part's header block may be empty (Go's
-``mime/multipart`` as used by rclone sends none for the media part). Every malformed body is
-refused with a 400 naming what is wrong.
+``mime/multipart`` as used by rclone sends none for the media part). The line ending of the
+first boundary line is the body's: with LF bodies a media part that itself ends in CR keeps
+that byte (it is data, not half of a CRLF). Every malformed body is refused with a 400 naming
+what is wrong.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class Head:
     leftover: bytes
     """Body bytes already read that belong to the media part (and maybe the closing
     boundary)."""
+    crlf: bool = True
+    """Whether the body's lines end in CRLF (else a bare LF), as its first boundary line."""
 
 
 def _line(buf: bytes, at: int) -> tuple[bytes, int] | None:
@@ -84,6 +88,7 @@ def _parse_head(buf: bytes, delim: bytes) -> Head | None:
     opening = _line(buf, first + len(delim))
     if opening is None:
         return None
+    crlf = buf[opening[1] - 2 : opening[1]] == b"\r\n"
     if opening[0].strip():
         raise _invalid("the first boundary line is followed by unexpected characters")
     got = _headers(buf, opening[1], "metadata")
@@ -107,7 +112,7 @@ def _parse_head(buf: bytes, delim: bytes) -> Head | None:
     media = _headers(buf, line[1], "media")
     if media is None:
         return None
-    return Head(metadata, media[0], buf[media[1] :])
+    return Head(metadata, media[0], buf[media[1] :], crlf)
 
 
 def read_head(body: Body, delim: bytes) -> Head:
@@ -163,8 +168,14 @@ def tail_size(delim: bytes) -> int:
     return len(delim) + 4 + EPILOGUE_LIMIT
 
 
-def media_end(tail: bytes, delim: bytes) -> int:
+def media_end(tail: bytes, delim: bytes, crlf: bool = True) -> int:
     """Where the media part ends within the held-back ``tail`` (its closing boundary starts).
+
+    Args:
+        tail: The body's last bytes.
+        delim: ``--`` and the boundary.
+        crlf: Whether the body's lines end in CRLF (then the CR before the closing
+            boundary's LF belongs to the boundary; with LF lines, a CR there is media).
 
     Raises:
         StoreError: 400 when the body has no closing boundary near its end.
@@ -176,4 +187,6 @@ def media_end(tail: bytes, delim: bytes) -> int:
         raise _invalid(
             f"the body does not end with the closing boundary '--{delim[2:].decode('latin-1')}--'"
         )
-    return close - 1 if close > 0 and tail[close - 1 : close] == b"\r" else close
+    if crlf and close > 0 and tail[close - 1 : close] == b"\r":
+        return close - 1
+    return close

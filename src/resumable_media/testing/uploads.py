@@ -133,7 +133,7 @@ def multipart_upload(ex: Exchange, state: ServerState, bucket: str, faults: Faul
             if _fail_after(ex, fault):
                 temp.unlink(missing_ok=True)
                 return
-            media = tail.data[: multipart.media_end(tail.data, delim)]
+            media = tail.data[: multipart.media_end(tail.data, delim, head.crlf)]
             out.write(media)
             hashes.update(media)
         check_hashes(hashes, crc, md5)
