@@ -16,11 +16,12 @@ import json
 import logging
 import os
 import pathlib
+import secrets
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import IO, Any, BinaryIO, cast
 
 from resumable_media import checksums
@@ -47,6 +48,7 @@ __all__ = [
     "Interrupted",
     "TempFiles",
     "download_object",
+    "make_durable",
     "posix_metadata",
     "resolve_checksum_option",
     "restore_posix",
@@ -151,6 +153,28 @@ class TempFiles:
             self._paths.add(path)
             return fd, path
 
+    def create_beside(self, destination: pathlib.Path) -> tuple[int, str]:
+        """Create ``.NAME.RANDOM.rm-part`` beside ``destination``, registered in the same step.
+
+        The file is created 0600 (nobody else reads a download before it is verified).
+
+        Raises:
+            Interrupted: When the command is stopping.
+        """
+        directory = os.fspath(destination.parent)
+        prefix = f".{destination.name[:100]}."
+        with self._lock:
+            if self._closed:
+                raise Interrupted
+            while True:
+                path = os.path.join(directory, f"{prefix}{secrets.token_hex(4)}.rm-part")
+                try:
+                    fd = os.open(path, _CREATE_FLAGS, 0o600)
+                except FileExistsError:
+                    continue
+                self._paths.add(path)
+                return fd, path
+
     def discard(self, path: str) -> None:
         """Forget ``path`` (renamed or removed by its owner)."""
         with self._lock:
@@ -180,6 +204,8 @@ def _remove(path: str) -> bool:
     return True
 
 
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
 TEMP_FILES = TempFiles()
 
 
@@ -200,6 +226,9 @@ class CopyOptions:
     """``-P``: uploads store mtime and mode as custom metadata; downloads restore them."""
     rewrite_bytes_per_call: int | None = None
     """``maxBytesRewrittenPerCall`` of gs→gs rewrites (None: the server's choice)."""
+    defer_fsync: bool = False
+    """Small downloads skip their own fsync: the caller makes them durable in one pass
+    (:func:`make_durable`) before it reports them."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -275,7 +304,7 @@ class _HashingWriter:
 
 
 def _temp_beside(destination: pathlib.Path) -> tuple[int, str]:
-    return TEMP_FILES.create(destination.parent, f".{destination.name[:100]}.", ".rm-part")
+    return TEMP_FILES.create_beside(destination)
 
 
 def _preallocate(fd: int, size: int) -> None:
@@ -332,15 +361,91 @@ def _download_single(
             download._retry_strategy = storage.retry
             download.consume(storage.session())
             raw.flush()
-            os.fsync(raw.fileno())
+            if not options.defer_fsync:
+                os.fsync(raw.fileno())
+            # The permissions a plain open() would give (with -P the object's are set later).
+            os.fchmod(raw.fileno(), 0o666 & ~_UMASK)
         crc = writer.crc.b64digest() if options.checksum else None
         verified = _verify_download(url, meta, writer.written, crc)
-        os.replace(temp, destination)
+        try:
+            os.replace(temp, destination)
+        except IsADirectoryError:
+            raise TransferError(
+                str(destination), "is a directory; cannot overwrite it with a file"
+            ) from None
     finally:
         TEMP_FILES.discard(temp)
         if os.path.exists(temp):
             os.unlink(temp)
     return crc, verified
+
+
+def _libc_syncfs() -> Callable[[int], int] | None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return cast(Callable[[int], int], function)
+
+
+_SYNCFS = _libc_syncfs() if hasattr(os, "O_DIRECTORY") else None
+
+
+def make_durable(files: Iterable[pathlib.Path], *, use_syncfs: bool = True) -> None:
+    """Make finished downloads (written with ``defer_fsync``, renamed into place) durable.
+
+    With ``syncfs`` (Linux), one call per file system writes out every file and every
+    rename at once; elsewhere each file is fsynced and then each of their directories.
+
+    Raises:
+        OSError: When the data could not be written out: the files must not be reported
+            as copied (``filename`` is the directory or file concerned).
+    """
+    directories: dict[str, None] = {}
+    paths = []
+    for path in files:
+        directories[os.path.dirname(path) or "."] = None
+        paths.append(path)
+    if not directories:
+        return
+    if use_syncfs and _SYNCFS is not None:
+        devices: set[int] = set()
+        for directory in directories:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                device = os.fstat(fd).st_dev
+                if device not in devices:
+                    devices.add(device)
+                    if _SYNCFS(fd) != 0:
+                        number = ctypes_errno()
+                        raise OSError(number, os.strerror(number), directory)
+            finally:
+                os.close(fd)
+        return
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for directory in directories:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def ctypes_errno() -> int:
+    """The C ``errno`` of the last ``ctypes`` call on this thread."""
+    import ctypes
+
+    return ctypes.get_errno() or errno.EIO
 
 
 def _download_parallel(
@@ -405,10 +510,12 @@ def download_object(
         meta = storage.metadata(url)
     size = int(meta.get("size", 0))
     generation = int(meta["generation"]) if meta.get("generation") else None
-    if destination.is_dir():
-        raise TransferError(str(destination), "is a directory; cannot overwrite it with a file")
     try:
         if size > options.chunk_size:
+            if destination.is_dir():
+                raise TransferError(
+                    str(destination), "is a directory; cannot overwrite it with a file"
+                )
             result = _download_parallel(storage, url, meta, destination, options, progress)
             crc, verified = result.crc32c, bool(result.verified)
             method = "parallel"
@@ -429,9 +536,11 @@ def download_object(
         raise TransferError(str(url), describe_error(exc)) from exc
     except Exception as exc:
         raise TransferError(str(url), describe_error(exc)) from exc
-    # Temp files are created 0600; give the result the permissions a plain open() would,
-    # or with -P the ones the object recorded.
-    os.chmod(destination, 0o666 & ~_UMASK)
+    # The accelerator's files are created 0600; give the result the permissions a plain
+    # open() would (small downloads' are set before the rename), or with -P the ones the
+    # object recorded.
+    if method == "parallel":
+        os.chmod(destination, 0o666 & ~_UMASK)
     if options.preserve:
         restore_posix(destination, meta)
     return CopyResult(
