@@ -82,6 +82,13 @@ def _run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, usage.ru_utime + usage.ru_stime
 
 
+def _cpu_of(pid: int) -> float:
+    """User + system CPU seconds of a running process (``/proc/PID/stat``)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _start_server(root: str) -> tuple[subprocess.Popen[bytes], str]:
     server = subprocess.Popen(
         [
@@ -161,7 +168,7 @@ def main() -> None:
                 cases += [(f"ours -j {j}", direction) for j in args.jobs]
             else:
                 cases.append((case, direction))
-    times: dict[tuple[str, str], list[tuple[float, float]]] = {c: [] for c in cases}
+    times: dict[tuple[str, str], list[tuple[float, float, float]]] = {c: [] for c in cases}
     serial = 0
     try:
         for _round in range(args.rounds):
@@ -191,7 +198,9 @@ def main() -> None:
                     argv = [sys.executable, "-c", _OBSTORE, url, BUCKET, direction, where]
                     argv += [local if direction == "down" else source, str(args.transfers)]
                 subprocess.run(["sync"], check=False)
-                times[(name, direction)].append(_run(argv, env))
+                before = _cpu_of(server.pid)
+                wall, cpu = _run(argv, env)
+                times[(name, direction)].append((wall, cpu, _cpu_of(server.pid) - before))
                 shutil.rmtree(local, ignore_errors=True)
     finally:
         server.terminate()
@@ -200,16 +209,21 @@ def main() -> None:
 
     total_mb = args.count * args.size / 1e6
     print(
-        f"{args.count} x {args.size} B, median of {args.rounds} interleaved rounds, cores={os.cpu_count()}"
+        f"{args.count} x {args.size} B, median of {args.rounds} interleaved rounds, "
+        f"cores={os.cpu_count()}"
     )
-    print("| case | direction | objects/s | MB/s | client CPU ms/object | wall s |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    print(
+        "| case | direction | objects/s | MB/s | client CPU ms/object | server CPU ms/object "
+        "| wall s |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for (name, direction), samples in times.items():
         wall = statistics.median(s[0] for s in samples)
         cpu = statistics.median(s[1] for s in samples)
+        served = statistics.median(s[2] for s in samples)
         print(
             f"| {name} | {direction} | {args.count / wall:.0f} | {total_mb / wall:.1f} "
-            f"| {cpu / args.count * 1000:.2f} | {wall:.2f} |"
+            f"| {cpu / args.count * 1000:.2f} | {served / args.count * 1000:.2f} | {wall:.2f} |"
         )
 
 

@@ -24,6 +24,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import IO, Any, BinaryIO, cast
 
+import requests
+import requests.structures
+
 from resumable_media import checksums
 from resumable_media._cli.client import (
     PreconditionFailed,
@@ -336,6 +339,60 @@ def _verify_download(url: GsUrl, meta: dict[str, Any], size: int, crc32c: str | 
     return crc32c is not None and bool(expected_crc)
 
 
+class _DirectGet:
+    """The transport of one small download: a plain GET goes straight to the session's
+    adapter (connection pool), skipping the per-request work of ``requests.Session``
+    (request preparation, environment and cookie merging, hooks), which was most of the
+    client's CPU for a small object.
+
+    Only a plain ``requests.Session`` (anonymous) takes the short way; an authorized
+    session (which adds credentials in its own ``request``) and any other request go
+    through the session as before.  A redirect is followed by the session.
+    """
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        data: Any = None,
+        headers: Any = None,
+        timeout: Any = None,
+        stream: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        session: Any = self._session
+        if method != "GET" or data is not None or kwargs or type(session) is not requests.Session:
+            return session.request(
+                method, url, data=data, headers=headers, timeout=timeout, stream=stream, **kwargs
+            )
+        prepared = requests.PreparedRequest()
+        prepared.method = "GET"
+        prepared.url = url
+        prepared.headers = requests.structures.CaseInsensitiveDict(cast(Any, session.headers))
+        if headers:
+            prepared.headers.update(headers)
+        prepared.body = None
+        prepared.hooks = {"response": []}
+        settings: Any = session.merge_environment_settings(url, {}, stream, None, None)
+        response = session.get_adapter(url).send(
+            prepared,
+            stream=stream,
+            timeout=timeout,
+            verify=settings["verify"],
+            cert=settings["cert"],
+            proxies=settings["proxies"],
+        )
+        if response.is_redirect:
+            response.close()
+            return session.request(
+                method, url, data=data, headers=headers, timeout=timeout, stream=stream
+            )
+        return response
+
+
 def _download_single(
     storage: Storage,
     url: GsUrl,
@@ -359,7 +416,7 @@ def _download_single(
                 checksum=options.checksum,
             )
             download._retry_strategy = storage.retry
-            download.consume(storage.session())
+            download.consume(cast(Any, _DirectGet(storage.session())))
             raw.flush()
             if not options.defer_fsync:
                 os.fsync(raw.fileno())
