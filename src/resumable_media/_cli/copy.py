@@ -9,6 +9,7 @@ pool is told to stop and the caller removes :data:`~transfer.TEMP_FILES`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import mimetypes
@@ -24,11 +25,12 @@ from resumable_media._cli.client import PreconditionFailed, Storage, TransferErr
 from resumable_media._cli.localerrors import DeviceFull, FullDevices, local_error
 from resumable_media._cli.progress import ProgressBar
 from resumable_media._cli.transfer import (
+    TEMP_FILES,
     CopyOptions,
     CopyResult,
     Interrupted,
+    commit_pending,
     download_object,
-    make_durable,
     rewrite_object,
     skipped_result,
     upload_file,
@@ -302,13 +304,18 @@ class _Recorder:
         if not waiting:
             return
         try:
-            make_durable([job.path for job, _ in waiting])
+            failed = commit_pending([result for _, result in waiting])
         except OSError as exc:
-            for job, _ in waiting:
+            for job, result in waiting:
+                if result.pending is not None:
+                    TEMP_FILES.discard(result.pending)
+                    with contextlib.suppress(OSError):
+                        os.unlink(result.pending)
                 _record(self.reporter, job, exc, self.manifest, self.full)
             return
-        for job, result in waiting:
-            _record(self.reporter, job, result, self.manifest, self.full)
+        for index, (job, result) in enumerate(waiting):
+            outcome = failed.get(index, dataclasses.replace(result, pending=None))
+            _record(self.reporter, job, outcome, self.manifest, self.full)
 
 
 def run_jobs(
@@ -326,8 +333,10 @@ def run_jobs(
 
     Small objects run on ``concurrency`` worker threads that take the next job from a shared
     iterator (no future per object); large ones one at a time on this thread.  Small
-    downloads are not fsynced one by one: each batch of finished ones is made durable in
-    one pass (:func:`make_durable`) before any of them is reported or recorded.
+    downloads are not fsynced one by one: each batch of finished, verified temp files is
+    made durable in one pass, then renamed into place, then the renames are made durable
+    (:func:`commit_pending`), before any of them is reported or recorded; after a crash a
+    destination is either untouched or complete.
 
     Raises:
         KeyboardInterrupt: On Ctrl-C, after telling workers to stop.

@@ -10,6 +10,7 @@ reported only after the server's object resource (size, CRC32C) matches the sour
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
@@ -50,6 +51,7 @@ __all__ = [
     "CopyResult",
     "Interrupted",
     "TempFiles",
+    "commit_pending",
     "download_object",
     "make_durable",
     "posix_metadata",
@@ -255,6 +257,9 @@ class CopyResult:
     """Whether this run continued an interrupted one (a journal or an upload session)."""
     bytes_transferred: int = -1
     """This run's own bytes (less than ``bytes`` after a resume; -1: the same as ``bytes``)."""
+    pending: str | None = None
+    """With ``defer_fsync``: the verified temp file still to be made durable and renamed
+    onto ``destination`` (:func:`commit_pending`); the destination is untouched until then."""
 
     def __post_init__(self) -> None:
         if self.bytes_transferred < 0:
@@ -264,7 +269,7 @@ class CopyResult:
         """The ``--json`` summary of a successful copy."""
         data = dataclasses.asdict(self)
         data["status"] = "skipped" if self.skipped else "ok"
-        del data["skipped"], data["mtime_ns"]
+        del data["skipped"], data["mtime_ns"], data["pending"]
         data["seconds"] = round(self.seconds, 6)
         moved = self.bytes_transferred
         data["throughput_bytes_per_s"] = round(moved / self.seconds) if self.seconds else None
@@ -401,11 +406,18 @@ def _download_single(
     options: CopyOptions,
     cancel: threading.Event,
     progress: Progress | None,
-) -> tuple[str | None, bool]:
+) -> tuple[str | None, bool, str | None]:
+    """Download one object through one ``Download`` into a temp file beside ``destination``.
+
+    Returns:
+        The CRC32C, whether it was verified, and (``defer_fsync``) the verified temp file
+        that is still to be made durable and renamed, or None when it is in place already.
+    """
     from resumable_media.requests import Download
 
     generation = int(meta["generation"]) if meta.get("generation") else None
     fd, temp = _temp_beside(destination)
+    keep = False
     try:
         _preallocate(fd, int(meta.get("size", 0)))
         with os.fdopen(fd, "wb") as raw:
@@ -424,17 +436,55 @@ def _download_single(
             os.fchmod(raw.fileno(), 0o666 & ~_UMASK)
         crc = writer.crc.b64digest() if options.checksum else None
         verified = _verify_download(url, meta, writer.written, crc)
-        try:
-            os.replace(temp, destination)
-        except IsADirectoryError:
-            raise TransferError(
-                str(destination), "is a directory; cannot overwrite it with a file"
-            ) from None
+        if options.defer_fsync:
+            keep = True  # renamed only once durable, by commit_pending
+            return crc, verified, temp
+        _rename_into_place(temp, destination)
     finally:
-        TEMP_FILES.discard(temp)
-        if os.path.exists(temp):
-            os.unlink(temp)
-    return crc, verified
+        if not keep:
+            TEMP_FILES.discard(temp)
+            if os.path.exists(temp):
+                os.unlink(temp)
+    return crc, verified, None
+
+
+def _rename_into_place(temp: str, destination: pathlib.Path) -> None:
+    try:
+        os.replace(temp, destination)
+    except IsADirectoryError:
+        raise TransferError(
+            str(destination), "is a directory; cannot overwrite it with a file"
+        ) from None
+
+
+def commit_pending(results: list[CopyResult]) -> dict[int, TransferError | OSError]:
+    """Make deferred downloads durable, then rename each onto its destination, then make
+    the renames durable: after a crash a destination is either untouched or complete.
+
+    Returns:
+        ``{index: error}`` for the results that could not be put in place (the others are).
+
+    Raises:
+        OSError: When the data could not be written out (nothing was renamed).
+    """
+    temps = [pathlib.Path(r.pending) for r in results if r.pending is not None]
+    make_durable(temps)
+    failed: dict[int, TransferError | OSError] = {}
+    placed: list[pathlib.Path] = []
+    for index, result in enumerate(results):
+        if result.pending is None:
+            continue
+        try:
+            _rename_into_place(result.pending, pathlib.Path(result.destination))
+            placed.append(pathlib.Path(result.destination))
+        except (TransferError, OSError) as exc:
+            failed[index] = exc
+            with contextlib.suppress(OSError):
+                os.unlink(result.pending)
+        finally:
+            TEMP_FILES.discard(result.pending)
+    make_durable(placed)
+    return failed
 
 
 def _libc_syncfs() -> Callable[[int], int] | None:
@@ -454,7 +504,7 @@ _SYNCFS = _libc_syncfs() if hasattr(os, "O_DIRECTORY") else None
 
 
 def make_durable(files: Iterable[pathlib.Path], *, use_syncfs: bool = True) -> None:
-    """Make finished downloads (written with ``defer_fsync``, renamed into place) durable.
+    """Make files (and their directory entries) durable, in one pass where possible.
 
     With ``syncfs`` (Linux), one call per file system writes out every file and every
     rename at once; elsewhere each file is fsynced and then each of their directories.
@@ -580,7 +630,7 @@ def download_object(
             if options.checksum and meta.get("crc32c") and crc and crc != meta["crc32c"]:
                 raise TransferError(str(url), f"data corruption: CRC32C {crc} != {meta['crc32c']}")
         else:
-            crc, verified = _download_single(
+            crc, verified, pending = _download_single(
                 storage, url, meta, destination, options, cancel, progress
             )
             method = "single"
@@ -598,8 +648,9 @@ def download_object(
     # object recorded.
     if method == "parallel":
         os.chmod(destination, 0o666 & ~_UMASK)
+        pending = None
     if options.preserve:
-        restore_posix(destination, meta)
+        restore_posix(pathlib.Path(pending) if pending else destination, meta)
     return CopyResult(
         source=str(url),
         destination=str(destination),
@@ -612,6 +663,7 @@ def download_object(
         verified=verified,
         resumed=resumed,
         bytes_transferred=moved,
+        pending=pending,
     )
 
 
