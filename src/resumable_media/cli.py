@@ -25,7 +25,7 @@ from resumable_media._cli import cleanup as cleanup_command
 from resumable_media._cli import commands, notices
 from resumable_media._cli import objects as objects_commands
 from resumable_media._cli import sync as sync_command
-from resumable_media._cli.copy import UsageError
+from resumable_media._cli.copy import DEFAULT_JOBS, UsageError
 from resumable_media._cli.options import parse_header, parse_size
 from resumable_media._cli.transfer import TEMP_FILES
 
@@ -169,7 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--processes", type=_positive_int, help="accelerator worker processes")
     cp.add_argument("--threads", type=_positive_int, help="accelerator threads per process")
     cp.add_argument(
-        "-j", "--jobs", type=_positive_int, default=8, help="small objects copied concurrently"
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        default=DEFAULT_JOBS,
+        help="small objects copied concurrently",
     )
     cp.add_argument("--checksum", choices=("crc32c", "md5", "none"), default="crc32c")
     cp.add_argument(
@@ -187,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="JSON-lines ledger, one line per object; a rerun skips what it records as done "
         "once the destination is confirmed to still match",
+    )
+    cp.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run the copies on the Dask scheduler at ADDRESS (e.g. tcp://10.0.0.5:8786); "
+        "local paths must be the same on every worker",
     )
     cp.add_argument("--list-page-size", type=_positive_int, help=argparse.SUPPRESS)
     cp.set_defaults(func=commands.cp)

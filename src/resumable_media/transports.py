@@ -27,6 +27,33 @@ def _mount(session: requests.Session, pool_size: int) -> None:
     adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    _remember_environment(session)
+
+
+def _remember_environment(session: requests.Session) -> None:
+    """Read the proxy and CA-bundle environment once per origin, not on every request.
+
+    ``requests`` walks the whole environment (twice) for each request to find proxies;
+    for many small objects that was a large share of the client's CPU.  What it finds
+    depends only on the URL's scheme and host, so the answer is kept per origin for the
+    life of the session (the settings passed to one request still win, as before).
+    """
+    merge: Any = session.merge_environment_settings
+    remembered: dict[tuple[str, bool | None], dict[str, Any]] = {}
+
+    def merge_environment_settings(
+        url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
+        if proxies or verify is not None or cert is not None:
+            return merge(url, proxies, stream, verify, cert)
+        origin = str(url).split("/", 3)[:3]
+        key = ("/".join(origin), stream)
+        settings = remembered.get(key)
+        if settings is None:
+            settings = remembered[key] = merge(url, proxies, stream, verify, cert)
+        return {**settings, "proxies": dict(settings["proxies"])}
+
+    setattr(session, "merge_environment_settings", merge_environment_settings)  # noqa: B010
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -13,8 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from resumable_media._cli.options import headers_from_env, parse_header, parse_size
-from resumable_media._cli.paths import UnsafeName, local_path_for
+from resumable_media._cli.paths import LocalPaths, UnsafeName, local_path_for
 from resumable_media._cli.progress import ProgressBar, format_eta
+from resumable_media._cli.transfer import make_durable
 from resumable_media._cli.urls import GCS_ENDPOINT, Endpoint, GsUrl, parse_gs_url, resolve_endpoint
 
 EP = Endpoint("http://127.0.0.1:9", authenticated=False)
@@ -146,3 +147,45 @@ def test_temp_registry_closes_when_the_command_stops(tmp_path: pathlib.Path) -> 
     with pytest.raises(Interrupted):
         registry.add(str(late))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_local_paths_agree_with_local_path_for(tmp_path: pathlib.Path) -> None:
+    """The per-directory checker refuses and accepts exactly what the one-shot check does,
+    including symlinks already on disk (a directory or a file pointing out, or at the root)."""
+    root = tmp_path / "dest"
+    (root / "sub").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "out").symlink_to(outside)
+    (root / "sub" / "leak").symlink_to(outside / "f")
+    (root / "sub" / "self").symlink_to(root)
+    (root / "sub" / "inner").symlink_to(root / "sub")
+    names = [
+        "a", "sub/b", "sub/deeper/c", "out/x", "out/y/z", "sub/leak", "sub/self", "sub/inner",
+        "sub/inner/q", "../x", "a//b", "", "sub/./c", "new/dir/f",
+    ]  # fmt: skip
+    checker = LocalPaths(root)
+    for name in names * 2:  # the second pass answers from what the first remembered
+        try:
+            expected: pathlib.Path | str = local_path_for(root, name)
+        except UnsafeName as exc:
+            expected = str(exc)
+        try:
+            got: pathlib.Path | str = checker.path_for(name)
+        except UnsafeName as exc:
+            got = str(exc)
+        assert got == expected, name
+
+
+def test_make_durable_both_ways(tmp_path: pathlib.Path) -> None:
+    files = []
+    for index in range(3):
+        path = tmp_path / f"d{index % 2}" / f"f{index}"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"x" * index)
+        files.append(path)
+    make_durable(files)
+    make_durable(files, use_syncfs=False)
+    make_durable([])
+    with pytest.raises(FileNotFoundError):
+        make_durable([tmp_path / "missing" / "f"])

@@ -18,11 +18,12 @@ from typing import Any
 
 from resumable_media import checksums, common
 from resumable_media._cli.client import Storage, TransferError, describe_error
-from resumable_media._cli.copy import Reporter, UsageError, run_jobs
+from resumable_media._cli.copy import Reporter, UsageError, run_jobs, run_jobs_on
 from resumable_media._cli.manifest import CpManifest
 from resumable_media._cli.naming import plan_copy
 from resumable_media._cli.options import headers_from_env
 from resumable_media._cli.progress import ProgressBar
+from resumable_media._cli.sync import dask_executor
 from resumable_media._cli.transfer import CopyOptions, resolve_checksum_option, upload_stream
 from resumable_media._cli.urls import GsUrl, is_gs_url, parse_gs_url, resolve_endpoint
 
@@ -179,6 +180,20 @@ def cp(args: argparse.Namespace) -> int:
     if args.no_clobber and args.if_generation_match is not None:
         raise UsageError("-n and --if-generation-match cannot be combined; -n means 0")
     sources, destination = _cp_paths(args)
+    if args.dask:
+        unsupported = [
+            flag
+            for flag, given in (
+                ("-n", args.no_clobber),
+                ("-P", args.preserve),
+                ("--content-type", args.content_type),
+            )
+            if given
+        ]
+        if unsupported:
+            raise UsageError(
+                f"--dask does not take {', '.join(unsupported)} yet; run without --dask"
+            )
     storage = make_storage(args)
     options = CopyOptions(
         chunk_size=args.chunk_size,
@@ -218,21 +233,30 @@ def cp(args: argparse.Namespace) -> int:
         reporter.failure(error.target, destination, error)
         if manifest is not None:
             manifest.refused(error, destination)
+    client = None
     try:
-        run_jobs(
-            storage,
-            jobs,
-            options,
-            reporter=reporter,
-            bar=bar,
-            cancel=args.cancel,
-            concurrency=args.jobs,
-            manifest=manifest,
-        )
+        if args.dask:
+            executor, client = dask_executor(args.dask)
+            run_jobs_on(
+                executor, storage, jobs, options, reporter=reporter, bar=bar, manifest=manifest
+            )
+        else:
+            run_jobs(
+                storage,
+                jobs,
+                options,
+                reporter=reporter,
+                bar=bar,
+                cancel=args.cancel,
+                concurrency=args.jobs,
+                manifest=manifest,
+            )
     finally:
         bar.close()
         if manifest is not None:
             manifest.close()
+        if client is not None:
+            client.close()
     return 1 if reporter.failures else 0
 
 

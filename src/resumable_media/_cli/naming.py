@@ -23,7 +23,7 @@ from typing import Any, cast
 from resumable_media._cli.client import Storage, TransferError
 from resumable_media._cli.copy import CopyJob, Reporter, UsageError, names
 from resumable_media._cli.expand import Match, expand_gs, expand_local, has_wildcard
-from resumable_media._cli.paths import UnsafeName, iter_local_files, local_path_for, relative_name
+from resumable_media._cli.paths import LocalPaths, UnsafeName, iter_local_files, relative_name
 from resumable_media._cli.urls import GsUrl, is_gs_url, parse_gs_url
 
 __all__ = ["plan_copy"]
@@ -196,6 +196,7 @@ class _Planner:
     ) -> None:
         found = False
         made = False
+        paths = LocalPaths(root)
         for listed in self.storage.iter_objects(url.bucket, url.name, self.page_size):
             found = True
             meta = cast(dict[str, Any], _slim(listed))
@@ -214,7 +215,7 @@ class _Planner:
                 if not made:
                     root.mkdir(parents=True, exist_ok=True)
                     made = True
-                path = local_path_for(root, rel)
+                path = paths.path_for(rel)
             except UnsafeName as exc:
                 self.refused.append(TransferError(str(item), f"refused, not written: {exc}"))
                 continue

@@ -37,7 +37,7 @@ from resumable_media.bulk import (
     preview,
 )
 
-__all__ = ["add_parser", "sync"]
+__all__ = ["add_parser", "dask_executor", "sync"]
 
 CACHE_NAME = "crc32c-cache.sqlite3"
 """str: The local CRC32C cache's file name in the state directory."""
@@ -86,19 +86,29 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, chunk_size: Any, posit
     parser.set_defaults(func=sync, filter_rules=[])
 
 
+def dask_executor(address: str) -> tuple[DaskExecutor, Any]:
+    """The bulk engine's Dask executor on the scheduler at ``address``, and its client
+    (close it when done); ``sync --dask`` and ``cp -r --dask`` share it.
+
+    Raises:
+        UsageError: When the ``[dask]`` extra is missing or the scheduler cannot be reached.
+    """
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UsageError(
+            "--dask needs the dask extra: pip install 'resumable-media[dask]'"
+        ) from None
+    try:
+        client = Client(address, timeout=30)  # type: ignore[no-untyped-call]
+    except (OSError, TimeoutError) as exc:
+        raise UsageError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    return DaskExecutor(client), client
+
+
 def _executor(args: argparse.Namespace) -> tuple[Executor, Any]:
     if args.dask:
-        try:
-            from distributed import Client
-        except ImportError:
-            raise UsageError(
-                "--dask needs the dask extra: pip install 'resumable-media[dask]'"
-            ) from None
-        try:
-            client = Client(args.dask, timeout=30)  # type: ignore[no-untyped-call]
-        except (OSError, TimeoutError) as exc:
-            raise UsageError(f"cannot reach the Dask scheduler at {args.dask}: {exc}") from None
-        return DaskExecutor(client), client
+        return dask_executor(args.dask)
     if args.worker_processes:
         return ProcessExecutor(args.worker_processes), None
     return ThreadExecutor(args.jobs, cancel=args.cancel), None

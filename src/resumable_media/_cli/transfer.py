@@ -10,18 +10,23 @@ reported only after the server's object resource (size, CRC32C) matches the sour
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
 import logging
 import os
 import pathlib
+import secrets
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import IO, Any, BinaryIO, cast
+
+import requests
+import requests.structures
 
 from resumable_media import checksums
 from resumable_media._cli.client import (
@@ -46,7 +51,9 @@ __all__ = [
     "CopyResult",
     "Interrupted",
     "TempFiles",
+    "commit_pending",
     "download_object",
+    "make_durable",
     "posix_metadata",
     "resolve_checksum_option",
     "restore_posix",
@@ -152,6 +159,28 @@ class TempFiles:
             self._paths.add(path)
             return fd, path
 
+    def create_beside(self, destination: pathlib.Path) -> tuple[int, str]:
+        """Create ``.NAME.RANDOM.rm-part`` beside ``destination``, registered in the same step.
+
+        The file is created 0600 (nobody else reads a download before it is verified).
+
+        Raises:
+            Interrupted: When the command is stopping.
+        """
+        directory = os.fspath(destination.parent)
+        prefix = f".{destination.name[:100]}."
+        with self._lock:
+            if self._closed:
+                raise Interrupted
+            while True:
+                path = os.path.join(directory, f"{prefix}{secrets.token_hex(4)}.rm-part")
+                try:
+                    fd = os.open(path, _CREATE_FLAGS, 0o600)
+                except FileExistsError:
+                    continue
+                self._paths.add(path)
+                return fd, path
+
     def discard(self, path: str) -> None:
         """Forget ``path`` (renamed or removed by its owner)."""
         with self._lock:
@@ -181,6 +210,8 @@ def _remove(path: str) -> bool:
     return True
 
 
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
 TEMP_FILES = TempFiles()
 
 
@@ -201,6 +232,9 @@ class CopyOptions:
     """``-P``: uploads store mtime and mode as custom metadata; downloads restore them."""
     rewrite_bytes_per_call: int | None = None
     """``maxBytesRewrittenPerCall`` of gs→gs rewrites (None: the server's choice)."""
+    defer_fsync: bool = False
+    """Small downloads skip their own fsync: the caller makes them durable in one pass
+    (:func:`make_durable`) before it reports them."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -224,6 +258,9 @@ class CopyResult:
     """Whether this run continued an interrupted one (a journal or an upload session)."""
     bytes_transferred: int = -1
     """This run's own bytes (less than ``bytes`` after a resume; -1: the same as ``bytes``)."""
+    pending: str | None = None
+    """With ``defer_fsync``: the verified temp file still to be made durable and renamed
+    onto ``destination`` (:func:`commit_pending`); the destination is untouched until then."""
 
     def __post_init__(self) -> None:
         if self.bytes_transferred < 0:
@@ -233,7 +270,7 @@ class CopyResult:
         """The ``--json`` summary of a successful copy."""
         data = dataclasses.asdict(self)
         data["status"] = "skipped" if self.skipped else "ok"
-        del data["skipped"], data["mtime_ns"]
+        del data["skipped"], data["mtime_ns"], data["pending"]
         data["seconds"] = round(self.seconds, 6)
         moved = self.bytes_transferred
         data["throughput_bytes_per_s"] = round(moved / self.seconds) if self.seconds else None
@@ -276,7 +313,7 @@ class _HashingWriter:
 
 
 def _temp_beside(destination: pathlib.Path) -> tuple[int, str]:
-    return TEMP_FILES.create(destination.parent, f".{destination.name[:100]}.", ".rm-part")
+    return TEMP_FILES.create_beside(destination)
 
 
 def _preallocate(fd: int, size: int) -> None:
@@ -308,6 +345,60 @@ def _verify_download(url: GsUrl, meta: dict[str, Any], size: int, crc32c: str | 
     return crc32c is not None and bool(expected_crc)
 
 
+class _DirectGet:
+    """The transport of one small download: a plain GET goes straight to the session's
+    adapter (connection pool), skipping the per-request work of ``requests.Session``
+    (request preparation, environment and cookie merging, hooks), which was most of the
+    client's CPU for a small object.
+
+    Only a plain ``requests.Session`` (anonymous) takes the short way; an authorized
+    session (which adds credentials in its own ``request``) and any other request go
+    through the session as before.  A redirect is followed by the session.
+    """
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        data: Any = None,
+        headers: Any = None,
+        timeout: Any = None,
+        stream: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        session: Any = self._session
+        if method != "GET" or data is not None or kwargs or type(session) is not requests.Session:
+            return session.request(
+                method, url, data=data, headers=headers, timeout=timeout, stream=stream, **kwargs
+            )
+        prepared = requests.PreparedRequest()
+        prepared.method = "GET"
+        prepared.url = url
+        prepared.headers = requests.structures.CaseInsensitiveDict(cast(Any, session.headers))
+        if headers:
+            prepared.headers.update(headers)
+        prepared.body = None
+        prepared.hooks = {"response": []}
+        settings: Any = session.merge_environment_settings(url, {}, stream, None, None)
+        response = session.get_adapter(url).send(
+            prepared,
+            stream=stream,
+            timeout=timeout,
+            verify=settings["verify"],
+            cert=settings["cert"],
+            proxies=settings["proxies"],
+        )
+        if response.is_redirect:
+            response.close()
+            return session.request(
+                method, url, data=data, headers=headers, timeout=timeout, stream=stream
+            )
+        return response
+
+
 def _download_single(
     storage: Storage,
     url: GsUrl,
@@ -316,11 +407,18 @@ def _download_single(
     options: CopyOptions,
     cancel: threading.Event,
     progress: Progress | None,
-) -> tuple[str | None, bool]:
+) -> tuple[str | None, bool, str | None]:
+    """Download one object through one ``Download`` into a temp file beside ``destination``.
+
+    Returns:
+        The CRC32C, whether it was verified, and (``defer_fsync``) the verified temp file
+        that is still to be made durable and renamed, or None when it is in place already.
+    """
     from resumable_media.requests import Download
 
     generation = int(meta["generation"]) if meta.get("generation") else None
     fd, temp = _temp_beside(destination)
+    keep = False
     try:
         _preallocate(fd, int(meta.get("size", 0)))
         with os.fdopen(fd, "wb") as raw:
@@ -331,17 +429,131 @@ def _download_single(
                 checksum=options.checksum,
             )
             download._retry_strategy = storage.retry
-            download.consume(storage.session())
+            download.consume(cast(Any, _DirectGet(storage.session())))
             raw.flush()
-            os.fsync(raw.fileno())
+            if not options.defer_fsync:
+                os.fsync(raw.fileno())
+            # The permissions a plain open() would give (with -P the object's are set later).
+            os.fchmod(raw.fileno(), 0o666 & ~_UMASK)
         crc = writer.crc.b64digest() if options.checksum else None
         verified = _verify_download(url, meta, writer.written, crc)
-        os.replace(temp, destination)
+        if options.defer_fsync:
+            keep = True  # renamed only once durable, by commit_pending
+            return crc, verified, temp
+        _rename_into_place(temp, destination)
     finally:
-        TEMP_FILES.discard(temp)
-        if os.path.exists(temp):
-            os.unlink(temp)
-    return crc, verified
+        if not keep:
+            TEMP_FILES.discard(temp)
+            if os.path.exists(temp):
+                os.unlink(temp)
+    return crc, verified, None
+
+
+def _rename_into_place(temp: str, destination: pathlib.Path) -> None:
+    try:
+        os.replace(temp, destination)
+    except IsADirectoryError:
+        raise TransferError(
+            str(destination), "is a directory; cannot overwrite it with a file"
+        ) from None
+
+
+def commit_pending(results: list[CopyResult]) -> dict[int, TransferError | OSError]:
+    """Make deferred downloads durable, then rename each onto its destination, then make
+    the renames durable: after a crash a destination is either untouched or complete.
+
+    Returns:
+        ``{index: error}`` for the results that could not be put in place (the others are).
+
+    Raises:
+        OSError: When the data could not be written out (nothing was renamed).
+    """
+    temps = [pathlib.Path(r.pending) for r in results if r.pending is not None]
+    make_durable(temps)
+    failed: dict[int, TransferError | OSError] = {}
+    placed: list[pathlib.Path] = []
+    for index, result in enumerate(results):
+        if result.pending is None:
+            continue
+        try:
+            _rename_into_place(result.pending, pathlib.Path(result.destination))
+            placed.append(pathlib.Path(result.destination))
+        except (TransferError, OSError) as exc:
+            failed[index] = exc
+            with contextlib.suppress(OSError):
+                os.unlink(result.pending)
+        finally:
+            TEMP_FILES.discard(result.pending)
+    make_durable(placed)
+    return failed
+
+
+def _libc_syncfs() -> Callable[[int], int] | None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return cast(Callable[[int], int], function)
+
+
+_SYNCFS = _libc_syncfs() if hasattr(os, "O_DIRECTORY") else None
+
+
+def make_durable(files: Iterable[pathlib.Path], *, use_syncfs: bool = True) -> None:
+    """Make files (and their directory entries) durable, in one pass where possible.
+
+    With ``syncfs`` (Linux), one call per file system writes out every file and every
+    rename at once; elsewhere each file is fsynced and then each of their directories.
+
+    Raises:
+        OSError: When the data could not be written out: the files must not be reported
+            as copied (``filename`` is the directory or file concerned).
+    """
+    directories: dict[str, None] = {}
+    paths = []
+    for path in files:
+        directories[os.path.dirname(path) or "."] = None
+        paths.append(path)
+    if not directories:
+        return
+    if use_syncfs and _SYNCFS is not None:
+        devices: set[int] = set()
+        for directory in directories:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                device = os.fstat(fd).st_dev
+                if device not in devices:
+                    devices.add(device)
+                    if _SYNCFS(fd) != 0:
+                        number = ctypes_errno()
+                        raise OSError(number, os.strerror(number), directory)
+            finally:
+                os.close(fd)
+        return
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for directory in directories:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def ctypes_errno() -> int:
+    """The C ``errno`` of the last ``ctypes`` call on this thread."""
+    import ctypes
+
+    return ctypes.get_errno() or errno.EIO
 
 
 def _download_parallel(
@@ -406,10 +618,12 @@ def download_object(
         meta = storage.metadata(url)
     size = int(meta.get("size", 0))
     generation = int(meta["generation"]) if meta.get("generation") else None
-    if destination.is_dir():
-        raise TransferError(str(destination), "is a directory; cannot overwrite it with a file")
     try:
         if size > options.chunk_size:
+            if destination.is_dir():
+                raise TransferError(
+                    str(destination), "is a directory; cannot overwrite it with a file"
+                )
             result = _download_parallel(storage, url, meta, destination, options, progress)
             crc, verified = result.crc32c, bool(result.verified)
             method = "parallel"
@@ -417,7 +631,7 @@ def download_object(
             if options.checksum and meta.get("crc32c") and crc and crc != meta["crc32c"]:
                 raise TransferError(str(url), f"data corruption: CRC32C {crc} != {meta['crc32c']}")
         else:
-            crc, verified = _download_single(
+            crc, verified, pending = _download_single(
                 storage, url, meta, destination, options, cancel, progress
             )
             method = "single"
@@ -430,11 +644,14 @@ def download_object(
         raise TransferError(str(url), describe_error(exc)) from exc
     except Exception as exc:
         raise TransferError(str(url), describe_error(exc)) from exc
-    # Temp files are created 0600; give the result the permissions a plain open() would,
-    # or with -P the ones the object recorded.
-    os.chmod(destination, 0o666 & ~_UMASK)
+    # The accelerator's files are created 0600; give the result the permissions a plain
+    # open() would (small downloads' are set before the rename), or with -P the ones the
+    # object recorded.
+    if method == "parallel":
+        os.chmod(destination, 0o666 & ~_UMASK)
+        pending = None
     if options.preserve:
-        restore_posix(destination, meta)
+        restore_posix(pathlib.Path(pending) if pending else destination, meta)
     return CopyResult(
         source=str(url),
         destination=str(destination),
@@ -447,6 +664,7 @@ def download_object(
         verified=verified,
         resumed=resumed,
         bytes_transferred=moved,
+        pending=pending,
     )
 
 

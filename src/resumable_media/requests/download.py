@@ -22,6 +22,7 @@ import contextlib
 import http.client
 import itertools
 import logging
+import threading
 import weakref
 from collections.abc import Callable
 from typing import IO, Any
@@ -155,7 +156,7 @@ class _SingleDownload(DownloadProtocol):
         if self._stream is not None:
             with contextlib.suppress(Exception):
                 origin = self._stream.tell()
-        buffers = [bytearray(_body.READ_SIZE) for _ in range(3 if self._stream is not None else 0)]
+        buffers = _read_buffers(3 if self._stream is not None else 0)
 
         def attempt() -> Any:
             spec = self.prepare_attempt(first)
@@ -221,6 +222,23 @@ class _SingleDownload(DownloadProtocol):
             write(piece)
         _body.mark_consumed(response)
         self.finish(response)
+
+
+_THREAD_BUFFERS = threading.local()
+
+
+def _read_buffers(count: int) -> list[bytearray]:
+    """``count`` read buffers of ``READ_SIZE``, kept per thread and reused by its downloads.
+
+    A download uses its buffers only while it runs on its thread; allocating (and zeroing)
+    3 MiB per call was most of the CPU of a small object's download.
+    """
+    kept: list[bytearray] | None = getattr(_THREAD_BUFFERS, "buffers", None)
+    if kept is None:
+        kept = _THREAD_BUFFERS.buffers = []
+    while len(kept) < count:
+        kept.append(bytearray(_body.READ_SIZE))
+    return kept[:count]
 
 
 def _read_hashing_aside(
