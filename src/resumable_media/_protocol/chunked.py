@@ -16,6 +16,7 @@ from typing import Any
 
 from resumable_media import checksums, common
 from resumable_media._protocol import checks, ranges
+from resumable_media._protocol.ranged import judge_range
 from resumable_media._protocol.request import (
     Headers,
     RequestSpec,
@@ -151,17 +152,7 @@ class ChunkedDownloadProtocol:
             return 0
         require_status(response, status, _ACCEPTABLE, self._make_invalid)
         value = require_header(response, headers, "content-range", self._make_invalid)
-        try:
-            parsed = ranges.parse_content_range(value)
-        except ValueError:
-            self._make_invalid()
-            raise common.InvalidResponse(
-                response,
-                "Unexpected content-range header",
-                value,
-                'Expected to be of the form "bytes {start}-{end}/{total}"',
-            ) from None
-        self._check_range(response, value, parsed)
+        parsed = self._check_range(response, value)
         if get_header(headers, "transfer-encoding") is None:
             raw_length = require_header(response, headers, "content-length", self._make_invalid)
             try:
@@ -189,18 +180,25 @@ class ChunkedDownloadProtocol:
         self._pending = parsed
         return parsed.length
 
-    def _check_range(self, response: Any, value: str, parsed: ranges.ContentRange) -> None:
+    def _check_range(self, response: Any, value: str) -> ranges.ContentRange:
         # A chunk is only acceptable for the bytes that were asked for, and the object
         # may not change size between chunks: anything else would be written in the
         # wrong place or end the download early.
         requested = self._requested
         total = self._total_bytes if self._total_bytes is not None else self._announced_total
         first, last = (None, None) if requested is None else requested
-        known_total = total if parsed.total is not None else None
-        if parsed.end < parsed.start or not ranges.matches_request(
-            parsed, first, last, known_total
-        ):
+        parsed = judge_range(value, first, last, None)
+        if parsed is not None and parsed.total is not None and total is not None:
+            parsed = judge_range(value, first, last, total)
+        if parsed is None:
             self._make_invalid()
+            if judge_range(value, None, None, None) is None:  # not a range at all
+                raise common.InvalidResponse(
+                    response,
+                    "Unexpected content-range header",
+                    value,
+                    'Expected to be of the form "bytes {start}-{end}/{total}"',
+                )
             expected = "?" if requested is None else f"{requested[0]}-{requested[1]}"
             raise common.InvalidResponse(
                 response,
@@ -212,6 +210,7 @@ class ChunkedDownloadProtocol:
         # once a chunk has been accepted (process_body), as upstream.
         if total is None:
             self._announced_total = parsed.total
+        return parsed
 
     def chunk_hasher(self) -> checksums.Hasher | None:
         """A copy of the running hasher, for the caller to feed one chunk's pieces as
