@@ -328,3 +328,27 @@ def test_full_answer_to_resume_request_starts_over() -> None:
     download.feed(DATA)
     download.finish(None)
     assert download.bytes_downloaded == len(DATA)
+
+
+def test_chunked_states_follow_the_transition_table() -> None:
+    from resumable_media._protocol.chunked import TRANSITIONS, ChunkedState
+    from resumable_media._protocol.ranged import ProtocolStateError
+
+    download = ChunkedDownloadProtocol(URL, 10)
+    assert download.state is ChunkedState.READY
+    with pytest.raises(ProtocolStateError, match=re.escape("process_body() is not allowed")):
+        download.process_body(None, b"")
+    download._prepare_request()
+    assert download.state is ChunkedState.SENT
+    download.process_response(None, 206, _chunk_headers(0, 9, 20))
+    assert download.state is ChunkedState.RECEIVING
+    download.process_body(None, DATA[:10])
+    assert download.state is ChunkedState.READY
+    download._prepare_request()
+    with pytest.raises(common.InvalidResponse):
+        download.process_response(None, 404, {})
+    assert download.state is ChunkedState.FAILED and download.invalid
+    with pytest.raises(ProtocolStateError, match="in state FAILED"):
+        download.process_response(None, 206, _chunk_headers(10, 19, 20))
+    # Every state a call may leave is a state.
+    assert all(isinstance(s, ChunkedState) for after in TRANSITIONS.values() for s in after)

@@ -32,6 +32,7 @@ import urllib3.exceptions
 from resumable_media import checksums, common
 from resumable_media._protocol.chunked import ChunkedDownloadProtocol
 from resumable_media._protocol.download import DownloadProtocol
+from resumable_media._protocol.request import RequestSpec
 from resumable_media.requests import _body
 from resumable_media.requests._send import (
     DEFAULT_RETRY,
@@ -355,9 +356,13 @@ class _LentChunk:
         return getattr(self._rm_raw, name)
 
 
-class _Chunked(ChunkedDownloadProtocol):
+class _Chunked:
     """The machinery shared by :class:`ChunkedDownload` and :class:`RawChunkedDownload`
-    (private; the public classes are siblings, as in google-resumable-media)."""
+    (private; the public classes are siblings, as in google-resumable-media).
+
+    It drives a :class:`~resumable_media._protocol.chunked.ChunkedDownloadProtocol`
+    (composed, not inherited: the core's calls are not part of the public surface).
+    """
 
     _stream_always = False
 
@@ -373,7 +378,9 @@ class _Chunked(ChunkedDownloadProtocol):
         checksum: str | None = "auto",
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
     ) -> None:
-        super().__init__(media_url, chunk_size, start, end, headers, checksum)
+        self._protocol = ChunkedDownloadProtocol(
+            media_url, chunk_size, start, end, headers, checksum
+        )
         self._stream = stream
         self._retry_strategy = own_retry(retry)
         # Up to two chunk buffers, each with the response (if any) that may still read it:
@@ -382,6 +389,57 @@ class _Chunked(ChunkedDownloadProtocol):
         self._buffers: list[tuple[bytearray, weakref.ref[_LentChunk] | None]] = []
         self._buffer = bytearray()
         self._streamed = False
+
+    # The seed's attributes, read from the protocol object.
+    media_url = property(lambda self: self._protocol.media_url, doc="str: The media URL.")
+    chunk_size = property(lambda self: self._protocol.chunk_size, doc="int: Bytes per request.")
+    start = property(lambda self: self._protocol.start, doc="int: The first byte.")
+    end = property(lambda self: self._protocol.end, doc="int | None: The last byte.")
+    checksum = property(lambda self: self._protocol.checksum, doc="The checksum asked for.")
+
+    @property
+    def finished(self) -> bool:
+        """bool: Whether the last chunk has been consumed."""
+        return self._protocol.finished
+
+    @property
+    def invalid(self) -> bool:
+        """bool: Whether a failure has made the download unusable."""
+        return self._protocol.invalid
+
+    @property
+    def bytes_downloaded(self) -> int:
+        """int: Bytes consumed so far."""
+        return self._protocol.bytes_downloaded
+
+    @property
+    def total_bytes(self) -> int | None:
+        """int | None: The object size, once a response has revealed it."""
+        return self._protocol.total_bytes
+
+    @property
+    def _headers(self) -> dict[str, Any]:
+        return self._protocol._headers
+
+    def _prepare_request(self) -> RequestSpec:
+        """Upstream's name: the next chunk's request (see the protocol object)."""
+        return self._protocol._prepare_request()
+
+    def _make_invalid(self) -> None:
+        self._protocol._make_invalid()
+
+    def _process_response(self, response: Any) -> None:
+        """Upstream's name: judge a chunk the transport has read (``content``) and write it."""
+        protocol = self._protocol
+        expected = protocol.process_response(response, response.status_code, response.headers)
+        if not expected:
+            return  # the empty object's 416: its body is an error text
+        body = response.content
+        hasher = protocol.chunk_hasher()
+        if hasher is not None:
+            hasher.update(body)
+        protocol.process_body(response, body, hasher)
+        self._stream.write(body)
 
     def consume_next_chunk(self, transport: Transport, timeout: Timeout = DEFAULT_TIMEOUT) -> Any:
         """Download the next chunk and append it to the stream.
@@ -409,15 +467,7 @@ class _Chunked(ChunkedDownloadProtocol):
         if stream and self._reads_raw(response):
             return self._read_streamed(response)
         # The transport has read (and decoded) the body: use it as upstream does.
-        expected = self.process_response(response, response.status_code, response.headers)
-        # Only the empty object's 416 announces no bytes; its body is an error text.
-        body = response.content if expected else b""
-        hasher = self.chunk_hasher()
-        if hasher is not None:
-            hasher.update(body)
-        self.process_body(response, body, hasher)
-        if expected:
-            self._stream.write(body)
+        self._process_response(response)
         return response
 
     def _reads_raw(self, response: Any) -> bool:
@@ -427,24 +477,24 @@ class _Chunked(ChunkedDownloadProtocol):
     def _read_streamed(self, response: Any) -> Any:
         self._streamed = _seekable(self._stream)
         origin = self._stream.tell() if self._streamed else 0
+        protocol = self._protocol
         try:
-            expected = self.process_response(response, response.status_code, response.headers)
+            expected = protocol.process_response(response, response.status_code, response.headers)
         except common.InvalidResponse:
             _read_error_body(response)
             raise
+        if not expected:
+            return response  # the empty object's 416: its body stays readable, as upstream
         try:
-            hasher = self.chunk_hasher()
-            # Only the empty object's 416 announces no bytes; its body is an error text.
-            view = self._read_chunk(response, expected, hasher) if expected else memoryview(b"")
-            self.process_body(response, view, hasher)
+            hasher = protocol.chunk_hasher()
+            view = self._read_chunk(response, expected, hasher)
+            protocol.process_body(response, view, hasher)
         except BaseException:
             response.close()
             if self._streamed:  # leave no partial chunk behind
                 self._stream.seek(origin)
                 self._stream.truncate()
             raise
-        if not expected:
-            return response  # the empty object's 416: its body stays readable, as upstream
         if not self._streamed:
             self._stream.write(view)
         if hasattr(response, "_content_consumed") and hasattr(response, "raw"):
