@@ -87,7 +87,10 @@ def test_pipelined_rejects_bad_chunk_size_and_text_streams():
         PipelinedUpload("http://127.0.0.1:1/", 1000)
     with pytest.raises(TypeError, match="binary stream"):
         PipelinedUpload("http://127.0.0.1:1/", CHUNK).transmit(
-            None, io.StringIO("text"), {"name": "x"}, "text/plain"
+            None,  # type: ignore[arg-type]
+            io.StringIO("text"),
+            {"name": "x"},
+            "text/plain",
         )
 
 
