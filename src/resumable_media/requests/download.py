@@ -109,11 +109,13 @@ def _read_error_body(response: Any) -> None:
         _ = response.content
 
 
-class _SingleDownload(DownloadProtocol):
+class _SingleDownload:
     """The machinery shared by :class:`Download` and :class:`RawDownload` (private).
 
     The two public classes are siblings, as in google-resumable-media, so
-    ``isinstance(raw, Download)`` is False.
+    ``isinstance(raw, Download)`` is False.  They drive a
+    :class:`~resumable_media._protocol.download.DownloadProtocol` (composed, not
+    inherited: the core's ``feed``/``flush``/``finish`` are not public here).
     """
 
     _decode_body = True
@@ -129,9 +131,39 @@ class _SingleDownload(DownloadProtocol):
         *,
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
     ) -> None:
-        super().__init__(media_url, start, end, headers, checksum, decode=self._decode_body)
+        self._protocol = DownloadProtocol(
+            media_url, start, end, headers, checksum, decode=self._decode_body
+        )
         self._stream = stream
         self._retry_strategy = own_retry(retry)
+
+    # The seed's attributes, read from the protocol object.
+    media_url = property(lambda self: self._protocol.media_url, doc="str: The media URL.")
+    start = property(lambda self: self._protocol.start, doc="int | None: The first byte.")
+    end = property(lambda self: self._protocol.end, doc="int | None: The last byte.")
+    checksum = property(lambda self: self._protocol.checksum, doc="The checksum asked for.")
+
+    @property
+    def finished(self) -> bool:
+        """bool: Whether the download has been attempted (it can only be used once)."""
+        return self._protocol.finished
+
+    @property
+    def bytes_downloaded(self) -> int:
+        """int: Bytes handed back for the caller's stream so far."""
+        return self._protocol.bytes_downloaded
+
+    @property
+    def _headers(self) -> dict[str, Any]:
+        return self._protocol._headers
+
+    @property
+    def _object_generation(self) -> int | None:
+        return self._protocol._object_generation
+
+    def _prepare_request(self) -> RequestSpec:
+        """Upstream's name: the first request (the download is single use)."""
+        return self._protocol._prepare_request()
 
     def consume(self, transport: Transport, timeout: Timeout = DEFAULT_TIMEOUT) -> Any:
         """Download the bytes, into the stream when one was given.
@@ -151,6 +183,7 @@ class _SingleDownload(DownloadProtocol):
             requests.exceptions.ChunkedEncodingError: If the body broke off and the
                 retries ran out.
         """
+        protocol = self._protocol
         first = self._prepare_request()
         origin = 0
         if self._stream is not None:
@@ -159,12 +192,12 @@ class _SingleDownload(DownloadProtocol):
         buffers = [bytearray(_body.READ_SIZE) for _ in range(3 if self._stream is not None else 0)]
 
         def attempt() -> Any:
-            spec = self.prepare_attempt(first)
+            spec = protocol.prepare_attempt(first)
             # As upstream: Download streams only into a stream; RawDownload always.
             streaming = self._stream is not None or not self._decode_body
             response = send(transport, spec, timeout, stream=streaming)
             try:
-                rewind = self.process_response(response, response.status_code, response.headers)
+                rewind = protocol.process_response(response, response.status_code, response.headers)
             except common.InvalidResponse:
                 _read_error_body(response)
                 raise
@@ -185,19 +218,20 @@ class _SingleDownload(DownloadProtocol):
         # stored form (not decoded by the transport).
         if not self._decode_body or response.headers.get("content-encoding"):
             return
-        self.feed(response.content)
+        protocol = self._protocol
+        protocol.feed(response.content)
         try:
-            self.finish(response)
+            protocol.finish(response)
         except ConnectionError:
             # The retry must fetch the whole body again: the caller reads it from
             # the response, so a ranged resume would hand them only the tail.
-            self._restart_body()
+            protocol._restart_body()
             raise
 
     def _write_body(
         self, response: Any, rewind: bool, buffers: list[bytearray], origin: int
     ) -> None:
-        stream = self._stream
+        stream, protocol = self._stream, self._protocol
         assert stream is not None
         if rewind:
             try:
@@ -208,20 +242,20 @@ class _SingleDownload(DownloadProtocol):
                 stream.truncate()  # best effort: the full body overwrites the rest anyway
         write = stream.write
         if _body.body_is_decoded(response):
-            self._decoder = None
+            protocol._decoder = None
         read = _upstream_errors(_body.body_reader(response), as_requests=self._decode_body)
-        hasher = self.running_hash
+        hasher = protocol.running_hash
         if hasher is not None and hasher.name == "md5":
-            _read_hashing_aside(read, hasher, self.feed, write, buffers)
+            _read_hashing_aside(read, hasher, protocol.feed, write, buffers)
         else:
             view = memoryview(buffers[0])
             while count := read(view):
-                for piece in self.feed(view[:count]):
+                for piece in protocol.feed(view[:count]):
                     write(piece)
-        for piece in self.flush():
+        for piece in protocol.flush():
             write(piece)
         _body.mark_consumed(response)
-        self.finish(response)
+        protocol.finish(response)
 
 
 def _read_hashing_aside(
