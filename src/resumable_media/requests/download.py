@@ -24,7 +24,7 @@ import itertools
 import logging
 import weakref
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, Any, Generic, TypeVar, overload
 
 import requests.exceptions
 import urllib3.exceptions
@@ -109,6 +109,26 @@ def _read_error_body(response: Any) -> None:
         _ = response.content
 
 
+_T = TypeVar("_T")
+
+
+class _FromProtocol(Generic[_T]):
+    """A read-only attribute of a seed class, read from its composed protocol object."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, owner_self: None, owner: type) -> _FromProtocol[_T]: ...
+    @overload
+    def __get__(self, owner_self: object, owner: type) -> _T: ...
+    def __get__(self, owner_self: object, owner: type) -> _T | _FromProtocol[_T]:
+        if owner_self is None:
+            return self
+        value: _T = getattr(owner_self._protocol, self._name)  # type: ignore[attr-defined]
+        return value
+
+
 class _SingleDownload:
     """The machinery shared by :class:`Download` and :class:`RawDownload` (private).
 
@@ -137,29 +157,15 @@ class _SingleDownload:
         self._stream = stream
         self._retry_strategy = own_retry(retry)
 
-    # The seed's attributes, read from the protocol object.
-    media_url = property(lambda self: self._protocol.media_url, doc="str: The media URL.")
-    start = property(lambda self: self._protocol.start, doc="int | None: The first byte.")
-    end = property(lambda self: self._protocol.end, doc="int | None: The last byte.")
-    checksum = property(lambda self: self._protocol.checksum, doc="The checksum asked for.")
-
-    @property
-    def finished(self) -> bool:
-        """bool: Whether the download has been attempted (it can only be used once)."""
-        return self._protocol.finished
-
-    @property
-    def bytes_downloaded(self) -> int:
-        """int: Bytes handed back for the caller's stream so far."""
-        return self._protocol.bytes_downloaded
-
-    @property
-    def _headers(self) -> dict[str, Any]:
-        return self._protocol._headers
-
-    @property
-    def _object_generation(self) -> int | None:
-        return self._protocol._object_generation
+    # The seed's attributes, read from the protocol object (documented there).
+    media_url = _FromProtocol[str]("media_url")
+    start = _FromProtocol[int | None]("start")
+    end = _FromProtocol[int | None]("end")
+    checksum = _FromProtocol[str | None]("checksum")
+    finished = _FromProtocol[bool]("finished")
+    bytes_downloaded = _FromProtocol[int]("bytes_downloaded")
+    _headers = _FromProtocol[dict[str, Any]]("_headers")
+    _object_generation = _FromProtocol[int | None]("_object_generation")
 
     def _prepare_request(self) -> RequestSpec:
         """Upstream's name: the first request (the download is single use)."""
@@ -424,36 +430,17 @@ class _Chunked:
         self._buffer = bytearray()
         self._streamed = False
 
-    # The seed's attributes, read from the protocol object.
-    media_url = property(lambda self: self._protocol.media_url, doc="str: The media URL.")
-    chunk_size = property(lambda self: self._protocol.chunk_size, doc="int: Bytes per request.")
-    start = property(lambda self: self._protocol.start, doc="int: The first byte.")
-    end = property(lambda self: self._protocol.end, doc="int | None: The last byte.")
-    checksum = property(lambda self: self._protocol.checksum, doc="The checksum asked for.")
-
-    @property
-    def finished(self) -> bool:
-        """bool: Whether the last chunk has been consumed."""
-        return self._protocol.finished
-
-    @property
-    def invalid(self) -> bool:
-        """bool: Whether a failure has made the download unusable."""
-        return self._protocol.invalid
-
-    @property
-    def bytes_downloaded(self) -> int:
-        """int: Bytes consumed so far."""
-        return self._protocol.bytes_downloaded
-
-    @property
-    def total_bytes(self) -> int | None:
-        """int | None: The object size, once a response has revealed it."""
-        return self._protocol.total_bytes
-
-    @property
-    def _headers(self) -> dict[str, Any]:
-        return self._protocol._headers
+    # The seed's attributes, read from the protocol object (documented there).
+    media_url = _FromProtocol[str]("media_url")
+    chunk_size = _FromProtocol[int]("chunk_size")
+    start = _FromProtocol[int | None]("start")
+    end = _FromProtocol[int | None]("end")
+    checksum = _FromProtocol[str | None]("checksum")
+    finished = _FromProtocol[bool]("finished")
+    invalid = _FromProtocol[bool]("invalid")
+    bytes_downloaded = _FromProtocol[int]("bytes_downloaded")
+    total_bytes = _FromProtocol[int | None]("total_bytes")
+    _headers = _FromProtocol[dict[str, Any]]("_headers")
 
     def _prepare_request(self) -> RequestSpec:
         """Upstream's name: the next chunk's request (see the protocol object)."""
