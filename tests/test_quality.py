@@ -1,7 +1,8 @@
-"""The code stays clean: ruff (lint and format) and strict mypy on the package."""
+"""The code stays clean: ruff (lint and format), strict mypy on the package, mypy on the tests."""
 
 from __future__ import annotations
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -29,3 +30,70 @@ def test_tool_is_clean(command: list[str]) -> None:
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# mypy over tests/: each test directory is its own run, with the directory itself on the
+# path, as pytest imports it (rootdir-relative: its helpers are imported by bare name and
+# several directories have a conftest.py, so one run would see module "conftest" many
+# times).  The tests' bodies are checked; their functions need not all be annotated.
+_TEST_DIRS = ["unit", "functional", "support", "eco", "interop", "bulk", "conformance"]
+_NOT_YET = {  # directories whose findings are outside this change's area (to fix, then move)
+    "cli": "1 finding (tests/cli/test_cp_gsutil.py: an unannotated dict)",
+    "reliability": "14 findings (rel_liar, rel_kinds, crash/lying-server helpers' kwargs)",
+    "compat": "8 findings (_diff, test_differential, gcs2_script)",
+    "server": "4 findings (test_uploads, test_objects, test_robustness, test_xml_objects)",
+    "safety": "1 finding (test_changed_source: an optional URL)",
+}
+_RELAXED = ["--allow-untyped-defs", "--allow-untyped-calls", "--allow-incomplete-defs"]
+
+
+def _mypy_tests(directory: str) -> subprocess.CompletedProcess[str]:
+    tests = ROOT / "tests"
+    path = [str(ROOT / "src"), str(tests)]
+    if not (tests / directory / "__init__.py").exists():  # a package is found through tests/
+        path.insert(1, str(tests / directory))
+    env = {**os.environ, "MYPYPATH": os.pathsep.join(path)}
+    command = ["mypy", "--explicit-package-bases", "--no-warn-unused-ignores", *_RELAXED]
+    return subprocess.run(
+        [sys.executable, "-m", *command, f"tests/{directory}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize(
+    "directory",
+    [
+        *_TEST_DIRS,
+        *(
+            pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason))
+            for name, reason in _NOT_YET.items()
+        ),
+    ],
+)
+def test_mypy_over_tests(directory: str) -> None:
+    proc = _mypy_tests(directory)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_mypy_over_top_level_tests() -> None:
+    files = sorted(p.name for p in (ROOT / "tests").glob("*.py"))
+    env = {**os.environ, "MYPYPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--explicit-package-bases", *_RELAXED]
+        + [f"tests/{name}" for name in files],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_test_directory_is_type_checked() -> None:
+    directories = {p.parent.name for p in (ROOT / "tests").glob("*/*.py")}
+    assert directories == {*_TEST_DIRS, *_NOT_YET}

@@ -28,8 +28,7 @@ import time
 from typing import Any
 
 from resumable_media import checksums, common
-from resumable_media._protocol import ranges
-from resumable_media._protocol.download import add_generation
+from resumable_media._protocol.ranged import RangedRead, add_generation
 from resumable_media._transport import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
@@ -190,85 +189,76 @@ class ObjectReader(io.RawIOBase):
 
     def _probe(self, url: str) -> _Fetched | None:
         """The first ranged GET: learn size, generation and hash, keep chunk 0."""
-        last = self.chunk_size - 1
 
-        def attempt() -> tuple[Any, bytearray | None]:
-            session = self._sessions.get()
-            headers = dict(self.headers)
-            headers["range"] = f"bytes=0-{last}"
-            response = session.request(
-                "GET", url, headers=headers, timeout=self.timeout, stream=True
-            )
+        def attempt() -> tuple[RangedRead, Any, _Fetched | None]:
+            ranged = RangedRead(url, 0, self.chunk_size - 1, headers=self.headers, probe=True)
+            response = self._send(ranged)
             try:
-                status = response.status_code
+                status = ranged.process_headers(response, response.status_code, response.headers)
                 if status == 416:  # an empty object has no byte 0
-                    return response, None
-                if status not in (200, 206):
-                    raise common.InvalidResponse(
-                        response, f"{self.name}: the read failed with HTTP {status}", status
-                    )
-                if status == 200:
+                    return ranged, response, None
+                if status == 200:  # the range ignored: read only as far as the first chunk
                     length = int(response.headers.get("content-length", "-1"))
-                else:
-                    parsed = ranges.parse_content_range(response.headers.get("content-range", ""))
-                    length = -1 if parsed.total is None else parsed.total
-                if length < 0:
-                    raise common.InvalidResponse(
-                        response, f"{self.name}: the server did not say how large it is"
-                    )
-                self.size = length
-                # A 200 (the range ignored) is read only as far as the first chunk.
-                want = min(length, self.chunk_size)
-                buffer = bytearray(want)
-                got = read_exactly(response, memoryview(buffer))
-                if got != want:
-                    raise ConnectionError(f"{self.name}: the first read ended after {got} bytes")
-                return response, buffer
+                    if length < 0:
+                        raise common.InvalidResponse(
+                            response, f"{self.name}: the server did not say how large it is"
+                        )
+                    buffer = bytearray(min(length, self.chunk_size))
+                    got = read_exactly(response, memoryview(buffer))
+                    if got != len(buffer):
+                        raise ConnectionError(
+                            f"{self.name}: the first read ended after {got} bytes"
+                        )
+                    ranged.total = length
+                    return ranged, response, _Fetched(buffer, checksums.crc32c(buffer))
+                return ranged, response, self._receive(ranged, response, None)
             finally:
                 response.close()
 
-        response, buffer = Retrying(self.retry, what="first read").call(attempt)
-        if buffer is None:
-            self.size = 0
-        generation = response.headers.get("x-goog-generation")
-        self.generation = int(generation) if generation else None
+        ranged, response, first = Retrying(self.retry, what="first read").call(attempt)
+        assert ranged.total is not None
+        self.size = ranged.total
+        self.generation = ranged.generation
         self.crc32c = checksums.parse_goog_hash(response.headers.get("x-goog-hash")).get("crc32c")
-        if buffer is None:
+        if first is None:
             self._check_end()
-            return None
-        return _Fetched(buffer, checksums.crc32c(buffer))
+        return first
+
+    def _send(self, ranged: RangedRead) -> Any:
+        spec = ranged.prepare()
+        return self._sessions.get().request(
+            spec.method, spec.url, headers=spec.headers, timeout=self.timeout, stream=True
+        )
+
+    def _receive(self, ranged: RangedRead, response: Any, into: memoryview | None) -> _Fetched:
+        """Read a judged 206's body (the whole range) into a new buffer or ``into``."""
+        buffer: bytearray | memoryview = bytearray(ranged.length) if into is None else into
+        view = memoryview(buffer)
+        ranged.feed(view[: read_exactly(response, view)])
+        if ranged.remaining:
+            raise ConnectionError(f"{self.name}: {ranged.cut_short()}")
+        return _Fetched(buffer, ranged.crc)
 
     def _fetch(self, index: int, into: memoryview | None = None) -> _Fetched:
         """Fetch chunk ``index`` into a new buffer, or into ``into`` (its exact length)."""
         start = index * self.chunk_size
-        length = min(self.chunk_size, self.size - start)
+        last = min(start + self.chunk_size, self.size) - 1
 
         def attempt() -> _Fetched:
-            session = self._sessions.get()
-            headers = dict(self.headers)
-            headers["range"] = f"bytes={start}-{start + length - 1}"
-            response = session.request(
-                "GET", self._url, headers=headers, timeout=self.timeout, stream=True
+            # Judged by the core's ranged-read rules: a 206 for exactly these bytes of
+            # an object of the size and generation the first read saw.
+            ranged = RangedRead(
+                self._url,
+                start,
+                last,
+                total=self.size,
+                generation=self.generation,
+                headers=self.headers,
             )
+            response = self._send(ranged)
             try:
-                if response.status_code != 206:
-                    raise common.InvalidResponse(
-                        response,
-                        f"{self.name}: a ranged read failed with HTTP {response.status_code}",
-                        response.status_code,
-                    )
-                got_range = ranges.parse_content_range(response.headers.get("content-range", ""))
-                if got_range.start != start or got_range.end != start + length - 1:
-                    raise common.InvalidResponse(
-                        response,
-                        f"{self.name}: asked for bytes {start}-{start + length - 1}, got "
-                        f"{got_range.start}-{got_range.end}",
-                    )
-                buffer: bytearray | memoryview = bytearray(length) if into is None else into
-                got = read_exactly(response, memoryview(buffer))
-                if got != length:
-                    raise ConnectionError(f"{self.name}: a ranged read ended after {got} bytes")
-                return _Fetched(buffer, checksums.crc32c(buffer))
+                ranged.process_headers(response, response.status_code, response.headers)
+                return self._receive(ranged, response, into)
             finally:
                 response.close()
 

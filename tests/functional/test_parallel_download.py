@@ -216,10 +216,10 @@ def test_missing_object_is_fatal(gcs_server, gcs_bucket, tmp_path):
 def test_unpicklable_factory_is_rejected(gcs_server, gcs_bucket, tmp_path):
     url = _put(gcs_server, gcs_bucket, "obj", b"x")
     with pytest.raises(TypeError, match="picklable"):
-        ParallelDownload(url, tmp_path / "o", processes=1).consume(lambda: None)
+        ParallelDownload(url, tmp_path / "o", processes=1).consume(lambda: None)  # type: ignore[arg-type]
     # In this process a lambda is fine, but it must build a session.
     with pytest.raises(TypeError, match="returned a NoneType, not a session"):
-        ParallelDownload(url, tmp_path / "o").consume(lambda: None)
+        ParallelDownload(url, tmp_path / "o").consume(lambda: None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resumable_media._protocol.download import add_generation
+from resumable_media._protocol.ranged import add_generation
 from resumable_media.parallel.journal import Journal
 from resumable_media.parallel.plan import RangeJob, plan_chunks
 from resumable_media.parallel.progress import ProgressTracker

@@ -87,7 +87,10 @@ def test_pipelined_rejects_bad_chunk_size_and_text_streams():
         PipelinedUpload("http://127.0.0.1:1/", 1000)
     with pytest.raises(TypeError, match="binary stream"):
         PipelinedUpload("http://127.0.0.1:1/", CHUNK).transmit(
-            None, io.StringIO("text"), {"name": "x"}, "text/plain"
+            None,  # type: ignore[arg-type]
+            io.StringIO("text"),
+            {"name": "x"},
+            "text/plain",
         )
 
 
@@ -181,3 +184,25 @@ def test_pipelined_single_request_source_failure_is_raised(gcs_server, gcs_bucke
         )
     stream.close()
     assert not gcs_server.has_object(gcs_bucket, "obj")
+
+
+@pytest.mark.parametrize("spelling", ["custom_metadata", "metadata"])
+def test_parallel_upload_custom_metadata(gcs_server, gcs_bucket, tmp_path, spelling):
+    source = tmp_path / "src"
+    source.write_bytes(os.urandom(3 * CHUNK))
+    url = f"{gcs_server.endpoint}/{gcs_bucket}/custom"
+    upload = ParallelUpload(url, source, part_size=CHUNK, processes=0)
+    upload.transmit(transports.anonymous(), "text/plain", **{spelling: {"k": "v"}})
+    with transports.anonymous()() as session:
+        resource = session.get(f"{gcs_server.endpoint}/storage/v1/b/{gcs_bucket}/o/custom").json()
+    assert resource["metadata"] == {"k": "v"}
+    assert resource["contentType"] == "text/plain"
+
+
+def test_parallel_upload_custom_metadata_once(gcs_server, gcs_bucket, tmp_path):
+    source = tmp_path / "src"
+    source.write_bytes(b"x")
+    upload = ParallelUpload(f"{gcs_server.endpoint}/{gcs_bucket}/twice", source, processes=0)
+    with pytest.raises(TypeError, match="pass custom_metadata="):
+        upload.transmit(transports.anonymous(), "text/plain", {"a": "1"}, custom_metadata={})
+    assert not gcs_server.has_object(gcs_bucket, "twice")

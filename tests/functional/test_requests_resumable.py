@@ -37,7 +37,7 @@ def test_chunks_then_final(gcs_server: Any, gcs_bucket: str, upload_url: str) ->
     data = os.urandom(2 * CHUNK + 1000)
     session = session_for(gcs_server)
     upload = ResumableUpload(upload_url, CHUNK, headers={"x-goog-meta-k": "v"})
-    assert upload.total_bytes is None
+    assert [upload.total_bytes] == [None]  # a list: mypy keeps the property unnarrowed
     with pytest.raises(ValueError, match=re.escape("This upload has not been initiated.")):
         upload.transmit_next_chunk(session)
     stream = io.BytesIO(data)

@@ -135,7 +135,7 @@ def test_xml_mpu_round_trip(
     bounds = [(0, 300000), (300000, 600000), (600000, len(data))]
     for number, (start, end) in enumerate(bounds, 1):
         part = XMLMPUPart(
-            url, container.upload_id, str(path), start, end, number, checksum=checksum
+            url, _upload_id(container), str(path), start, end, number, checksum=checksum
         )
         part.upload(session)
         assert part.finished and part.etag
@@ -148,6 +148,11 @@ def test_xml_mpu_round_trip(
     assert gcs_server.object_bytes(gcs_bucket, "dir/mpu.bin") == data
 
 
+def _upload_id(container: XMLMPUContainer) -> str:
+    assert container.upload_id is not None, "initiate() sets the upload id"
+    return container.upload_id
+
+
 def test_xml_mpu_part_sends_checksum(gcs_server: Any, gcs_bucket: str, tmp_path: Path) -> None:
     path = tmp_path / "p.bin"
     path.write_bytes(b"part bytes")
@@ -156,7 +161,7 @@ def test_xml_mpu_part_sends_checksum(gcs_server: Any, gcs_bucket: str, tmp_path:
     container = XMLMPUContainer(url, str(path))
     container.initiate(session, "text/plain")
     gcs_server.clear_requests()
-    XMLMPUPart(url, container.upload_id, str(path), 0, 10, 1, checksum="crc32c").upload(session)
+    XMLMPUPart(url, _upload_id(container), str(path), 0, 10, 1, checksum="crc32c").upload(session)
     sent = gcs_server.wait_for_requests(1)[-1].headers["x-goog-hash"]
     assert sent == "crc32c=" + checksums.crc32c_to_b64(checksums.crc32c(b"part bytes"))
 
@@ -170,12 +175,12 @@ def test_xml_mpu_bad_part_checksum(gcs_server: Any, gcs_bucket: str, tmp_path: P
     container.initiate(session, "text/plain")
 
     class WrongHash(XMLMPUPart):
-        def _prepare_upload_request(self, payload: bytes) -> RequestSpec:
+        def _prepare_upload_request(self, payload: bytes | memoryview) -> RequestSpec:
             spec = super()._prepare_upload_request(payload)
             spec.headers["x-goog-hash"] = "md5=" + base64.b64encode(b"0" * 16).decode()
             return spec
 
-    part = WrongHash(url, container.upload_id, str(path), 0, 10, 1, checksum="md5")
+    part = WrongHash(url, _upload_id(container), str(path), 0, 10, 1, checksum="md5")
     with pytest.raises(resumable_media.DataCorruption, match="Checksum mismatch"):
         part.upload(session)
     assert not part.finished
@@ -188,7 +193,7 @@ def test_xml_mpu_cancel_then_finalize_404(gcs_server: Any, gcs_bucket: str, tmp_
     session = session_for(gcs_server)
     container = XMLMPUContainer(url, str(path))
     container.initiate(session, "text/plain")
-    part = XMLMPUPart(url, container.upload_id, str(path), 0, 9, 1)
+    part = XMLMPUPart(url, _upload_id(container), str(path), 0, 9, 1)
     part.upload(session)
     container.register_part(1, part.etag)
     response = container.cancel(session)
@@ -206,7 +211,7 @@ def test_xml_mpu_existing_upload_id(gcs_server: Any, gcs_bucket: str, tmp_path: 
     session = session_for(gcs_server)
     first = XMLMPUContainer(url, str(path))
     first.initiate(session, "text/plain")
-    part = XMLMPUPart(url, first.upload_id, str(path), 0, 11, 1, checksum="md5")
+    part = XMLMPUPart(url, _upload_id(first), str(path), 0, 11, 1, checksum="md5")
     part.upload(session)
     second = XMLMPUContainer(url, str(path), upload_id=first.upload_id)
     second.register_part(1, part.etag)

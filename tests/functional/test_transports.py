@@ -15,7 +15,7 @@ def test_anonymous_is_picklable_and_builds_sessions(gcs_server):
     session = factory()
     with session:
         assert isinstance(session, requests.Session)
-        assert session.get_adapter("http://x")._pool_maxsize == 32
+        assert session.get_adapter("http://x")._pool_maxsize == 32  # type: ignore[attr-defined]
         response = session.get(f"{gcs_server.endpoint}/storage/v1/b/none/o/none")
         assert response.status_code == 404
     assert factory() is not session

@@ -34,6 +34,7 @@ from resumable_media import DataCorruption, InvalidResponse, checksums
 from resumable_media._protocol import ranges
 from resumable_media._protocol.chunked import ChunkedDownloadProtocol
 from resumable_media._protocol.download import DownloadProtocol
+from resumable_media._protocol.ranged import ProtocolStateError
 from resumable_media._protocol.resumable import ResumableUploadProtocol
 from resumable_media._protocol.upload import XMLMPUContainerProtocol
 
@@ -93,6 +94,8 @@ def _headers(extra: dict[str, st.SearchStrategy[str]]) -> st.SearchStrategy[dict
 def _documented(exc: BaseException) -> bool:
     if isinstance(exc, (InvalidResponse, DataCorruption, ConnectionError)):
         return True
+    if isinstance(exc, ProtocolStateError):  # an illegal call, named with the object's state
+        return "not allowed in state" in str(exc)
     return type(exc) is ValueError and str(exc) in STATE_ERRORS
 
 

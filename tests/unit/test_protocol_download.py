@@ -27,7 +27,7 @@ def _crc(data: bytes) -> str:
     return checksums.crc32c_to_b64(checksums.crc32c(data))
 
 
-def _full_headers(data: bytes = DATA, **extra: str) -> dict[str, str]:
+def _full_headers(data: bytes = DATA, /, **extra: str) -> dict[str, str]:
     headers = {
         "content-length": str(len(data)),
         "x-goog-hash": f"crc32c={_crc(data)},md5={_md5(data)}",
@@ -328,3 +328,31 @@ def test_full_answer_to_resume_request_starts_over() -> None:
     download.feed(DATA)
     download.finish(None)
     assert download.bytes_downloaded == len(DATA)
+
+
+def test_chunked_states_follow_the_transition_table() -> None:
+    from resumable_media._protocol.chunked import TRANSITIONS, ChunkedState
+    from resumable_media._protocol.ranged import ProtocolStateError
+
+    download = ChunkedDownloadProtocol(URL, 10)
+
+    def state() -> ChunkedState:
+        return download.state
+
+    assert state() is ChunkedState.READY
+    with pytest.raises(ProtocolStateError, match=re.escape("process_body() is not allowed")):
+        download.process_body(None, b"")
+    download._prepare_request()
+    assert state() is ChunkedState.SENT
+    download.process_response(None, 206, _chunk_headers(0, 9, 20))
+    assert state() is ChunkedState.RECEIVING
+    download.process_body(None, DATA[:10])
+    assert state() is ChunkedState.READY
+    download._prepare_request()
+    with pytest.raises(common.InvalidResponse):
+        download.process_response(None, 404, {})
+    assert state() is ChunkedState.FAILED and download.invalid
+    with pytest.raises(ProtocolStateError, match="in state FAILED"):
+        download.process_response(None, 206, _chunk_headers(10, 19, 20))
+    # Every state a call may leave is a state.
+    assert all(isinstance(s, ChunkedState) for after in TRANSITIONS.values() for s in after)

@@ -12,6 +12,8 @@ from resumable_media._protocol.ranged import (
     ProtocolStateError,
     RangedRead,
     RangeState,
+    judge_generation,
+    judge_range,
 )
 
 URL = "http://h/b/o/x?alt=media"
@@ -157,3 +159,47 @@ def test_every_sequence_stays_inside_the_transition_table(calls: list[str]) -> N
         except common.InvalidResponse:
             pass
         assert ranged.state in TRANSITIONS[(before, name.get(call, call))]
+
+
+@pytest.mark.parametrize(
+    ("value", "first", "last", "total", "exact", "accepted"),
+    [
+        ("bytes 0-9/10", 0, 9, 10, True, True),
+        ("bytes 0-9/10", 0, 20, None, True, True),  # the object ends before the last byte
+        ("bytes 0-8/10", 0, 9, None, True, False),  # stops short
+        ("bytes 0-8/10", 0, 9, None, False, True),
+        ("bytes 1-9/10", 0, 9, None, False, False),  # another start
+        ("bytes 0-9/11", 0, 9, 10, False, False),  # another size
+        ("bytes 5-9/*", None, None, None, False, True),
+        ("bytes 9-0/10", None, None, None, False, False),  # malformed
+        (None, 0, 9, None, False, False),
+    ],
+)
+def test_the_one_content_range_rule(
+    value: str | None,
+    first: int | None,
+    last: int | None,
+    total: int | None,
+    exact: bool,
+    accepted: bool,
+) -> None:
+    assert (judge_range(value, first, last, total, exact=exact) is not None) is accepted
+
+
+def test_the_one_generation_rule() -> None:
+    assert judge_generation(None, None, 7) == 7
+    assert judge_generation(None, "8", None) == 8
+    assert judge_generation(None, "7", 7) == 7
+    with pytest.raises(common.InvalidResponse, match="generation 8 != 7"):
+        judge_generation(None, "8", 7)
+    with pytest.raises(common.InvalidResponse, match="x-goog-generation"):
+        judge_generation(None, "eight", None)
+
+
+def test_a_probe_longer_than_the_object_completes_at_its_end() -> None:
+    ranged = RangedRead(URL, 0, 99, probe=True)
+    ranged.prepare()
+    assert ranged.process_headers(None, 206, _partial(0, 9, 10)) == 206
+    assert (ranged.last, ranged.remaining) == (9, 10)
+    ranged.feed(bytes(10))
+    assert ranged.state is RangeState.COMPLETE

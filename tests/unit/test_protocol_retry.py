@@ -219,7 +219,7 @@ def test_deadline_stops_retrying_before_the_budget() -> None:
 
 def test_deadline_counts_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
-    monkeypatch.setattr(_transport.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(_transport.time, "monotonic", lambda: now[0])  # type: ignore[attr-defined]
 
     def sleep(seconds: float) -> None:
         now[0] += seconds + 10  # each attempt also takes 10 s

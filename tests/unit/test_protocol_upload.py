@@ -47,7 +47,7 @@ def test_simple_upload_request_and_reuse() -> None:
 
 
 def test_multipart_body_exact(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(upload_module.random, "randrange", lambda n: 5249979066121302517)
+    monkeypatch.setattr(upload_module.random, "randrange", lambda n: 5249979066121302517)  # type: ignore[attr-defined]
     metadata: dict[str, Any] = {"name": "a.txt"}
     spec = MultipartUploadProtocol("u")._prepare_request(b"DATA", metadata, "text/plain")
     assert spec.body == (
@@ -81,7 +81,7 @@ def test_multipart_checksum_written_into_metadata(checksum: str, key: str) -> No
 def _initiated(total: int | None, checksum: str | None = None) -> ResumableUploadProtocol:
     upload = ResumableUploadProtocol(URL, CHUNK, checksum=checksum, headers={"h": "v"})
     spec = upload._prepare_initiate_request(0, {"name": "n"}, "text/plain", total)
-    assert json.loads(spec.body or b"") == {"name": "n"}
+    assert json.loads(bytes(spec.body or b"")) == {"name": "n"}
     upload._process_initiate_response(None, 200, {"location": URL + "&upload_id=1"})
     return upload
 

@@ -6,16 +6,21 @@ Invariants:
   so a retried chunk is requested again from its first byte.
 - The running checksum covers the chunks in order; when they cover the whole
   object (start 0, no end) it is compared with the server's at the end.
-- A failure with a non-retryable status, or inconsistent headers, makes the
-  download invalid for good.
+- The object's state is one :class:`ChunkedState`; :data:`TRANSITIONS` lists every legal
+  call per state, and any other call raises :class:`ProtocolStateError` naming the state.
+- A failure with a non-retryable status, or inconsistent headers, moves it to ``FAILED``
+  (``invalid``) for good.  As upstream, a retryable status and a 416 that is not the empty
+  object's leave it usable: the same request may be sent again.
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from resumable_media import checksums, common
 from resumable_media._protocol import checks, ranges
+from resumable_media._protocol.ranged import ProtocolStateError, judge_range
 from resumable_media._protocol.request import (
     Headers,
     RequestSpec,
@@ -24,9 +29,39 @@ from resumable_media._protocol.request import (
     require_status,
 )
 
-__all__ = ["ChunkedDownloadProtocol"]
+__all__ = ["TRANSITIONS", "ChunkedDownloadProtocol", "ChunkedState"]
 
 _ACCEPTABLE = (200, 206)
+
+
+class ChunkedState(enum.Enum):
+    """Where a chunked download stands."""
+
+    READY = "ready"  # the next chunk may be asked for
+    SENT = "sent"  # a chunk's request is out; its answer has not been accepted
+    RECEIVING = "receiving"  # a chunk's headers were accepted; its body is awaited
+    FINISHED = "finished"  # the last chunk was consumed
+    FAILED = "failed"  # invalid: a failure made the download unusable
+
+
+_S = ChunkedState
+TRANSITIONS: dict[tuple[ChunkedState, str], frozenset[ChunkedState]] = {
+    (_S.READY, "prepare"): frozenset({_S.SENT}),
+    (_S.SENT, "prepare"): frozenset({_S.SENT}),
+    (_S.RECEIVING, "prepare"): frozenset({_S.SENT}),  # a chunk abandoned: ask again
+    (_S.SENT, "process_response"): frozenset({_S.SENT, _S.RECEIVING, _S.FINISHED, _S.FAILED}),
+    (_S.RECEIVING, "process_response"): frozenset(  # the same request sent again
+        {_S.SENT, _S.RECEIVING, _S.FINISHED, _S.FAILED}
+    ),
+    (_S.RECEIVING, "process_body"): frozenset({_S.READY, _S.FINISHED, _S.FAILED}),
+}
+"""(state, call) -> the states the call may leave the object in."""
+
+_REFUSALS = {
+    _S.FINISHED: "Download has finished.",
+    _S.FAILED: "Download is invalid and cannot be re-used.",
+}
+"""Upstream's words for a request asked of a finished or invalid download."""
 
 
 class ChunkedDownloadProtocol:
@@ -77,20 +112,33 @@ class ChunkedDownloadProtocol:
         self._bytes_downloaded = 0
         self._total_bytes: int | None = None
         self._announced_total: int | None = None
-        self._invalid = False
-        self._finished = False
+        self.state = ChunkedState.READY
+        # The last chunk was consumed, even if its whole-object check then failed (upstream
+        # calls such a download both finished and invalid).
+        self._consumed_last = False
         self._pending: ranges.ContentRange | None = None
         self._requested: tuple[int, int] | None = None
+
+    def _enter(self, call: str) -> None:
+        if (self.state, call) in TRANSITIONS:
+            return
+        if call == "prepare" and self.state in _REFUSALS:
+            finished = ChunkedState.FINISHED if self._consumed_last else self.state
+            raise ValueError(_REFUSALS[finished])  # upstream's exact error
+        raise ProtocolStateError(
+            f"ChunkedDownload of {self.media_url}: {call}() is not allowed "
+            f"in state {self.state.name}"
+        )
 
     @property
     def finished(self) -> bool:
         """bool: Whether the last chunk has been consumed."""
-        return self._finished
+        return self.state is ChunkedState.FINISHED or self._consumed_last
 
     @property
     def invalid(self) -> bool:
         """bool: Whether a failure has made the download unusable."""
-        return self._invalid
+        return self.state is ChunkedState.FAILED
 
     @property
     def bytes_downloaded(self) -> int:
@@ -103,7 +151,7 @@ class ChunkedDownloadProtocol:
         return self._total_bytes
 
     def _make_invalid(self) -> None:
-        self._invalid = True
+        self.state = ChunkedState.FAILED
 
     def _prepare_request(self) -> RequestSpec:
         """Build the GET for the next chunk.
@@ -114,10 +162,9 @@ class ChunkedDownloadProtocol:
         Raises:
             ValueError: If the download has finished or is invalid.
         """
-        if self._finished:
-            raise ValueError("Download has finished.")
-        if self._invalid:
-            raise ValueError("Download is invalid and cannot be re-used.")
+        self._enter("prepare")
+        self.state = ChunkedState.SENT
+        self._pending = None
         curr_start = self.start + self._bytes_downloaded
         curr_end = curr_start + self.chunk_size - 1
         if self.end is not None:
@@ -143,25 +190,16 @@ class ChunkedDownloadProtocol:
             InvalidResponse: For an unexpected status, a bad ``content-range``, or a
                 ``content-length`` that disagrees with it.
         """
+        self._enter("process_response")
+        self.state = ChunkedState.SENT
         # As upstream: a 416 must say what it covers (the download stays valid).
         if status == 416 and require_header(response, headers, "content-range") == "bytes */0":
-            self._finished = True
+            self.state = ChunkedState.FINISHED
             self._total_bytes = 0
-            self._pending = None
             return 0
         require_status(response, status, _ACCEPTABLE, self._make_invalid)
         value = require_header(response, headers, "content-range", self._make_invalid)
-        try:
-            parsed = ranges.parse_content_range(value)
-        except ValueError:
-            self._make_invalid()
-            raise common.InvalidResponse(
-                response,
-                "Unexpected content-range header",
-                value,
-                'Expected to be of the form "bytes {start}-{end}/{total}"',
-            ) from None
-        self._check_range(response, value, parsed)
+        parsed = self._check_range(response, value)
         if get_header(headers, "transfer-encoding") is None:
             raw_length = require_header(response, headers, "content-length", self._make_invalid)
             try:
@@ -187,20 +225,28 @@ class ChunkedDownloadProtocol:
                 response, headers, self._checksum_type or "", self.media_url, log_missing=False
             )
         self._pending = parsed
+        self.state = ChunkedState.RECEIVING
         return parsed.length
 
-    def _check_range(self, response: Any, value: str, parsed: ranges.ContentRange) -> None:
+    def _check_range(self, response: Any, value: str) -> ranges.ContentRange:
         # A chunk is only acceptable for the bytes that were asked for, and the object
         # may not change size between chunks: anything else would be written in the
         # wrong place or end the download early.
         requested = self._requested
         total = self._total_bytes if self._total_bytes is not None else self._announced_total
         first, last = (None, None) if requested is None else requested
-        known_total = total if parsed.total is not None else None
-        if parsed.end < parsed.start or not ranges.matches_request(
-            parsed, first, last, known_total
-        ):
+        parsed = judge_range(value, first, last, None)
+        if parsed is not None and parsed.total is not None and total is not None:
+            parsed = judge_range(value, first, last, total)
+        if parsed is None:
             self._make_invalid()
+            if judge_range(value, None, None, None) is None:  # not a range at all
+                raise common.InvalidResponse(
+                    response,
+                    "Unexpected content-range header",
+                    value,
+                    'Expected to be of the form "bytes {start}-{end}/{total}"',
+                )
             expected = "?" if requested is None else f"{requested[0]}-{requested[1]}"
             raise common.InvalidResponse(
                 response,
@@ -212,6 +258,7 @@ class ChunkedDownloadProtocol:
         # once a chunk has been accepted (process_body), as upstream.
         if total is None:
             self._announced_total = parsed.total
+        return parsed
 
     def chunk_hasher(self) -> checksums.Hasher | None:
         """A copy of the running hasher, for the caller to feed one chunk's pieces as
@@ -236,10 +283,11 @@ class ChunkedDownloadProtocol:
             DataCorruption: If this was the last chunk of a whole-object run and
                 the checksum does not match.
         """
+        self._enter("process_body")
         parsed = self._pending
-        if parsed is None:
-            return
+        assert parsed is not None  # RECEIVING always has the accepted range
         self._pending = None
+        self.state = ChunkedState.READY
         if len(body) != parsed.length:
             self._make_invalid()
             raise common.InvalidResponse(
@@ -260,7 +308,8 @@ class ChunkedDownloadProtocol:
         if (self.end is not None and parsed.end >= self.end) or (
             parsed.total is not None and parsed.end >= parsed.total - 1
         ):
-            self._finished = True
+            self.state = ChunkedState.FINISHED
+            self._consumed_last = True
             self._check_whole(response, parsed)
 
     def _check_whole(self, response: Any, parsed: ranges.ContentRange) -> None:

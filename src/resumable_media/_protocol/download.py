@@ -15,12 +15,18 @@ Invariants:
 from __future__ import annotations
 
 import logging
-import urllib.parse
 import zlib
 from typing import Any
 
 from resumable_media import checksums, common
 from resumable_media._protocol import checks, ranges
+from resumable_media._protocol.ranged import (
+    add_generation,
+    header_int,
+    judge_generation,
+    judge_range,
+    url_generation,
+)
 from resumable_media._protocol.request import (
     Headers,
     RequestSpec,
@@ -33,48 +39,6 @@ __all__ = ["DownloadProtocol", "add_generation", "header_int"]
 _LOGGER = logging.getLogger(__name__)
 _ACCEPTABLE = (200, 206)
 _DECODE_PIECE = 8 * 1024 * 1024
-
-
-def add_generation(url: str, generation: int | None) -> str:
-    """Return ``url`` pinned to ``generation`` (unless it has a ``generation`` parameter).
-
-    The parameter is appended; the rest of the URL is kept byte for byte.
-
-    Args:
-        url: The media URL.
-        generation: The object generation to pin, or None (``url`` is returned as is).
-
-    Returns:
-        The URL with ``generation=<generation>`` in its query.
-    """
-    if generation is None or "generation" in _query(url):
-        return url
-    base, hash_mark, fragment = url.partition("#")
-    separator = "&" if "?" in base else "?"
-    if base.endswith(("?", "&")):
-        separator = ""
-    return f"{base}{separator}generation={generation}{hash_mark}{fragment}"
-
-
-def _query(url: str) -> dict[str, list[str]]:
-    return urllib.parse.parse_qs(urllib.parse.urlsplit(url).query, keep_blank_values=True)
-
-
-def _url_generation(url: str) -> int | None:
-    values = _query(url).get("generation")
-    return int(values[0]) if values else None
-
-
-def header_int(response: Any, name: str, value: str) -> int:
-    """Parse an integer response header.
-
-    Raises:
-        InvalidResponse: ``('Unexpected {name} header', value)``.
-    """
-    try:
-        return int(value)
-    except ValueError:
-        raise common.InvalidResponse(response, f"Unexpected {name} header", value) from None
 
 
 def _new_decoder(encoding: str | None) -> Any:
@@ -166,7 +130,7 @@ class DownloadProtocol:
         if start is not None and start >= 0 and end is not None and end < start:
             raise ValueError(f"end ({end}) must be >= start ({start})")
         if self._object_generation is None:
-            self._object_generation = _url_generation(self.media_url)
+            self._object_generation = url_generation(self.media_url)
         # A 206 must start where the request did (unknown for a suffix range).
         self._first_start = None if start is not None and start < 0 else (start or 0)
         self._expected_start = self._first_start
@@ -222,9 +186,9 @@ class DownloadProtocol:
         if status == 206:
             self._check_partial(response, headers)
         if self._object_generation is None:
-            generation = get_header(headers, "x-goog-generation")
-            if generation is not None:
-                self._object_generation = header_int(response, "x-goog-generation", generation)
+            self._object_generation = judge_generation(
+                response, get_header(headers, "x-goog-generation"), None
+            )
         encoding = (get_header(headers, "content-encoding") or "").lower() or None
         stored_encoding = (get_header(headers, "x-goog-stored-content-encoding") or "").lower()
         transcoded = stored_encoding == "gzip" and encoding != "gzip"
@@ -245,13 +209,9 @@ class DownloadProtocol:
     def _check_partial(self, response: Any, headers: Headers) -> None:
         # A 206 whose range is not the one requested would put bytes in the wrong place.
         value = get_header(headers, "content-range")
-        try:
-            parsed = ranges.parse_content_range(value or "")
-        except ValueError:
-            parsed = None
         expected = self._expected_start
         known_total = self._stored_total if self._stored_received > 0 else None
-        if parsed is None or not ranges.matches_request(parsed, expected, self.end, known_total):
+        if judge_range(value, expected, self.end, known_total) is None:
             wanted = "?" if expected is None else str(expected)
             raise common.InvalidResponse(
                 response,

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import urllib.parse
 from typing import Any
 
 from resumable_media import checksums, common
 from resumable_media._protocol import ranges
-from resumable_media._protocol.download import add_generation, header_int
 from resumable_media._protocol.request import Headers, RequestSpec, get_header, require_status
 
 __all__ = [
@@ -33,11 +33,118 @@ __all__ = [
     "ProtocolStateError",
     "RangeState",
     "RangedRead",
+    "add_generation",
+    "header_int",
+    "judge_generation",
+    "judge_range",
     "object_facts",
+    "url_generation",
 ]
 
 _PARTIAL = 206
 _PROBE_STATUSES = (200, 206)
+
+
+def add_generation(url: str, generation: int | None) -> str:
+    """Return ``url`` pinned to ``generation`` (unless it has a ``generation`` parameter).
+
+    The parameter is appended; the rest of the URL is kept byte for byte.
+
+    Args:
+        url: The media URL.
+        generation: The object generation to pin, or None (``url`` is returned as is).
+
+    Returns:
+        The URL with ``generation=<generation>`` in its query.
+    """
+    if generation is None or "generation" in _query(url):
+        return url
+    base, hash_mark, fragment = url.partition("#")
+    separator = "&" if "?" in base else "?"
+    if base.endswith(("?", "&")):
+        separator = ""
+    return f"{base}{separator}generation={generation}{hash_mark}{fragment}"
+
+
+def _query(url: str) -> dict[str, list[str]]:
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(url).query, keep_blank_values=True)
+
+
+def url_generation(url: str) -> int | None:
+    """The ``generation`` parameter of ``url``'s query, or None."""
+    values = _query(url).get("generation")
+    return int(values[0]) if values else None
+
+
+def header_int(response: Any, name: str, value: str) -> int:
+    """Parse an integer response header.
+
+    Raises:
+        InvalidResponse: ``('Unexpected {name} header', value)``.
+    """
+    try:
+        return int(value)
+    except ValueError:
+        raise common.InvalidResponse(response, f"Unexpected {name} header", value) from None
+
+
+def judge_range(
+    value: str | None,
+    first: int | None,
+    last: int | None,
+    total: int | None,
+    *,
+    exact: bool = False,
+) -> ranges.ContentRange | None:
+    """The one rule for a 206's ``Content-Range``: the parsed range when it is acceptable.
+
+    Every reader of ranged answers (``Download``, ``ChunkedDownload``, the parallel worker,
+    the read-ahead reader behind ``open``) judges with this rule and words its own error.
+
+    Args:
+        value: The ``Content-Range`` header value (None: absent).
+        first: The first byte asked for (None: unknown, e.g. a suffix range).
+        last: The last byte asked for (None: to the end).
+        total: The object size the answer must state (None: not checked).
+        exact: The answer must reach ``last`` (or the object's last byte), not stop short.
+
+    Returns:
+        The parsed range, or None when it is absent, malformed or another range (a body
+        for other bytes would land in the wrong place; another size means the object
+        changed between requests).
+    """
+    try:
+        received = ranges.parse_content_range(value or "")
+    except ValueError:
+        return None
+    if not ranges.matches_request(received, first, last, total, exact=exact):
+        return None
+    return received
+
+
+def judge_generation(response: Any, value: str | None, pinned: int | None) -> int | None:
+    """The one rule for ``x-goog-generation``: learn it, or require the pinned one.
+
+    Args:
+        response: The response (stored on a raised exception).
+        value: The header value (None: absent, which is accepted).
+        pinned: The generation every answer must report, or None to learn it.
+
+    Returns:
+        The generation now known (``pinned``, or the one learnt).
+
+    Raises:
+        InvalidResponse: A malformed value, or one other than ``pinned``.
+    """
+    if value is None:
+        return pinned
+    got = header_int(response, "x-goog-generation", value)
+    if pinned is not None and got != pinned:
+        raise common.InvalidResponse(
+            response,
+            f"the object changed during the download: generation {got} != {pinned}",
+        )
+    return got
 
 
 class RangeState(enum.Enum):
@@ -237,15 +344,16 @@ class RangedRead:
         self.total = 0
 
     def _check_range(self, response: Any, value: str | None) -> None:
-        try:
-            received = ranges.parse_content_range(value or "")
-        except ValueError:
-            raise common.InvalidResponse(
-                response, f"206 response without a valid Content-Range: {value!r}"
-            ) from None
-        size = received.total if self.total is None else self.total
         first = self.first + self.received
-        if not ranges.matches_request(received, first, self.last, size, exact=True):
+        received = judge_range(value, first, self.last, self.total, exact=True)
+        if received is None:
+            try:
+                parsed = ranges.parse_content_range(value or "")
+            except ValueError:
+                raise common.InvalidResponse(
+                    response, f"206 response without a valid Content-Range: {value!r}"
+                ) from None
+            size = parsed.total if self.total is None else self.total
             of = "an object of unknown size" if size is None else f"a {size}-byte object"
             raise common.InvalidResponse(
                 response,
@@ -255,18 +363,10 @@ class RangedRead:
         if received.total is None:
             raise common.InvalidResponse(response, "206 response does not state the object size")
         self.total = received.total
+        self.last = received.end  # the object may end before the last byte asked for
 
     def _check_generation(self, response: Any, value: str | None) -> None:
-        if value is None:
-            return
-        got = header_int(response, "x-goog-generation", value)
-        if self.generation is None:
-            self.generation = got
-        elif got != self.generation:
-            raise common.InvalidResponse(
-                response,
-                f"the object changed during the download: generation {got} != {self.generation}",
-            )
+        self.generation = judge_generation(response, value, self.generation)
 
     def feed(self, piece: memoryview | bytes) -> None:
         """Account for the next body piece kept (in order): count it and CRC32C it."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from resumable_media import _transport
-from resumable_media._protocol.download import add_generation
+from resumable_media._protocol.ranged import add_generation
 from resumable_media.common import RetryStrategy
 
 __all__ = [

@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from resumable_media import checksums
 from resumable_media._protocol import checks
-from resumable_media._protocol.download import add_generation
-from resumable_media._protocol.ranged import RangedRead, object_facts
+from resumable_media._protocol.ranged import RangedRead, add_generation, object_facts
 from resumable_media._protocol.request import RequestSpec, require_status
 from resumable_media._transport import (
     READ_SIZE,

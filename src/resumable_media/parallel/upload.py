@@ -137,6 +137,8 @@ class ParallelUpload:
         transport_factory: TransportFactory | Transport,
         content_type: str,
         metadata: dict[str, str] | None = None,
+        *,
+        custom_metadata: dict[str, str] | None = None,
     ) -> TransferResult:
         """Run the upload.
 
@@ -144,7 +146,9 @@ class ParallelUpload:
             transport_factory: A picklable zero-argument transport factory, or (when
                 everything runs in this process, ``processes=0``) a session.
             content_type: The object's content type.
-            metadata: Custom metadata (sent as ``x-goog-meta-*``).
+            metadata: The old spelling of ``custom_metadata`` (elsewhere in the package
+                ``metadata`` is the object resource); give one of the two.
+            custom_metadata: The object's custom metadata (sent as ``x-goog-meta-*``).
 
         Returns:
             The result (``headers`` holds the final object's response headers).
@@ -155,6 +159,12 @@ class ParallelUpload:
             TypeError: A session, or a factory that cannot be pickled, with
                 ``processes > 0``; an object that is neither a factory nor a session.
         """
+        if metadata is not None and custom_metadata is not None:
+            raise TypeError(
+                "ParallelUpload.transmit takes the custom metadata once: pass "
+                "custom_metadata= (metadata= is its old spelling), not both"
+            )
+        custom = custom_metadata if custom_metadata is not None else metadata
         began = time.monotonic()
         factory = transport_source(
             transport_factory, processes=self.processes, owner="ParallelUpload"
@@ -167,7 +177,7 @@ class ParallelUpload:
         container = XMLMPUContainerProtocol(self.upload_url, self.filename, dict(self.headers))
         self._round_trip(
             transport,
-            container._prepare_initiate_request(content_type, metadata),
+            container._prepare_initiate_request(content_type, custom),
             lambda r: container._process_initiate_response(r, r.status_code, r.content),
         )
         self.upload_id = container.upload_id

@@ -25,7 +25,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, Any, Generic, TypeVar, overload
 
 import requests.exceptions
 import urllib3.exceptions
@@ -33,6 +33,7 @@ import urllib3.exceptions
 from resumable_media import checksums, common
 from resumable_media._protocol.chunked import ChunkedDownloadProtocol
 from resumable_media._protocol.download import DownloadProtocol
+from resumable_media._protocol.request import RequestSpec
 from resumable_media.requests import _body
 from resumable_media.requests._send import (
     DEFAULT_RETRY,
@@ -109,11 +110,33 @@ def _read_error_body(response: Any) -> None:
         _ = response.content
 
 
-class _SingleDownload(DownloadProtocol):
+_T = TypeVar("_T")
+
+
+class _FromProtocol(Generic[_T]):
+    """A read-only attribute of a seed class, read from its composed protocol object."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, owner_self: None, owner: type) -> _FromProtocol[_T]: ...
+    @overload
+    def __get__(self, owner_self: object, owner: type) -> _T: ...
+    def __get__(self, owner_self: object, owner: type) -> _T | _FromProtocol[_T]:
+        if owner_self is None:
+            return self
+        value: _T = getattr(owner_self._protocol, self._name)  # type: ignore[attr-defined]
+        return value
+
+
+class _SingleDownload:
     """The machinery shared by :class:`Download` and :class:`RawDownload` (private).
 
     The two public classes are siblings, as in google-resumable-media, so
-    ``isinstance(raw, Download)`` is False.
+    ``isinstance(raw, Download)`` is False.  They drive a
+    :class:`~resumable_media._protocol.download.DownloadProtocol` (composed, not
+    inherited: the core's ``feed``/``flush``/``finish`` are not public here).
     """
 
     _decode_body = True
@@ -129,9 +152,25 @@ class _SingleDownload(DownloadProtocol):
         *,
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
     ) -> None:
-        super().__init__(media_url, start, end, headers, checksum, decode=self._decode_body)
+        self._protocol = DownloadProtocol(
+            media_url, start, end, headers, checksum, decode=self._decode_body
+        )
         self._stream = stream
         self._retry_strategy = own_retry(retry)
+
+    # The seed's attributes, read from the protocol object (documented there).
+    media_url = _FromProtocol[str]("media_url")
+    start = _FromProtocol[int | None]("start")
+    end = _FromProtocol[int | None]("end")
+    checksum = _FromProtocol[str | None]("checksum")
+    finished = _FromProtocol[bool]("finished")
+    bytes_downloaded = _FromProtocol[int]("bytes_downloaded")
+    _headers = _FromProtocol[dict[str, Any]]("_headers")
+    _object_generation = _FromProtocol[int | None]("_object_generation")
+
+    def _prepare_request(self) -> RequestSpec:
+        """Upstream's name: the first request (the download is single use)."""
+        return self._protocol._prepare_request()
 
     def consume(self, transport: Transport, timeout: Timeout = DEFAULT_TIMEOUT) -> Any:
         """Download the bytes, into the stream when one was given.
@@ -151,6 +190,7 @@ class _SingleDownload(DownloadProtocol):
             requests.exceptions.ChunkedEncodingError: If the body broke off and the
                 retries ran out.
         """
+        protocol = self._protocol
         first = self._prepare_request()
         origin = 0
         if self._stream is not None:
@@ -159,12 +199,12 @@ class _SingleDownload(DownloadProtocol):
         buffers = _read_buffers(3 if self._stream is not None else 0)
 
         def attempt() -> Any:
-            spec = self.prepare_attempt(first)
+            spec = protocol.prepare_attempt(first)
             # As upstream: Download streams only into a stream; RawDownload always.
             streaming = self._stream is not None or not self._decode_body
             response = send(transport, spec, timeout, stream=streaming)
             try:
-                rewind = self.process_response(response, response.status_code, response.headers)
+                rewind = protocol.process_response(response, response.status_code, response.headers)
             except common.InvalidResponse:
                 _read_error_body(response)
                 raise
@@ -185,19 +225,20 @@ class _SingleDownload(DownloadProtocol):
         # stored form (not decoded by the transport).
         if not self._decode_body or response.headers.get("content-encoding"):
             return
-        self.feed(response.content)
+        protocol = self._protocol
+        protocol.feed(response.content)
         try:
-            self.finish(response)
+            protocol.finish(response)
         except ConnectionError:
             # The retry must fetch the whole body again: the caller reads it from
             # the response, so a ranged resume would hand them only the tail.
-            self._restart_body()
+            protocol._restart_body()
             raise
 
     def _write_body(
         self, response: Any, rewind: bool, buffers: list[bytearray], origin: int
     ) -> None:
-        stream = self._stream
+        stream, protocol = self._stream, self._protocol
         assert stream is not None
         if rewind:
             try:
@@ -208,20 +249,20 @@ class _SingleDownload(DownloadProtocol):
                 stream.truncate()  # best effort: the full body overwrites the rest anyway
         write = stream.write
         if _body.body_is_decoded(response):
-            self._decoder = None
+            protocol._decoder = None
         read = _upstream_errors(_body.body_reader(response), as_requests=self._decode_body)
-        hasher = self.running_hash
+        hasher = protocol.running_hash
         if hasher is not None and hasher.name == "md5":
-            _read_hashing_aside(read, hasher, self.feed, write, buffers)
+            _read_hashing_aside(read, hasher, protocol.feed, write, buffers)
         else:
             view = memoryview(buffers[0])
             while count := read(view):
-                for piece in self.feed(view[:count]):
+                for piece in protocol.feed(view[:count]):
                     write(piece)
-        for piece in self.flush():
+        for piece in protocol.flush():
             write(piece)
         _body.mark_consumed(response)
-        self.finish(response)
+        protocol.finish(response)
 
 
 _THREAD_BUFFERS = threading.local()
@@ -373,9 +414,13 @@ class _LentChunk:
         return getattr(self._rm_raw, name)
 
 
-class _Chunked(ChunkedDownloadProtocol):
+class _Chunked:
     """The machinery shared by :class:`ChunkedDownload` and :class:`RawChunkedDownload`
-    (private; the public classes are siblings, as in google-resumable-media)."""
+    (private; the public classes are siblings, as in google-resumable-media).
+
+    It drives a :class:`~resumable_media._protocol.chunked.ChunkedDownloadProtocol`
+    (composed, not inherited: the core's calls are not part of the public surface).
+    """
 
     _stream_always = False
 
@@ -391,7 +436,9 @@ class _Chunked(ChunkedDownloadProtocol):
         checksum: str | None = "auto",
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
     ) -> None:
-        super().__init__(media_url, chunk_size, start, end, headers, checksum)
+        self._protocol = ChunkedDownloadProtocol(
+            media_url, chunk_size, start, end, headers, checksum
+        )
         self._stream = stream
         self._retry_strategy = own_retry(retry)
         # Up to two chunk buffers, each with the response (if any) that may still read it:
@@ -400,6 +447,38 @@ class _Chunked(ChunkedDownloadProtocol):
         self._buffers: list[tuple[bytearray, weakref.ref[_LentChunk] | None]] = []
         self._buffer = bytearray()
         self._streamed = False
+
+    # The seed's attributes, read from the protocol object (documented there).
+    media_url = _FromProtocol[str]("media_url")
+    chunk_size = _FromProtocol[int]("chunk_size")
+    start = _FromProtocol[int | None]("start")
+    end = _FromProtocol[int | None]("end")
+    checksum = _FromProtocol[str | None]("checksum")
+    finished = _FromProtocol[bool]("finished")
+    invalid = _FromProtocol[bool]("invalid")
+    bytes_downloaded = _FromProtocol[int]("bytes_downloaded")
+    total_bytes = _FromProtocol[int | None]("total_bytes")
+    _headers = _FromProtocol[dict[str, Any]]("_headers")
+
+    def _prepare_request(self) -> RequestSpec:
+        """Upstream's name: the next chunk's request (see the protocol object)."""
+        return self._protocol._prepare_request()
+
+    def _make_invalid(self) -> None:
+        self._protocol._make_invalid()
+
+    def _process_response(self, response: Any) -> None:
+        """Upstream's name: judge a chunk the transport has read (``content``) and write it."""
+        protocol = self._protocol
+        expected = protocol.process_response(response, response.status_code, response.headers)
+        if not expected:
+            return  # the empty object's 416: its body is an error text
+        body = response.content
+        hasher = protocol.chunk_hasher()
+        if hasher is not None:
+            hasher.update(body)
+        protocol.process_body(response, body, hasher)
+        self._stream.write(body)
 
     def consume_next_chunk(self, transport: Transport, timeout: Timeout = DEFAULT_TIMEOUT) -> Any:
         """Download the next chunk and append it to the stream.
@@ -427,15 +506,7 @@ class _Chunked(ChunkedDownloadProtocol):
         if stream and self._reads_raw(response):
             return self._read_streamed(response)
         # The transport has read (and decoded) the body: use it as upstream does.
-        expected = self.process_response(response, response.status_code, response.headers)
-        # Only the empty object's 416 announces no bytes; its body is an error text.
-        body = response.content if expected else b""
-        hasher = self.chunk_hasher()
-        if hasher is not None:
-            hasher.update(body)
-        self.process_body(response, body, hasher)
-        if expected:
-            self._stream.write(body)
+        self._process_response(response)
         return response
 
     def _reads_raw(self, response: Any) -> bool:
@@ -445,24 +516,24 @@ class _Chunked(ChunkedDownloadProtocol):
     def _read_streamed(self, response: Any) -> Any:
         self._streamed = _seekable(self._stream)
         origin = self._stream.tell() if self._streamed else 0
+        protocol = self._protocol
         try:
-            expected = self.process_response(response, response.status_code, response.headers)
+            expected = protocol.process_response(response, response.status_code, response.headers)
         except common.InvalidResponse:
             _read_error_body(response)
             raise
+        if not expected:
+            return response  # the empty object's 416: its body stays readable, as upstream
         try:
-            hasher = self.chunk_hasher()
-            # Only the empty object's 416 announces no bytes; its body is an error text.
-            view = self._read_chunk(response, expected, hasher) if expected else memoryview(b"")
-            self.process_body(response, view, hasher)
+            hasher = protocol.chunk_hasher()
+            view = self._read_chunk(response, expected, hasher)
+            protocol.process_body(response, view, hasher)
         except BaseException:
             response.close()
             if self._streamed:  # leave no partial chunk behind
                 self._stream.seek(origin)
                 self._stream.truncate()
             raise
-        if not expected:
-            return response  # the empty object's 416: its body stays readable, as upstream
         if not self._streamed:
             self._stream.write(view)
         if hasattr(response, "_content_consumed") and hasattr(response, "raw"):
