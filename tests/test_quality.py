@@ -36,14 +36,20 @@ def test_tool_is_clean(command: list[str]) -> None:
 # path, as pytest imports it (rootdir-relative: its helpers are imported by bare name and
 # several directories have a conftest.py, so one run would see module "conftest" many
 # times).  The tests' bodies are checked; their functions need not all be annotated.
-_TEST_DIRS = ["unit", "functional", "support", "eco", "interop", "bulk", "conformance"]
-_NOT_YET = {  # directories whose findings are outside this change's area (to fix, then move)
-    "cli": "1 finding (tests/cli/test_cp_gsutil.py: an unannotated dict)",
-    "reliability": "14 findings (rel_liar, rel_kinds, crash/lying-server helpers' kwargs)",
-    "compat": "8 findings (_diff, test_differential, gcs2_script)",
-    "server": "4 findings (test_uploads, test_objects, test_robustness, test_xml_objects)",
-    "safety": "1 finding (test_changed_source: an optional URL)",
-}
+_TEST_DIRS = [
+    "unit",
+    "functional",
+    "support",
+    "eco",
+    "interop",
+    "bulk",
+    "conformance",
+    "cli",
+    "reliability",
+    "compat",
+    "server",
+    "safety",
+]
 _RELAXED = ["--allow-untyped-defs", "--allow-untyped-calls", "--allow-incomplete-defs"]
 
 
@@ -68,10 +74,6 @@ def _mypy_tests(directory: str) -> subprocess.CompletedProcess[str]:
     "directory",
     [
         *_TEST_DIRS,
-        *(
-            pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason))
-            for name, reason in _NOT_YET.items()
-        ),
     ],
 )
 def test_mypy_over_tests(directory: str) -> None:
@@ -96,4 +98,4 @@ def test_mypy_over_top_level_tests() -> None:
 
 def test_every_test_directory_is_type_checked() -> None:
     directories = {p.parent.name for p in (ROOT / "tests").glob("*/*.py")}
-    assert directories == {*_TEST_DIRS, *_NOT_YET}
+    assert directories == set(_TEST_DIRS)

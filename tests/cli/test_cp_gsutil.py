@@ -24,7 +24,7 @@ def _names(gcs_server: GCSServer, bucket: str) -> list[str]:
     names: list[str] = []
     token = None
     while True:
-        params = {"pageToken": token} if token else {}
+        params: dict[str, str] = {"pageToken": token} if token else {}
         page = requests.get(url, params=params, timeout=10).json()
         names += [item["name"] for item in page.get("items", [])]
         token = page.get("nextPageToken")

@@ -100,7 +100,7 @@ def watch_session(session: requests.Session, recorder: Recorder) -> requests.Ses
 class Context:
     """What a scenario may use: the recorder transport and the per-implementation names."""
 
-    def __init__(self, transport: Recorder, **values: Any) -> None:
+    def __init__(self, transport: Recorder | requests.Session, **values: Any) -> None:
         self.transport = transport
         self.__dict__.update(values)
 
@@ -185,7 +185,8 @@ def observe(
     observed.update(state(ctx))
     recorder.close()
     observed["calls"] = recorder.calls
-    return normalise(observed, [*getattr(ctx, "extra_subs", []), *subs])
+    normalised: Observed = normalise(observed, [*getattr(ctx, "extra_subs", []), *subs])
+    return normalised
 
 
 STATE = (

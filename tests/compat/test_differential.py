@@ -170,7 +170,7 @@ _WRONG_CRC = _crc(b"not the data")
 _CUT = 300 * KIB
 
 
-def _cut_then_rest(data: bytes, **hashes: str) -> list[Any]:
+def _cut_then_rest(data: bytes, **hashes: Any) -> list[Any]:
     """A 200 whose body breaks off after ``_CUT`` bytes, then a 206 from the requested byte."""
     headers = _object_headers(data, **hashes)
     first = response(200, "OK", headers, data[:_CUT], length=len(data), close=True)
@@ -259,7 +259,7 @@ def _chunked(
             headers=dict(ctx.fault_headers),
         )
         download._retry_strategy = impl.retry(retries)
-        responses = []
+        responses: list[Any] = []
         while not download.finished and len(responses) < 40:
             responses.append(download.consume_next_chunk(ctx.transport))
         # Every chunk response keeps its content after later chunks were consumed.
@@ -323,7 +323,8 @@ def _invalid_then_reuse(chunk: int) -> Any:
 
     def run(impl: Impl, ctx: Any) -> Observed:
         try:
-            return inner(impl, ctx)
+            observed: Observed = inner(impl, ctx)
+            return observed
         except Exception as exc:
             out: Observed = {"first_error": exc}
             try:

@@ -40,7 +40,11 @@ from resumable_media.requests import (
 CHUNK = 512 * 1024
 """Chunk / part size of the chunked kinds: several requests per 2 MiB object."""
 
-DOCUMENTED = (common.InvalidResponse, common.DataCorruption, *_send.CONNECTION_ERROR_CLASSES)
+DOCUMENTED: tuple[type[BaseException], ...] = (
+    common.InvalidResponse,
+    common.DataCorruption,
+    *_send.CONNECTION_ERROR_CLASSES,
+)
 """Exceptions a failed transfer may raise (api-compat §1.2, §2.2)."""
 
 DOWNLOADS = ("Download", "RawDownload", "ChunkedDownload", "ParallelDownload", "cp↓", "cp↓accel")
@@ -136,7 +140,9 @@ def stored_object(env: Env, name: str) -> tuple[bytes, dict[str, Any]] | None:
 # ----------------------------------------------------------------------------- the kinds
 
 
-def _stream_download(cls: type[Download]) -> Callable[[Env, str, dict[str, str]], bytes]:
+def _stream_download(
+    cls: type[Download] | type[RawDownload],
+) -> Callable[[Env, str, dict[str, str]], bytes]:
     def run(env: Env, name: str, headers: dict[str, str]) -> bytes:
         stream = io.BytesIO()
         download = cls(

@@ -14,6 +14,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from typing import Any
 
 
 @dataclasses.dataclass
@@ -116,7 +117,7 @@ class LyingServer:
             conn.close()
 
 
-def _read_request(reader: socket.SocketIO | object) -> Request | None:
+def _read_request(reader: Any) -> Request | None:
     line = reader.readline()  # type: ignore[attr-defined]
     if not line:
         return None

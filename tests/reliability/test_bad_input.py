@@ -218,7 +218,7 @@ def test_resumable_auto_recover_needs_seekable_stream(env: Env, session: request
     upload = ResumableUpload(env.upload_url("resumable"), CHUNK, auto_recover=True)
     stream = _ForwardOnly(DATA)
     with pytest.raises(ValueError, match="seekable"):
-        upload.initiate(session, stream, {"name": "fwd"}, "text/plain", stream_final=False)
+        upload.initiate(session, stream, {"name": "fwd"}, "text/plain", stream_final=False)  # type: ignore[arg-type]
     _nothing_sent(env, before)
 
 
@@ -328,7 +328,7 @@ def test_simple_upload_non_bytes(env: Env, session: requests.Session, data: Any)
 def test_multipart_non_bytes(env: Env, session: requests.Session) -> None:
     upload = MultipartUpload(env.upload_url("multipart"))
     with pytest.raises(TypeError) as caught:
-        upload.transmit(session, "text", {"name": "nb"}, "text/plain")
+        upload.transmit(session, "text", {"name": "nb"}, "text/plain")  # type: ignore[arg-type]
     assert caught.value.args == ("`data` must be bytes, received", str)
     # Refused input does not use the object up: a corrected call goes through.
     upload.transmit(session, b"text", {"name": "nb"}, "text/plain")

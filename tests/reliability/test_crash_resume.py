@@ -145,7 +145,7 @@ def _run_and_kill(
 def _run_to_end(args: list[str], timeout_s: float = 120, **extra_env: str) -> dict[str, Any]:
     driver = Driver(args, uuid.uuid4().hex, **extra_env)
     deadline = time.monotonic() + timeout_s
-    result = None
+    result: dict[str, Any] | None = None
     while True:
         line = driver.next_line(deadline)
         if line is None:
@@ -213,7 +213,7 @@ def test_pipelined_upload_killed_and_rerun(
     source.write_bytes(big_data)
     rng = random.Random(SEED + 1)
     generation = None
-    session = {"RM_SESSION_FILE": str(tmp_path / "session-url")}
+    session: dict[str, Any] = {"RM_SESSION_FILE": str(tmp_path / "session-url")}
     resumed = 0
     for point in range(KILLS):
         fraction = rng.uniform(0.03, 0.97)

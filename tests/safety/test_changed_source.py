@@ -104,6 +104,7 @@ def test_pipelined_upload_of_a_changing_file(
             # The session was cancelled, so nothing can finalize it later.
             deletes = [r for r in logged_requests(gcs_server) if r.method == "DELETE"]
             assert any("upload_id=" in r.path and r.status == 499 for r in deletes)
+            assert upload.resumable_url is not None
             assert requests.put(upload.resumable_url, data=b"", timeout=10).status_code == 404
             outcomes.append("changed")
             continue

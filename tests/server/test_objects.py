@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+from typing import Any
 
 import google_crc32c
 import requests
@@ -66,7 +67,7 @@ def test_compose(gcs_server: GCSServer, gcs_bucket: str) -> None:
         gcs_server.put_object(gcs_bucket, f"p{i}", p)["generation"] for i, p in enumerate(parts)
     ]
     url = f"{gcs_server.endpoint}/storage/v1/b/{gcs_bucket}/o/out%2Fall/compose"
-    body = {
+    body: dict[str, Any] = {
         "sourceObjects": [
             {"name": "p0", "objectPreconditions": {"ifGenerationMatch": gens[0]}},
             {"name": "p1", "generation": gens[1]},

@@ -16,6 +16,7 @@ Q = 256 * 1024
 
 def connect(server: GCSServer) -> socket.socket:
     parts = urlsplit(server.endpoint)
+    assert parts.port is not None
     sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
     return sock
 

@@ -95,7 +95,7 @@ def test_media_upload_missing_bucket_and_name(gcs_server: GCSServer, gcs_bucket:
 
 def test_multipart_upload(gcs_server: GCSServer, gcs_bucket: str) -> None:
     data = os.urandom(300_000) + b"\r\n--==b0undary==-- lookalike"
-    meta = {
+    meta: dict[str, object] = {
         "name": "mp",
         "metadata": {"a": "1"},
         "crc32c": b64crc(data),

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from resumable_media.testing import GCSServer
-from resumable_media.testing.xmlobjects import page
+from resumable_media.testing.store import page
 
 NS = "{http://doc.s3.amazonaws.com/2006-03-01}"
 
