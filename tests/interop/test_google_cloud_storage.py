@@ -13,6 +13,7 @@ from google.cloud import storage
 from google.cloud.storage import transfer_manager
 
 from resumable_media.testing import GCSServer
+from support import wait_for_records
 
 MIB = 1 << 20
 
@@ -68,8 +69,9 @@ def test_resumable_upload_small_chunks(
     gcs_server.clear_requests()
     blob.upload_from_filename(str(path), checksum="crc32c")
     assert gcs_server.object_bytes(gcs_bucket, "gcs/resumable.bin") == data
-    puts = [r for r in gcs_server.requests if r.method == "PUT"]
-    assert len(puts) == -(-len(data) // (256 * 1024))  # really chunked
+    chunks = -(-len(data) // (256 * 1024))
+    puts = wait_for_records(gcs_server, lambda r: r.method == "PUT", count=chunks)
+    assert len(puts) == chunks  # really chunked
     assert all(r.status == 308 for r in puts[:-1]) and puts[-1].status == 200
     reloaded = client.bucket(gcs_bucket).get_blob("gcs/resumable.bin")
     assert reloaded is not None and reloaded.metadata == {"origin": "interop"}

@@ -9,7 +9,7 @@ import requests
 
 import resumable_media
 
-__all__ = ["FAST", "logged_requests", "resumable_url", "session_for"]
+__all__ = ["FAST", "logged_requests", "resumable_url", "session_for", "wait_for_records"]
 
 FAST = resumable_media.RetryStrategy(initial_delay=0.01, max_sleep=0.05, max_retries=4, jitter_s=0)
 """Quick retries without jitter: the tests exercise the retry paths, not the waiting."""
@@ -25,6 +25,20 @@ def logged_requests(server: Any) -> list[Any]:
         time.sleep(0.1)
         records = server.requests
     return list(records)
+
+
+def wait_for_records(
+    server: Any, predicate: Any, count: int = 1, timeout_s: float = 5.0
+) -> list[Any]:
+    """The logged requests that satisfy ``predicate``, once at least ``count`` of them are
+    in the log (a record is written just after its answer; another test's late record may
+    come in between, so the log is filtered rather than indexed)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = [r for r in server.requests if predicate(r)]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
 
 
 def resumable_url(server: Any, bucket: str) -> str:
