@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -422,6 +423,25 @@ class ResumableUploadProtocol:
         self._sent = (start, length)
         self._sent_total = end if final else None
         return RequestSpec("PUT", url, body, headers)
+
+    def prepare_cancel_request(self) -> RequestSpec:
+        """Build ``DELETE {session}``: cancel the session (GCS answers 499), with the extra
+        headers, so nothing can finalize it any more."""
+        return RequestSpec("DELETE", self._session_url(), None, dict(self._headers))
+
+    def prepare_delete_generation(self, resource: dict[str, Any]) -> RequestSpec | None:
+        """Build the JSON API ``DELETE`` of exactly the generation this upload created, or
+        None when the upload URL is not a JSON API one (a signed URL: no API to delete by).
+        """
+        head, marker, _ = self.upload_url.partition("/upload/storage/v1/b/")
+        if not marker or not resource.get("bucket") or not resource.get("name"):
+            return None
+        bucket = urllib.parse.quote(str(resource["bucket"]), safe="")
+        name = urllib.parse.quote(str(resource["name"]), safe="")
+        url = f"{head}/storage/v1/b/{bucket}/o/{name}"
+        if resource.get("generation") is not None:
+            url += f"?ifGenerationMatch={resource['generation']}"
+        return RequestSpec("DELETE", url, None, dict(self._headers))
 
     def prepare_status_query(self) -> RequestSpec:
         """Build the status query (``content-range: bytes */*``) with the extra headers."""

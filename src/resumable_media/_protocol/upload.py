@@ -320,6 +320,12 @@ class XMLMPUContainerProtocol:
         """
         _require_status(response, status, (204,))
 
+    def prepare_delete_generation(self, generation: str | None) -> RequestSpec:
+        """Build ``DELETE {url}`` of the completed object, pinned to ``generation`` when
+        known (``x-goog-if-generation-match``), for an object that failed its check."""
+        extra = {"x-goog-if-generation-match": str(generation)} if generation else {}
+        return RequestSpec("DELETE", self.upload_url, None, {**self._headers, **extra})
+
     def _prepare_object_request(self) -> RequestSpec:
         """Build ``HEAD {url}``: the completed object's headers (size, generation, hashes)."""
         return RequestSpec("HEAD", self.upload_url, None, self._headers)

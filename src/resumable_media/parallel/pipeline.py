@@ -27,7 +27,6 @@ import os
 import queue
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -443,7 +442,7 @@ class PipelinedUpload:
         if self.resumable_url is None:
             return
         try:
-            response = transport.request("DELETE", self.resumable_url, timeout=self.timeout)
+            response = send(transport, self._protocol.prepare_cancel_request(), self.timeout)
             if response.status_code not in (499, 200, 204, 404, 410):
                 _LOGGER.warning("cancelling the upload session answered %d", response.status_code)
         except Exception as exc:  # the session expires on its own within a week
@@ -455,11 +454,11 @@ class PipelinedUpload:
         """After a finalized upload failed its check: delete that generation, or say it stays."""
         where = f"gs://{resource.get('bucket')}/{resource.get('name')}"
         generation = resource.get("generation")
-        url = _object_url(self.upload_url, resource)
+        spec = self._protocol.prepare_delete_generation(resource)
         outcome = f"the object {where} (generation {generation}) exists and is wrong; delete it"
-        if url is not None:
+        if spec is not None:
             try:
-                response = transport.request("DELETE", url, timeout=self.timeout)
+                response = send(transport, spec, self.timeout)
                 if response.status_code in (200, 204):
                     outcome = f"the object {where} it created was deleted"
                 elif response.status_code == 412:
@@ -642,19 +641,6 @@ class _SourceCheck:
 
     def check(self) -> None:
         check_unchanged(self.stream, self.identity, label=self.label, destination=self.name)
-
-
-def _object_url(upload_url: str, resource: dict[str, Any]) -> str | None:
-    """The JSON API URL that deletes exactly this generation of the uploaded object."""
-    head, marker, _ = upload_url.partition("/upload/storage/v1/b/")
-    if not marker or not resource.get("bucket") or not resource.get("name"):
-        return None  # a signed or custom upload URL: no API to delete through
-    bucket = urllib.parse.quote(str(resource["bucket"]), safe="")
-    name = urllib.parse.quote(str(resource["name"]), safe="")
-    url = f"{head}/storage/v1/b/{bucket}/o/{name}"
-    if resource.get("generation") is not None:
-        url += f"?ifGenerationMatch={resource['generation']}"
-    return url
 
 
 def _remaining_size(stream: Any) -> int | None:

@@ -212,22 +212,18 @@ class ParallelUpload:
         try:
             return self._result(transport, container, size, checksums.crc32c_to_b64(crc), began)
         except common.DataCorruption as exc:
-            raise self._remove_bad_object(transport, exc) from None
+            raise self._remove_bad_object(transport, container, exc) from None
 
     def _remove_bad_object(
-        self, transport: Any, error: common.DataCorruption
+        self, transport: Any, container: XMLMPUContainerProtocol, error: common.DataCorruption
     ) -> common.DataCorruption:
         """The completed object failed its check: delete that generation, or say it stays."""
         headers = getattr(error.response, "headers", None) or {}
         generation = headers.get("x-goog-generation")
         outcome = f"the object at {self.upload_url} exists and is wrong; delete it"
-        extra = {"x-goog-if-generation-match": str(generation)} if generation else {}
         try:
-            response = transport.request(
-                "DELETE",
-                self.upload_url,
-                headers={**dict(self.headers), **extra},
-                timeout=self.timeout,
+            response = send(
+                transport, container.prepare_delete_generation(generation), self.timeout
             )
             if response.status_code in (200, 204):
                 outcome = f"the object it created at {self.upload_url} was deleted"
