@@ -100,3 +100,29 @@ def test_mypy_over_top_level_tests() -> None:
 def test_every_test_directory_is_type_checked() -> None:
     directories = {p.parent.name for p in (ROOT / "tests").glob("*/*.py")}
     assert directories == set(_TEST_DIRS)
+
+
+def test_the_library_never_imports_the_command() -> None:
+    """Only ``cli.py`` and ``_cli/`` may import ``resumable_media._cli``."""
+    import ast
+
+    src = pathlib.Path(__file__).resolve().parents[1] / "src" / "resumable_media"
+    offenders = []
+    for path in sorted(src.rglob("*.py")):
+        relative = path.relative_to(src)
+        if relative.parts[0] in ("_cli", "cli.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            if any(
+                name == "resumable_media._cli" or name.startswith("resumable_media._cli.")
+                for name in names
+            ):
+                offenders.append(f"{relative}:{node.lineno}")
+    assert offenders == [], f"library modules import the command: {offenders}"

@@ -727,7 +727,7 @@ class ObjectWriter(io.RawIOBase):
 
 def _endpoint_and_factory(endpoint: str | None, transport: Any) -> tuple[Any, Any]:
     from resumable_media import transports
-    from resumable_media._cli.urls import resolve_endpoint
+    from resumable_media._objects.urls import resolve_endpoint
 
     where = resolve_endpoint(endpoint)
     if transport is None:
@@ -792,7 +792,7 @@ def open_url(
         ValueError: Another mode, or a URL that is not ``gs://bucket/name``.
         InvalidResponse: Opening for reading failed (e.g. HTTP 404).
     """
-    from resumable_media._cli.urls import GsUrl, parse_gs_url
+    from resumable_media._objects.urls import GsUrl, parse_gs_url
 
     target: GsUrl = parse_gs_url(url)
     if not target.name:

@@ -27,7 +27,7 @@ from resumable_media._cli import objects as objects_commands
 from resumable_media._cli import sync as sync_command
 from resumable_media._cli.copy import DEFAULT_JOBS, UsageError
 from resumable_media._cli.options import parse_header, parse_size
-from resumable_media._cli.transfer import TEMP_FILES
+from resumable_media._objects.transfer import TEMP_FILES
 
 __all__ = ["build_parser", "main"]
 

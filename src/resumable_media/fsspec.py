@@ -37,8 +37,8 @@ from fsspec.callbacks import DEFAULT_CALLBACK
 from fsspec.spec import AbstractFileSystem
 
 from resumable_media import callbacks, common
-from resumable_media._cli.client import Storage, TransferError
-from resumable_media._cli.urls import Endpoint, GsUrl, resolve_endpoint
+from resumable_media._objects.client import Storage, TransferError
+from resumable_media._objects.urls import Endpoint, GsUrl, resolve_endpoint
 from resumable_media.parallel.plan import DEFAULT_CHUNK_SIZE
 
 __all__ = ["GCSXFileSystem", "register_gs"]

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from resumable_media import bulk
-from resumable_media._cli.urls import GsUrl
+from resumable_media._objects.urls import GsUrl
 from resumable_media.bulk.filters import glob_to_regex
 from resumable_media.testing import GCSServer
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from resumable_media import common
-from resumable_media._cli.client import PreconditionFailed, Storage, TransferError
-from resumable_media._cli.urls import Endpoint, GsUrl
+from resumable_media._objects.client import PreconditionFailed, Storage, TransferError
+from resumable_media._objects.urls import Endpoint, GsUrl
 from resumable_media.testing import GCSServer
 
 

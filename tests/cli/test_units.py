@@ -13,10 +13,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from resumable_media._cli.options import headers_from_env, parse_header, parse_size
-from resumable_media._cli.paths import LocalPaths, UnsafeName, local_path_for
 from resumable_media._cli.progress import ProgressBar, format_eta
-from resumable_media._cli.transfer import make_durable
-from resumable_media._cli.urls import GCS_ENDPOINT, Endpoint, GsUrl, parse_gs_url, resolve_endpoint
+from resumable_media._objects.paths import LocalPaths, UnsafeName, local_path_for
+from resumable_media._objects.transfer import make_durable
+from resumable_media._objects.urls import (
+    GCS_ENDPOINT,
+    Endpoint,
+    GsUrl,
+    parse_gs_url,
+    resolve_endpoint,
+)
 
 EP = Endpoint("http://127.0.0.1:9", authenticated=False)
 
@@ -132,7 +138,7 @@ def test_format_eta() -> None:
 
 
 def test_temp_registry_closes_when_the_command_stops(tmp_path: pathlib.Path) -> None:
-    from resumable_media._cli.transfer import Interrupted, TempFiles
+    from resumable_media._objects.transfer import Interrupted, TempFiles
 
     registry = TempFiles()
     fd, first = registry.create(tmp_path, ".a.", ".rm-part")

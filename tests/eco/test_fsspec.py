@@ -97,7 +97,7 @@ def test_corrupted_get_leaves_no_file(
     gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
 ) -> None:
     from resumable_media import transports
-    from resumable_media._cli.client import HeaderedFactory
+    from resumable_media._objects.client import HeaderedFactory
 
     gcs_server.put_object(gcs_bucket, "bad.bin", os.urandom(3 * MIB))
     test_id = gcs_server.create_retry_test({"storage.objects.get": ["return-corrupted-data"]})

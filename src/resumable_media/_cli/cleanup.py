@@ -22,8 +22,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from resumable_media._cli.options import format_size
-from resumable_media._cli.paths import is_own_temp
+from resumable_media._objects.paths import is_own_temp
+from resumable_media._objects.units import format_size
 
 __all__ = ["add_parser", "cleanup", "stale_temps"]
 

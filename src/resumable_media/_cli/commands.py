@@ -17,15 +17,15 @@ import sys
 from typing import Any
 
 from resumable_media import checksums, common
-from resumable_media._cli.client import Storage, TransferError, describe_error
 from resumable_media._cli.copy import Reporter, UsageError, run_jobs, run_jobs_on
 from resumable_media._cli.manifest import CpManifest
 from resumable_media._cli.naming import plan_copy
 from resumable_media._cli.options import headers_from_env
 from resumable_media._cli.progress import ProgressBar
 from resumable_media._cli.sync import dask_executor
-from resumable_media._cli.transfer import CopyOptions, resolve_checksum_option, upload_stream
-from resumable_media._cli.urls import GsUrl, is_gs_url, parse_gs_url, resolve_endpoint
+from resumable_media._objects.client import Storage, TransferError, describe_error
+from resumable_media._objects.transfer import CopyOptions, resolve_checksum_option, upload_stream
+from resumable_media._objects.urls import GsUrl, is_gs_url, parse_gs_url, resolve_endpoint
 
 __all__ = ["bench", "cp", "demo", "hash_files", "serve"]
 

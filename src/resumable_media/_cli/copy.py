@@ -21,10 +21,10 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
-from resumable_media._cli.client import PreconditionFailed, Storage, TransferError
-from resumable_media._cli.localerrors import DeviceFull, FullDevices, local_error
 from resumable_media._cli.progress import ProgressBar
-from resumable_media._cli.transfer import (
+from resumable_media._objects.client import PreconditionFailed, Storage, TransferError
+from resumable_media._objects.localerrors import DeviceFull, FullDevices, local_error
+from resumable_media._objects.transfer import (
     TEMP_FILES,
     CopyOptions,
     CopyResult,
@@ -35,7 +35,7 @@ from resumable_media._cli.transfer import (
     skipped_result,
     upload_file,
 )
-from resumable_media._cli.urls import GsUrl
+from resumable_media._objects.urls import GsUrl
 from resumable_media.bulk.executors import Executor
 from resumable_media.bulk.jobs import Action, EngineSpec, Job, JobResult, Status, StorageSpec
 

@@ -19,10 +19,10 @@ import time
 from typing import Any
 
 from resumable_media import checksums
-from resumable_media._cli.options import format_size
 from resumable_media._cli.progress import ProgressBar
-from resumable_media._cli.transfer import TEMP_FILES
-from resumable_media._cli.urls import Endpoint, GsUrl
+from resumable_media._objects.transfer import TEMP_FILES
+from resumable_media._objects.units import format_size
+from resumable_media._objects.urls import Endpoint, GsUrl
 
 __all__ = ["make_test_file", "run_demo"]
 

@@ -20,8 +20,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from resumable_media._cli.client import Storage
-from resumable_media._cli.urls import GsUrl
+from resumable_media._objects.client import Storage
+from resumable_media._objects.urls import GsUrl
 from resumable_media.bulk.filters import glob_to_regex
 
 __all__ = ["Match", "expand_gs", "expand_local", "has_wildcard"]

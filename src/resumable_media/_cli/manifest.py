@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import threading
 
-from resumable_media._cli.client import Storage, TransferError
 from resumable_media._cli.copy import CopyJob, names
-from resumable_media._cli.transfer import CopyResult, skipped_result
-from resumable_media._cli.urls import is_gs_url
+from resumable_media._objects.client import Storage, TransferError
+from resumable_media._objects.transfer import CopyResult, skipped_result
+from resumable_media._objects.urls import is_gs_url
 from resumable_media.bulk.jobs import Action, JobResult, Status
 from resumable_media.bulk.ledger import Ledger
 

@@ -20,11 +20,11 @@ import pathlib
 from collections.abc import Iterable
 from typing import Any, cast
 
-from resumable_media._cli.client import Storage, TransferError
 from resumable_media._cli.copy import CopyJob, Reporter, UsageError, names
 from resumable_media._cli.expand import Match, expand_gs, expand_local, has_wildcard
-from resumable_media._cli.paths import LocalPaths, UnsafeName, iter_local_files, relative_name
-from resumable_media._cli.urls import GsUrl, is_gs_url, parse_gs_url
+from resumable_media._objects.client import Storage, TransferError
+from resumable_media._objects.paths import LocalPaths, UnsafeName, iter_local_files, relative_name
+from resumable_media._objects.urls import GsUrl, is_gs_url, parse_gs_url
 
 __all__ = ["plan_copy"]
 

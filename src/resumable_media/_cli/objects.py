@@ -23,10 +23,15 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any, cast
 
 from resumable_media import checksums
-from resumable_media._cli.client import PreconditionFailed, Storage, TransferError, describe_error
 from resumable_media._cli.copy import UsageError
 from resumable_media._cli.expand import expand_gs, has_wildcard
-from resumable_media._cli.urls import GsUrl, is_gs_url, parse_gs_url
+from resumable_media._objects.client import (
+    PreconditionFailed,
+    Storage,
+    TransferError,
+    describe_error,
+)
+from resumable_media._objects.urls import GsUrl, is_gs_url, parse_gs_url
 
 __all__ = ["add_parsers", "human_size"]
 

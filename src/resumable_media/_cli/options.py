@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 
-__all__ = ["HEADERS_ENV", "format_size", "headers_from_env", "parse_header", "parse_size"]
+__all__ = ["HEADERS_ENV", "headers_from_env", "parse_header", "parse_size"]
 
 HEADERS_ENV = "RESUMABLE_MEDIA_EXTRA_HEADERS"
 """Environment variable holding extra request headers, a JSON object or ``Name: value`` lines."""
@@ -43,15 +43,6 @@ def parse_size(text: str) -> int:
     if prefix:
         scale = (1024 if binary else 1000) ** ("kmgt".index(prefix.lower()) + 1)
     return int(float(number) * scale)
-
-
-def format_size(count: float) -> str:
-    """Format a byte count for people: ``1.5 MiB``, ``512 B``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(count) < 1024 or unit == "TiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
 
 
 def parse_header(text: str) -> tuple[str, str]:

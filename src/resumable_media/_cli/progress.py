@@ -12,7 +12,7 @@ import threading
 import time
 from typing import TextIO
 
-from resumable_media._cli.options import format_size
+from resumable_media._objects.units import format_size
 
 __all__ = ["ProgressBar", "format_eta"]
 

@@ -15,8 +15,8 @@ import sys
 from typing import Any
 
 from resumable_media._cli.copy import UsageError
-from resumable_media._cli.options import format_size
-from resumable_media._cli.sessions import state_directory
+from resumable_media._objects.sessions import state_directory
+from resumable_media._objects.units import format_size
 from resumable_media.bulk import (
     ChecksumCache,
     DaskExecutor,

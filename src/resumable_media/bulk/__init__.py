@@ -15,16 +15,17 @@ Example::
     with bulk.Ledger("manifest.jsonl") as ledger:
         summary = bulk.execute(plan, bulk.ThreadExecutor(8), ledger=ledger)
 
-Layering note: the engine reuses the command's object operations (``resumable_media._cli``:
-``Storage``, ``upload_file``, ``download_object``) rather than copying them.
+Layering note: the engine reuses the object operations of ``resumable_media._objects``
+(``Storage``, ``upload_file``, ``download_object``), as the command does, rather than
+copying them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from resumable_media._cli.client import Storage
-from resumable_media._cli.urls import resolve_endpoint
+from resumable_media._objects.client import Storage
+from resumable_media._objects.urls import resolve_endpoint
 from resumable_media.bulk.crccache import ChecksumCache, file_crc32c
 from resumable_media.bulk.engine import run_job, run_shard
 from resumable_media.bulk.executors import DaskExecutor, Executor, ProcessExecutor, ThreadExecutor

@@ -25,9 +25,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from resumable_media._cli.client import PreconditionFailed, Storage, TransferError, describe_error
-from resumable_media._cli.transfer import CopyOptions, Interrupted, download_object, upload_file
-from resumable_media._cli.urls import GsUrl, parse_gs_url
+from resumable_media._objects.client import (
+    PreconditionFailed,
+    Storage,
+    TransferError,
+    describe_error,
+)
+from resumable_media._objects.transfer import CopyOptions, Interrupted, download_object, upload_file
+from resumable_media._objects.urls import GsUrl, parse_gs_url
 from resumable_media.bulk.crccache import file_crc32c
 from resumable_media.bulk.jobs import Action, EngineSpec, Job, JobResult, Status, StorageSpec
 

@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from resumable_media import common
-from resumable_media._cli.client import Storage
-from resumable_media._cli.urls import Endpoint
+from resumable_media._objects.client import Storage
+from resumable_media._objects.urls import Endpoint
 
 __all__ = ["Action", "EngineSpec", "Job", "JobResult", "Status", "StorageSpec"]
 

@@ -23,15 +23,15 @@ import pathlib
 import re
 from collections.abc import Iterator
 
-from resumable_media._cli.client import Storage, TransferError
-from resumable_media._cli.paths import tree_file
-from resumable_media._cli.urls import GsUrl
+from resumable_media._objects.client import Storage, TransferError
+from resumable_media._objects.paths import tree_file
+from resumable_media._objects.urls import GsUrl
 
 __all__ = ["Entry", "Listing", "dir_prefix", "walk_gcs", "walk_local"]
 
 _LOGGER = logging.getLogger(__name__)
 
-# Download temp files (_cli/transfer.py) and the accelerator's partial file and journal.
+# Download temp files (_objects/transfer.py) and the accelerator's partial file and journal.
 _TEMP = re.compile(r"^\..+\.[^.]+\.rm-part$")
 _SCRATCH = re.compile(r"\.rmpart(\.journal(\.tmp)?)?$")
 

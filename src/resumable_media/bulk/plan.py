@@ -23,9 +23,9 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO
 
-from resumable_media._cli.client import Storage
-from resumable_media._cli.paths import UnsafeName, local_path_for
-from resumable_media._cli.urls import GsUrl, is_gs_url, parse_gs_url
+from resumable_media._objects.client import Storage
+from resumable_media._objects.paths import UnsafeName, local_path_for
+from resumable_media._objects.urls import GsUrl, is_gs_url, parse_gs_url
 from resumable_media.bulk.crccache import ChecksumCache
 from resumable_media.bulk.filters import Filters
 from resumable_media.bulk.jobs import Action, Job, JobResult, Status

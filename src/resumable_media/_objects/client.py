@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from resumable_media import _transport, common
-from resumable_media._cli.urls import Endpoint, GsUrl
+from resumable_media._objects.urls import Endpoint, GsUrl
 from resumable_media.requests._send import DEFAULT_TIMEOUT, wait_and_retry
 
 __all__ = [

@@ -29,15 +29,15 @@ import requests
 import requests.structures
 
 from resumable_media import checksums
-from resumable_media._cli.client import (
+from resumable_media._objects.client import (
     PreconditionFailed,
     Storage,
     TransferError,
     describe_error,
 )
-from resumable_media._cli.localerrors import is_local, local_error
-from resumable_media._cli.sessions import SessionStore
-from resumable_media._cli.urls import GsUrl
+from resumable_media._objects.localerrors import is_local, local_error
+from resumable_media._objects.sessions import SessionStore
+from resumable_media._objects.urls import GsUrl
 from resumable_media._source import SourceChanged, check_unchanged, identity_of
 from resumable_media.common import DataCorruption, InvalidResponse
 

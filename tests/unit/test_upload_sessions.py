@@ -6,8 +6,8 @@ import json
 import os
 import time
 
-from resumable_media._cli import sessions
-from resumable_media._cli.sessions import SessionStore
+from resumable_media._objects import sessions
+from resumable_media._objects.sessions import SessionStore
 
 
 def test_save_load_forget(tmp_path, monkeypatch):
@@ -60,7 +60,7 @@ def test_default_directory_follows_xdg(tmp_path, monkeypatch):
 def test_session_ids_never_appear_in_cli_error_messages():
     import requests
 
-    from resumable_media._cli.client import describe_error
+    from resumable_media._objects.client import describe_error
 
     error = requests.exceptions.ConnectionError(
         "HTTPConnectionPool(host='h', port=1): Max retries exceeded with url: "

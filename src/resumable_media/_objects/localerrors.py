@@ -16,8 +16,8 @@ import os
 import pathlib
 import threading
 
-from resumable_media._cli.client import TransferError
-from resumable_media._cli.options import format_size
+from resumable_media._objects.client import TransferError
+from resumable_media._objects.units import format_size
 
 __all__ = ["DeviceFull", "FullDevices", "LocalError", "device_of", "is_local", "local_error"]
 
