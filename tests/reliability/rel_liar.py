@@ -129,9 +129,23 @@ def _read_request(reader: Any) -> Request | None:
             break
         key, _, value = raw.decode("latin-1").partition(":")
         headers[key.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        return Request(method, target, headers, _read_chunked(reader))
     length = int(headers.get("content-length", "0") or 0)
     body = reader.read(length) if length else b""  # type: ignore[attr-defined]
     return Request(method, target, headers, body)
+
+
+def _read_chunked(reader: Any) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        size = int(reader.readline().split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            while reader.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(parts)
+        parts.append(reader.read(size))
+        reader.readline()  # the CRLF after the chunk
 
 
 def _encode(reply: Reply) -> bytes:
