@@ -10,8 +10,10 @@ project's server.
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import socket
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -40,6 +42,9 @@ class Reply:
     send_length: int | None = None
     close: bool = False
 
+
+Tamper = Callable[[Request, int, dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
+"""Rewrites a forwarded answer: ``(request, status, headers, body) -> (status, headers, body)``."""
 
 _REASONS = {
     200: "OK",
@@ -168,3 +173,52 @@ def lying_server(answer: Callable[[Request], Reply]) -> Iterator[LyingServer]:
         yield server
     finally:
         server.stop()
+
+
+class Forwarder:
+    """Forward each request to ``upstream`` and pass the answer through ``tamper``.
+
+    ``before`` sees each request first; a reply it returns is sent instead of forwarding.
+    """
+
+    def __init__(
+        self, upstream: str, tamper: Tamper, before: Callable[[Request], Reply | None] | None = None
+    ) -> None:
+        self.upstream = urllib.parse.urlsplit(upstream)
+        self.tamper = tamper
+        self.before = before
+        self.endpoint = ""  # the liar's own, set once it listens
+
+    def __call__(self, request: Request) -> Reply:
+        if self.before is not None and (reply := self.before(request)) is not None:
+            return reply
+        conn = http.client.HTTPConnection(self.upstream.netloc, timeout=30)
+        try:
+            headers = {k: v for k, v in request.headers.items() if k not in _HOP}
+            conn.request(request.method, request.target, body=request.body or None, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            answer = {k.lower(): v for k, v in response.getheaders() if k.lower() not in _HOP}
+            status = response.status
+        finally:
+            conn.close()
+        if "location" in answer:  # the session URL must lead back through the liar
+            answer["location"] = answer["location"].replace(
+                f"{self.upstream.scheme}://{self.upstream.netloc}", self.endpoint
+            )
+        status, answer, body = self.tamper(request, status, answer, body)
+        return Reply(status, answer, body)
+
+
+_HOP = {"host", "content-length", "transfer-encoding", "connection"}
+
+
+@contextmanager
+def serve_forwarding(
+    upstream: str, tamper: Tamper, before: Callable[[Request], Reply | None] | None = None
+) -> Iterator[Any]:
+    """A liar forwarding to ``upstream``, for the duration of a ``with`` block."""
+    forwarder = Forwarder(upstream, tamper, before)
+    with lying_server(forwarder) as liar:
+        forwarder.endpoint = liar.endpoint
+        yield liar

@@ -10,72 +10,17 @@ upload replaced it (412), or kept because the delete failed, each named in the e
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import json
 import os
 import pathlib
-import urllib.parse
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
-from rel_liar import Reply, Request, lying_server
+from rel_liar import Reply, Request, serve_forwarding
 
 from resumable_media import DataCorruption, transports
 from resumable_media.parallel import ParallelUpload, PipelinedUpload
 
 WRONG_CRC = "AAAAAA=="
-Tamper = Callable[[Request, int, dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
-
-
-class Forwarder:
-    """Forward each request to ``upstream`` and pass the answer through ``tamper``.
-
-    ``before`` sees each request first; a reply it returns is sent instead of forwarding.
-    """
-
-    def __init__(
-        self, upstream: str, tamper: Tamper, before: Callable[[Request], Reply | None] | None = None
-    ) -> None:
-        self.upstream = urllib.parse.urlsplit(upstream)
-        self.tamper = tamper
-        self.before = before
-        self.endpoint = ""  # the liar's own, set once it listens
-
-    def __call__(self, request: Request) -> Reply:
-        if self.before is not None and (reply := self.before(request)) is not None:
-            return reply
-        conn = http.client.HTTPConnection(self.upstream.netloc, timeout=30)
-        try:
-            headers = {k: v for k, v in request.headers.items() if k not in _HOP}
-            conn.request(request.method, request.target, body=request.body or None, headers=headers)
-            response = conn.getresponse()
-            body = response.read()
-            answer = {k.lower(): v for k, v in response.getheaders() if k.lower() not in _HOP}
-            status = response.status
-        finally:
-            conn.close()
-        if "location" in answer:  # the session URL must lead back through the liar
-            answer["location"] = answer["location"].replace(
-                f"{self.upstream.scheme}://{self.upstream.netloc}", self.endpoint
-            )
-        status, answer, body = self.tamper(request, status, answer, body)
-        return Reply(status, answer, body)
-
-
-_HOP = {"host", "content-length", "transfer-encoding", "connection"}
-
-
-@contextlib.contextmanager
-def _serve(
-    upstream: str, tamper: Tamper, before: Callable[[Request], Reply | None] | None = None
-) -> Iterator[Any]:
-    """A liar forwarding to ``upstream``, for the duration of a ``with`` block."""
-    forwarder = Forwarder(upstream, tamper, before)
-    with lying_server(forwarder) as liar:
-        forwarder.endpoint = liar.endpoint
-        yield liar
 
 
 def _wrong_resource_crc(request: Request, status: int, headers: dict[str, str], body: bytes):
@@ -132,7 +77,7 @@ def _parallel(endpoint: str, bucket: str, path: pathlib.Path) -> BaseException:
 
 def test_pipelined_deletes_the_generation_that_failed(gcs_server, gcs_bucket, tmp_path):
     path, _ = _source(tmp_path, 600 * 1024)
-    with _serve(gcs_server.endpoint, _wrong_resource_crc) as liar:
+    with serve_forwarding(gcs_server.endpoint, _wrong_resource_crc) as liar:
         error = _pipelined(liar.endpoint, gcs_bucket, path)
     assert f"the object gs://{gcs_bucket}/obj it created was deleted" in str(error)
     assert not gcs_server.has_object(gcs_bucket, "obj")
@@ -149,7 +94,7 @@ def test_pipelined_keeps_an_object_another_upload_replaced(gcs_server, gcs_bucke
             gcs_server.put_object(gcs_bucket, "obj", newer)
         return None
 
-    with _serve(gcs_server.endpoint, _wrong_resource_crc, replace_first) as liar:
+    with serve_forwarding(gcs_server.endpoint, _wrong_resource_crc, replace_first) as liar:
         error = _pipelined(liar.endpoint, gcs_bucket, path)
     assert "was replaced since by another upload; it was kept" in str(error)
     assert gcs_server.object_bytes(gcs_bucket, "obj") == newer
@@ -157,7 +102,7 @@ def test_pipelined_keeps_an_object_another_upload_replaced(gcs_server, gcs_bucke
 
 def test_pipelined_says_the_object_stays_when_the_delete_fails(gcs_server, gcs_bucket, tmp_path):
     path, data = _source(tmp_path, 300 * 1024)
-    with _serve(gcs_server.endpoint, _wrong_resource_crc, _refuse_object_delete) as liar:
+    with serve_forwarding(gcs_server.endpoint, _wrong_resource_crc, _refuse_object_delete) as liar:
         error = _pipelined(liar.endpoint, gcs_bucket, path)
     assert f"the object gs://{gcs_bucket}/obj (generation" in str(error)
     assert "exists and is wrong; delete it" in str(error)
@@ -166,7 +111,7 @@ def test_pipelined_says_the_object_stays_when_the_delete_fails(gcs_server, gcs_b
 
 def test_parallel_upload_deletes_the_generation_that_failed(gcs_server, gcs_bucket, tmp_path):
     path, _ = _source(tmp_path, 700 * 1024)
-    with _serve(gcs_server.endpoint, _wrong_hash_header) as liar:
+    with serve_forwarding(gcs_server.endpoint, _wrong_hash_header) as liar:
         error = _parallel(liar.endpoint, gcs_bucket, path)
     assert "was deleted" in str(error)
     assert not gcs_server.has_object(gcs_bucket, "obj")
@@ -178,7 +123,7 @@ def test_parallel_upload_says_the_object_stays_when_the_delete_fails(
     gcs_server, gcs_bucket, tmp_path
 ):
     path, data = _source(tmp_path, 700 * 1024)
-    with _serve(gcs_server.endpoint, _wrong_hash_header, _refuse_object_delete) as liar:
+    with serve_forwarding(gcs_server.endpoint, _wrong_hash_header, _refuse_object_delete) as liar:
         error = _parallel(liar.endpoint, gcs_bucket, path)
     assert "exists and is wrong; delete it" in str(error)
     assert gcs_server.object_bytes(gcs_bucket, "obj") == data

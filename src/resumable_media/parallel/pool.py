@@ -11,6 +11,9 @@ Invariants:
   (they watch a pipe whose write end only the parent holds), so ``kill -9`` of the parent
   leaves no orphans.
 - Workers only ever receive plain job dataclasses and only ever send message dataclasses back.
+- A worker process's ``resumable_media`` log records (retry notices, warnings) at or above
+  the parent's level when the pool started reach the parent's loggers through a queue, so
+  a front end sees a retry in a worker process as it sees one in its own threads.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import atexit
 import contextlib
 import functools
 import logging
+import logging.handlers
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -72,9 +76,18 @@ def _process_main(
     cancel: Any,
     alive: multiprocessing.connection.Connection,
     threads: int,
+    logs: Any = None,
+    log_level: int = logging.WARNING,
 ) -> None:
     """Entry point of a worker process: run ``threads`` job loops until the parent goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if logs is not None:
+        logger = logging.getLogger("resumable_media")
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.addHandler(logging.handlers.QueueHandler(logs))
+        logger.setLevel(log_level)
+        logger.propagate = False  # the parent's handlers decide what is shown
     for number in range(threads):
         threading.Thread(
             target=_thread_loop,
@@ -140,12 +153,26 @@ class WorkerPool:
         self._jobs = context.SimpleQueue()
         self._results = context.Queue()
         self._cancel = context.RawValue("q", -1)
+        self._logs = context.Queue()
+        self._log_thread = threading.Thread(
+            target=_relay_logs, args=(self._logs,), name="resumable-media-pool-logs", daemon=True
+        )
+        self._log_thread.start()
+        level = logging.getLogger("resumable_media").getEffectiveLevel()
         reader, writer = context.Pipe(duplex=False)
         self._alive_writer = writer
         for number in range(processes):
             process = context.Process(
                 target=_process_main,
-                args=(self._jobs, self._results, self._cancel, reader, threads_per_process),
+                args=(
+                    self._jobs,
+                    self._results,
+                    self._cancel,
+                    reader,
+                    threads_per_process,
+                    self._logs,
+                    level,
+                ),
                 name=f"resumable-media-pool-{number}",
                 daemon=True,
             )
@@ -235,6 +262,22 @@ class WorkerPool:
                 process.kill()
         self._results.close()
         self._results.join_thread()
+        self._logs.put(None)
+        self._log_thread.join(timeout=5)
+        self._logs.close()
+        self._logs.join_thread()
+
+
+def _relay_logs(logs: Any) -> None:
+    """Hand each worker process's log record to the parent's logger of the same name."""
+    while True:
+        try:
+            record = logs.get()
+        except (EOFError, OSError):
+            return
+        if record is None:
+            return
+        logging.getLogger(record.name).handle(record)
 
 
 def default_workers() -> tuple[int, int]:
