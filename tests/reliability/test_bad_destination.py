@@ -106,12 +106,13 @@ def test_download_into_full_disk_is_not_retried(
     assert len(env.server.requests) == before + 1, "a full disk is not a network fault: no retries"
 
 
-@pytest.mark.parametrize("where", ["missing", "read-only", "full"])
+@pytest.mark.parametrize("where", ["under-a-file", "read-only", "full"])
 def test_cli_download_bad_destination(
     env: Env, where: str, readonly_dir: pathlib.Path, full_dir: pathlib.Path
 ) -> None:
+    (env.workdir / "afile").write_bytes(b"a file, not a directory")
     target = {
-        "missing": env.workdir / "nope" / "out.bin",
+        "under-a-file": env.workdir / "afile" / "out.bin",
         "read-only": readonly_dir / "out.bin",
         "full": full_dir / "out.bin",
     }[where]
@@ -135,7 +136,8 @@ def test_cli_download_bad_destination(
     assert proc.returncode == 1, proc.stderr
     # One line, in words, about the user's own path: never our temp file, never a repr.
     expected = {
-        "missing": f"error: {target}: directory {target.parent} does not exist; create it",
+        "under-a-file": f"error: {target}: cannot write {target}: a part of its path is a file, "
+        "not a directory",
         "read-only": f"error: gs://{env.bucket}/obj: cannot write {target}: its file system is "
         "read-only; choose another destination",
         "full": f"error: gs://{env.bucket}/obj: no space left on the device holding {target} "
@@ -145,8 +147,26 @@ def test_cli_download_bad_destination(
     assert "rm-part" not in proc.stderr and "rmpart" not in proc.stderr
     assert "Errno" not in proc.stderr and "OSError" not in proc.stderr
     assert not target.exists()
-    if target.parent.exists():
+    if target.parent.is_dir():
         assert list(target.parent.iterdir()) == [], "temp files left behind"
+
+
+def test_cli_download_makes_the_missing_directories(env: Env) -> None:
+    """As gsutil does: ``cp gs://b/obj new/dirs/out.bin`` creates ``new/dirs``."""
+    target = env.workdir / "new" / "dirs" / "out.bin"
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "resumable_media", "cp", "--endpoint", env.endpoint, "-q"),
+            *(f"gs://{env.bucket}/obj", str(target)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert target.read_bytes() == DATA
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.bin"]
 
 
 def test_cli_tree_download_onto_a_full_disk_says_so_once(env: Env, full_dir: pathlib.Path) -> None:

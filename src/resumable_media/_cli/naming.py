@@ -15,6 +15,7 @@ Invariants (gsutil's "how names are constructed"):
 
 from __future__ import annotations
 
+import errno
 import os
 import pathlib
 from collections.abc import Iterable
@@ -23,6 +24,7 @@ from typing import Any, cast
 from resumable_media._cli.copy import CopyJob, Reporter, UsageError, names
 from resumable_media._cli.expand import Match, expand_gs, expand_local, has_wildcard
 from resumable_media._objects.client import Storage, TransferError
+from resumable_media._objects.localerrors import local_error
 from resumable_media._objects.paths import LocalPaths, UnsafeName, iter_local_files, relative_name
 from resumable_media._objects.urls import GsUrl, is_gs_url, parse_gs_url
 
@@ -304,10 +306,13 @@ def plan_copy(
         if kind == "object":
             path = root / _last_component(where) if container else root
             if not path.parent.is_dir():
-                planner.refused.append(
-                    TransferError(str(path), f"directory {path.parent} does not exist; create it")
-                )
-                continue
+                try:  # as gsutil does, the missing directories are made
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    if isinstance(exc, FileExistsError):  # a file where a directory must be
+                        exc = NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+                    planner.refused.append(local_error(exc, path))
+                    continue
             size = int(meta["size"]) if meta else -1
             planner.add(CopyJob(True, where, path, size, meta))
         else:
