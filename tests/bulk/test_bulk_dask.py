@@ -4,7 +4,6 @@ exact, survives a worker killed with SIGKILL mid-run, and the manifest has every
 from __future__ import annotations
 
 import json
-import logging
 import os
 import pathlib
 import signal
@@ -17,41 +16,15 @@ import pytest
 
 from resumable_media import bulk
 from resumable_media.testing import GCSServer
+from support.cluster import bucket_objects, local_cluster, write_tree
 
 distributed = pytest.importorskip("distributed", reason="the [dask] extra is not installed")
 
 
 @pytest.fixture(scope="module")
 def dask_client() -> Iterator[Any]:
-    cluster = distributed.LocalCluster(
-        processes=True,
-        n_workers=2,
-        threads_per_worker=2,
-        dashboard_address=None,
-        silence_logs=logging.CRITICAL,
-    )
-    client = distributed.Client(cluster)
-    try:
+    with local_cluster() as cluster, distributed.Client(cluster) as client:
         yield client
-    finally:
-        client.close()
-        cluster.close()
-
-
-def _tree(root: pathlib.Path, count: int) -> dict[str, bytes]:
-    files = {f"d{i % 4}/f{i:03d}": f"object {i} ".encode() * (i % 7 + 1) for i in range(count)}
-    for name, data in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(data)
-    return files
-
-
-def _bucket(server: GCSServer, bucket: str, prefix: str) -> dict[str, bytes]:
-    storage = bulk.connect(server.endpoint)
-    return {
-        str(item["name"])[len(prefix) :]: server.object_bytes(bucket, str(item["name"]))
-        for item in storage.iter_objects(bucket, prefix)
-    }
 
 
 def _ledger(path: pathlib.Path) -> list[dict[str, Any]]:
@@ -61,13 +34,13 @@ def _ledger(path: pathlib.Path) -> list[dict[str, Any]]:
 def test_dask_sync_is_exact_and_manifest_complete(
     dask_client: Any, gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
 ) -> None:
-    files = _tree(tmp_path / "src", 60)
+    files = write_tree(tmp_path / "src", 60)
     storage = bulk.connect(gcs_server.endpoint)
     plan = bulk.Plan(str(tmp_path / "src"), f"gs://{gcs_bucket}/p", storage)
     with bulk.Ledger(tmp_path / "m.jsonl") as ledger:
         summary = bulk.execute(plan, bulk.DaskExecutor(dask_client, shard_size=4), ledger=ledger)
     assert (summary.copied, summary.failed) == (60, 0)
-    assert _bucket(gcs_server, gcs_bucket, "p/") == files
+    assert bucket_objects(gcs_server, gcs_bucket, "p/") == files
     records = _ledger(tmp_path / "m.jsonl")
     assert sorted(r["destination"] for r in records) == sorted(
         f"gs://{gcs_bucket}/p/{n}" for n in files
@@ -84,7 +57,7 @@ def test_dask_sync_is_exact_and_manifest_complete(
 def test_dask_sync_survives_a_worker_killed_mid_run(
     dask_client: Any, gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
 ) -> None:
-    files = _tree(tmp_path / "src", 160)
+    files = write_tree(tmp_path / "src", 160)
     pids: dict[str, int] = dask_client.run(os.getpid)
     victim = sorted(pids.values())[0]
     storage = bulk.connect(gcs_server.endpoint)
@@ -105,7 +78,7 @@ def test_dask_sync_survives_a_worker_killed_mid_run(
         )
     assert victim not in dask_client.run(os.getpid).values()  # it really died
     assert (summary.copied, summary.failed) == (160, 0), summary.failures
-    assert _bucket(gcs_server, gcs_bucket, "k/") == files
+    assert bucket_objects(gcs_server, gcs_bucket, "k/") == files
     records = _ledger(tmp_path / "m.jsonl")
     destinations = [r["destination"] for r in records]
     assert len(destinations) == len(set(destinations)) == 160  # every object exactly once
@@ -115,7 +88,7 @@ def test_dask_sync_survives_a_worker_killed_mid_run(
 def test_cli_sync_with_dask_address(
     dask_client: Any, gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
 ) -> None:
-    files = _tree(tmp_path / "src", 20)
+    files = write_tree(tmp_path / "src", 20)
     address = dask_client.scheduler.address
     env = {k: v for k, v in os.environ.items() if k != "STORAGE_EMULATOR_HOST"}
     env["RESUMABLE_MEDIA_STATE_DIR"] = str(tmp_path / "state")
@@ -142,4 +115,4 @@ def test_cli_sync_with_dask_address(
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.splitlines()[-1])
     assert (summary["copied"], summary["failed"]) == (20, 0)
-    assert _bucket(gcs_server, gcs_bucket, "cli/") == files
+    assert bucket_objects(gcs_server, gcs_bucket, "cli/") == files

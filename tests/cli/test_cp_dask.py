@@ -5,7 +5,6 @@ naming, one ``--json`` line and one manifest line per object, and failures named
 from __future__ import annotations
 
 import json
-import logging
 import pathlib
 from collections.abc import Iterator
 from typing import Any
@@ -13,41 +12,16 @@ from typing import Any
 import pytest
 from cli_helpers import RunCli
 
-from resumable_media import bulk
 from resumable_media.testing import GCSServer
+from support.cluster import bucket_objects, local_cluster, write_tree
 
 distributed = pytest.importorskip("distributed", reason="the [dask] extra is not installed")
 
 
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[str]:
-    cluster = distributed.LocalCluster(
-        processes=True,
-        n_workers=2,
-        threads_per_worker=2,
-        dashboard_address=None,
-        silence_logs=logging.CRITICAL,
-    )
-    try:
+    with local_cluster() as cluster:
         yield str(cluster.scheduler_address)
-    finally:
-        cluster.close()
-
-
-def _tree(root: pathlib.Path, count: int) -> dict[str, bytes]:
-    files = {f"d{i % 3}/f{i:03d}.txt": f"object {i} ".encode() * (i % 5 + 1) for i in range(count)}
-    for name, data in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(data)
-    return files
-
-
-def _objects(server: GCSServer, bucket: str, prefix: str) -> dict[str, bytes]:
-    storage = bulk.connect(server.endpoint)
-    return {
-        str(item["name"])[len(prefix) :]: server.object_bytes(bucket, str(item["name"]))
-        for item in storage.iter_objects(bucket, prefix)
-    }
 
 
 def _lines(text: str) -> list[dict[str, Any]]:
@@ -61,7 +35,7 @@ def test_cp_r_dask_up_down_and_rewrite(
     gcs_bucket: str,
     tmp_path: pathlib.Path,
 ) -> None:
-    files = _tree(tmp_path / "js", 30)
+    files = write_tree(tmp_path / "js", 30)
     manifest = tmp_path / "m.jsonl"
     up = run_cli(
         "cp", "-r", "-q", "--json", "--dask", scheduler, "--manifest", str(manifest),
@@ -70,7 +44,7 @@ def test_cp_r_dask_up_down_and_rewrite(
     )  # fmt: skip
     assert up.returncode == 0, up.stderr
     # gsutil naming: the directory keeps its name under the bucket.
-    assert _objects(gcs_server, gcs_bucket, "js/") == files
+    assert bucket_objects(gcs_server, gcs_bucket, "js/") == files
     lines = _lines(up.stdout)
     assert len(lines) == 30 and all(line["status"] == "ok" for line in lines)
     records = _lines(manifest.read_text())
@@ -95,7 +69,7 @@ def test_cp_r_dask_up_down_and_rewrite(
         "cp", "-r", "-q", "--dask", scheduler, f"gs://{gcs_bucket}/js", f"gs://{gcs_bucket}/copy/"
     )
     assert moved.returncode == 0, moved.stderr
-    assert _objects(gcs_server, gcs_bucket, "copy/js/") == files
+    assert bucket_objects(gcs_server, gcs_bucket, "copy/js/") == files
 
 
 def test_cp_r_dask_names_a_failure_and_refuses_unsupported_flags(
