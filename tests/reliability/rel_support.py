@@ -7,6 +7,8 @@ also holds in worker processes), so faults cost no wall time; MATRIX_REPORT is o
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 from resumable_media import RetryStrategy
@@ -22,3 +24,14 @@ DATA = bytes(range(256)) * 4096
 
 MATRIX_REPORT: dict[str, Any] = {}
 """Filled by test_fault_matrix: ``table`` (str) once the matrix has run."""
+
+
+def cp(endpoint: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``resumable-media cp --endpoint ENDPOINT ARGS...`` and return what it did."""
+    return subprocess.run(
+        [sys.executable, "-m", "resumable_media", "cp", "--endpoint", endpoint, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -11,13 +11,12 @@ import errno
 import pathlib
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 import requests
 from rel_kinds import Env
-from rel_support import DATA, FAST_RETRY, TIMEOUT
+from rel_support import DATA, FAST_RETRY, TIMEOUT, cp
 
 from resumable_media import transports
 from resumable_media.parallel import ParallelDownload
@@ -116,28 +115,12 @@ def test_cli_download_bad_destination(
         "read-only": readonly_dir / "out.bin",
         "full": full_dir / "out.bin",
     }[where]
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "resumable_media",
-            "cp",
-            "--endpoint",
-            env.endpoint,
-            "-q",
-            f"gs://{env.bucket}/obj",
-            str(target),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = cp(env.endpoint, "-q", f"gs://{env.bucket}/obj", str(target))
     assert proc.returncode == 1, proc.stderr
     # One line, in words, about the user's own path: never our temp file, never a repr.
     expected = {
-        "under-a-file": f"error: {target}: cannot write {target}: a part of its path is a file, "
-        "not a directory",
+        "under-a-file": f"error: gs://{env.bucket}/obj: cannot write {target}: a part of its "
+        "path is a file, not a directory",
         "read-only": f"error: gs://{env.bucket}/obj: cannot write {target}: its file system is "
         "read-only; choose another destination",
         "full": f"error: gs://{env.bucket}/obj: no space left on the device holding {target} "
@@ -154,16 +137,7 @@ def test_cli_download_bad_destination(
 def test_cli_download_makes_the_missing_directories(env: Env) -> None:
     """As gsutil does: ``cp gs://b/obj new/dirs/out.bin`` creates ``new/dirs``."""
     target = env.workdir / "new" / "dirs" / "out.bin"
-    proc = subprocess.run(
-        [
-            *(sys.executable, "-m", "resumable_media", "cp", "--endpoint", env.endpoint, "-q"),
-            *(f"gs://{env.bucket}/obj", str(target)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = cp(env.endpoint, "-q", f"gs://{env.bucket}/obj", str(target))
     assert proc.returncode == 0, proc.stderr
     assert target.read_bytes() == DATA
     assert sorted(p.name for p in target.parent.iterdir()) == ["out.bin"]
@@ -175,16 +149,7 @@ def test_cli_tree_download_onto_a_full_disk_says_so_once(env: Env, full_dir: pat
     for name, body in data.items():
         env.server.put_object(env.bucket, name, body)
     target = full_dir / "restore"
-    proc = subprocess.run(
-        [
-            *(sys.executable, "-m", "resumable_media", "cp", "-r", "-q"),
-            *("--endpoint", env.endpoint, f"gs://{env.bucket}/t", str(target)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = cp(env.endpoint, "-r", "-q", f"gs://{env.bucket}/t", str(target))
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 2, proc.stderr

@@ -311,7 +311,7 @@ def plan_copy(
                 except OSError as exc:
                     if isinstance(exc, FileExistsError):  # a file where a directory must be
                         exc = NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
-                    planner.refused.append(local_error(exc, path))
+                    planner.refused.append(local_error(exc, path, target=str(where)))
                     continue
             size = int(meta["size"]) if meta else -1
             planner.add(CopyJob(True, where, path, size, meta))
