@@ -5,6 +5,7 @@ naming, one ``--json`` line and one manifest line per object, and failures named
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from cli_helpers import RunCli
 
+from resumable_media import bulk
 from resumable_media.testing import GCSServer
 from support.cluster import bucket_objects, local_cluster, write_tree
 
@@ -72,7 +74,7 @@ def test_cp_r_dask_up_down_and_rewrite(
     assert bucket_objects(gcs_server, gcs_bucket, "copy/js/") == files
 
 
-def test_cp_r_dask_names_a_failure_and_refuses_unsupported_flags(
+def test_cp_r_dask_names_a_failure(
     run_cli: RunCli, scheduler: str, gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
 ) -> None:
     gcs_server.put_object(gcs_bucket, "bad/ok.txt", b"fine")
@@ -86,6 +88,41 @@ def test_cp_r_dask_names_a_failure_and_refuses_unsupported_flags(
     assert len(errors) == 1 and str(down / "bad" / "f") in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr
 
-    refused = run_cli("cp", "-r", "-n", "--dask", scheduler, str(down), f"gs://{gcs_bucket}/x/")
-    assert refused.returncode == 2
-    assert "--dask does not take -n yet; run without --dask" in refused.stderr
+
+def test_cp_r_dask_no_clobber_preserve_and_content_type(
+    run_cli: RunCli, scheduler: str, gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    files = write_tree(tmp_path / "n", 6)
+    old = 1_500_000_000
+    for name in files:
+        os.utime(tmp_path / "n" / name, (old, old))
+    kept = "d0/f000"
+    gcs_server.put_object(gcs_bucket, f"n/{kept}", b"already there")
+    up = run_cli(
+        "cp", "-r", "-q", "--json", "-n", "-P", "--content-type", "text/x-test",
+        "--dask", scheduler, str(tmp_path / "n"), f"gs://{gcs_bucket}/",
+        timeout=180,
+    )  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    statuses = {line["destination"]: line["status"] for line in _lines(up.stdout)}
+    assert statuses[f"gs://{gcs_bucket}/n/{kept}"] == "skipped"
+    assert sorted(statuses.values()).count("ok") == len(files) - 1
+    stored = bucket_objects(gcs_server, gcs_bucket, "n/")
+    assert stored == {**files, kept: b"already there"}  # -n left it alone
+    storage = bulk.connect(gcs_server.endpoint)
+    for item in storage.iter_objects(gcs_bucket, "n/d1/"):
+        assert item["contentType"] == "text/x-test"
+        assert item["metadata"]["goog-reserved-file-mtime"] == str(old)
+
+    down = tmp_path / "down"
+    (down / "n" / "d0").mkdir(parents=True)
+    (down / "n" / "d0" / "f000").write_bytes(b"local, keep me")
+    got = run_cli(
+        "cp", "-r", "-q", "-n", "-P", "--dask", scheduler, f"gs://{gcs_bucket}/n", str(down)
+    )
+    assert got.returncode == 0, got.stderr
+    assert (down / "n" / "d0" / "f000").read_bytes() == b"local, keep me"
+    for name in files:
+        if name != kept:
+            assert (down / "n" / name).read_bytes() == files[name]
+            assert int((down / "n" / name).stat().st_mtime) == old  # -P restored it

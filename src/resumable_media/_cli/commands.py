@@ -180,20 +180,6 @@ def cp(args: argparse.Namespace) -> int:
     if args.no_clobber and args.if_generation_match is not None:
         raise UsageError("-n and --if-generation-match cannot be combined; -n means 0")
     sources, destination = _cp_paths(args)
-    if args.dask:
-        unsupported = [
-            flag
-            for flag, given in (
-                ("-n", args.no_clobber),
-                ("-P", args.preserve),
-                ("--content-type", args.content_type),
-            )
-            if given
-        ]
-        if unsupported:
-            raise UsageError(
-                f"--dask does not take {', '.join(unsupported)} yet; run without --dask"
-            )
     storage = make_storage(args)
     options = CopyOptions(
         chunk_size=args.chunk_size,

@@ -405,10 +405,15 @@ def _bulk_job(job: CopyJob, options: CopyOptions) -> Job:
     """The bulk engine's picklable job for ``job`` (local paths made absolute for workers)."""
     meta = job.meta or {}
     generation = int(meta["generation"]) if meta.get("generation") else None
+    posix: tuple[tuple[str, str], ...] = ()
     if job.source is not None:
         action, source, destination = Action.REWRITE, str(job.source), str(job.url)
     elif job.download:
         action, source, destination = Action.DOWNLOAD, str(job.url), os.path.abspath(job.path)
+        custom = meta.get("metadata") or {}
+        posix = tuple(
+            (key, str(value)) for key, value in custom.items() if key.startswith("goog-reserved-")
+        )
     else:
         action, source, destination = Action.UPLOAD, os.path.abspath(job.path), str(job.url)
         generation = None
@@ -421,6 +426,7 @@ def _bulk_job(job: CopyJob, options: CopyOptions) -> Job:
         md5=meta.get("md5Hash"),
         source_generation=generation,
         if_generation_match=options.if_generation_match,
+        posix=posix,
     )
 
 
@@ -452,6 +458,9 @@ def run_jobs_on(
         storage=StorageSpec.from_storage(storage),
         chunk_size=options.chunk_size,
         checksum=options.checksum,
+        no_clobber=options.no_clobber,
+        preserve=options.preserve,
+        content_type=options.content_type,
     )
     full = FullDevices()
     sent: dict[tuple[str, str], CopyJob] = {}
@@ -479,6 +488,9 @@ def run_jobs_on(
             _record(reporter, job, _failure_of(result), manifest, full)
             continue
         source, destination = names(job)
+        if result.status is Status.SKIPPED:
+            _record(reporter, job, skipped_result(source, destination), manifest, full)
+            continue
         copied = CopyResult(
             source=source,
             destination=destination,

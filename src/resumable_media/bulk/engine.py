@@ -75,7 +75,9 @@ def _options(engine: EngineSpec, job: Job) -> CopyOptions:
         checksum=engine.checksum,
         resume=True,
         if_generation_match=job.if_generation_match,
-        content_type=None,
+        content_type=engine.content_type,
+        no_clobber=engine.no_clobber,
+        preserve=engine.preserve,
     )
 
 
@@ -117,12 +119,16 @@ def _upload(storage: Storage, engine: EngineSpec, job: Job, cancel: threading.Ev
     path = pathlib.Path(job.source)
     url = parse_gs_url(job.destination)
     before = path.stat()
-    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    content_type = (
+        engine.content_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    )
     try:
         copied = upload_file(storage, path, url, _options(engine, job), content_type)
     except TransferError as exc:
         if _status(exc) != 412:
             raise
+        if engine.no_clobber:
+            return _result(job, Status.SKIPPED)
         return _already_there(storage, job, url, file_crc32c(path))
     after = path.stat()
     unchanged = (before.st_size, before.st_mtime_ns, before.st_ino) == (
@@ -146,8 +152,12 @@ def _download(storage: Storage, engine: EngineSpec, job: Job, cancel: threading.
     url = parse_gs_url(job.source)
     destination = pathlib.Path(job.destination)
     meta: dict[str, object] = {"size": str(job.size), "crc32c": job.crc32c, "md5Hash": job.md5}
+    if job.posix:
+        meta["metadata"] = dict(job.posix)
     if job.source_generation is not None:
         meta["generation"] = str(job.source_generation)
+    if engine.no_clobber and os.path.lexists(destination):
+        return _result(job, Status.SKIPPED)
     destination.parent.mkdir(parents=True, exist_ok=True)
     copied = download_object(
         storage, url, destination, _options(engine, job), meta=meta, cancel=cancel
@@ -171,9 +181,11 @@ def _rewrite(storage: Storage, engine: EngineSpec, job: Job, cancel: threading.E
             source,
             destination,
             source_generation=job.source_generation,
-            if_generation_match=job.if_generation_match,
+            if_generation_match=0 if engine.no_clobber else job.if_generation_match,
         )
     except PreconditionFailed:
+        if engine.no_clobber:
+            return _result(job, Status.SKIPPED)
         return _already_there(storage, job, destination, job.crc32c)
     if job.crc32c and resource.get("crc32c") != job.crc32c:
         return _result(

@@ -58,6 +58,8 @@ class Job:
         if_generation_match: The destination object's generation at plan time, 0 when it
             was absent (a precondition; for a delete, the generation to delete).
         mtime_ns: Local side's modification time at plan time (local deletes check it).
+        posix: A download's ``goog-reserved-*`` custom metadata (mtime, mode), which
+            ``preserve`` restores on the local file.
     """
 
     action: Action
@@ -69,6 +71,7 @@ class Job:
     source_generation: int | None = None
     if_generation_match: int | None = None
     mtime_ns: int | None = None
+    posix: tuple[tuple[str, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,8 +167,17 @@ class EngineSpec:
         storage: How to build transports.
         chunk_size: Objects larger than this go through the accelerator (in-process).
         checksum: ``crc32c``, ``md5`` or None (end-to-end verification of each copy).
+        no_clobber: Leave existing destinations alone (``cp -n``): an upload or rewrite
+            is sent with ``ifGenerationMatch=0`` and a download skips an existing file;
+            either way the job reports ``skipped``.
+        preserve: Keep the local mtime in the object's metadata, and restore it (and the
+            mode) on download, as gsutil's ``-P`` does.
+        content_type: The uploads' content type (None: guessed from each file's name).
     """
 
     storage: StorageSpec
     chunk_size: int = 32 * 2**20
     checksum: str | None = "crc32c"
+    no_clobber: bool = False
+    preserve: bool = False
+    content_type: str | None = None
