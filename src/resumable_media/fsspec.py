@@ -479,11 +479,9 @@ class GCSXFileSystem(AbstractFileSystem):  # type: ignore[misc]
             checksum=self.check,
         )
         try:
-            upload.transmit(self.transport, kwargs_content_type(rpath))
+            upload.transmit(self.transport, kwargs_content_type(rpath), progress=progress)
         except common.InvalidResponse as exc:
             self._raise(exc, rpath)
-        if progress is not None:
-            progress(size, size)
 
     def get_file(
         self, rpath: str, lpath: str, callback: Any = DEFAULT_CALLBACK, **kwargs: Any

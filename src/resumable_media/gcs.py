@@ -551,9 +551,9 @@ def _upload_parallel(
         retry=retry,
     )
     custom = {str(k): str(v) for k, v in (metadata.get("metadata") or {}).items()}
-    result = upload.transmit(factory, str(metadata["contentType"]), custom_metadata=custom)
-    if progress is not None:
-        progress(result.bytes, result.bytes)
+    result = upload.transmit(
+        factory, str(metadata["contentType"]), custom_metadata=custom, progress=progress
+    )
     resource = _object_resource(blob, client, factory, result.generation, xml_headers, retry)
     return dataclasses.replace(result, resource=resource)
 
