@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import datetime
-import io
 import json
 import os
 import sys
@@ -22,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any, cast
 
-from resumable_media import checksums
+from resumable_media import common
 from resumable_media._cli.copy import UsageError
 from resumable_media._cli.expand import expand_gs, has_wildcard
 from resumable_media._objects.client import (
@@ -357,69 +356,114 @@ def rm(args: argparse.Namespace) -> int:
 # -- cat ------------------------------------------------------------------------------------
 
 
-class _Out:
-    """stdout for object bytes: hashes what is written, in order."""
+class _Counted:
+    """stdout for object bytes, counting what was written."""
 
     def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
-        self.crc = checksums.Crc32cHasher()
+        self.count = 0
 
     def write(self, data: bytes | memoryview) -> int:
         self.raw.write(data)
-        self.crc.update(data)
+        self.count += len(data)
         return len(data)
 
 
-def _range(storage: Storage, url: str, start: int, end: int) -> bytes:
+def _cat_gzip(storage: Storage, media: str, out: _Counted) -> None:
+    """One GET of a gzip-stored object, decoded on the way; the library checks the CRC32C
+    of the stored (compressed) bytes, as ranged reads of a transcoded object cannot."""
     from resumable_media.requests import Download
 
-    buffer = io.BytesIO()
-    download = Download(url, stream=buffer, start=start, end=end, checksum=None)
+    download = Download(media, stream=cast(IO[bytes], out), checksum="crc32c")
     download._retry_strategy = storage.retry
     download.consume(storage.session())
-    data = buffer.getvalue()
-    if len(data) != end - start + 1:
-        raise TransferError(url, f"short range read: {len(data)} of {end - start + 1} bytes")
-    return data
 
 
 def _cat_one(
-    storage: Storage, url: GsUrl, meta: dict[str, Any], out: _Out, args: argparse.Namespace
-) -> None:
-    """Write one object to ``out`` in order: ranged GETs ``--threads`` at a time for objects
-    larger than one chunk (at most that many chunks in memory), one GET otherwise."""
-    size = int(meta.get("size", 0))
-    generation = int(meta["generation"]) if meta.get("generation") else None
-    media = storage.endpoint.media_url(url, generation)
-    chunk = args.chunk_size
-    if size <= chunk or meta.get("contentEncoding") == "gzip":
-        # One GET; a gzip-stored object is decoded on the way, so the library checks the
-        # CRC32C of the stored bytes instead of ours (``out.crc`` then is not compared).
-        from resumable_media.requests import Download
+    storage: Storage, url: GsUrl, meta: dict[str, Any], out: IO[bytes], args: argparse.Namespace
+) -> int:
+    """Write one object to ``out`` in order and return the bytes written.
 
-        if size:
-            gzip = meta.get("contentEncoding") == "gzip"
-            download = Download(
-                media, stream=cast(IO[bytes], out), checksum="crc32c" if gzip else None
-            )
-            download._retry_strategy = storage.retry
-            download.consume(storage.session())
-        return
-    starts = range(0, size, chunk)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=args.threads) as pool:
-        window: list[concurrent.futures.Future[bytes]] = []
-        upcoming = iter(starts)
-        for start in upcoming:
-            window.append(pool.submit(_range, storage, media, start, min(size, start + chunk) - 1))
-            if len(window) >= args.threads:
-                break
-        while window:
-            data = window.pop(0).result()
-            out.write(data)
-            for start in upcoming:
-                end = min(size, start + chunk) - 1
-                window.append(pool.submit(_range, storage, media, start, end))
-                break
+    Through ``resumable_media.open(url, "rb")``'s reader: ranged GETs of ``--chunk-size``,
+    ``--threads`` at a time (at most that many chunks in memory), pinned to the listed
+    generation; its CRC32C is checked before the last chunk is written, so a corrupted
+    object raises ``DataCorruption`` and never ends in a clean EOF.
+
+    Raises:
+        _CatFailed: Any failure (its cause: ``DataCorruption`` when the bytes do not match
+            the object's CRC32C, an HTTP error, …), with the bytes already written.
+        BrokenPipeError: stdout was closed.
+    """
+    from resumable_media._streams import open_url
+
+    generation = int(meta["generation"]) if meta.get("generation") else None
+    written = _Counted(out)
+    try:
+        if meta.get("contentEncoding") == "gzip":
+            _cat_gzip(storage, storage.endpoint.media_url(url, generation), written)
+            return written.count
+        if not int(meta.get("size", 0)):
+            return 0
+        with open_url(
+            str(url),
+            "rb",
+            endpoint=storage.endpoint.base_url,
+            transport=storage.factory,
+            chunk_size=args.chunk_size,
+            window=args.threads,
+            threads=args.threads,
+            generation=generation,
+            retry=storage.retry,
+        ) as reader:
+            raw = reader.raw
+            if raw.crc32c is None:  # the listing's hash, when the GET did not send one
+                raw.crc32c = meta.get("crc32c")
+            for piece in raw.iter_chunks():
+                written.write(piece)
+            if raw.crc32c is not None and not raw.verified:
+                raise _Unchecked(f"the CRC32C {raw.crc32c} could not be checked")
+    except BrokenPipeError:
+        raise
+    except Exception as exc:  # the library's own errors (corruption, HTTP), or ours
+        raise _CatFailed(written.count) from exc
+    return written.count
+
+
+class _Unchecked(Exception):
+    """The whole object was written but its CRC32C could not be compared."""
+
+
+class _CatFailed(Exception):
+    """``cat`` of one object failed after ``written`` bytes had gone to stdout."""
+
+    def __init__(self, written: int) -> None:
+        super().__init__(written)
+        self.written = written
+
+
+def _untrusted(written: int) -> str:
+    if not written:
+        return "nothing was written for it"
+    return (
+        f"the {written} bytes of it already written to stdout are not to be trusted "
+        "(stdout cannot be taken back): do not use this output"
+    )
+
+
+def _cat_failure(cause: BaseException, meta: dict[str, Any], written: int) -> str:
+    """What went wrong with one object of ``cat``, and what the output is worth."""
+    if isinstance(cause, common.DataCorruption):
+        expected = meta.get("crc32c") or "unknown"
+        return (
+            f"data corruption: the bytes read do not match the object's CRC32C {expected}; "
+            f"{_untrusted(written)}, and run cat again"
+        )
+    if isinstance(cause, _Unchecked):
+        return f"{cause}; {_untrusted(written)} unless you can check it otherwise"
+    reason = cause.reason if isinstance(cause, TransferError) else describe_error(cause)
+    if not written:
+        return f"{reason}; nothing was written for it"
+    return f"{reason}; the output is incomplete ({written} bytes written)"
 
 
 def cat(args: argparse.Namespace) -> int:
@@ -440,27 +484,11 @@ def cat(args: argparse.Namespace) -> int:
                 for meta in _objects(storage, url, recursive=False, omit=omit):
                     found = True
                     item = GsUrl(url.bucket, str(meta["name"]))
-                    out = _Out(stdout)
                     try:
-                        _cat_one(storage, item, meta, out, args)
-                    except TransferError as exc:
-                        errors(str(item), f"{exc.reason}; the output is incomplete")
-                        continue
-                    except BrokenPipeError:
-                        raise
-                    except Exception as exc:  # the library's own errors (corruption, HTTP)
-                        errors(str(item), f"{describe_error(exc)}; the output is incomplete")
-                        continue
-                    expected = meta.get("crc32c")
-                    if meta.get("contentEncoding") == "gzip":
-                        expected = None  # checked by the download itself (stored bytes)
-                    if expected and out.crc.b64digest() != expected:
-                        errors(
-                            str(item),
-                            f"data corruption: CRC32C of the bytes written is "
-                            f"{out.crc.b64digest()}, the object's is {expected}; do not use "
-                            "this output",
-                        )
+                        _cat_one(storage, item, meta, stdout, args)
+                    except _CatFailed as failed:
+                        cause = failed.__cause__ or failed
+                        errors(str(item), _cat_failure(cause, meta, failed.written))
             except TransferError as exc:
                 errors(text, exc.reason, exc.status)
                 continue
