@@ -366,9 +366,11 @@ def test_large_upload_blob_precondition_failure_leaves_the_old_object(
     path = tmp_path / "kept.bin"
     path.write_bytes(os.urandom(3 * MIB))
     blob = client.bucket(gcs_bucket).blob("kept.bin")
-    for condition in ({"if_generation_match": 0}, {"if_generation_match": 1}):
+    for generation in (0, 1):
         with pytest.raises(api_exceptions.PreconditionFailed, match=r"kept\.bin"):
-            gcs.upload_blob(blob, path, parallel_threshold=MIB, processes=0, **condition)
+            gcs.upload_blob(
+                blob, path, parallel_threshold=MIB, processes=0, if_generation_match=generation
+            )
     assert gcs_server.object_bytes(gcs_bucket, "kept.bin") == b"the old object"
     stored = client.bucket(gcs_bucket).get_blob("kept.bin")
     assert stored is not None and stored.generation == int(old["generation"])
