@@ -31,7 +31,7 @@ import logging
 import os
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from resumable_media import common, transports
 from resumable_media._protocol.request import RequestSpec
@@ -48,6 +48,7 @@ from resumable_media.parallel.progress import ProgressCallback
 __all__ = [
     "DEFAULT_UPLOAD_CHUNK_SIZE",
     "PARALLEL_UPLOAD_THRESHOLD",
+    "BatchTransfer",
     "CredentialsFactory",
     "client_factory",
     "download_blob",
@@ -156,12 +157,22 @@ def _encryption_headers(blob: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in _get_encryption_headers(blob._encryption_key).items()}
 
 
-def _preconditions(options: dict[str, Any]) -> list[tuple[str, str]]:
+def _preconditions(function: str, given: dict[str, Any]) -> list[tuple[str, str]]:
+    """The query pairs of the ``if_generation_match``-style keywords given to ``function``.
+
+    Raises:
+        TypeError: A keyword that is not a precondition.
+    """
+    options = dict(given)
     pairs = []
     for option, parameter in _PRECONDITIONS:
         value = options.pop(option, None)
         if value is not None:
             pairs.append((parameter, str(int(value))))
+    if options:
+        raise TypeError(
+            f"{function} got unexpected keyword arguments: " + ", ".join(sorted(options))
+        )
     return pairs
 
 
@@ -236,12 +247,7 @@ def download_blob(
         DataCorruption: The bytes do not match the object's hash (no file is left).
         TypeError: An unknown keyword argument.
     """
-    options = dict(preconditions)
-    pairs = _preconditions(options)
-    if options:
-        raise TypeError(
-            "download_blob got unexpected keyword arguments: " + ", ".join(sorted(options))
-        )
+    pairs = _preconditions("download_blob", preconditions)
     client = _client(blob, client)
     url = _with_query(blob._get_download_url(client), pairs)
     headers = _encryption_headers(blob)
@@ -459,12 +465,7 @@ def upload_blob(
         DataCorruption: The stored object's size or hash differs from what was sent.
         TypeError: An unknown keyword argument.
     """
-    options = dict(preconditions)
-    pairs = _preconditions(options)
-    if options:
-        raise TypeError(
-            "upload_blob got unexpected keyword arguments: " + ", ".join(sorted(options))
-        )
+    pairs = _preconditions("upload_blob", preconditions)
     client = _client(blob, client)
     filename = (
         os.fspath(filename_or_stream)
@@ -558,67 +559,74 @@ def _upload_parallel(
     return dataclasses.replace(result, resource=resource)
 
 
-def _many(
-    run: Callable[..., TransferResult],
-    pairs: Iterable[tuple[Any, Any]],
-    max_workers: int,
-    raise_exception: bool,
-    options: dict[str, Any],
-) -> list[TransferResult | BaseException]:
-    work = list(pairs)
-    if max_workers < 1:
-        raise ValueError(f"max_workers must be at least 1, got {max_workers}")
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max_workers) as executor:
-        futures = [executor.submit(run, blob, target, **options) for blob, target in work]
-        results: list[TransferResult | BaseException] = []
-        for future in futures:
-            error = future.exception()
-            if error is not None and raise_exception:
-                for other in futures:
-                    other.cancel()
-                raise error
-            results.append(error if error is not None else future.result())
-    return results
+class BatchTransfer(Protocol):
+    """The signature of :func:`download_many` and :func:`upload_many`."""
+
+    def __call__(
+        self,
+        pairs: Iterable[tuple[Any, str | os.PathLike[str] | io.IOBase]],
+        /,
+        *,
+        max_workers: int = 4,
+        raise_exception: bool = False,
+        **options: Any,
+    ) -> list[TransferResult | BaseException]: ...
 
 
-def download_many(
-    blob_destination_pairs: Iterable[tuple[Any, str | os.PathLike[str] | io.IOBase]],
-    *,
-    max_workers: int = 4,
-    raise_exception: bool = False,
-    **options: Any,
-) -> list[TransferResult | BaseException]:
-    """Download several blobs, ``max_workers`` at a time (each as :func:`download_blob`).
+def _batch(run: Callable[..., TransferResult], name: str, doc: str) -> BatchTransfer:
+    """``run`` over many ``(blob, target)`` pairs, ``max_workers`` at a time."""
 
-    Args:
-        blob_destination_pairs: ``(blob, filename_or_stream)`` pairs.
-        max_workers: Downloads running at once.
-        raise_exception: Raise the first failure instead of returning it in its place.
-        **options: Passed to :func:`download_blob` for every blob.
+    def many(
+        pairs: Iterable[tuple[Any, Any]],
+        /,
+        *,
+        max_workers: int = 4,
+        raise_exception: bool = False,
+        **options: Any,
+    ) -> list[TransferResult | BaseException]:
+        work = list(pairs)
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max_workers) as executor:
+            futures = [executor.submit(run, blob, target, **options) for blob, target in work]
+            results: list[TransferResult | BaseException] = []
+            for future in futures:
+                error = future.exception()
+                if error is not None and raise_exception:
+                    for other in futures:
+                        other.cancel()
+                    raise error
+                results.append(error if error is not None else future.result())
+        return results
 
-    Returns:
-        One entry per pair, in order: the result, or the exception that download raised.
-    """
-    return _many(download_blob, blob_destination_pairs, max_workers, raise_exception, options)
+    many.__name__ = many.__qualname__ = name
+    many.__doc__ = doc.format(run=run.__name__)
+    return many
 
 
-def upload_many(
-    blob_source_pairs: Iterable[tuple[Any, str | os.PathLike[str] | io.IOBase]],
-    *,
-    max_workers: int = 4,
-    raise_exception: bool = False,
-    **options: Any,
-) -> list[TransferResult | BaseException]:
-    """Upload several files or streams, ``max_workers`` at a time (each as
-    :func:`upload_blob`).
+_MANY_DOC = """{verb} several {what}, ``max_workers`` at a time (each as :func:`{{run}}`).
 
     Args:
-        blob_source_pairs: ``(blob, filename_or_stream)`` pairs.
-        max_workers: Uploads running at once.
-        raise_exception: Raise the first failure instead of returning it in its place.
-        **options: Passed to :func:`upload_blob` for every blob.
+        pairs: ``(blob, filename_or_stream)`` pairs (positional).
+        max_workers: Transfers running at once.
+        raise_exception: Raise the first failure instead of returning it in its place
+            (the transfers not yet started are cancelled).
+        **options: Passed to :func:`{{run}}` for every pair.
 
     Returns:
-        One entry per pair, in order: the result, or the exception that upload raised.
-    """
-    return _many(upload_blob, blob_source_pairs, max_workers, raise_exception, options)
+        One entry per pair, in order: the result, or the exception that transfer raised.
+
+    Raises:
+        ValueError: ``max_workers`` below 1.
+"""
+
+download_many = _batch(
+    download_blob,
+    "download_many",
+    _MANY_DOC.format(verb="Download", what="blobs"),
+)
+upload_many = _batch(
+    upload_blob,
+    "upload_many",
+    _MANY_DOC.format(verb="Upload", what="files or streams"),
+)

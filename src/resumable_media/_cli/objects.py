@@ -142,6 +142,33 @@ def _timestamp(text: str | None) -> str:
     return parsed.strftime("%Y-%m-%dT%H:%M:%SZ") if parsed else "-"
 
 
+def _named_objects(
+    storage: Storage, urls: list[str], verb: str, errors: _Errors, omit: Callable[[str], None]
+) -> Iterator[tuple[GsUrl, dict[str, Any]]]:
+    """Each object the URLs name, wildcards expanded, for the commands that need objects.
+
+    A URL that matches nothing, or whose listing fails, is recorded in ``errors`` and the
+    next URL follows.
+
+    Raises:
+        UsageError: A URL names a bucket or prefix.
+    """
+    for text in urls:
+        url = _parse(text)
+        if _is_container(url):
+            raise UsageError(f"{text} names a bucket or prefix; {verb} needs an object")
+        found = False
+        try:
+            for meta in _objects(storage, url, recursive=False, omit=omit):
+                found = True
+                yield url, meta
+        except TransferError as exc:
+            errors(text, exc.reason, exc.status)
+            continue
+        if not found:
+            errors(text, _nothing(url))
+
+
 def _parse_time(text: str | None) -> datetime.datetime | None:
     if not text:
         return None
@@ -475,25 +502,13 @@ def cat(args: argparse.Namespace) -> int:
     omit = _omitter(args.quiet)
     stdout = sys.stdout.buffer
     try:
-        for text in args.urls:
-            url = _parse(text)
-            if _is_container(url):
-                raise UsageError(f"{text} names a bucket or prefix; cat needs an object")
-            found = False
+        for url, meta in _named_objects(storage, args.urls, "cat", errors, omit):
+            item = GsUrl(url.bucket, str(meta["name"]))
             try:
-                for meta in _objects(storage, url, recursive=False, omit=omit):
-                    found = True
-                    item = GsUrl(url.bucket, str(meta["name"]))
-                    try:
-                        _cat_one(storage, item, meta, stdout, args)
-                    except _CatFailed as failed:
-                        cause = failed.__cause__ or failed
-                        errors(str(item), _cat_failure(cause, meta, failed.written))
-            except TransferError as exc:
-                errors(text, exc.reason, exc.status)
-                continue
-            if not found:
-                errors(text, _nothing(url))
+                _cat_one(storage, item, meta, stdout, args)
+            except _CatFailed as failed:
+                cause = failed.__cause__ or failed
+                errors(str(item), _cat_failure(cause, meta, failed.written))
         stdout.flush()
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, as a shell pipeline expects.
@@ -554,23 +569,11 @@ def stat(args: argparse.Namespace) -> int:
     storage = make_storage(args)
     errors = _Errors()
     omit = _omitter(args.quiet)
-    for text in args.urls:
-        url = _parse(text)
-        if _is_container(url):
-            raise UsageError(f"{text} names a bucket or prefix; stat needs an object")
-        found = False
-        try:
-            for meta in _objects(storage, url, recursive=False, omit=omit):
-                found = True
-                if args.json:
-                    _write(json.dumps(meta, sort_keys=True))
-                else:
-                    _write("\n".join(_stat_lines(_url_of(url.bucket, meta), meta)))
-        except TransferError as exc:
-            errors(text, exc.reason, exc.status)
-            continue
-        if not found:
-            errors(text, _nothing(url))
+    for url, meta in _named_objects(storage, args.urls, "stat", errors, omit):
+        if args.json:
+            _write(json.dumps(meta, sort_keys=True))
+        else:
+            _write("\n".join(_stat_lines(_url_of(url.bucket, meta), meta)))
     sys.stdout.flush()
     return 1 if errors.count else 0
 
@@ -626,78 +629,79 @@ def du(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, chunk_size: Any, positive: Any) -> None:
     """Register ``ls``, ``rm``, ``cat``, ``stat`` and ``du`` on the command's subparsers."""
-    urls = {"nargs": "+", "metavar": "URL"}
-    hidden_page_size = {"type": positive, "help": argparse.SUPPRESS}
 
-    parser = sub.add_parser(
+    def command(
+        name: str, func: Callable[[argparse.Namespace], int], *, lists: bool, **texts: str
+    ) -> argparse.ArgumentParser:
+        """A subcommand taking one or more gs:// URLs (``lists``: and --list-page-size)."""
+        parser: argparse.ArgumentParser = sub.add_parser(name, parents=[common], **texts)
+        parser.add_argument("urls", nargs="+", metavar="URL")
+        if lists:
+            parser.add_argument("--list-page-size", type=positive, help=argparse.SUPPRESS)
+        parser.set_defaults(func=func)
+        return parser
+
+    parser = command(
         "ls",
-        parents=[common],
+        ls,
+        lists=True,
         help="list objects and prefixes",
         description="List what each gs:// URL names: a bucket or prefix lists one level "
         "(objects, then sub-prefixes ending in '/'); wildcards allowed.",
     )
-    parser.add_argument("urls", **urls)
     parser.add_argument(
         "-l", dest="long", action="store_true", help="size, creation time, URL; and a TOTAL line"
     )
     parser.add_argument(
         "-r", "-R", dest="recursive", action="store_true", help="every level, under headings"
     )
-    parser.add_argument("--list-page-size", **hidden_page_size)
-    parser.set_defaults(func=ls)
 
-    parser = sub.add_parser(
+    parser = command(
         "rm",
-        parents=[common],
+        rm,
+        lists=True,
         help="delete objects",
         description="Delete the objects each gs:// URL names; -r also everything below a "
         "prefix (buckets themselves are never deleted).  Objects found by a listing are "
         "deleted only if unchanged since (ifGenerationMatch).",
     )
-    parser.add_argument("urls", **urls)
     parser.add_argument("-r", "-R", "--recursive", action="store_true", help="below prefixes too")
     parser.add_argument(
         "-j", "--jobs", type=positive, default=8, help="deletions at once (default 8)"
     )
-    parser.add_argument("--list-page-size", **hidden_page_size)
-    parser.set_defaults(func=rm)
 
-    parser = sub.add_parser(
+    parser = command(
         "cat",
-        parents=[common],
+        cat,
+        lists=False,
         help="write objects to stdout",
         description="Write each object to stdout in order (large ones by parallel ranged "
         "reads); each is checked against its CRC32C at its end (exit 1 on a mismatch).",
     )
-    parser.add_argument("urls", **urls)
     parser.add_argument(
         "--chunk-size", type=chunk_size, default=8 * 2**20, help="bytes per ranged read"
     )
     parser.add_argument(
         "--threads", type=positive, default=8, help="ranged reads at once (default 8)"
     )
-    parser.set_defaults(func=cat)
 
-    parser = sub.add_parser(
+    command(
         "stat",
-        parents=[common],
+        stat,
+        lists=False,
         help="show an object's metadata",
         description="Show every field of each object (gsutil's layout); --json: the resource.",
     )
-    parser.add_argument("urls", **urls)
-    parser.set_defaults(func=stat)
 
-    parser = sub.add_parser(
+    parser = command(
         "du",
-        parents=[common],
+        du,
+        lists=True,
         help="bytes used by objects",
         description="Bytes of each object below each URL; -s one total per URL.",
     )
-    parser.add_argument("urls", **urls)
     parser.add_argument("-s", dest="summarize", action="store_true", help="one total per URL")
     parser.add_argument("-c", dest="total", action="store_true", help="add a grand total line")
     parser.add_argument(
         "--human-readable", dest="human_readable", action="store_true", help="sizes as 4.45 KiB"
     )
-    parser.add_argument("--list-page-size", **hidden_page_size)
-    parser.set_defaults(func=du)
