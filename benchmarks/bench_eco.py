@@ -8,11 +8,16 @@ process by ``resumable-media serve``, so client CPU is the benchmark process's a
 - ``gcsx`` fsspec ``get`` vs gcsfs ``get`` (gcsfs defaults: no checksum);
 - ``resumable_media.open(url, "rb").read()`` into memory vs ``ParallelDownload`` to a file.
 
+With ``--upload``: ``gcs.upload_blob`` (a parallel XML multipart upload for a large file) vs
+``Blob.upload_from_filename(checksum="crc32c")`` vs
+``transfer_manager.upload_chunks_concurrently(checksum="crc32c")`` (defaults otherwise),
+each stored object's CRC32C checked against the source's after every run.
+
 Rounds are interleaved (every case once per round, rotated start); the table gives medians of
 wall seconds, MB/s, and client CPU-seconds per GiB (``process_time`` plus reaped children, so
 transfer_manager's worker processes count).
 
-Usage: python3 benchmarks/bench_eco.py [--size-mib 256] [--rounds 5]
+Usage: python3 benchmarks/bench_eco.py [--size-mib 256] [--rounds 5] [--upload]
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--upload", action="store_true", help="the upload cases instead")
     args = parser.parse_args()
     size = args.size_mib * MIB
 
@@ -111,6 +117,10 @@ def main() -> None:
                     f.write(os.urandom(MIB))
             blob = client.bucket("bench").blob("object.bin")
             gcs.upload_blob(blob, source)
+            if args.upload:
+                _upload_rounds(args, client, source, str(blob.crc32c))
+                client.close()
+                return
             out = os.path.join(work, "out.bin")
             media = f"{endpoint}/download/storage/v1/b/bench/o/object.bin?alt=media"
             gcsx = GCSXFileSystem(endpoint=endpoint, skip_instance_cache=True)
@@ -138,34 +148,84 @@ def main() -> None:
                     transports.anonymous()
                 ),
             }
-            names = list(cases)
-            wall: dict[str, list[float]] = {n: [] for n in names}
-            cpu: dict[str, list[float]] = {n: [] for n in names}
-            for round_ in range(args.rounds):
-                order = names[round_ % len(names) :] + names[: round_ % len(names)]
-                for name in order:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(out)
-                    began_cpu, began = _cpu(), time.perf_counter()
-                    cases[name]()
-                    wall[name].append(time.perf_counter() - began)
-                    cpu[name].append(_cpu() - began_cpu)
-                    if name != "open().read()":
-                        assert os.path.getsize(out) == size, name
-                print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
-            gib = size / (1 << 30)
-            print(f"\n{args.size_mib} MiB object, {args.rounds} interleaved rounds, medians\n")
-            print("| case | seconds | MB/s | client CPU-s/GiB |")
-            print("|---|---:|---:|---:|")
-            for name in names:
-                seconds = statistics.median(wall[name])
-                print(
-                    f"| {name} | {seconds:.2f} | {size / seconds / 1e6:.0f} | "
-                    f"{statistics.median(cpu[name]) / gib:.2f} |"
-                )
+
+            def check(name: str) -> None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(out)
+
+            def checked(name: str) -> None:
+                if name != "open().read()":
+                    assert os.path.getsize(out) == size, name
+
+            _rounds(args, cases, check, checked)
             client.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _rounds(
+    args: argparse.Namespace,
+    cases: dict[str, Callable[[], object]],
+    before: Callable[[str], None],
+    after: Callable[[str], None],
+) -> None:
+    """Run every case once per round (rotated start) and print the medians' table."""
+    size = args.size_mib * MIB
+    names = list(cases)
+    wall: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
+    for round_ in range(args.rounds):
+        order = names[round_ % len(names) :] + names[: round_ % len(names)]
+        for name in order:
+            before(name)
+            began_cpu, began = _cpu(), time.perf_counter()
+            cases[name]()
+            wall[name].append(time.perf_counter() - began)
+            cpu[name].append(_cpu() - began_cpu)
+            after(name)
+        print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
+    gib = size / (1 << 30)
+    print(f"\n{args.size_mib} MiB object, {args.rounds} interleaved rounds, medians\n")
+    print("| case | seconds | MB/s | client CPU-s/GiB | runs (s) |")
+    print("|---|---:|---:|---:|---|")
+    for name in names:
+        seconds = statistics.median(wall[name])
+        runs = ", ".join(f"{w:.2f}" for w in wall[name])
+        print(
+            f"| {name} | {seconds:.2f} | {size / seconds / 1e6:.0f} | "
+            f"{statistics.median(cpu[name]) / gib:.2f} | {runs} |"
+        )
+
+
+def _upload_rounds(args: argparse.Namespace, client: object, source: str, crc32c: str) -> None:
+    from google.cloud.storage import transfer_manager
+
+    from resumable_media import gcs
+
+    bucket = client.bucket("bench")  # type: ignore[attr-defined]
+    target = "uploaded.bin"
+    cases: dict[str, Callable[[], object]] = {
+        "gcs.upload_blob": lambda: gcs.upload_blob(bucket.blob(target), source),
+        "Blob.upload_from_filename": lambda: bucket.blob(target).upload_from_filename(
+            source, checksum="crc32c"
+        ),
+        "transfer_manager.upload_chunks_concurrently": lambda: (
+            transfer_manager.upload_chunks_concurrently(
+                source, bucket.blob(target), checksum="crc32c"
+            )
+        ),
+    }
+
+    def before(name: str) -> None:
+        with contextlib.suppress(Exception):
+            bucket.blob(target).delete()
+
+    def after(name: str) -> None:
+        stored = bucket.get_blob(target)
+        assert stored is not None and stored.size == args.size_mib * MIB, name
+        assert stored.crc32c == crc32c, name
+
+    _rounds(args, cases, before, after)
 
 
 if __name__ == "__main__":

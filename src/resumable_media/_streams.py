@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resumable_media import checksums, common
 from resumable_media._protocol.ranged import RangedRead, add_generation
@@ -41,12 +41,16 @@ from resumable_media._transport import (
 from resumable_media.parallel.plan import TransferResult
 from resumable_media.parallel.progress import ProgressCallback, ProgressTracker
 
+if TYPE_CHECKING:
+    from resumable_media._objects.urls import Endpoint
+
 __all__ = [
     "DEFAULT_READ_CHUNK",
     "DEFAULT_WINDOW",
     "ObjectReader",
     "ObjectWriter",
     "download_to_stream",
+    "resolve_transport",
 ]
 
 _LOGGER = logging.getLogger(__name__)
@@ -725,7 +729,14 @@ class ObjectWriter(io.RawIOBase):
             self.close()
 
 
-def _endpoint_and_factory(endpoint: str | None, transport: Any) -> tuple[Any, Any]:
+def resolve_transport(endpoint: str | None, transport: Any) -> tuple[Endpoint, Any]:
+    """The endpoint (``endpoint``, else ``STORAGE_EMULATOR_HOST``, else Cloud Storage) and
+    the transport for it (``transport``, else anonymous for an emulator and Application
+    Default Credentials for Cloud Storage): one rule for ``open`` and ``gcsx``.
+
+    Raises:
+        ValueError: An endpoint that is not an http(s) URL.
+    """
     from resumable_media import transports
     from resumable_media._objects.urls import resolve_endpoint
 
@@ -797,7 +808,7 @@ def open_url(
     target: GsUrl = parse_gs_url(url)
     if not target.name:
         raise ValueError(f"{url} names a bucket, not an object")
-    where, transport = _endpoint_and_factory(endpoint, transport)
+    where, transport = resolve_transport(endpoint, transport)
     if mode in ("rb", "br"):
         raw = ObjectReader(
             where.media_url(target, generation),

@@ -1,10 +1,11 @@
 """Progress callbacks: one signature for every transfer, and adapters to tqdm and fsspec.
 
 Every public transfer of the package (``ParallelDownload.consume``,
-``PipelinedUpload.transmit``, ``resumable_media.gcs``, ``resumable_media.open(..., "wb")``,
-``resumable_media.fsspec``) takes ``progress(bytes_done, total)``: ``bytes_done`` never
-goes backwards, ``total`` is the size or None when unknown (a stream being uploaded), and
-calls come from one thread at a time, a few times a second plus once at the end.
+``PipelinedUpload.transmit``, ``ParallelUpload.transmit``, ``resumable_media.gcs``,
+``resumable_media.open(..., "wb")``, ``resumable_media.fsspec``) takes
+``progress(bytes_done, total)``: ``bytes_done`` never goes backwards, ``total`` is the size
+or None when unknown (a stream being uploaded), and calls come from one thread at a time, a
+few times a second plus once at the end.
 
     from resumable_media import callbacks
     with callbacks.tqdm_progress(desc="big.bin") as progress:

@@ -36,9 +36,9 @@ from typing import Any
 from fsspec.callbacks import DEFAULT_CALLBACK
 from fsspec.spec import AbstractFileSystem
 
-from resumable_media import callbacks, common
+from resumable_media import _streams, callbacks, common
 from resumable_media._objects.client import Storage, TransferError
-from resumable_media._objects.urls import Endpoint, GsUrl, resolve_endpoint
+from resumable_media._objects.urls import Endpoint, GsUrl
 from resumable_media.parallel.plan import DEFAULT_CHUNK_SIZE
 
 __all__ = ["GCSXFileSystem", "register_gs"]
@@ -91,13 +91,7 @@ class GCSXFileSystem(AbstractFileSystem):  # type: ignore[misc]
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        where = resolve_endpoint(endpoint)
-        if transport is None:
-            from resumable_media import transports
-
-            transport = (
-                transports.google_default() if where.authenticated else transports.anonymous()
-            )
+        where, transport = _streams.resolve_transport(endpoint, transport)
         self.endpoint: Endpoint = where
         self.transport = transport
         self.project = project or os.environ.get("GOOGLE_CLOUD_PROJECT") or "_"
@@ -381,10 +375,8 @@ class GCSXFileSystem(AbstractFileSystem):  # type: ignore[misc]
         """The object's bytes; ``start``/``end`` (end exclusive, negative from the end) slice."""
         url = self._split(path)
         if start is None and end is None:
-            from resumable_media._streams import ObjectReader
-
             try:
-                with ObjectReader(
+                with _streams.ObjectReader(
                     self.endpoint.media_url(url),
                     self.transport,
                     chunk_size=self.chunk_size,
@@ -479,11 +471,9 @@ class GCSXFileSystem(AbstractFileSystem):  # type: ignore[misc]
             checksum=self.check,
         )
         try:
-            upload.transmit(self.transport, kwargs_content_type(rpath))
+            upload.transmit(self.transport, kwargs_content_type(rpath), progress=progress)
         except common.InvalidResponse as exc:
             self._raise(exc, rpath)
-        if progress is not None:
-            progress(size, size)
 
     def get_file(
         self, rpath: str, lpath: str, callback: Any = DEFAULT_CALLBACK, **kwargs: Any
@@ -523,8 +513,6 @@ class GCSXFileSystem(AbstractFileSystem):  # type: ignore[misc]
         cache_options: Any = None,
         **kwargs: Any,
     ) -> Any:
-        from resumable_media import _streams
-
         if not autocommit:
             raise NotImplementedError(
                 f"{path}: gcsx has no transactions; write outside fs.transaction (each file "

@@ -215,10 +215,49 @@ def test_cat_detects_corruption(gcs_server: GCSServer, gcs_bucket: str) -> None:
     with open(path, "r+b") as stream:
         stream.seek(2**20 + 5)
         stream.write(b"\x00" if data[2**20 + 5] else b"\x01")
-    result = _cat(gcs_server, "--chunk-size", "1MiB", f"gs://{gcs_bucket}/c.bin")
+    gcs_server.put_object(gcs_bucket, "d.bin", b"after the bad one")
+    result = _cat(
+        gcs_server, "--chunk-size", "1MiB", f"gs://{gcs_bucket}/c.bin", f"gs://{gcs_bucket}/d.bin"
+    )
     assert result.returncode == 1
     assert b"data corruption" in result.stderr and b"do not use this output" in result.stderr
     assert f"gs://{gcs_bucket}/c.bin".encode() in result.stderr
+    # The last chunk is held back once the CRC32C fails; what came before is flagged.
+    assert result.stdout.endswith(b"after the bad one")
+    written = len(result.stdout) - len(b"after the bad one")
+    assert written == 2 * 2**20
+    assert (
+        f"the {written} bytes of it already written to stdout are not to be trusted".encode()
+        in (result.stderr)
+    )
+    assert b"Traceback" not in result.stderr and b"DataCorruption" not in result.stderr
+
+
+def test_cat_goes_through_the_read_ahead_reader(gcs_server: GCSServer, gcs_bucket: str) -> None:
+    data = os.urandom(3 * 2**20 + 1)
+    first = gcs_server.put_object(gcs_bucket, "g.bin", data)
+    gcs_server.clear_requests()
+    result = _cat(gcs_server, "--chunk-size", "1MiB", "--threads", "2", f"gs://{gcs_bucket}/g.bin")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == data
+    reads = [r for r in gcs_server.requests if "g.bin" in r.path and "alt=media" in r.path]
+    assert len(reads) == 4
+    # Every ranged GET is pinned to the listed generation.
+    assert all(f"generation={first['generation']}" in r.path for r in reads)
+
+
+def test_cat_refused_read_names_the_object_and_says_nothing_was_written(
+    gcs_server: GCSServer, gcs_bucket: str
+) -> None:
+    gcs_server.put_object(gcs_bucket, "r.bin", os.urandom(2**20))
+    test_id = gcs_server.create_retry_test({"storage.objects.get": ["return-403"]})
+    # A wildcard: the listing is objects.list, so the refused objects.get is the read.
+    result = _cat(gcs_server, "-H", f"x-retry-test-id: {test_id}", f"gs://{gcs_bucket}/r.b?n")
+    assert result.returncode == 1
+    assert result.stdout == b""
+    assert f"gs://{gcs_bucket}/r.bin".encode() in result.stderr
+    assert b"nothing was written for it" in result.stderr
+    assert b"Traceback" not in result.stderr
 
 
 def test_stat_output_and_missing(run_cli: RunCli, gcs_server: GCSServer, gcs_bucket: str) -> None:

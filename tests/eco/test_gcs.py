@@ -265,3 +265,146 @@ def test_client_credentials_authorize_every_request(
         r.headers.get("authorization") == "Bearer token-from-the-client" for r in records
     )
     authed.close()
+
+
+def _xml_requests(server: GCSServer, bucket: str, name: str) -> list[Any]:
+    return [r for r in server.requests if r.path.startswith(f"/{bucket}/{name}")]
+
+
+def test_large_upload_blob_goes_in_parallel_parts_and_keeps_metadata(
+    client: storage.Client, gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    data = os.urandom(5 * MIB + 321)
+    path = tmp_path / "big.json"
+    path.write_bytes(data)
+    blob = client.bucket(gcs_bucket).blob("dir/big.json")
+    blob.metadata = {"origin": "eco", "run": "7"}
+    gcs_server.clear_requests()
+    result = gcs.upload_blob(blob, path, part_size=MIB, parallel_threshold=MIB, processes=0)
+    assert gcs_server.object_bytes(gcs_bucket, "dir/big.json") == data
+    assert result.verified and result.bytes == len(data)
+    parts = records(gcs_server, lambda r: r.method == "PUT" and "partNumber=" in r.path, 6)
+    assert len(parts) == 6  # five whole MiB parts and the tail
+    assert not [r for r in gcs_server.requests if "uploadType=resumable" in r.path]
+    stored = client.bucket(gcs_bucket).get_blob("dir/big.json")
+    assert stored is not None
+    assert stored.content_type == "application/json"  # guessed from the filename
+    assert stored.metadata == {"origin": "eco", "run": "7"}
+    assert blob.generation == stored.generation == result.generation
+    assert blob.crc32c == stored.crc32c == result.crc32c and blob.size == len(data)
+
+
+def test_parallel_upload_blob_round_trips_csek_and_user_project(
+    client: storage.Client, gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    data = os.urandom(3 * MIB + 5)
+    path = tmp_path / "secret.bin"
+    path.write_bytes(data)
+    bucket = client.bucket(gcs_bucket, user_project="billing-project")
+    blob = bucket.blob("secret.bin", encryption_key=KEY)
+    gcs_server.clear_requests()
+    result = gcs.upload_blob(blob, path, part_size=MIB, parallel_threshold=MIB, processes=0)
+    assert result.verified
+    sent = records(gcs_server, lambda r: r.method == "HEAD" and "secret.bin" in r.path, 1)
+    assert sent
+    xml = _xml_requests(gcs_server, gcs_bucket, "secret.bin")
+    assert {r.method for r in xml} == {"POST", "PUT", "HEAD"}  # initiate, parts, complete
+    assert len([r for r in xml if "partNumber=" in r.path]) == 4
+    digest = base64.b64encode(hashlib.sha256(KEY).digest()).decode()
+    for record in xml:
+        assert record.headers["x-goog-encryption-algorithm"] == "AES256"
+        assert record.headers["x-goog-encryption-key"] == base64.b64encode(KEY).decode()
+        assert record.headers["x-goog-encryption-key-sha256"] == digest
+        assert record.headers["x-goog-user-project"] == "billing-project"
+    # google-cloud-storage reads it back with the same key.
+    again = client.bucket(gcs_bucket).blob("secret.bin", encryption_key=KEY)
+    assert again.download_as_bytes(checksum="crc32c") == data
+
+
+def test_upload_blob_falls_back_where_xml_multipart_cannot_carry_the_request(
+    client: storage.Client, gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(os.urandom(2 * MIB))
+    bucket = client.bucket(gcs_bucket)
+
+    def blocker(blob: Any, **options: Any) -> str | None:
+        metadata = dict(blob._get_writable_metadata())
+        metadata["contentType"] = blob.content_type or "application/octet-stream"
+        return gcs.parallel_upload_blocker(blob, metadata, threshold=MIB, **options)
+
+    plain = bucket.blob("f.bin")
+    assert blocker(plain, filename=str(path)) is None
+    assert blocker(plain, filename=str(path), checksum="md5") is not None
+    assert blocker(plain, filename=None) == "the source is a stream"
+    assert "precondition" in str(
+        blocker(plain, filename=str(path), preconditions=[("ifGenerationMatch", "0")])
+    )
+    assert blocker(plain, filename=str(path), predefined_acl="publicRead") is not None
+    kms = bucket.blob("f.bin", kms_key_name="projects/p/locations/l/keyRings/r/cryptoKeys/k")
+    assert "KMS" in str(blocker(kms, filename=str(path)))
+    cached = bucket.blob("f.bin")
+    cached.cache_control = "no-cache"
+    assert "cacheControl" in str(blocker(cached, filename=str(path)))
+    accented = bucket.blob("f.bin")
+    accented.metadata = {"city": "Zürich"}
+    assert "ASCII" in str(blocker(accented, filename=str(path)))
+    # A fallback still delivers everything: cache control and non-ASCII metadata.
+    gcs_server.clear_requests()
+    accented.cache_control = "no-cache"
+    gcs.upload_blob(accented, path, parallel_threshold=MIB, processes=0)
+    assert not [r for r in gcs_server.requests if "partNumber=" in r.path]
+    stored = bucket.get_blob("f.bin")
+    assert stored is not None
+    assert stored.metadata == {"city": "Zürich"} and stored.cache_control == "no-cache"
+
+
+def test_large_upload_blob_precondition_failure_leaves_the_old_object(
+    client: storage.Client, gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    old = gcs_server.put_object(gcs_bucket, "kept.bin", b"the old object")
+    path = tmp_path / "kept.bin"
+    path.write_bytes(os.urandom(3 * MIB))
+    blob = client.bucket(gcs_bucket).blob("kept.bin")
+    for generation in (0, 1):
+        with pytest.raises(api_exceptions.PreconditionFailed, match=r"kept\.bin"):
+            gcs.upload_blob(
+                blob, path, parallel_threshold=MIB, processes=0, if_generation_match=generation
+            )
+    assert gcs_server.object_bytes(gcs_bucket, "kept.bin") == b"the old object"
+    stored = client.bucket(gcs_bucket).get_blob("kept.bin")
+    assert stored is not None and stored.generation == int(old["generation"])
+    with pytest.raises(api_exceptions.PreconditionFailed, match=r"absent\.bin"):
+        gcs.upload_blob(
+            client.bucket(gcs_bucket).blob("absent.bin"),
+            path,
+            parallel_threshold=MIB,
+            if_generation_match=5,
+        )
+    assert client.bucket(gcs_bucket).get_blob("absent.bin") is None
+    # The matching generation replaces it (and that went through the JSON API).
+    result = gcs.upload_blob(
+        blob, path, parallel_threshold=MIB, if_generation_match=int(old["generation"])
+    )
+    assert result.verified and gcs_server.object_bytes(gcs_bucket, "kept.bin") == path.read_bytes()
+
+
+def test_refused_parallel_part_creates_no_object(
+    client: storage.Client, gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    path = tmp_path / "refused.bin"
+    path.write_bytes(os.urandom(3 * MIB))
+    test_id = gcs_server.create_retry_test({"storage.objects.insert": ["return-400-after-256K"]})
+    client._extra_headers = {"x-retry-test-id": test_id}
+    with pytest.raises(api_exceptions.BadRequest, match=r"refused\.bin"):
+        gcs.upload_blob(
+            client.bucket(gcs_bucket).blob("refused.bin"),
+            path,
+            part_size=MIB,
+            parallel_threshold=MIB,
+            processes=0,
+        )
+    client._extra_headers = {}
+    assert client.bucket(gcs_bucket).get_blob("refused.bin") is None
+    aborts = records(gcs_server, lambda r: r.method == "DELETE" and "uploadId=" in r.path, 1)
+    assert len(aborts) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import subprocess
+from typing import Any
 
 import pytest
 
@@ -192,7 +193,8 @@ def test_parallel_upload_custom_metadata(gcs_server, gcs_bucket, tmp_path, spell
     source.write_bytes(os.urandom(3 * CHUNK))
     url = f"{gcs_server.endpoint}/{gcs_bucket}/custom"
     upload = ParallelUpload(url, source, part_size=CHUNK, processes=0)
-    upload.transmit(transports.anonymous(), "text/plain", **{spelling: {"k": "v"}})
+    custom: dict[str, Any] = {spelling: {"k": "v"}}
+    upload.transmit(transports.anonymous(), "text/plain", **custom)
     with transports.anonymous()() as session:
         resource = session.get(f"{gcs_server.endpoint}/storage/v1/b/{gcs_bucket}/o/custom").json()
     assert resource["metadata"] == {"k": "v"}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import datetime
-import io
 import json
 import os
 import sys
@@ -22,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any, cast
 
-from resumable_media import checksums
+from resumable_media import common
 from resumable_media._cli.copy import UsageError
 from resumable_media._cli.expand import expand_gs, has_wildcard
 from resumable_media._objects.client import (
@@ -141,6 +140,33 @@ def _timestamp(text: str | None) -> str:
     """RFC 3339 from the API as gsutil's ``ls -l`` shows it (``2026-12-07T23:33:15Z``)."""
     parsed = _parse_time(text)
     return parsed.strftime("%Y-%m-%dT%H:%M:%SZ") if parsed else "-"
+
+
+def _named_objects(
+    storage: Storage, urls: list[str], verb: str, errors: _Errors, omit: Callable[[str], None]
+) -> Iterator[tuple[GsUrl, dict[str, Any]]]:
+    """Each object the URLs name, wildcards expanded, for the commands that need objects.
+
+    A URL that matches nothing, or whose listing fails, is recorded in ``errors`` and the
+    next URL follows.
+
+    Raises:
+        UsageError: A URL names a bucket or prefix.
+    """
+    for text in urls:
+        url = _parse(text)
+        if _is_container(url):
+            raise UsageError(f"{text} names a bucket or prefix; {verb} needs an object")
+        found = False
+        try:
+            for meta in _objects(storage, url, recursive=False, omit=omit):
+                found = True
+                yield url, meta
+        except TransferError as exc:
+            errors(text, exc.reason, exc.status)
+            continue
+        if not found:
+            errors(text, _nothing(url))
 
 
 def _parse_time(text: str | None) -> datetime.datetime | None:
@@ -357,69 +383,114 @@ def rm(args: argparse.Namespace) -> int:
 # -- cat ------------------------------------------------------------------------------------
 
 
-class _Out:
-    """stdout for object bytes: hashes what is written, in order."""
+class _Counted:
+    """stdout for object bytes, counting what was written."""
 
     def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
-        self.crc = checksums.Crc32cHasher()
+        self.count = 0
 
     def write(self, data: bytes | memoryview) -> int:
         self.raw.write(data)
-        self.crc.update(data)
+        self.count += len(data)
         return len(data)
 
 
-def _range(storage: Storage, url: str, start: int, end: int) -> bytes:
+def _cat_gzip(storage: Storage, media: str, out: _Counted) -> None:
+    """One GET of a gzip-stored object, decoded on the way; the library checks the CRC32C
+    of the stored (compressed) bytes, as ranged reads of a transcoded object cannot."""
     from resumable_media.requests import Download
 
-    buffer = io.BytesIO()
-    download = Download(url, stream=buffer, start=start, end=end, checksum=None)
+    download = Download(media, stream=cast(IO[bytes], out), checksum="crc32c")
     download._retry_strategy = storage.retry
     download.consume(storage.session())
-    data = buffer.getvalue()
-    if len(data) != end - start + 1:
-        raise TransferError(url, f"short range read: {len(data)} of {end - start + 1} bytes")
-    return data
 
 
 def _cat_one(
-    storage: Storage, url: GsUrl, meta: dict[str, Any], out: _Out, args: argparse.Namespace
-) -> None:
-    """Write one object to ``out`` in order: ranged GETs ``--threads`` at a time for objects
-    larger than one chunk (at most that many chunks in memory), one GET otherwise."""
-    size = int(meta.get("size", 0))
-    generation = int(meta["generation"]) if meta.get("generation") else None
-    media = storage.endpoint.media_url(url, generation)
-    chunk = args.chunk_size
-    if size <= chunk or meta.get("contentEncoding") == "gzip":
-        # One GET; a gzip-stored object is decoded on the way, so the library checks the
-        # CRC32C of the stored bytes instead of ours (``out.crc`` then is not compared).
-        from resumable_media.requests import Download
+    storage: Storage, url: GsUrl, meta: dict[str, Any], out: IO[bytes], args: argparse.Namespace
+) -> int:
+    """Write one object to ``out`` in order and return the bytes written.
 
-        if size:
-            gzip = meta.get("contentEncoding") == "gzip"
-            download = Download(
-                media, stream=cast(IO[bytes], out), checksum="crc32c" if gzip else None
-            )
-            download._retry_strategy = storage.retry
-            download.consume(storage.session())
-        return
-    starts = range(0, size, chunk)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=args.threads) as pool:
-        window: list[concurrent.futures.Future[bytes]] = []
-        upcoming = iter(starts)
-        for start in upcoming:
-            window.append(pool.submit(_range, storage, media, start, min(size, start + chunk) - 1))
-            if len(window) >= args.threads:
-                break
-        while window:
-            data = window.pop(0).result()
-            out.write(data)
-            for start in upcoming:
-                end = min(size, start + chunk) - 1
-                window.append(pool.submit(_range, storage, media, start, end))
-                break
+    Through ``resumable_media.open(url, "rb")``'s reader: ranged GETs of ``--chunk-size``,
+    ``--threads`` at a time (at most that many chunks in memory), pinned to the listed
+    generation; its CRC32C is checked before the last chunk is written, so a corrupted
+    object raises ``DataCorruption`` and never ends in a clean EOF.
+
+    Raises:
+        _CatFailed: Any failure (its cause: ``DataCorruption`` when the bytes do not match
+            the object's CRC32C, an HTTP error, …), with the bytes already written.
+        BrokenPipeError: stdout was closed.
+    """
+    from resumable_media._streams import open_url
+
+    generation = int(meta["generation"]) if meta.get("generation") else None
+    written = _Counted(out)
+    try:
+        if meta.get("contentEncoding") == "gzip":
+            _cat_gzip(storage, storage.endpoint.media_url(url, generation), written)
+            return written.count
+        if not int(meta.get("size", 0)):
+            return 0
+        with open_url(
+            str(url),
+            "rb",
+            endpoint=storage.endpoint.base_url,
+            transport=storage.factory,
+            chunk_size=args.chunk_size,
+            window=args.threads,
+            threads=args.threads,
+            generation=generation,
+            retry=storage.retry,
+        ) as reader:
+            raw = reader.raw
+            if raw.crc32c is None:  # the listing's hash, when the GET did not send one
+                raw.crc32c = meta.get("crc32c")
+            for piece in raw.iter_chunks():
+                written.write(piece)
+            if raw.crc32c is not None and not raw.verified:
+                raise _Unchecked(f"the CRC32C {raw.crc32c} could not be checked")
+    except BrokenPipeError:
+        raise
+    except Exception as exc:  # the library's own errors (corruption, HTTP), or ours
+        raise _CatFailed(written.count) from exc
+    return written.count
+
+
+class _Unchecked(Exception):
+    """The whole object was written but its CRC32C could not be compared."""
+
+
+class _CatFailed(Exception):
+    """``cat`` of one object failed after ``written`` bytes had gone to stdout."""
+
+    def __init__(self, written: int) -> None:
+        super().__init__(written)
+        self.written = written
+
+
+def _untrusted(written: int) -> str:
+    if not written:
+        return "nothing was written for it"
+    return (
+        f"the {written} bytes of it already written to stdout are not to be trusted "
+        "(stdout cannot be taken back): do not use this output"
+    )
+
+
+def _cat_failure(cause: BaseException, meta: dict[str, Any], written: int) -> str:
+    """What went wrong with one object of ``cat``, and what the output is worth."""
+    if isinstance(cause, common.DataCorruption):
+        expected = meta.get("crc32c") or "unknown"
+        return (
+            f"data corruption: the bytes read do not match the object's CRC32C {expected}; "
+            f"{_untrusted(written)}, and run cat again"
+        )
+    if isinstance(cause, _Unchecked):
+        return f"{cause}; {_untrusted(written)} unless you can check it otherwise"
+    reason = cause.reason if isinstance(cause, TransferError) else describe_error(cause)
+    if not written:
+        return f"{reason}; nothing was written for it"
+    return f"{reason}; the output is incomplete ({written} bytes written)"
 
 
 def cat(args: argparse.Namespace) -> int:
@@ -431,41 +502,13 @@ def cat(args: argparse.Namespace) -> int:
     omit = _omitter(args.quiet)
     stdout = sys.stdout.buffer
     try:
-        for text in args.urls:
-            url = _parse(text)
-            if _is_container(url):
-                raise UsageError(f"{text} names a bucket or prefix; cat needs an object")
-            found = False
+        for url, meta in _named_objects(storage, args.urls, "cat", errors, omit):
+            item = GsUrl(url.bucket, str(meta["name"]))
             try:
-                for meta in _objects(storage, url, recursive=False, omit=omit):
-                    found = True
-                    item = GsUrl(url.bucket, str(meta["name"]))
-                    out = _Out(stdout)
-                    try:
-                        _cat_one(storage, item, meta, out, args)
-                    except TransferError as exc:
-                        errors(str(item), f"{exc.reason}; the output is incomplete")
-                        continue
-                    except BrokenPipeError:
-                        raise
-                    except Exception as exc:  # the library's own errors (corruption, HTTP)
-                        errors(str(item), f"{describe_error(exc)}; the output is incomplete")
-                        continue
-                    expected = meta.get("crc32c")
-                    if meta.get("contentEncoding") == "gzip":
-                        expected = None  # checked by the download itself (stored bytes)
-                    if expected and out.crc.b64digest() != expected:
-                        errors(
-                            str(item),
-                            f"data corruption: CRC32C of the bytes written is "
-                            f"{out.crc.b64digest()}, the object's is {expected}; do not use "
-                            "this output",
-                        )
-            except TransferError as exc:
-                errors(text, exc.reason, exc.status)
-                continue
-            if not found:
-                errors(text, _nothing(url))
+                _cat_one(storage, item, meta, stdout, args)
+            except _CatFailed as failed:
+                cause = failed.__cause__ or failed
+                errors(str(item), _cat_failure(cause, meta, failed.written))
         stdout.flush()
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, as a shell pipeline expects.
@@ -526,23 +569,11 @@ def stat(args: argparse.Namespace) -> int:
     storage = make_storage(args)
     errors = _Errors()
     omit = _omitter(args.quiet)
-    for text in args.urls:
-        url = _parse(text)
-        if _is_container(url):
-            raise UsageError(f"{text} names a bucket or prefix; stat needs an object")
-        found = False
-        try:
-            for meta in _objects(storage, url, recursive=False, omit=omit):
-                found = True
-                if args.json:
-                    _write(json.dumps(meta, sort_keys=True))
-                else:
-                    _write("\n".join(_stat_lines(_url_of(url.bucket, meta), meta)))
-        except TransferError as exc:
-            errors(text, exc.reason, exc.status)
-            continue
-        if not found:
-            errors(text, _nothing(url))
+    for url, meta in _named_objects(storage, args.urls, "stat", errors, omit):
+        if args.json:
+            _write(json.dumps(meta, sort_keys=True))
+        else:
+            _write("\n".join(_stat_lines(_url_of(url.bucket, meta), meta)))
     sys.stdout.flush()
     return 1 if errors.count else 0
 
@@ -598,78 +629,79 @@ def du(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, chunk_size: Any, positive: Any) -> None:
     """Register ``ls``, ``rm``, ``cat``, ``stat`` and ``du`` on the command's subparsers."""
-    urls = {"nargs": "+", "metavar": "URL"}
-    hidden_page_size = {"type": positive, "help": argparse.SUPPRESS}
 
-    parser = sub.add_parser(
+    def command(
+        name: str, func: Callable[[argparse.Namespace], int], *, lists: bool, **texts: str
+    ) -> argparse.ArgumentParser:
+        """A subcommand taking one or more gs:// URLs (``lists``: and --list-page-size)."""
+        parser: argparse.ArgumentParser = sub.add_parser(name, parents=[common], **texts)
+        parser.add_argument("urls", nargs="+", metavar="URL")
+        if lists:
+            parser.add_argument("--list-page-size", type=positive, help=argparse.SUPPRESS)
+        parser.set_defaults(func=func)
+        return parser
+
+    parser = command(
         "ls",
-        parents=[common],
+        ls,
+        lists=True,
         help="list objects and prefixes",
         description="List what each gs:// URL names: a bucket or prefix lists one level "
         "(objects, then sub-prefixes ending in '/'); wildcards allowed.",
     )
-    parser.add_argument("urls", **urls)
     parser.add_argument(
         "-l", dest="long", action="store_true", help="size, creation time, URL; and a TOTAL line"
     )
     parser.add_argument(
         "-r", "-R", dest="recursive", action="store_true", help="every level, under headings"
     )
-    parser.add_argument("--list-page-size", **hidden_page_size)
-    parser.set_defaults(func=ls)
 
-    parser = sub.add_parser(
+    parser = command(
         "rm",
-        parents=[common],
+        rm,
+        lists=True,
         help="delete objects",
         description="Delete the objects each gs:// URL names; -r also everything below a "
         "prefix (buckets themselves are never deleted).  Objects found by a listing are "
         "deleted only if unchanged since (ifGenerationMatch).",
     )
-    parser.add_argument("urls", **urls)
     parser.add_argument("-r", "-R", "--recursive", action="store_true", help="below prefixes too")
     parser.add_argument(
         "-j", "--jobs", type=positive, default=8, help="deletions at once (default 8)"
     )
-    parser.add_argument("--list-page-size", **hidden_page_size)
-    parser.set_defaults(func=rm)
 
-    parser = sub.add_parser(
+    parser = command(
         "cat",
-        parents=[common],
+        cat,
+        lists=False,
         help="write objects to stdout",
         description="Write each object to stdout in order (large ones by parallel ranged "
         "reads); each is checked against its CRC32C at its end (exit 1 on a mismatch).",
     )
-    parser.add_argument("urls", **urls)
     parser.add_argument(
         "--chunk-size", type=chunk_size, default=8 * 2**20, help="bytes per ranged read"
     )
     parser.add_argument(
         "--threads", type=positive, default=8, help="ranged reads at once (default 8)"
     )
-    parser.set_defaults(func=cat)
 
-    parser = sub.add_parser(
+    command(
         "stat",
-        parents=[common],
+        stat,
+        lists=False,
         help="show an object's metadata",
         description="Show every field of each object (gsutil's layout); --json: the resource.",
     )
-    parser.add_argument("urls", **urls)
-    parser.set_defaults(func=stat)
 
-    parser = sub.add_parser(
+    parser = command(
         "du",
-        parents=[common],
+        du,
+        lists=True,
         help="bytes used by objects",
         description="Bytes of each object below each URL; -s one total per URL.",
     )
-    parser.add_argument("urls", **urls)
     parser.add_argument("-s", dest="summarize", action="store_true", help="one total per URL")
     parser.add_argument("-c", dest="total", action="store_true", help="add a grand total line")
     parser.add_argument(
         "--human-readable", dest="human_readable", action="store_true", help="sizes as 4.45 KiB"
     )
-    parser.add_argument("--list-page-size", **hidden_page_size)
-    parser.set_defaults(func=du)

@@ -49,6 +49,7 @@ from resumable_media.parallel.plan import (
     plan_chunks,
 )
 from resumable_media.parallel.pool import DEFAULT_START_METHOD, default_workers, get_pool
+from resumable_media.parallel.progress import ProgressCallback, ProgressTracker
 from resumable_media.parallel.scheduler import Scheduler
 from resumable_media.parallel.worker import run_job, transport_for
 
@@ -61,11 +62,12 @@ MAX_PARTS = 10_000
 
 
 class _Parts:
-    """Collects part results for the scheduler."""
+    """Collects part results for the scheduler (and counts them into the progress)."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, tracker: ProgressTracker) -> None:
         self.etags: list[str | None] = [None] * count
         self.crcs: list[int] = [0] * count
+        self.tracker = tracker
 
     def on_progress(self, index: int, done: int, crc: int) -> None:
         """Parts report only on completion."""
@@ -73,9 +75,10 @@ class _Parts:
     def on_done(self, index: int, done: int, crc: int, extra: Any) -> None:
         self.etags[index] = str(extra)
         self.crcs[index] = crc
+        self.tracker.set(index, done)
 
     def on_tick(self) -> None:
-        """Nothing periodic."""
+        self.tracker.tick()
 
 
 class ParallelUpload:
@@ -139,6 +142,7 @@ class ParallelUpload:
         metadata: dict[str, str] | None = None,
         *,
         custom_metadata: dict[str, str] | None = None,
+        progress: ProgressCallback | None = None,
     ) -> TransferResult:
         """Run the upload.
 
@@ -149,6 +153,9 @@ class ParallelUpload:
             metadata: The old spelling of ``custom_metadata`` (elsewhere in the package
                 ``metadata`` is the object resource); give one of the two.
             custom_metadata: The object's custom metadata (sent as ``x-goog-meta-*``).
+            progress: ``progress(bytes_done, total)`` (see :mod:`resumable_media.callbacks`):
+                the bytes of the parts the server has acknowledged, at most 5 times a second
+                and once when the last part is in (``bytes_done == total``).
 
         Returns:
             The result (``headers`` holds the final object's response headers).
@@ -182,7 +189,8 @@ class ParallelUpload:
         )
         self.upload_id = container.upload_id
         try:
-            collected = self._send_parts(transport, factory, parts)
+            collected = self._send_parts(transport, factory, parts, ProgressTracker(progress, size))
+            collected.tracker.tick(force=True)
             for number, etag in enumerate(collected.etags, start=1):
                 container.register_part(number, str(etag))
             # Completing creates the object: only for the file as it was when parts began.
@@ -269,10 +277,16 @@ class ParallelUpload:
     def _round_trip(self, transport: Any, spec: RequestSpec, process: Any) -> Any:
         return round_trip(transport, spec, self.timeout, process, self.retry)
 
-    def _send_parts(self, transport: Any, factory: TransportSource, parts: list[Chunk]) -> _Parts:
+    def _send_parts(
+        self,
+        transport: Any,
+        factory: TransportSource,
+        parts: list[Chunk],
+        tracker: ProgressTracker,
+    ) -> _Parts:
         assert self.upload_id is not None
         upload_id = self.upload_id
-        collected = _Parts(len(parts))
+        collected = _Parts(len(parts), tracker)
 
         def job(part: Chunk, tid: int) -> PartJob:
             return PartJob(
