@@ -14,10 +14,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resumable_media import common
+from resumable_media import checksums, common
 from resumable_media._protocol import download as download_module
+from resumable_media._protocol import resumable as resumable_module
+from resumable_media._protocol import upload as upload_module
 from resumable_media._protocol.download import DownloadProtocol, DownloadState
+from resumable_media._protocol.resumable import ResumableUploadProtocol, UploadState
 from resumable_media._protocol.state import ProtocolStateError
+from resumable_media._protocol.upload import (
+    ContainerState,
+    MultipartUploadProtocol,
+    PartState,
+    SimpleUploadProtocol,
+    SingleShotState,
+    XMLMPUContainerProtocol,
+    XMLMPUPartProtocol,
+)
 
 URL = "https://storage.example/download/storage/v1/b/bkt/o/obj?alt=media"
 DATA = b"0123456789" * 10
@@ -169,3 +181,278 @@ def test_download_a_new_attempt_is_legal_in_every_state_after_the_first_request(
     for state in DownloadState:
         legal = (state, "prepare_attempt") in download_module.TRANSITIONS
         assert legal is (state is not DownloadState.READY), state
+
+
+# -- ResumableUploadProtocol -------------------------------------------------------------
+
+CHUNK = common.UPLOAD_CHUNK_SIZE
+UPLOAD_URL = "https://storage.example/upload/storage/v1/b/bkt/o?uploadType=resumable"
+SESSION = "https://storage.example/session/1"
+
+
+def _up_step(upload: ResumableUploadProtocol, call: str, method: str, *args: Any) -> Any:
+    run = lambda: getattr(upload, method)(*args)  # noqa: E731
+    return _stepped(resumable_module.TRANSITIONS, upload, call, run)
+
+
+def _initiated(total: int | None = 2 * CHUNK) -> ResumableUploadProtocol:
+    upload = ResumableUploadProtocol(UPLOAD_URL, CHUNK, "crc32c")
+    _up_step(upload, "prepare_initiate", "_prepare_initiate_request", 0, {}, "a/b", total)
+    assert upload.state is UploadState.INITIATING
+    _up_step(
+        upload, "process_initiate", "_process_initiate_response", None, 200, {"location": SESSION}
+    )
+    assert upload.state is UploadState.READY
+    return upload
+
+
+def test_resumable_legal_sequence() -> None:
+    upload = _initiated()
+    data = bytes(2 * CHUNK)
+    size = _up_step(upload, "next_read_size", "next_read_size", 0)
+    _up_step(upload, "prepare_chunk", "_prepare_chunk_request", 0, data[:size])
+    assert upload.state is UploadState.SENT
+    # A retryable failure leaves the chunk out, to be sent again as is.
+    with pytest.raises(common.InvalidResponse):
+        _up_step(upload, "process_chunk", "_process_chunk_response", None, 503, {})
+    assert upload.state is UploadState.SENT and not upload.invalid
+    range_header = {"range": f"bytes=0-{CHUNK - 1}"}
+    _up_step(upload, "process_chunk", "_process_chunk_response", None, 308, range_header)
+    assert upload.state is UploadState.READY and upload.bytes_uploaded == CHUNK
+    _up_step(upload, "prepare_chunk", "_prepare_chunk_request", CHUNK, data[CHUNK:])
+    body = b'{"crc32c": "' + checksums.crc32c_to_b64(checksums.crc32c(data)).encode() + b'"}'
+    _up_step(upload, "process_chunk", "_process_chunk_response", None, 200, {}, body)
+    assert upload.state is UploadState.FINISHED and upload.finished
+
+
+def test_resumable_failure_is_invalid_and_recover_makes_it_ready() -> None:
+    upload = _initiated()
+    upload._prepare_chunk_request(0, bytes(CHUNK))
+    with pytest.raises(common.InvalidResponse):
+        _up_step(upload, "process_chunk", "_process_chunk_response", None, 400, {})
+    assert upload.state is UploadState.FAILED and upload.invalid
+    # Upstream's refusal, in its exact words and type.
+    with pytest.raises(ValueError) as refused:
+        upload.next_read_size(0)
+    assert type(refused.value) is ValueError
+    assert str(refused.value) == "Upload is in an invalid state. To recover call `recover()`."
+    _up_step(upload, "prepare_recover", "_prepare_recover_request")
+    _up_step(upload, "process_recover", "_process_recover_response", None, 308, {})
+    assert upload.state is UploadState.READY and not upload.invalid
+
+
+def test_resumable_upstream_refusals_keep_their_words() -> None:
+    fresh = ResumableUploadProtocol(UPLOAD_URL, CHUNK)
+    with pytest.raises(ValueError, match=r"^This upload has not been initiated\. Please call"):
+        fresh.next_read_size(0)
+    with pytest.raises(ValueError, match=r"^This upload has not been initiated"):
+        fresh._prepare_recover_request()
+    upload = _initiated(CHUNK)
+    with pytest.raises(ValueError, match=r"^This upload has already been initiated\.$"):
+        upload._prepare_initiate_request(0, {}, "a/b")
+    upload._prepare_chunk_request(0, bytes(CHUNK))
+    upload._checksum_type = None  # finish without a checksum to compare
+    upload._process_chunk_response(None, 200, {}, b"{}")
+    assert upload.state is UploadState.FINISHED
+    with pytest.raises(ValueError, match=r"^Upload has finished\.$"):
+        upload.next_read_size(CHUNK)
+    assert upload.state is UploadState.FINISHED  # a refused call changes nothing
+
+
+def test_resumable_illegal_call_names_the_state() -> None:
+    upload = _initiated()
+    with pytest.raises(
+        ProtocolStateError, match=r"process_chunk\(\) is not allowed in state READY"
+    ):
+        upload._process_chunk_response(None, 308, {})
+    assert upload.state is UploadState.READY
+    with pytest.raises(
+        ProtocolStateError, match=r"process_buffer\(\) is not allowed in state READY"
+    ):
+        upload.process_buffer_response(None, 308, {}, lambda: None)
+    fresh = ResumableUploadProtocol(UPLOAD_URL, CHUNK)
+    fresh._prepare_initiate_request(0, {}, "a/b", 1)
+    with pytest.raises(
+        ProtocolStateError, match=r"use_session\(\) is not allowed in state INITIATING"
+    ):
+        fresh.use_session(SESSION)
+    assert fresh.state is UploadState.INITIATING
+
+
+def test_resumable_a_refused_initiate_is_failed_and_may_be_initiated_again() -> None:
+    upload = ResumableUploadProtocol(UPLOAD_URL, CHUNK)
+    upload._prepare_initiate_request(0, {}, "a/b", 1)
+    with pytest.raises(common.InvalidResponse):
+        _up_step(upload, "process_initiate", "_process_initiate_response", None, 403, {})
+    assert upload.state is UploadState.FAILED and upload.invalid
+    _up_step(upload, "prepare_initiate", "_prepare_initiate_request", 0, {}, "a/b", 1)
+    assert upload.state is UploadState.INITIATING
+
+
+_UPLOAD_ANSWERS = st.sampled_from(
+    [
+        (308, {"range": f"bytes=0-{CHUNK - 1}"}),
+        (308, {}),
+        (308, {"range": "nonsense"}),
+        (503, {}),
+        (400, {}),
+        (200, {}),
+    ]
+)
+
+
+@settings(deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(st.sampled_from(["chunk", "recover", "query"]), _UPLOAD_ANSWERS), max_size=10
+    )
+)
+def test_resumable_every_sequence_stays_inside_the_table(steps: list[Any]) -> None:
+    upload = _initiated(2 * CHUNK)
+    data = bytes(2 * CHUNK)
+    for item in steps:
+        try:
+            if item == "chunk":
+                start = upload.bytes_uploaded
+                size = _up_step(upload, "next_read_size", "next_read_size", start)
+                _up_step(
+                    upload,
+                    "prepare_chunk",
+                    "_prepare_chunk_request",
+                    start,
+                    data[start : start + size],
+                )
+            elif item == "recover":
+                _up_step(upload, "prepare_recover", "_prepare_recover_request")
+                _up_step(upload, "process_recover", "_process_recover_response", None, 308, {})
+            elif item == "query":
+                _up_step(upload, "process_status", "_process_status_response", None, 308, {}, b"")
+            else:
+                status, headers = item
+                _up_step(
+                    upload, "process_chunk", "_process_chunk_response", None, status, headers, b"{}"
+                )
+        except ProtocolStateError as exc:
+            assert f"in state {upload.state.name}" in str(exc)
+        except (ValueError, common.InvalidResponse, common.DataCorruption):
+            pass
+        assert upload.invalid is (upload.state is UploadState.FAILED)
+        assert upload.finished is (upload.state is UploadState.FINISHED)
+
+
+# -- one-shot uploads, XML multipart container and part ------------------------------------
+
+
+def test_single_shot_sequence_failure_and_refusals() -> None:
+    table = upload_module.SINGLE_SHOT_TRANSITIONS
+    upload = SimpleUploadProtocol("https://u.example/o?uploadType=media")
+    with pytest.raises(
+        ProtocolStateError, match=r"process_response\(\) is not allowed in state READY"
+    ):
+        upload.process_response(None, 200)
+    _stepped(table, upload, "prepare", lambda: upload._prepare_request(b"x", "a/b"))
+    assert upload.state is SingleShotState.SENT and not upload.finished
+    # Any rejection is FAILED, and tombstones the upload (upstream's ``finished``) ...
+    with pytest.raises(common.InvalidResponse):
+        _stepped(table, upload, "process_response", lambda: upload.process_response(None, 503))
+    assert upload.state is SingleShotState.FAILED and upload.finished
+    with pytest.raises(ValueError, match=r"^An upload can only be used once\.$"):
+        upload._prepare_request(b"x", "a/b")
+    # ... but the answer to a resend of the same request is judged.
+    _stepped(table, upload, "process_response", lambda: upload.process_response(None, 200))
+    assert upload.state is SingleShotState.FINISHED
+    with pytest.raises(ProtocolStateError, match="in state FINISHED"):
+        upload.process_response(None, 200)
+    multipart = MultipartUploadProtocol("https://u.example/o?uploadType=multipart")
+    with pytest.raises(TypeError):
+        multipart._prepare_request("text", {}, "a/b")  # type: ignore[arg-type]
+    assert multipart.state is SingleShotState.READY  # a refused argument changes nothing
+
+
+_INITIATED = (
+    b'<InitiateMultipartUploadResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+    b"<UploadId>UP</UploadId></InitiateMultipartUploadResult>"
+)
+
+
+def test_container_sequence_and_failures() -> None:
+    table = upload_module.CONTAINER_TRANSITIONS
+    container = XMLMPUContainerProtocol("https://b.example/o", "f")
+    assert container.state is ContainerState.NEW
+    with pytest.raises(ValueError, match=r"^This upload has not yet been initiated\.$"):
+        container._prepare_cancel_request()
+    with pytest.raises(
+        ProtocolStateError, match=r"process_initiate\(\) is not allowed in state NEW"
+    ):
+        container._process_initiate_response(None, 200, _INITIATED)
+    _stepped(
+        table, container, "prepare_initiate", lambda: container._prepare_initiate_request("a/b")
+    )
+    with pytest.raises(common.InvalidResponse):  # retryable: the request stays out
+        container._process_initiate_response(None, 503, b"")
+    assert container.state is ContainerState.INITIATING
+    with pytest.raises(common.InvalidResponse):  # a 200 without an id fails the step for good
+        container._process_initiate_response(None, 200, b"<x/>")
+    assert container.state is ContainerState.FAILED
+    container._prepare_initiate_request("a/b")  # as upstream: initiate again
+    container._process_initiate_response(None, 200, _INITIATED)
+    assert container.state is ContainerState.ACTIVE and container.upload_id == "UP"
+    _stepped(table, container, "register_part", lambda: container.register_part(1, "e"))
+    _stepped(table, container, "prepare_finalize", container._prepare_finalize_request)
+    with pytest.raises(common.InvalidResponse):
+        _stepped(
+            table,
+            container,
+            "process_finalize",
+            lambda: container._process_finalize_response(None, 400),
+        )
+    assert container.state is ContainerState.FAILED and not container.finished
+    with pytest.raises(ProtocolStateError, match=r"process_finalize.*in state FAILED"):
+        container._process_finalize_response(None, 200)
+    _stepped(table, container, "prepare_cancel", container._prepare_cancel_request)
+    _stepped(
+        table, container, "process_cancel", lambda: container._process_cancel_response(None, 204)
+    )
+    assert container.state is ContainerState.CANCELLED
+    with pytest.raises(
+        ProtocolStateError, match=r"prepare_object\(\) is not allowed in state CANCELLED"
+    ):
+        container._prepare_object_request()
+
+
+def test_container_completed_stays_finished() -> None:
+    container = XMLMPUContainerProtocol("https://b.example/o", "f", upload_id="UP")
+    assert container.state is ContainerState.ACTIVE
+    container._prepare_finalize_request()
+    container._process_finalize_response(None, 200)
+    assert container.finished
+    container._prepare_object_request()
+    with pytest.raises(common.InvalidResponse):
+        container._process_object_response(None, 404, {})
+    container._prepare_cancel_request()  # upstream lets a completed upload be aborted again
+    with pytest.raises(common.InvalidResponse):
+        container._process_cancel_response(None, 404)
+    assert container.state is ContainerState.FINISHED and container.finished
+
+
+def test_part_sequence_failure_and_refusals() -> None:
+    table = upload_module.PART_TRANSITIONS
+    part = XMLMPUPartProtocol("https://b.example/o", "UP", "f", 0, 1, 1)
+    with pytest.raises(
+        ProtocolStateError, match=r"process_upload\(\) is not allowed in state READY"
+    ):
+        part._process_upload_response(None, 200, {"etag": "e"})
+    _stepped(table, part, "prepare_upload", lambda: part._prepare_upload_request(b"x"))
+    with pytest.raises(common.InvalidResponse):
+        part._process_upload_response(None, 503, {})
+    assert part.state is PartState.SENT
+    with pytest.raises(common.InvalidResponse):  # a 200 without an ETag
+        _stepped(
+            table, part, "process_upload", lambda: part._process_upload_response(None, 200, {})
+        )
+    assert part.state is PartState.FAILED and not part.finished
+    part._prepare_upload_request(b"x")
+    part._process_upload_response(None, 200, {"etag": "e"})
+    assert part.state is PartState.FINISHED and part.etag == "e"
+    with pytest.raises(ValueError, match=r"^This part has already been uploaded\.$"):
+        part._prepare_upload_request(b"x")

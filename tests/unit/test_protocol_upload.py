@@ -277,11 +277,15 @@ def test_xml_part_checksum_and_etag() -> None:
     with pytest.raises(common.InvalidResponse) as info:
         part._process_upload_response(None, 200, {"etag": '"x"'})
     assert info.value.args[0].startswith("Response metadata had no ``crc32c`` value")
+    # Each answer is judged for a request that is out: a refused part is uploaded again.
+    part._prepare_upload_request(b"abc")
     with pytest.raises(common.DataCorruption):
         part._process_upload_response(None, 200, {"x-goog-hash": "crc32c=AAAAAA==", "etag": "e"})
     error = b"<Error><Code>BadDigest</Code><Message>no</Message></Error>"
+    part._prepare_upload_request(b"abc")
     with pytest.raises(common.DataCorruption, match="Error code: BadDigest"):
         part._process_upload_response(None, 400, {}, error)
+    part._prepare_upload_request(b"abc")
     part._process_upload_response(None, 200, {"x-goog-hash": f"crc32c={crc}", "etag": '"t"'})
     assert part.finished and part.etag == '"t"'
     with pytest.raises(ValueError, match="already been uploaded"):

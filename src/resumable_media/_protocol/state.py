@@ -9,18 +9,23 @@ Invariants:
   Where google-resumable-media 2.11 words a refusal itself, the object raises upstream's
   ``ValueError`` text instead (``ProtocolStateError`` is a ``ValueError`` too).
 - :func:`step` marks a method whose every exception moves the object to its failed state
-  (a download attempt); objects whose failed state is upstream's visible ``invalid`` flag
-  (resumable upload, chunked download) enter it only where upstream marks them invalid.
+  (a download attempt, a one-shot upload); :func:`judging` does the same for an answer,
+  except that a retryable status leaves the request out, to be sent again as is (the XML
+  multipart steps).  Objects whose failed state is upstream's visible ``invalid`` flag
+  (resumable upload, chunked download) enter it exactly where upstream marks them invalid.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
-__all__ = ["Guarded", "ProtocolStateError", "check", "step"]
+from resumable_media import common
+
+__all__ = ["Guarded", "ProtocolStateError", "check", "judging", "step"]
 
 
 class ProtocolStateError(ValueError):
@@ -80,3 +85,15 @@ def step(
         return run
 
     return wrap
+
+
+@contextlib.contextmanager
+def judging(obj: Guarded, status: int) -> Iterator[None]:
+    """Judge one answer: any exception moves ``obj`` to its failed state, except for a
+    retryable ``status``, which leaves the request out so it may be sent again as is."""
+    try:
+        yield
+    except Exception:
+        if status not in common.RETRYABLE:
+            obj._fail()
+        raise

@@ -5,10 +5,20 @@ Invariants:
 - Every object is single use where google-resumable-media 2.11's is, and is marked
   finished before its status is checked (a failed upload is never reported as done).
 - The multipart body and boundary have upstream's exact byte layout.
+- Each object's state is one Enum member (:class:`SingleShotState`, :class:`ContainerState`,
+  :class:`PartState`) and each has a transition table.  A call upstream refuses raises
+  upstream's ``ValueError`` text; any other illegal call raises ``ProtocolStateError``
+  naming the state; a refused call changes nothing.
+- A one-shot upload moves to ``FAILED`` on any rejected answer (upstream tombstones it:
+  ``finished``), and a retry of the same request may be judged again.  The XML steps move
+  to ``FAILED`` on any rejection but a retryable status, which leaves the request out to be
+  sent again as is; from ``FAILED`` a caller may do what upstream allows after a failure
+  (initiate again, complete again, abort, upload the part again).
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import random
 import sys
@@ -21,10 +31,17 @@ from resumable_media import checksums, common
 from resumable_media._protocol import checks
 from resumable_media._protocol.request import Headers, RequestSpec, require_header
 from resumable_media._protocol.request import require_status as _require_status
+from resumable_media._protocol.state import check, judging, step
 
 __all__ = [
+    "CONTAINER_TRANSITIONS",
+    "PART_TRANSITIONS",
+    "SINGLE_SHOT_TRANSITIONS",
+    "ContainerState",
     "MultipartUploadProtocol",
+    "PartState",
     "SimpleUploadProtocol",
+    "SingleShotState",
     "XMLMPUContainerProtocol",
     "XMLMPUPartProtocol",
     "construct_multipart_request",
@@ -85,23 +102,51 @@ def _check_bytes(data: object) -> None:
         raise TypeError("`data` must be bytes, received", type(data))
 
 
+class SingleShotState(enum.Enum):
+    """Where a one-request upload stands."""
+
+    READY = "ready"  # nothing prepared
+    SENT = "sent"  # the request is out (it may be built again until answered)
+    FINISHED = "finished"  # answered 200
+    FAILED = "failed"  # answered otherwise: used up, but a resend's answer may be judged
+
+
+_O = SingleShotState
+SINGLE_SHOT_TRANSITIONS: dict[tuple[SingleShotState, str], frozenset[SingleShotState]] = {
+    (_O.READY, "prepare"): frozenset({_O.SENT}),
+    (_O.SENT, "prepare"): frozenset({_O.SENT}),
+    (_O.SENT, "process_response"): frozenset({_O.FINISHED, _O.FAILED}),
+    (_O.FAILED, "process_response"): frozenset({_O.FINISHED, _O.FAILED}),  # a retry's answer
+}
+"""(state, call) -> the states the call may leave a one-request upload in."""
+
+
 class _SingleShot:
     """Shared state of uploads made of one request that must return 200."""
 
     def __init__(self, upload_url: str, headers: dict[str, Any] | None = None) -> None:
         self.upload_url = upload_url
         self._headers: dict[str, Any] = {} if headers is None else headers
-        self._finished = False
+        self.state = SingleShotState.READY
 
     @property
     def finished(self) -> bool:
-        """bool: Whether the upload has been attempted (it can only be used once)."""
-        return self._finished
+        """bool: Whether an answer has been judged (the upload can only be used once)."""
+        return self.state in (SingleShotState.FINISHED, SingleShotState.FAILED)
 
-    def _check_unused(self) -> None:
-        if self._finished:
-            raise ValueError("An upload can only be used once.")
+    def _enter(self, call: str) -> None:
+        if call == "prepare" and self.finished:
+            raise ValueError("An upload can only be used once.")  # upstream's exact error
+        check(SINGLE_SHOT_TRANSITIONS, self.state, call, f"upload to {self.upload_url}")
 
+    def _fail(self) -> None:
+        self.state = SingleShotState.FAILED
+
+    def _sent(self, spec: RequestSpec) -> RequestSpec:
+        self.state = SingleShotState.SENT
+        return spec
+
+    @step("process_response")
     def process_response(self, response: Any, status: int) -> None:
         """Record the outcome: the upload is finished, and must have returned 200.
 
@@ -110,10 +155,11 @@ class _SingleShot:
             status: Its status.
 
         Raises:
-            InvalidResponse: If the status is not 200.
+            InvalidResponse: If the status is not 200 (the upload is then ``FAILED``).
+            ProtocolStateError: Unless the request is out.
         """
-        self._finished = True
         _require_status(response, status, (200,))
+        self.state = SingleShotState.FINISHED
 
 
 class SimpleUploadProtocol(_SingleShot):
@@ -138,10 +184,10 @@ class SimpleUploadProtocol(_SingleShot):
             ValueError: If the upload was already used.
             TypeError: If ``data`` is not bytes.
         """
-        self._check_unused()
+        self._enter("prepare")
         _check_bytes(data)
         self._headers["content-type"] = content_type
-        return RequestSpec("POST", self.upload_url, data, self._headers)
+        return self._sent(RequestSpec("POST", self.upload_url, data, self._headers))
 
 
 class MultipartUploadProtocol(_SingleShot):
@@ -180,7 +226,7 @@ class MultipartUploadProtocol(_SingleShot):
             ValueError: If the upload was already used.
             TypeError: If ``data`` is not bytes.
         """
-        self._check_unused()
+        self._enter("prepare")
         _check_bytes(data)
         if self._checksum_type is not None:
             hasher = checksums.new_hasher(self._checksum_type)
@@ -189,7 +235,49 @@ class MultipartUploadProtocol(_SingleShot):
             metadata[key] = hasher.b64digest()
         body, boundary = construct_multipart_request(data, metadata, content_type)
         self._headers["content-type"] = b'multipart/related; boundary="' + boundary + b'"'
-        return RequestSpec("POST", self.upload_url, body, self._headers)
+        return self._sent(RequestSpec("POST", self.upload_url, body, self._headers))
+
+
+class ContainerState(enum.Enum):
+    """Where an XML multipart upload stands."""
+
+    NEW = "new"  # no upload id
+    INITIATING = "initiating"  # ``POST ?uploads`` is out
+    ACTIVE = "active"  # an upload id is known: parts may be uploaded and registered
+    COMPLETING = "completing"  # the completion POST is out
+    CANCELLING = "cancelling"  # the abort DELETE is out
+    FINISHED = "finished"  # completed (200): the object exists
+    CANCELLED = "cancelled"  # aborted (204)
+    FAILED = "failed"  # a step was refused for good; no request is out
+
+
+_C = ContainerState
+_STARTED = (_C.ACTIVE, _C.COMPLETING, _C.CANCELLING, _C.FAILED)  # an id may be known
+_SETTLED = (_C.FINISHED, _C.CANCELLED)
+CONTAINER_TRANSITIONS: dict[tuple[ContainerState, str], frozenset[ContainerState]] = {
+    **{
+        (state, "prepare_initiate"): frozenset({_C.INITIATING})
+        for state in (_C.NEW, _C.INITIATING, _C.FAILED)
+    },
+    (_C.INITIATING, "process_initiate"): frozenset({_C.INITIATING, _C.ACTIVE, _C.FAILED}),
+    **{(state, "register_part"): frozenset({state}) for state in ContainerState},
+    **{(state, "prepare_finalize"): frozenset({_C.COMPLETING}) for state in _STARTED},
+    (_C.COMPLETING, "process_finalize"): frozenset({_C.COMPLETING, _C.FINISHED, _C.FAILED}),
+    **{(state, "prepare_cancel"): frozenset({_C.CANCELLING}) for state in _STARTED},
+    (_C.CANCELLING, "process_cancel"): frozenset({_C.CANCELLING, _C.CANCELLED, _C.FAILED}),
+    # As upstream, a settled upload may still be completed or aborted again (the server
+    # answers); the answer is judged, and the outcome stays what it was.
+    **{
+        (state, call): frozenset({state})
+        for state in (_C.FINISHED, _C.CANCELLED)
+        for call in ("prepare_finalize", "process_finalize", "prepare_cancel", "process_cancel")
+    },
+    (_C.FINISHED, "prepare_object"): frozenset({_C.FINISHED}),
+    (_C.FINISHED, "process_object"): frozenset({_C.FINISHED}),  # a question about the object
+}
+"""(state, call) -> the states the call may leave an XML multipart upload in.
+``prepare_delete_generation`` builds a request about an object, not the upload, and is
+legal in every state."""
 
 
 class XMLMPUContainerProtocol:
@@ -215,7 +303,7 @@ class XMLMPUContainerProtocol:
         self._headers: dict[str, Any] = {} if headers is None else headers
         self._upload_id = upload_id
         self._parts: dict[int, str] = {}
-        self._finished = False
+        self.state = ContainerState.NEW if upload_id is None else ContainerState.ACTIVE
 
     @property
     def upload_id(self) -> str | None:
@@ -225,7 +313,23 @@ class XMLMPUContainerProtocol:
     @property
     def finished(self) -> bool:
         """bool: Whether the upload has been completed."""
-        return self._finished
+        return self.state is ContainerState.FINISHED
+
+    def _enter(self, call: str) -> None:
+        # Upstream's refusals first, in its words: they depend on the upload id only.
+        if call == "prepare_initiate" and self._upload_id is not None:
+            raise ValueError("This upload has already been initiated.")
+        if call in ("prepare_finalize", "prepare_cancel") and self._upload_id is None:
+            raise ValueError("This upload has not yet been initiated.")
+        check(CONTAINER_TRANSITIONS, self.state, call, f"XML multipart upload to {self.upload_url}")
+
+    def _fail(self) -> None:
+        if self.state not in _SETTLED:  # a settled outcome stays what it was
+            self.state = ContainerState.FAILED
+
+    def _step_unless_settled(self, state: ContainerState) -> None:
+        if self.state not in _SETTLED:
+            self.state = state
 
     def register_part(self, part_number: int, etag: str) -> None:
         """Record an uploaded part (parts are completed in registration order).
@@ -234,11 +338,11 @@ class XMLMPUContainerProtocol:
             part_number: The part number.
             etag: The ETag the part upload returned.
         """
+        self._enter("register_part")
         self._parts[part_number] = etag
 
     def _require_id(self) -> str:
-        if self._upload_id is None:
-            raise ValueError("This upload has not yet been initiated.")
+        assert self._upload_id is not None  # _enter refused the step without one
         return self._upload_id
 
     def _upload_url(self, upload_id: str) -> str:
@@ -256,11 +360,11 @@ class XMLMPUContainerProtocol:
         Raises:
             ValueError: If the upload was already initiated.
         """
-        if self._upload_id is not None:
-            raise ValueError("This upload has already been initiated.")
+        self._enter("prepare_initiate")
         headers = {**self._headers, "content-type": content_type}
         for key, value in (custom_metadata or {}).items():
             headers[f"x-goog-meta-{key}"] = str(value)
+        self.state = ContainerState.INITIATING
         return RequestSpec("POST", _with_query(self.upload_url, "uploads"), None, headers)
 
     def _process_initiate_response(self, response: Any, status: int, body: bytes) -> None:
@@ -269,15 +373,18 @@ class XMLMPUContainerProtocol:
         Raises:
             InvalidResponse: If the status is not 200 or the body has no ``UploadId``.
         """
-        _require_status(response, status, (200,))
-        try:
-            root = ElementTree.fromstring(body)
-        except ElementTree.ParseError:
-            root = None
-        element = None if root is None else root.find(_S3_NAMESPACE + "UploadId")
-        if element is None or not element.text:
-            raise common.InvalidResponse(response, "Response body must contain UploadId", body)
+        self._enter("process_initiate")
+        with judging(self, status):
+            _require_status(response, status, (200,))
+            try:
+                root = ElementTree.fromstring(body)
+            except ElementTree.ParseError:
+                root = None
+            element = None if root is None else root.find(_S3_NAMESPACE + "UploadId")
+            if element is None or not element.text:
+                raise common.InvalidResponse(response, "Response body must contain UploadId", body)
         self._upload_id = element.text
+        self.state = ContainerState.ACTIVE
 
     def _prepare_finalize_request(self) -> RequestSpec:
         """Build ``POST {url}?uploadId=…`` with the completion XML.
@@ -285,7 +392,9 @@ class XMLMPUContainerProtocol:
         Raises:
             ValueError: If the upload was not initiated.
         """
+        self._enter("prepare_finalize")
         upload_id = self._require_id()
+        self._step_unless_settled(ContainerState.COMPLETING)
         root = ElementTree.Element("CompleteMultipartUpload")
         for number, etag in self._parts.items():
             part = ElementTree.SubElement(root, "Part")
@@ -301,8 +410,11 @@ class XMLMPUContainerProtocol:
         Raises:
             InvalidResponse: If the status is not 200.
         """
-        _require_status(response, status, (200,))
-        self._finished = True
+        self._enter("process_finalize")
+        with judging(self, status):
+            _require_status(response, status, (200,))
+        if self.state is ContainerState.COMPLETING:
+            self.state = ContainerState.FINISHED
 
     def _prepare_cancel_request(self) -> RequestSpec:
         """Build ``DELETE {url}?uploadId=…``.
@@ -310,6 +422,8 @@ class XMLMPUContainerProtocol:
         Raises:
             ValueError: If the upload was not initiated.
         """
+        self._enter("prepare_cancel")
+        self._step_unless_settled(ContainerState.CANCELLING)
         return RequestSpec("DELETE", self._upload_url(self._require_id()), None, self._headers)
 
     def _process_cancel_response(self, response: Any, status: int) -> None:
@@ -318,7 +432,11 @@ class XMLMPUContainerProtocol:
         Raises:
             InvalidResponse: If the status is not 204.
         """
-        _require_status(response, status, (204,))
+        self._enter("process_cancel")
+        with judging(self, status):
+            _require_status(response, status, (204,))
+        if self.state is ContainerState.CANCELLING:
+            self.state = ContainerState.CANCELLED
 
     def prepare_delete_generation(self, generation: str | None) -> RequestSpec:
         """Build ``DELETE {url}`` of the completed object, pinned to ``generation`` when
@@ -328,6 +446,7 @@ class XMLMPUContainerProtocol:
 
     def _prepare_object_request(self) -> RequestSpec:
         """Build ``HEAD {url}``: the completed object's headers (size, generation, hashes)."""
+        self._enter("prepare_object")
         return RequestSpec("HEAD", self.upload_url, None, self._headers)
 
     def _process_object_response(self, response: Any, status: int, headers: Headers) -> str | None:
@@ -339,10 +458,28 @@ class XMLMPUContainerProtocol:
         Raises:
             InvalidResponse: If the status is not 200 or ``x-goog-hash`` repeats the CRC32C.
         """
+        self._enter("process_object")
         _require_status(response, status, (200,))
         return checks.expected_download_checksum(
             response, headers, "crc32c", self.upload_url, log_missing=False
         )
+
+
+class PartState(enum.Enum):
+    """Where one part of an XML multipart upload stands."""
+
+    READY = "ready"  # nothing sent
+    SENT = "sent"  # the part's PUT is out
+    FINISHED = "finished"  # uploaded: the ETag is known
+    FAILED = "failed"  # refused for good (the part may be uploaded again)
+
+
+_P = PartState
+PART_TRANSITIONS: dict[tuple[PartState, str], frozenset[PartState]] = {
+    **{(state, "prepare_upload"): frozenset({_P.SENT}) for state in (_P.READY, _P.SENT, _P.FAILED)},
+    (_P.SENT, "process_upload"): frozenset({_P.SENT, _P.FINISHED, _P.FAILED}),
+}
+"""(state, call) -> the states the call may leave a part in."""
 
 
 class XMLMPUPartProtocol:
@@ -384,7 +521,7 @@ class XMLMPUPartProtocol:
         self._checksum_type = checks.resolve_download_checksum(checksum)
         self._checksum_object: checksums.Hasher | None = None
         self._etag: str | None = None
-        self._finished = False
+        self.state = PartState.READY
 
     upload_id = property(lambda self: self._upload_id, doc="str: The container's upload id.")
     filename = property(lambda self: self._filename, doc="str: The source file name.")
@@ -392,7 +529,19 @@ class XMLMPUPartProtocol:
     end = property(lambda self: self._end, doc="int: The end byte (exclusive).")
     part_number = property(lambda self: self._part_number, doc="int: The part number.")
     etag = property(lambda self: self._etag, doc="str | None: The ETag, once uploaded.")
-    finished = property(lambda self: self._finished, doc="bool: Whether the part is uploaded.")
+
+    @property
+    def finished(self) -> bool:
+        """bool: Whether the part is uploaded."""
+        return self.state is PartState.FINISHED
+
+    def _enter(self, call: str) -> None:
+        if call == "prepare_upload" and self.finished:
+            raise ValueError("This part has already been uploaded.")  # upstream's exact error
+        check(PART_TRANSITIONS, self.state, call, f"part {self._part_number} of {self.upload_url}")
+
+    def _fail(self) -> None:
+        self.state = PartState.FAILED
 
     @property
     def local_checksum(self) -> str | None:
@@ -412,8 +561,7 @@ class XMLMPUPartProtocol:
         Raises:
             ValueError: If the part was already uploaded.
         """
-        if self._finished:
-            raise ValueError("This part has already been uploaded.")
+        self._enter("prepare_upload")
         headers = self._headers
         if self._checksum_type is not None:
             self._checksum_object = checksums.new_hasher(self._checksum_type)
@@ -424,6 +572,7 @@ class XMLMPUPartProtocol:
             headers = {**self._headers, "x-goog-hash": value}
         query = f"partNumber={self._part_number}&uploadId={_quoted(self._upload_id)}"
         url = _with_query(self.upload_url, query)
+        self.state = PartState.SENT
         return RequestSpec("PUT", url, payload, headers)
 
     def _process_upload_response(
@@ -436,6 +585,12 @@ class XMLMPUPartProtocol:
                 different checksum.
             InvalidResponse: For another status, a missing checksum or ETag.
         """
+        self._enter("process_upload")
+        with judging(self, status):
+            self._judge_upload(response, status, headers, body)
+        self.state = PartState.FINISHED
+
+    def _judge_upload(self, response: Any, status: int, headers: Headers, body: bytes) -> None:
         if status == 400 and self._checksum_type is not None:
             code = _xml_error_code(body)
             if code in _DIGEST_ERROR_CODES:
@@ -455,7 +610,6 @@ class XMLMPUPartProtocol:
             if local != remote:
                 raise checks.upload_mismatch(response, self._checksum_type, local, remote)
         self._etag = require_header(response, headers, "etag")
-        self._finished = True
 
 
 def _xml_error_code(body: bytes) -> str | None:

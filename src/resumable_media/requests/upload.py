@@ -294,7 +294,7 @@ class ResumableUpload(ResumableUploadProtocol):
             if self._needs_sync:
                 response = self._status_query(transport, timeout)
                 self._needs_sync = False
-                if self._finished:
+                if self.finished:
                     return response
             start, payload = self._read_chunk()
             spec = self._prepare_chunk_request(start, payload)
@@ -325,7 +325,7 @@ class ResumableUpload(ResumableUploadProtocol):
         status = response.status_code
         body = response.content if status == 200 else b""
         position = self._process_status_response(response, status, response.headers, body)
-        if self._stream is not None and not self._finished:
+        if self._stream is not None and not self.finished:
             self._stream.seek(position)
         return response
 
@@ -345,7 +345,7 @@ class ResumableUpload(ResumableUploadProtocol):
             DataCorruption: If the final checksum differs from the server's.
         """
         response = None
-        while not self._finished:
+        while not self.finished:
             response = self.transmit_next_chunk(transport, timeout)
         return response
 

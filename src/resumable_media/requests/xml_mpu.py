@@ -172,7 +172,7 @@ class XMLMPUPart(XMLMPUPartProtocol):
             InvalidResponse: For a status other than 200, or no checksum / ETag.
             DataCorruption: If the server's checksum of the part differs.
         """
-        if self._finished:
+        if self.finished:
             raise ValueError("This part has already been uploaded.")
         with open(self._filename, "rb") as handle:
             handle.seek(self._start)
