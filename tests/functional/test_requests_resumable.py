@@ -250,7 +250,7 @@ def test_invalid_after_400_then_recover(gcs_server: Any, gcs_bucket: str, upload
         gcs_server, lambda r: r.method == "PUT" and r.headers.get("content-range") == "bytes */*"
     )
     assert len(queries) == 1  # the recovery asked the server once what it has
-    assert not upload.invalid and upload.bytes_uploaded == 0
+    assert (upload.invalid, upload.bytes_uploaded) == (False, 0)
     upload.transmit(session)
     assert gcs_server.object_bytes(gcs_bucket, "v") == stream.getvalue()
 

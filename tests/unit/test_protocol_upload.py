@@ -176,7 +176,7 @@ def test_resumable_308_errors_make_invalid() -> None:
     with pytest.raises(ValueError, match=re.escape("Upload is in an invalid state.")):
         upload.next_read_size(0)
     upload._process_recover_response(None, 308, {})
-    assert not upload.invalid and upload.bytes_uploaded == 0
+    assert (upload.invalid, upload.bytes_uploaded) == (False, 0)
     upload._prepare_chunk_request(0, b"a" * CHUNK)
     with pytest.raises(common.InvalidResponse) as info:
         upload._process_chunk_response(None, 308, {"range": "bytes 0-5"})
