@@ -13,7 +13,7 @@ import pytest
 from _requests_support import FAST, no_jitter, session_for  # noqa: F401
 
 import resumable_media
-from resumable_media import checksums
+from resumable_media import checksums, common
 from resumable_media.requests import ResumableUpload
 from support import wait_for_records
 
@@ -127,7 +127,7 @@ def test_interleaved_writes(gcs_server: Any, gcs_bucket: str, upload_url: str) -
 
 @pytest.mark.parametrize("checksum", ["md5", "crc32c", "auto"])
 def test_final_chunk_carries_checksum(
-    gcs_server: Any, gcs_bucket: str, upload_url: str, checksum: str
+    gcs_server: Any, gcs_bucket: str, upload_url: str, checksum: common.Checksum
 ) -> None:
     data = os.urandom(CHUNK + 7)
     session = session_for(gcs_server)

@@ -6,7 +6,7 @@ import http
 import json
 import random
 import re
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -70,7 +70,9 @@ def test_boundary_shape() -> None:
 
 
 @pytest.mark.parametrize(("checksum", "key"), [("md5", "md5Hash"), ("crc32c", "crc32c")])
-def test_multipart_checksum_written_into_metadata(checksum: str, key: str) -> None:
+def test_multipart_checksum_written_into_metadata(
+    checksum: Literal["md5", "crc32c"], key: str
+) -> None:
     metadata: dict[str, Any] = {"name": "n", key: "user value"}
     MultipartUploadProtocol("u", checksum=checksum)._prepare_request(b"abc", metadata, "a/b")
     hasher = checksums.new_hasher(checksum)
@@ -78,7 +80,7 @@ def test_multipart_checksum_written_into_metadata(checksum: str, key: str) -> No
     assert metadata[key] == hasher.b64digest()
 
 
-def _initiated(total: int | None, checksum: str | None = None) -> ResumableUploadProtocol:
+def _initiated(total: int | None, checksum: common.Checksum = None) -> ResumableUploadProtocol:
     upload = ResumableUploadProtocol(URL, CHUNK, checksum=checksum, headers={"h": "v"})
     spec = upload._prepare_initiate_request(0, {"name": "n"}, "text/plain", total)
     assert json.loads(bytes(spec.body or b"")) == {"name": "n"}

@@ -91,7 +91,7 @@ class ChunkedDownloadProtocol:
         start: int = 0,
         end: int | None = None,
         headers: dict[str, Any] | None = None,
-        checksum: str | None = "auto",
+        checksum: common.Checksum = "auto",
     ) -> None:
         if start < 0:
             raise ValueError("On a chunked download the starting value cannot be negative.")

@@ -116,7 +116,7 @@ class DownloadProtocol:
         start: int | None = None,
         end: int | None = None,
         headers: dict[str, Any] | None = None,
-        checksum: str | None = "md5",
+        checksum: common.Checksum = "md5",
         *,
         decode: bool = True,
     ) -> None:

@@ -122,7 +122,7 @@ class ResumableUploadProtocol:
         self,
         upload_url: str,
         chunk_size: int,
-        checksum: str | None = None,
+        checksum: common.Checksum = None,
         headers: dict[str, Any] | None = None,
     ) -> None:
         if chunk_size <= 0 or chunk_size % common.UPLOAD_CHUNK_SIZE != 0:

@@ -204,7 +204,10 @@ class MultipartUploadProtocol(_SingleShot):
     """
 
     def __init__(
-        self, upload_url: str, headers: dict[str, Any] | None = None, checksum: str | None = None
+        self,
+        upload_url: str,
+        headers: dict[str, Any] | None = None,
+        checksum: common.Checksum = None,
     ) -> None:
         super().__init__(upload_url, headers)
         self._checksum_type = checks.resolve_download_checksum(checksum)
@@ -509,7 +512,7 @@ class XMLMPUPartProtocol:
         end: int,
         part_number: int,
         headers: dict[str, Any] | None = None,
-        checksum: str | None = None,
+        checksum: common.Checksum = None,
     ) -> None:
         self.upload_url = upload_url
         self._upload_id = upload_id

@@ -168,4 +168,4 @@ class EngineSpec:
 
     storage: StorageSpec
     chunk_size: int = 32 * 2**20
-    checksum: str | None = "crc32c"
+    checksum: common.Checksum = "crc32c"

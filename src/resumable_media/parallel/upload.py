@@ -106,7 +106,7 @@ class ParallelUpload:
         part_size: int = DEFAULT_PART_SIZE,
         processes: int | None = None,
         threads_per_process: int | None = None,
-        checksum: str | None = "crc32c",
+        checksum: common.Checksum = "crc32c",
         headers: dict[str, str] | None = None,
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
         timeout: Timeout = DEFAULT_TIMEOUT,

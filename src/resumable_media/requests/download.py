@@ -129,7 +129,7 @@ class _SingleDownload:
         start: int | None = None,
         end: int | None = None,
         headers: dict[str, Any] | None = None,
-        checksum: str | None = "md5",
+        checksum: common.Checksum = "md5",
         *,
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
     ) -> None:
@@ -143,7 +143,7 @@ class _SingleDownload:
     media_url = FromProtocol[str]("media_url")
     start = FromProtocol[int | None]("start")
     end = FromProtocol[int | None]("end")
-    checksum = FromProtocol[str | None]("checksum")
+    checksum = FromProtocol[common.Checksum]("checksum")
     finished = FromProtocol[bool]("finished")
     bytes_downloaded = FromProtocol[int]("bytes_downloaded")
     _headers = FromProtocol[dict[str, Any]]("_headers")
@@ -414,7 +414,7 @@ class _Chunked:
         end: int | None = None,
         headers: dict[str, Any] | None = None,
         *,
-        checksum: str | None = "auto",
+        checksum: common.Checksum = "auto",
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
     ) -> None:
         self._protocol = ChunkedDownloadProtocol(
@@ -434,7 +434,7 @@ class _Chunked:
     chunk_size = FromProtocol[int]("chunk_size")
     start = FromProtocol[int | None]("start")
     end = FromProtocol[int | None]("end")
-    checksum = FromProtocol[str | None]("checksum")
+    checksum = FromProtocol[common.Checksum]("checksum")
     finished = FromProtocol[bool]("finished")
     invalid = FromProtocol[bool]("invalid")
     bytes_downloaded = FromProtocol[int]("bytes_downloaded")

@@ -131,7 +131,7 @@ class MultipartUpload(_OneShot):
         self,
         upload_url: str,
         headers: dict[str, Any] | None = None,
-        checksum: str | None = None,
+        checksum: common.Checksum = None,
         *,
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
     ) -> None:
@@ -206,7 +206,7 @@ class ResumableUpload:
         self,
         upload_url: str,
         chunk_size: int,
-        checksum: str | None = None,
+        checksum: common.Checksum = None,
         headers: dict[str, Any] | None = None,
         *,
         retry: common.RetryStrategy | None = DEFAULT_RETRY,

@@ -176,7 +176,7 @@ class XMLMPUPart:
         end: int,
         part_number: int,
         headers: dict[str, Any] | None = None,
-        checksum: str | None = None,
+        checksum: common.Checksum = None,
         *,
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
     ) -> None:
