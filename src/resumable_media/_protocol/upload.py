@@ -413,11 +413,7 @@ class XMLMPUContainerProtocol:
         Raises:
             InvalidResponse: If the status is not 200.
         """
-        self._enter("process_finalize")
-        with judging(self, status):
-            _require_status(response, status, (200,))
-        if self.state is ContainerState.COMPLETING:
-            self.state = ContainerState.FINISHED
+        self._answered("process_finalize", response, status, 200, ContainerState.FINISHED)
 
     def _prepare_cancel_request(self) -> RequestSpec:
         """Build ``DELETE {url}?uploadId=…``.
@@ -435,11 +431,16 @@ class XMLMPUContainerProtocol:
         Raises:
             InvalidResponse: If the status is not 204.
         """
-        self._enter("process_cancel")
+        self._answered("process_cancel", response, status, 204, ContainerState.CANCELLED)
+
+    def _answered(
+        self, call: str, response: Any, status: int, expected: int, done: ContainerState
+    ) -> None:
+        # The answer to the completion or the abort: ``done`` unless the outcome was settled.
+        self._enter(call)
         with judging(self, status):
-            _require_status(response, status, (204,))
-        if self.state is ContainerState.CANCELLING:
-            self.state = ContainerState.CANCELLED
+            _require_status(response, status, (expected,))
+        self._step_unless_settled(done)
 
     def prepare_delete_generation(self, generation: str | None) -> RequestSpec:
         """Build ``DELETE {url}`` of the completed object, pinned to ``generation`` when
