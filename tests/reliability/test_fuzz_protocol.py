@@ -36,7 +36,7 @@ from resumable_media._protocol.chunked import ChunkedDownloadProtocol
 from resumable_media._protocol.download import DownloadProtocol
 from resumable_media._protocol.ranged import ProtocolStateError
 from resumable_media._protocol.resumable import ResumableUploadProtocol
-from resumable_media._protocol.upload import XMLMPUContainerProtocol
+from resumable_media._protocol.xml_mpu import XMLMPUContainerProtocol
 from resumable_media.common import Checksum
 
 UNIT = 256 * 1024

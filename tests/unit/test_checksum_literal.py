@@ -13,7 +13,8 @@ from resumable_media import common, requests
 from resumable_media._protocol.chunked import ChunkedDownloadProtocol
 from resumable_media._protocol.download import DownloadProtocol
 from resumable_media._protocol.resumable import ResumableUploadProtocol
-from resumable_media._protocol.upload import MultipartUploadProtocol, XMLMPUPartProtocol
+from resumable_media._protocol.upload import MultipartUploadProtocol
+from resumable_media._protocol.xml_mpu import XMLMPUPartProtocol
 
 CHUNK = common.UPLOAD_CHUNK_SIZE
 BUILDERS: dict[str, Callable[[Any], object]] = {

@@ -18,15 +18,18 @@ from resumable_media import checksums, common
 from resumable_media._protocol import download as download_module
 from resumable_media._protocol import resumable as resumable_module
 from resumable_media._protocol import upload as upload_module
+from resumable_media._protocol import xml_mpu as xml_mpu_module
 from resumable_media._protocol.download import DownloadProtocol, DownloadState
 from resumable_media._protocol.resumable import ResumableUploadProtocol, UploadState
 from resumable_media._protocol.state import ProtocolStateError
 from resumable_media._protocol.upload import (
-    ContainerState,
     MultipartUploadProtocol,
-    PartState,
     SimpleUploadProtocol,
     SingleShotState,
+)
+from resumable_media._protocol.xml_mpu import (
+    ContainerState,
+    PartState,
     XMLMPUContainerProtocol,
     XMLMPUPartProtocol,
 )
@@ -381,7 +384,7 @@ _INITIATED = (
 
 
 def test_container_sequence_and_failures() -> None:
-    table = upload_module.CONTAINER_TRANSITIONS
+    table = xml_mpu_module.CONTAINER_TRANSITIONS
     container = XMLMPUContainerProtocol("https://b.example/o", "f")
     assert _now(container) is ContainerState.NEW
     with pytest.raises(ValueError, match=r"^This upload has not yet been initiated\.$"):
@@ -441,7 +444,7 @@ def test_container_completed_stays_finished() -> None:
 
 
 def test_part_sequence_failure_and_refusals() -> None:
-    table = upload_module.PART_TRANSITIONS
+    table = xml_mpu_module.PART_TRANSITIONS
     part = XMLMPUPartProtocol("https://b.example/o", "UP", "f", 0, 1, 1)
     with pytest.raises(
         ProtocolStateError, match=r"process_upload\(\) is not allowed in state READY"

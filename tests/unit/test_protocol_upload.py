@@ -13,12 +13,8 @@ import pytest
 from resumable_media import checksums, common
 from resumable_media._protocol import upload as upload_module
 from resumable_media._protocol.resumable import ResumableUploadProtocol
-from resumable_media._protocol.upload import (
-    MultipartUploadProtocol,
-    SimpleUploadProtocol,
-    XMLMPUContainerProtocol,
-    XMLMPUPartProtocol,
-)
+from resumable_media._protocol.upload import MultipartUploadProtocol, SimpleUploadProtocol
+from resumable_media._protocol.xml_mpu import XMLMPUContainerProtocol, XMLMPUPartProtocol
 
 URL = "https://up.example/upload/storage/v1/b/bkt/o?uploadType=resumable"
 CHUNK = common.UPLOAD_CHUNK_SIZE

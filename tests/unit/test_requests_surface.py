@@ -8,12 +8,8 @@ import pytest
 
 from resumable_media import common, requests
 from resumable_media._protocol.resumable import ResumableUploadProtocol, UploadState
-from resumable_media._protocol.upload import (
-    MultipartUploadProtocol,
-    SimpleUploadProtocol,
-    XMLMPUContainerProtocol,
-    XMLMPUPartProtocol,
-)
+from resumable_media._protocol.upload import MultipartUploadProtocol, SimpleUploadProtocol
+from resumable_media._protocol.xml_mpu import XMLMPUContainerProtocol, XMLMPUPartProtocol
 
 CHUNK = common.UPLOAD_CHUNK_SIZE
 UPSTREAM = {

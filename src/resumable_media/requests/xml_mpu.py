@@ -14,7 +14,7 @@ from typing import Any
 
 from resumable_media import checksums, common
 from resumable_media._protocol.request import Headers, RequestSpec
-from resumable_media._protocol.upload import XMLMPUContainerProtocol, XMLMPUPartProtocol
+from resumable_media._protocol.xml_mpu import XMLMPUContainerProtocol, XMLMPUPartProtocol
 from resumable_media.requests._compose import FromProtocol
 from resumable_media.requests._send import (
     DEFAULT_RETRY,
