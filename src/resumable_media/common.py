@@ -11,7 +11,7 @@ import html
 import http.client
 import json
 import re
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "MAX_CUMULATIVE_RETRY",
@@ -20,10 +20,17 @@ __all__ = [
     "RETRYABLE",
     "TOO_MANY_REQUESTS",
     "UPLOAD_CHUNK_SIZE",
+    "Checksum",
     "DataCorruption",
     "InvalidResponse",
     "RetryStrategy",
 ]
+
+Checksum = Literal["md5", "crc32c", "auto", "both", None]
+"""Every value a ``checksum=`` argument of this package may take: ``"auto"`` is CRC32C with a
+fast CRC32C backend, else MD5; ``"both"`` (uploads through ``PipelinedUpload`` only) sends
+and checks both; None checks nothing.  A class that takes fewer (a download takes no
+``"both"``, a multipart upload no ``"md5"``) raises ``ValueError`` for the rest."""
 
 UPLOAD_CHUNK_SIZE = 262144
 """int: Resumable-upload chunk sizes must be a multiple of this (256 KiB)."""

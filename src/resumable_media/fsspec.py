@@ -87,7 +87,7 @@ class GCSXFileSystem(AbstractFileSystem):  # type: ignore[misc]
         project: str | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         threads: int | None = None,
-        checksum: str | None = "crc32c",
+        checksum: common.Checksum = "crc32c",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

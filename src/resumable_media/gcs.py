@@ -212,7 +212,7 @@ def download_blob(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     processes: int | None = None,
     threads_per_process: int | None = None,
-    checksum: str | None = "crc32c",
+    checksum: common.Checksum = "crc32c",
     start: int | None = None,
     end: int | None = None,
     progress: ProgressCallback | None = None,
@@ -306,7 +306,7 @@ def parallel_upload_blocker(
     filename: str | None,
     preconditions: Sequence[tuple[str, str]] = (),
     predefined_acl: str | None = None,
-    checksum: str | None = "crc32c",
+    checksum: common.Checksum = "crc32c",
     threshold: int = PARALLEL_UPLOAD_THRESHOLD,
 ) -> str | None:
     """Why :func:`upload_blob` cannot use the parallel XML multipart upload, or None.
@@ -401,7 +401,7 @@ def upload_blob(
     parallel_threshold: int = PARALLEL_UPLOAD_THRESHOLD,
     processes: int | None = None,
     threads_per_process: int | None = None,
-    checksum: str | None = "crc32c",
+    checksum: common.Checksum = "crc32c",
     progress: ProgressCallback | None = None,
     retry: common.RetryStrategy | None = DEFAULT_RETRY,
     **preconditions: int | None,
@@ -534,7 +534,7 @@ def _upload_parallel(
     part_size: int,
     processes: int | None,
     threads_per_process: int | None,
-    checksum: str | None,
+    checksum: common.Checksum,
     progress: ProgressCallback | None,
     retry: common.RetryStrategy | None,
 ) -> TransferResult:

@@ -18,7 +18,7 @@ import requests
 from _requests_support import FAST, no_jitter, session_for  # noqa: F401
 
 import resumable_media
-from resumable_media import checksums
+from resumable_media import checksums, common
 from resumable_media.requests import (
     ChunkedDownload,
     Download,
@@ -49,7 +49,7 @@ def _md5_b64(data: bytes) -> str:
 
 @pytest.mark.parametrize("checksum", ["md5", "crc32c", "auto", None])
 def test_full_download_into_stream(
-    gcs_server: Any, blob: tuple[str, bytes], checksum: str | None
+    gcs_server: Any, blob: tuple[str, bytes], checksum: common.Checksum
 ) -> None:
     url, data = blob
     stream = io.BytesIO()

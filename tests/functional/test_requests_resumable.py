@@ -13,7 +13,7 @@ import pytest
 from _requests_support import FAST, no_jitter, session_for  # noqa: F401
 
 import resumable_media
-from resumable_media import checksums
+from resumable_media import checksums, common
 from resumable_media.requests import ResumableUpload
 from support import wait_for_records
 
@@ -127,7 +127,7 @@ def test_interleaved_writes(gcs_server: Any, gcs_bucket: str, upload_url: str) -
 
 @pytest.mark.parametrize("checksum", ["md5", "crc32c", "auto"])
 def test_final_chunk_carries_checksum(
-    gcs_server: Any, gcs_bucket: str, upload_url: str, checksum: str
+    gcs_server: Any, gcs_bucket: str, upload_url: str, checksum: common.Checksum
 ) -> None:
     data = os.urandom(CHUNK + 7)
     session = session_for(gcs_server)
@@ -250,7 +250,7 @@ def test_invalid_after_400_then_recover(gcs_server: Any, gcs_bucket: str, upload
         gcs_server, lambda r: r.method == "PUT" and r.headers.get("content-range") == "bytes */*"
     )
     assert len(queries) == 1  # the recovery asked the server once what it has
-    assert not upload.invalid and upload.bytes_uploaded == 0
+    assert (upload.invalid, upload.bytes_uploaded) == (False, 0)
     upload.transmit(session)
     assert gcs_server.object_bytes(gcs_bucket, "v") == stream.getvalue()
 

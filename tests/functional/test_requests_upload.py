@@ -16,7 +16,7 @@ import pytest
 from _requests_support import FAST, no_jitter, session_for  # noqa: F401
 
 import resumable_media
-from resumable_media import checksums
+from resumable_media import checksums, common
 from resumable_media._protocol.request import RequestSpec
 from resumable_media.requests import (
     MultipartUpload,
@@ -85,7 +85,7 @@ def test_simple_upload_retries(gcs_server: Any, gcs_bucket: str) -> None:
 
 @pytest.mark.parametrize(("checksum", "key"), [("md5", "md5Hash"), ("crc32c", "crc32c")])
 def test_multipart_upload_with_checksum(
-    gcs_server: Any, gcs_bucket: str, checksum: str, key: str
+    gcs_server: Any, gcs_bucket: str, checksum: common.Checksum, key: str
 ) -> None:
     data = os.urandom(70000)
     metadata: dict[str, Any] = {"name": "m", "metadata": {"color": "grurple"}}
@@ -118,7 +118,7 @@ def _xml_url(server: Any, bucket: str, name: str) -> str:
 
 @pytest.mark.parametrize("checksum", [None, "md5", "crc32c", "auto"])
 def test_xml_mpu_round_trip(
-    gcs_server: Any, gcs_bucket: str, tmp_path: Path, checksum: str | None
+    gcs_server: Any, gcs_bucket: str, tmp_path: Path, checksum: common.Checksum
 ) -> None:
     data = os.urandom(700000)
     path = tmp_path / "source.bin"

@@ -36,7 +36,8 @@ from resumable_media._protocol.chunked import ChunkedDownloadProtocol
 from resumable_media._protocol.download import DownloadProtocol
 from resumable_media._protocol.ranged import ProtocolStateError
 from resumable_media._protocol.resumable import ResumableUploadProtocol
-from resumable_media._protocol.upload import XMLMPUContainerProtocol
+from resumable_media._protocol.xml_mpu import XMLMPUContainerProtocol
+from resumable_media.common import Checksum
 
 UNIT = 256 * 1024
 SETTINGS = settings(
@@ -118,7 +119,7 @@ class DownloadMachine(_Checked):
         length=st.none() | st.integers(1, UNIT),
         checksum=st.sampled_from(["md5", "crc32c", None]),
     )
-    def setup(self, start: int | None, length: int | None, checksum: str | None) -> None:
+    def setup(self, start: int | None, length: int | None, checksum: Checksum) -> None:
         end = None if start is None or length is None else start + length - 1
         self.download = DownloadProtocol("http://x/o?alt=media", start, end, {}, checksum)
         self.first = self.download._prepare_request()
@@ -236,7 +237,7 @@ class ResumableMachine(_Checked):
         auto=st.booleans(),
         checksum=st.sampled_from(["crc32c", "md5", None]),
     )
-    def setup(self, size: int, known: bool, auto: bool, checksum: str | None) -> None:
+    def setup(self, size: int, known: bool, auto: bool, checksum: Checksum) -> None:
         self.data = bytes(size)
         self.upload = ResumableUploadProtocol("http://x/u?uploadType=resumable", UNIT, checksum)
         self.upload._auto_recover = auto

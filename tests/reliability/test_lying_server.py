@@ -24,6 +24,7 @@ from rel_liar import Reply, Request, lying_server
 from rel_support import FAST_RETRY, TIMEOUT
 
 from resumable_media import DataCorruption, InvalidResponse, checksums, transports
+from resumable_media.common import Checksum
 from resumable_media.parallel import ParallelDownload, PipelinedUpload
 from resumable_media.requests import ChunkedDownload, Download, ResumableUpload, _send
 
@@ -267,7 +268,7 @@ class UploadLiar:
         return Reply(308, {"Range": f"bytes=0-{end}"})
 
 
-def _resumable(liar: UploadLiar, checksum: str | None = "crc32c", **kwargs: Any) -> Any:
+def _resumable(liar: UploadLiar, checksum: Checksum = "crc32c", **kwargs: Any) -> Any:
     with lying_server(liar) as server, requests.Session() as session:
         liar.endpoint = server.endpoint
         upload = ResumableUpload(
@@ -376,7 +377,7 @@ def _early_200(liar: UploadLiar, consistent: bool) -> Callable[[int, int, int, R
 
 @pytest.mark.parametrize("checksum", [None, "crc32c"])
 @pytest.mark.parametrize("consistent", [False, True])
-def test_resumable_200_while_bytes_remain(checksum: str | None, consistent: bool) -> None:
+def test_resumable_200_while_bytes_remain(checksum: Checksum, consistent: bool) -> None:
     liar = UploadLiar(lambda *a: Reply(500))
     liar.on_chunk = _early_200(liar, consistent)
     upload, error = _resumable(liar, checksum=checksum)

@@ -42,6 +42,7 @@ def test_any_acknowledged_slice_goes_out_with_open_or_final_size() -> None:
 
 def test_an_empty_final_request_completes_on_a_chunk_boundary() -> None:
     protocol = _session()
+    protocol.prepare_status_query()  # an answer is judged only for a request that is out
     protocol.process_buffer_response(None, 308, {"range": f"bytes=0-{CHUNK - 1}"}, _json(None))
     spec = protocol.prepare_buffer_request(CHUNK, 0, memoryview(b""), final=True)
     assert spec.headers["content-range"] == f"bytes */{CHUNK}"
@@ -68,6 +69,7 @@ def test_refusals_carry_the_response_and_a_body_excerpt() -> None:
         text = "<Error>denied</Error>" * 100
 
     protocol = _session()
+    protocol.prepare_status_query()
     with pytest.raises(common.InvalidResponse) as caught:
         protocol.process_buffer_response(Response(), 403, {}, _json(None))
     assert caught.value.response.status_code == 403
@@ -87,8 +89,11 @@ def test_a_cut_final_body_is_a_connection_error() -> None:
     def broken() -> object:
         raise ValueError("truncated JSON")
 
+    protocol = _session()
+    protocol.prepare_buffer_request(0, 1, b"x", final=True)
     with pytest.raises(ConnectionError, match="not valid JSON"):
-        _session().process_buffer_response(None, 200, {}, broken)
+        protocol.process_buffer_response(None, 200, {}, broken)
+    assert not protocol.finished  # the object exists, but this answer did not say so
 
 
 def test_the_final_resource_is_checked_against_what_was_sent() -> None:

@@ -68,7 +68,7 @@ def test_status_error_layout_and_finished() -> None:
 
 
 @pytest.mark.parametrize("checksum", ["md5", "crc32c", "auto", None])
-def test_full_body_verified(checksum: str | None) -> None:
+def test_full_body_verified(checksum: common.Checksum) -> None:
     download = DownloadProtocol(URL, checksum=checksum)
     download._prepare_request()
     download.process_response(None, 200, _full_headers())
@@ -80,7 +80,7 @@ def test_full_body_verified(checksum: str | None) -> None:
 
 def test_bad_checksum_name() -> None:
     with pytest.raises(ValueError, match=re.escape("checksum must be ``'md5'``, ``'crc32c'``")):
-        DownloadProtocol(URL, checksum="sha1")
+        DownloadProtocol(URL, checksum="sha1")  # type: ignore[arg-type]
 
 
 def test_mismatch_message_exact() -> None:

@@ -96,7 +96,7 @@ def test_chunked_download_random_responses(
     checksum=st.sampled_from(["md5", "crc32c", None]),
 )
 def test_download_random_responses(
-    responses: list[tuple[int, dict[str, str], bytes]], checksum: str | None
+    responses: list[tuple[int, dict[str, str], bytes]], checksum: common.Checksum
 ) -> None:
     download = DownloadProtocol(URL, checksum=checksum)
     first = download._prepare_request()

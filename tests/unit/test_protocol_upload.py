@@ -6,19 +6,15 @@ import http
 import json
 import random
 import re
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
 from resumable_media import checksums, common
 from resumable_media._protocol import upload as upload_module
 from resumable_media._protocol.resumable import ResumableUploadProtocol
-from resumable_media._protocol.upload import (
-    MultipartUploadProtocol,
-    SimpleUploadProtocol,
-    XMLMPUContainerProtocol,
-    XMLMPUPartProtocol,
-)
+from resumable_media._protocol.upload import MultipartUploadProtocol, SimpleUploadProtocol
+from resumable_media._protocol.xml_mpu import XMLMPUContainerProtocol, XMLMPUPartProtocol
 
 URL = "https://up.example/upload/storage/v1/b/bkt/o?uploadType=resumable"
 CHUNK = common.UPLOAD_CHUNK_SIZE
@@ -70,7 +66,9 @@ def test_boundary_shape() -> None:
 
 
 @pytest.mark.parametrize(("checksum", "key"), [("md5", "md5Hash"), ("crc32c", "crc32c")])
-def test_multipart_checksum_written_into_metadata(checksum: str, key: str) -> None:
+def test_multipart_checksum_written_into_metadata(
+    checksum: Literal["md5", "crc32c"], key: str
+) -> None:
     metadata: dict[str, Any] = {"name": "n", key: "user value"}
     MultipartUploadProtocol("u", checksum=checksum)._prepare_request(b"abc", metadata, "a/b")
     hasher = checksums.new_hasher(checksum)
@@ -78,7 +76,7 @@ def test_multipart_checksum_written_into_metadata(checksum: str, key: str) -> No
     assert metadata[key] == hasher.b64digest()
 
 
-def _initiated(total: int | None, checksum: str | None = None) -> ResumableUploadProtocol:
+def _initiated(total: int | None, checksum: common.Checksum = None) -> ResumableUploadProtocol:
     upload = ResumableUploadProtocol(URL, CHUNK, checksum=checksum, headers={"h": "v"})
     spec = upload._prepare_initiate_request(0, {"name": "n"}, "text/plain", total)
     assert json.loads(bytes(spec.body or b"")) == {"name": "n"}
@@ -176,7 +174,7 @@ def test_resumable_308_errors_make_invalid() -> None:
     with pytest.raises(ValueError, match=re.escape("Upload is in an invalid state.")):
         upload.next_read_size(0)
     upload._process_recover_response(None, 308, {})
-    assert not upload.invalid and upload.bytes_uploaded == 0
+    assert (upload.invalid, upload.bytes_uploaded) == (False, 0)
     upload._prepare_chunk_request(0, b"a" * CHUNK)
     with pytest.raises(common.InvalidResponse) as info:
         upload._process_chunk_response(None, 308, {"range": "bytes 0-5"})
@@ -277,11 +275,15 @@ def test_xml_part_checksum_and_etag() -> None:
     with pytest.raises(common.InvalidResponse) as info:
         part._process_upload_response(None, 200, {"etag": '"x"'})
     assert info.value.args[0].startswith("Response metadata had no ``crc32c`` value")
+    # Each answer is judged for a request that is out: a refused part is uploaded again.
+    part._prepare_upload_request(b"abc")
     with pytest.raises(common.DataCorruption):
         part._process_upload_response(None, 200, {"x-goog-hash": "crc32c=AAAAAA==", "etag": "e"})
     error = b"<Error><Code>BadDigest</Code><Message>no</Message></Error>"
+    part._prepare_upload_request(b"abc")
     with pytest.raises(common.DataCorruption, match="Error code: BadDigest"):
         part._process_upload_response(None, 400, {}, error)
+    part._prepare_upload_request(b"abc")
     part._process_upload_response(None, 200, {"x-goog-hash": f"crc32c={crc}", "etag": '"t"'})
     assert part.finished and part.etag == '"t"'
     with pytest.raises(ValueError, match="already been uploaded"):

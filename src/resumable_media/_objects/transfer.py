@@ -28,7 +28,7 @@ from typing import IO, Any, BinaryIO, cast
 import requests
 import requests.structures
 
-from resumable_media import checksums
+from resumable_media import checksums, common
 from resumable_media._objects.client import (
     PreconditionFailed,
     Storage,
@@ -222,7 +222,7 @@ class CopyOptions:
     chunk_size: int
     processes: int | None
     threads: int | None
-    checksum: str | None
+    checksum: common.Checksum
     resume: bool
     if_generation_match: int | None
     content_type: str | None
@@ -925,9 +925,9 @@ def _upload_large(
     return result.response, result.crc32c, method, result.moved
 
 
-def resolve_checksum_option(value: str) -> str | None:
-    """Map ``--checksum`` (crc32c, md5, none) to the library's value."""
-    return None if value == "none" else value
+def resolve_checksum_option(value: str) -> common.Checksum:
+    """Map ``--checksum`` (crc32c, md5, none; argparse's choices) to the library's value."""
+    return None if value == "none" else cast("common.Checksum", value)
 
 
 def rewrite_object(

@@ -50,7 +50,7 @@ _UPLOAD_MISMATCH = (
 )
 
 
-def resolve_download_checksum(checksum: str | None) -> str | None:
+def resolve_download_checksum(checksum: common.Checksum) -> str | None:
     """Resolve a download's ``checksum`` argument ("auto" included).
 
     Args:

@@ -20,7 +20,7 @@ from typing import Any
 
 from resumable_media import checksums, common
 from resumable_media._protocol import checks, ranges
-from resumable_media._protocol.ranged import ProtocolStateError, judge_range
+from resumable_media._protocol.ranged import judge_range
 from resumable_media._protocol.request import (
     Headers,
     RequestSpec,
@@ -28,6 +28,7 @@ from resumable_media._protocol.request import (
     require_header,
     require_status,
 )
+from resumable_media._protocol.state import check
 
 __all__ = ["TRANSITIONS", "ChunkedDownloadProtocol", "ChunkedState"]
 
@@ -90,7 +91,7 @@ class ChunkedDownloadProtocol:
         start: int = 0,
         end: int | None = None,
         headers: dict[str, Any] | None = None,
-        checksum: str | None = "auto",
+        checksum: common.Checksum = "auto",
     ) -> None:
         if start < 0:
             raise ValueError("On a chunked download the starting value cannot be negative.")
@@ -125,10 +126,7 @@ class ChunkedDownloadProtocol:
         if call == "prepare" and self.state in _REFUSALS:
             finished = ChunkedState.FINISHED if self._consumed_last else self.state
             raise ValueError(_REFUSALS[finished])  # upstream's exact error
-        raise ProtocolStateError(
-            f"ChunkedDownload of {self.media_url}: {call}() is not allowed "
-            f"in state {self.state.name}"
-        )
+        check(TRANSITIONS, self.state, call, f"ChunkedDownload of {self.media_url}")
 
     @property
     def finished(self) -> bool:

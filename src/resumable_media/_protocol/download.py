@@ -10,10 +10,18 @@ Invariants:
   generation seen first.
 - ``_bytes_downloaded`` counts bytes handed back for the caller's stream; the resume
   offset counts stored bytes received (they differ only while decoding gzip).
+- The object's state is one :class:`DownloadState`; :data:`TRANSITIONS` lists every legal
+  call per state, and any other call raises :class:`ProtocolStateError` naming the state
+  (``_prepare_request`` of a used download raises upstream's ``ValueError`` instead).
+- Any exception while judging an answer or its body moves it to ``FAILED``: that attempt
+  is over, and only a new one (:meth:`DownloadProtocol.prepare_attempt`, which resumes)
+  may follow.  ``prepare_attempt`` is legal in every state after the first request, so a
+  retry driver can always ask for the next attempt.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import zlib
 from typing import Any
@@ -33,8 +41,9 @@ from resumable_media._protocol.request import (
     get_header,
     require_status,
 )
+from resumable_media._protocol.state import check, step
 
-__all__ = ["DownloadProtocol", "add_generation", "header_int"]
+__all__ = ["TRANSITIONS", "DownloadProtocol", "DownloadState", "add_generation", "header_int"]
 
 _LOGGER = logging.getLogger(__name__)
 _ACCEPTABLE = (200, 206)
@@ -54,6 +63,35 @@ def _new_decoder(encoding: str | None) -> Any:
             return None
         return brotli.Decompressor()
     return None
+
+
+class DownloadState(enum.Enum):
+    """Where a (possibly resumed) streaming download stands."""
+
+    READY = "ready"  # nothing prepared yet
+    SENT = "sent"  # the first request is out; no answer has been judged
+    RESENT = "resent"  # a later attempt is out (an earlier answer was judged)
+    RECEIVING = "receiving"  # an answer was accepted; its body pieces follow
+    COMPLETE = "complete"  # the body ended and passed the whole-object check
+    FAILED = "failed"  # the last attempt failed; only a new attempt may follow
+
+
+_S = DownloadState
+TRANSITIONS: dict[tuple[DownloadState, str], frozenset[DownloadState]] = {
+    (_S.READY, "prepare"): frozenset({_S.SENT}),
+    (_S.SENT, "prepare"): frozenset({_S.SENT}),  # as upstream: reusable until answered
+    (_S.SENT, "prepare_attempt"): frozenset({_S.SENT}),
+    **{
+        (state, "prepare_attempt"): frozenset({_S.RESENT})
+        for state in (_S.RESENT, _S.RECEIVING, _S.COMPLETE, _S.FAILED)
+    },
+    (_S.SENT, "process_response"): frozenset({_S.RECEIVING, _S.FAILED}),
+    (_S.RESENT, "process_response"): frozenset({_S.RECEIVING, _S.FAILED}),
+    (_S.RECEIVING, "feed"): frozenset({_S.RECEIVING, _S.FAILED}),
+    (_S.RECEIVING, "flush"): frozenset({_S.RECEIVING, _S.FAILED}),
+    (_S.RECEIVING, "finish"): frozenset({_S.COMPLETE, _S.FAILED}),
+}
+"""(state, call) -> the states the call may leave the object in."""
 
 
 class DownloadProtocol:
@@ -78,7 +116,7 @@ class DownloadProtocol:
         start: int | None = None,
         end: int | None = None,
         headers: dict[str, Any] | None = None,
-        checksum: str | None = "md5",
+        checksum: common.Checksum = "md5",
         *,
         decode: bool = True,
     ) -> None:
@@ -89,7 +127,7 @@ class DownloadProtocol:
         self.checksum = checksum
         self._checksum_type = checks.resolve_download_checksum(checksum)
         self._decode = decode
-        self._finished = False
+        self.state = DownloadState.READY
         self._bytes_downloaded = 0
         self._stored_received = 0
         self._expected_checksum: str | None = None
@@ -99,16 +137,21 @@ class DownloadProtocol:
         self._covers_object = False
         self._stored_total: int | None = None
         self._transcoded = False
-        self._first_response = True
         self._decoder: Any = None
         self._last_headers: Headers = {}
         self._first_start: int | None = None
         self._expected_start: int | None = None
 
+    def _enter(self, call: str) -> None:
+        check(TRANSITIONS, self.state, call, f"Download of {self.media_url}")
+
+    def _fail(self) -> None:
+        self.state = DownloadState.FAILED
+
     @property
     def finished(self) -> bool:
-        """bool: Whether the download has been attempted (it can only be used once)."""
-        return self._finished
+        """bool: Whether an answer has been judged (the download can only be used once)."""
+        return self.state not in (DownloadState.READY, DownloadState.SENT)
 
     @property
     def bytes_downloaded(self) -> int:
@@ -124,8 +167,9 @@ class DownloadProtocol:
         Raises:
             ValueError: If the download was already used.
         """
-        if self._finished:
-            raise ValueError("A download can only be used once.")
+        if self.finished:
+            raise ValueError("A download can only be used once.")  # upstream's exact error
+        self._enter("prepare")
         start, end = self.start, self.end
         if start is not None and start >= 0 and end is not None and end < start:
             raise ValueError(f"end ({end}) must be >= start ({start})")
@@ -137,6 +181,7 @@ class DownloadProtocol:
         value = ranges.range_header(self.start, self.end)
         if value is not None:
             self._headers["range"] = value
+        self.state = DownloadState.SENT
         return RequestSpec("GET", self.media_url, None, self._headers)
 
     def prepare_attempt(self, first: RequestSpec) -> RequestSpec:
@@ -148,7 +193,13 @@ class DownloadProtocol:
         Returns:
             ``first`` when nothing was received yet; otherwise a GET for the bytes
             still missing, pinned to the object generation.
+
+        Raises:
+            ProtocolStateError: Before :meth:`_prepare_request`.
         """
+        self._enter("prepare_attempt")
+        if self.state is not DownloadState.SENT:
+            self.state = DownloadState.RESENT
         if self._stored_received == 0 or self._transcoded:
             self._expected_start = self._first_start
             return first
@@ -164,6 +215,7 @@ class DownloadProtocol:
             url = add_generation(url, self._object_generation)
         return RequestSpec("GET", url, None, self._headers)
 
+    @step("process_response")
     def process_response(self, response: Any, status: int, headers: Headers) -> bool:
         """Interpret the status and headers of one attempt (before its body is read).
 
@@ -179,8 +231,10 @@ class DownloadProtocol:
 
         Raises:
             InvalidResponse: For a status other than 200/206 or a repeated x-goog-hash.
+            ProtocolStateError: Unless a request is out.
         """
-        self._finished = True
+        # No answer was accepted before this one: the object's facts are still to learn.
+        first = self._range_origin is None
         self._last_headers = headers
         require_status(response, status, _ACCEPTABLE)
         if status == 206:
@@ -199,11 +253,11 @@ class DownloadProtocol:
         if rewind or transcoded:
             self._restart_body()
         self._transcoded = transcoded
-        if self._first_response or rewind:
+        if first or rewind:
             self._learn_object(response, status, headers)
         if self._decode and self._decoder is None and not transcoded:
             self._decoder = _new_decoder(encoding)
-        self._first_response = False
+        self.state = DownloadState.RECEIVING
         return rewind
 
     def _check_partial(self, response: Any, headers: Headers) -> None:
@@ -234,12 +288,12 @@ class DownloadProtocol:
             )
             self._checksum_object = checksums.new_hasher(self._checksum_type)
         if status == 200:
-            self._range_origin = 0
-            self._covers_object = True
             length = get_header(headers, "content-length")
             self._stored_total = (
                 header_int(response, "content-length", length) if length is not None else None
             )
+            self._range_origin = 0  # set last: it marks the object's facts as learnt
+            self._covers_object = True
             return
         value = get_header(headers, "content-range")
         if value is None:
@@ -259,6 +313,7 @@ class DownloadProtocol:
         """The hasher of the stored bytes received so far (None without a checksum)."""
         return self._checksum_object
 
+    @step("feed")
     def feed(
         self, data: bytes | bytearray | memoryview, *, hashed: bool = False
     ) -> list[bytes | memoryview]:
@@ -292,6 +347,7 @@ class DownloadProtocol:
                 self._bytes_downloaded += len(piece)
         return out
 
+    @step("flush")
     def flush(self) -> list[bytes | memoryview]:
         """Return any bytes the decoder still holds once the body has ended."""
         if self._decoder is None or not hasattr(self._decoder, "flush"):
@@ -310,6 +366,7 @@ class DownloadProtocol:
             f"({type(exc).__name__}: {exc}); nothing more was written.",
         )
 
+    @step("finish")
     def finish(self, response: Any) -> None:
         """Validate the whole-object checksum once the last body byte has arrived.
 
@@ -325,6 +382,7 @@ class DownloadProtocol:
                 the next attempt resumes).
             DataCorruption: If the checksum does not match.
         """
+        self.state = DownloadState.COMPLETE  # unless a check below raises (then FAILED)
         hasher, expected = self._checksum_object, self._expected_checksum
         if hasher is None or expected is None or self._transcoded or not self._covers_object:
             return

@@ -26,6 +26,7 @@ from typing import Any
 from resumable_media import checksums, common
 from resumable_media._protocol import ranges
 from resumable_media._protocol.request import Headers, RequestSpec, get_header, require_status
+from resumable_media._protocol.state import ProtocolStateError, check
 
 __all__ = [
     "TRANSITIONS",
@@ -159,10 +160,6 @@ class RangeState(enum.Enum):
     FAILED = "failed"  # a non-retryable rejection: the read cannot continue
 
 
-class ProtocolStateError(ValueError):
-    """A protocol object was asked for a step its state does not allow."""
-
-
 _S = RangeState
 TRANSITIONS: dict[tuple[RangeState, str], frozenset[RangeState]] = {
     (_S.READY, "prepare"): frozenset({_S.SENT}),
@@ -265,11 +262,7 @@ class RangedRead:
         self.state = RangeState.COMPLETE if received >= last - first + 1 else RangeState.READY
 
     def _enter(self, call: str) -> None:
-        if (self.state, call) not in TRANSITIONS:
-            raise ProtocolStateError(
-                f"RangedRead of bytes {self.first}-{self.last}: {call}() is not allowed "
-                f"in state {self.state.name}"
-            )
+        check(TRANSITIONS, self.state, call, f"RangedRead of bytes {self.first}-{self.last}")
 
     @property
     def length(self) -> int:

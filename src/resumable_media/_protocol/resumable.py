@@ -8,12 +8,21 @@ Invariants:
 - The checksum covers each byte once, in order, even when bytes are re-sent after
   recovery; it is sent as ``x-goog-hash`` on the final chunk and compared with the
   server's answer after the final 200.
-- Failures with a non-retryable status (and malformed headers) mark the upload
-  invalid; ``recover`` (a status query) makes it valid again.
+- The object's state is one :class:`UploadState`; :data:`TRANSITIONS` lists every legal
+  call per state.  A call upstream refuses raises upstream's ``ValueError`` text ("Upload
+  has finished.", "Upload is in an invalid state. …", "This upload has not been
+  initiated. …", "This upload has already been initiated."); any other illegal call raises
+  :class:`ProtocolStateError` naming the state.  A refused call changes nothing.
+- ``FAILED`` is upstream's ``invalid``: entered exactly where google-resumable-media 2.11
+  marks an upload invalid (a non-retryable status, a malformed or missing ``range``), so a
+  retryable failure leaves the chunk ``SENT`` to be sent again as is, and a checksum
+  mismatch after the final 200 leaves it ``FINISHED``.  ``recover`` (a status query)
+  works in any state with a session and brings it back to ``READY``.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import urllib.parse
 from collections.abc import Callable
@@ -28,8 +37,9 @@ from resumable_media._protocol.request import (
     require_header,
     require_status,
 )
+from resumable_media._protocol.state import check
 
-__all__ = ["ResumableUploadProtocol", "check_final_resource"]
+__all__ = ["TRANSITIONS", "ResumableUploadProtocol", "UploadState", "check_final_resource"]
 
 _STREAM_ERROR = (
     "Bytes stream is in unexpected state. The local stream has had {} bytes read from it "
@@ -45,6 +55,53 @@ def _bad_range(response: Any, value: str | None) -> common.InvalidResponse:
 
 def _is_signed(url: str) -> bool:
     return "x-goog-signature" in url.lower()
+
+
+class UploadState(enum.Enum):
+    """Where a resumable upload session stands."""
+
+    NEW = "new"  # no session yet
+    INITIATING = "initiating"  # the initiate POST is out
+    READY = "ready"  # a session exists; the next chunk may be sent
+    SENT = "sent"  # a chunk PUT (or a buffered PUT, a status query) is out
+    FINISHED = "finished"  # the server answered 200 for the whole object
+    FAILED = "failed"  # invalid (upstream's word): recover() is needed
+
+
+_S = UploadState
+_SESSION = (_S.READY, _S.SENT, _S.FINISHED, _S.FAILED)  # the states that may have a session
+TRANSITIONS: dict[tuple[UploadState, str], frozenset[UploadState]] = {
+    (_S.NEW, "prepare_initiate"): frozenset({_S.INITIATING}),
+    (_S.INITIATING, "prepare_initiate"): frozenset({_S.INITIATING}),
+    (_S.FAILED, "prepare_initiate"): frozenset({_S.INITIATING}),  # a refused initiate, again
+    (_S.INITIATING, "process_initiate"): frozenset({_S.INITIATING, _S.READY, _S.FAILED}),
+    (_S.NEW, "use_session"): frozenset({_S.READY}),
+    **{(state, "next_read_size"): frozenset({state}) for state in (_S.READY, _S.SENT)},
+    **{(state, "prepare_chunk"): frozenset({_S.SENT}) for state in (_S.READY, _S.SENT)},
+    (_S.SENT, "process_chunk"): frozenset({_S.SENT, _S.READY, _S.FINISHED, _S.FAILED}),
+    # The status query: built and judged in any state with a session (upstream's recover()
+    # "works whether or not the upload is invalid"); a 308 makes it READY again.
+    **{(state, "prepare_recover"): frozenset({state}) for state in _SESSION},
+    **{(state, "process_recover"): frozenset({state, _S.READY}) for state in _SESSION},
+    **{(state, "process_status"): frozenset({state, _S.READY, _S.FINISHED}) for state in _SESSION},
+    # Caller-owned buffers (PipelinedUpload): a buffered PUT or a status query is out.
+    **{(state, "prepare_buffer"): frozenset({_S.SENT}) for state in (_S.READY, _S.SENT)},
+    **{(state, "prepare_status_query"): frozenset({_S.SENT}) for state in (_S.READY, _S.SENT)},
+    (_S.FINISHED, "prepare_status_query"): frozenset({_S.FINISHED}),
+    (_S.SENT, "process_buffer"): frozenset({_S.SENT, _S.READY, _S.FINISHED}),
+    (_S.FINISHED, "process_buffer"): frozenset({_S.FINISHED}),
+    **{(state, "prepare_cancel"): frozenset({state}) for state in _SESSION},
+}
+"""(state, call) -> the states the call may leave the object in.  ``prepare_delete_generation``
+builds a request about the finished object, not the session, and is legal in every state."""
+
+_NOT_INITIATED = (
+    "This upload has not been initiated. Please call initiate() before beginning to "
+    "transmit chunks."
+)
+_FINISHED = "Upload has finished."
+_INVALID = "Upload is in an invalid state. To recover call `recover()`."
+_SENDS_BYTES = ("next_read_size", "prepare_chunk", "prepare_buffer")
 
 
 class ResumableUploadProtocol:
@@ -65,7 +122,7 @@ class ResumableUploadProtocol:
         self,
         upload_url: str,
         chunk_size: int,
-        checksum: str | None = None,
+        checksum: common.Checksum = None,
         headers: dict[str, Any] | None = None,
     ) -> None:
         if chunk_size <= 0 or chunk_size % common.UPLOAD_CHUNK_SIZE != 0:
@@ -80,21 +137,43 @@ class ResumableUploadProtocol:
         self._bytes_uploaded = 0
         self._total_bytes: int | None = None
         self._resumable_url: str | None = None
-        self._invalid = False
-        self._finished = False
+        self.state = UploadState.NEW
         self._sent: tuple[int, int] | None = None
         self._sent_total: int | None = None
         self._auto_recover = False
 
-    invalid = property(lambda self: self._invalid, doc="bool: Whether recover() is needed.")
     chunk_size = property(lambda self: self._chunk_size, doc="int: Bytes per chunk.")
     resumable_url = property(lambda self: self._resumable_url, doc="str | None: Session URL.")
     bytes_uploaded = property(lambda self: self._bytes_uploaded, doc="int: Bytes acknowledged.")
     total_bytes = property(lambda self: self._total_bytes, doc="int | None: Object size.")
-    finished = property(lambda self: self._finished, doc="bool: Whether the upload completed.")
+
+    @property
+    def invalid(self) -> bool:
+        """bool: Whether recover() is needed (the state is ``FAILED``)."""
+        return self.state is UploadState.FAILED
+
+    @property
+    def finished(self) -> bool:
+        """bool: Whether the upload completed (the state is ``FINISHED``)."""
+        return self.state is UploadState.FINISHED
 
     def _make_invalid(self) -> None:
-        self._invalid = True
+        self.state = UploadState.FAILED
+
+    def _enter(self, call: str) -> None:
+        """Refuse ``call`` unless the table allows it, in upstream's words (and order) where
+        upstream refuses it: finished, invalid, not initiated, already initiated."""
+        if call in ("prepare_initiate", "use_session"):
+            if self._resumable_url is not None:
+                raise ValueError("This upload has already been initiated.")
+        elif call != "process_initiate":
+            if call in _SENDS_BYTES and self.state is UploadState.FINISHED:
+                raise ValueError(_FINISHED)
+            if call in _SENDS_BYTES and self.state is UploadState.FAILED:
+                raise ValueError(_INVALID)
+            if self._resumable_url is None:
+                raise ValueError(_NOT_INITIATED)
+        check(TRANSITIONS, self.state, call, f"ResumableUpload to {self.upload_url}")
 
     # -- initiate ------------------------------------------------------------------
 
@@ -119,14 +198,14 @@ class ResumableUploadProtocol:
         Raises:
             ValueError: If already initiated, or the stream is not at its beginning.
         """
-        if self._resumable_url is not None:
-            raise ValueError("This upload has already been initiated.")
+        self._enter("prepare_initiate")
         if stream_position != 0:
             raise ValueError("Stream must be at beginning.")
         if total_bytes is not None and total_bytes < 0:
             raise ValueError(f"total_bytes must be >= 0, got {total_bytes}")
         self._content_type = content_type
         self._total_bytes = total_bytes
+        self.state = UploadState.INITIATING
         if _is_signed(self.upload_url):
             headers = {**self._headers, "content-type": content_type}
         else:
@@ -146,8 +225,10 @@ class ResumableUploadProtocol:
         Raises:
             InvalidResponse: For a status other than 200/201, or no ``location``.
         """
+        self._enter("process_initiate")
         require_status(response, status, (200, 201), self._make_invalid)
         self._resumable_url = require_header(response, headers, "location")
+        self.state = UploadState.READY
 
     # -- chunks --------------------------------------------------------------------
 
@@ -163,11 +244,7 @@ class ResumableUploadProtocol:
         Raises:
             ValueError: If the upload finished, is invalid, or was not initiated.
         """
-        if self._finished:
-            raise ValueError("Upload has finished.")
-        if self._invalid:
-            raise ValueError("Upload is in an invalid state. To recover call `recover()`.")
-        self._session_url()
+        self._enter("next_read_size")
         total = self._total_bytes
         if total is not None and stream_position + self._chunk_size >= total > 0:
             return max(total - stream_position, 0)
@@ -184,8 +261,10 @@ class ResumableUploadProtocol:
             The request (with ``x-goog-hash`` when it completes a checksummed upload).
 
         Raises:
-            ValueError: If the stream and the upload disagree (see messages).
+            ValueError: If the stream and the upload disagree (see messages), or as
+                :meth:`next_read_size`.
         """
+        self._enter("prepare_chunk")
         end = start + len(payload) - 1
         total = self._total_bytes
         if total is None:
@@ -215,6 +294,7 @@ class ResumableUploadProtocol:
                 headers["x-goog-hash"] = checksums.format_goog_hash(value)
         self._sent = (start, len(payload))
         self._sent_total = total
+        self.state = UploadState.SENT
         return RequestSpec("PUT", self._resumable_url, payload, headers)
 
     def _update_checksum(self, start: int, payload: bytes) -> None:
@@ -247,7 +327,9 @@ class ResumableUploadProtocol:
         Raises:
             InvalidResponse: For a status other than 200/308, or a bad ``range``.
             DataCorruption: If the final checksum differs from the server's.
+            ProtocolStateError: Unless a chunk request is out.
         """
+        self._enter("process_chunk")
         start, sent = self._sent if self._sent is not None else (self._bytes_uploaded, 0)
         require_status(response, status, (200, 308), self._make_invalid)
         if status == 200:
@@ -261,13 +343,14 @@ class ResumableUploadProtocol:
                     f"{start + sent} of {'the' if total is None else total} bytes were sent.",
                 )
             self._bytes_uploaded = start + sent
-            self._finished = True
+            self.state = UploadState.FINISHED  # even if the checksum then differs (upstream)
             self._validate_checksum(response, headers, body)
             return 0
         previous = self._bytes_uploaded
         value = get_header(headers, "range")
         if value is None and self._auto_recover and previous == 0:
             # GCS omits ``range`` when nothing is persisted: start over.
+            self.state = UploadState.READY
             return start + sent
         value = require_header(response, headers, "range", self._make_invalid)
         try:
@@ -279,6 +362,7 @@ class ResumableUploadProtocol:
             self._make_invalid()
             raise _bad_range(response, value)
         self._bytes_uploaded = persisted
+        self.state = UploadState.READY
         return start + sent - persisted
 
     def _validate_checksum(self, response: Any, headers: Headers, body: bytes) -> None:
@@ -304,6 +388,7 @@ class ResumableUploadProtocol:
         Raises:
             ValueError: If the upload was not initiated.
         """
+        self._enter("prepare_recover")
         return RequestSpec("PUT", self._session_url(), None, {"content-range": "bytes */*"})
 
     def _process_status_response(
@@ -319,16 +404,16 @@ class ResumableUploadProtocol:
             InvalidResponse: For another status or a malformed ``range``.
             DataCorruption: If the completed object's checksum differs.
         """
+        self._enter("process_status")
         if status != 200:
-            return self._process_recover_response(response, status, headers)
+            return self._recovered(response, status, headers)
         try:
             resource = json.loads(body) if body else {}
             size = int(resource["size"])
         except (ValueError, KeyError, TypeError):
             size = self._bytes_checksummed
         self._bytes_uploaded = size
-        self._finished = True
-        self._invalid = False
+        self.state = UploadState.FINISHED
         self._validate_checksum(response, headers, body)
         return size
 
@@ -341,6 +426,10 @@ class ResumableUploadProtocol:
         Raises:
             InvalidResponse: If the status is not 308 or ``range`` is malformed.
         """
+        self._enter("process_recover")
+        return self._recovered(response, status, headers)
+
+    def _recovered(self, response: Any, status: int, headers: Headers) -> int:
         require_status(response, status, (308,))
         value = get_header(headers, "range")
         if value is None:
@@ -354,7 +443,8 @@ class ResumableUploadProtocol:
             if persisted < 0 or (total is not None and persisted > total):
                 raise _bad_range(response, value)
             self._bytes_uploaded = persisted
-        self._invalid = False
+        if self.state is not UploadState.FINISHED:  # upstream: finished stays finished
+            self.state = UploadState.READY
         return self._bytes_uploaded
 
     # -- chunks from caller-owned buffers --------------------------------------------
@@ -368,9 +458,9 @@ class ResumableUploadProtocol:
         Raises:
             ValueError: If this upload already has a session.
         """
-        if self._resumable_url is not None:
-            raise ValueError("This upload has already been initiated.")
+        self._enter("use_session")
         self._resumable_url = resumable_url
+        self.state = UploadState.READY
 
     def _session_url(self) -> str:
         if self._resumable_url is None:
@@ -407,8 +497,7 @@ class ResumableUploadProtocol:
                 acknowledged size.
         """
         url = self._session_url()
-        if self._finished:
-            raise ValueError("Upload has finished.")
+        self._enter("prepare_buffer")
         if start != self._bytes_uploaded:
             raise ValueError(_STREAM_ERROR.format(start, self._bytes_uploaded))
         if not length and not final:
@@ -422,11 +511,13 @@ class ResumableUploadProtocol:
             headers["x-goog-hash"] = checksums.format_goog_hash(hashes)
         self._sent = (start, length)
         self._sent_total = end if final else None
+        self.state = UploadState.SENT
         return RequestSpec("PUT", url, body, headers)
 
     def prepare_cancel_request(self) -> RequestSpec:
         """Build ``DELETE {session}``: cancel the session (GCS answers 499), with the extra
         headers, so nothing can finalize it any more."""
+        self._enter("prepare_cancel")
         return RequestSpec("DELETE", self._session_url(), None, dict(self._headers))
 
     def prepare_delete_generation(self, resource: dict[str, Any]) -> RequestSpec | None:
@@ -445,8 +536,12 @@ class ResumableUploadProtocol:
 
     def prepare_status_query(self) -> RequestSpec:
         """Build the status query (``content-range: bytes */*``) with the extra headers."""
+        self._enter("prepare_status_query")
         headers = {**self._headers, "content-range": "bytes */*"}
-        return RequestSpec("PUT", self._session_url(), b"", headers)
+        spec = RequestSpec("PUT", self._session_url(), b"", headers)
+        if self.state is not UploadState.FINISHED:
+            self.state = UploadState.SENT
+        return spec
 
     def process_buffer_response(
         self, response: Any, status: int, headers: Headers, body: Callable[[], Any]
@@ -467,6 +562,7 @@ class ResumableUploadProtocol:
             ConnectionError: The final JSON was cut off (the object exists; a status
                 query fetches it again).
         """
+        self._enter("process_buffer")
         if status == common.PERMANENT_REDIRECT:
             value = get_header(headers, "range")
             try:
@@ -474,6 +570,8 @@ class ResumableUploadProtocol:
             except ValueError:
                 raise _bad_range(response, value) from None
             self._bytes_uploaded = persisted
+            if self.state is not UploadState.FINISHED:
+                self.state = UploadState.READY
             return persisted
         if status not in (200, 201):
             excerpt = str(getattr(response, "text", "") or "")[:500]
@@ -491,7 +589,7 @@ class ResumableUploadProtocol:
             resource: dict[str, Any] = body()
         except ValueError:
             raise ConnectionError("the final response body was not valid JSON") from None
-        self._finished = True
+        self.state = UploadState.FINISHED
         return resource
 
 

@@ -1,38 +1,40 @@
-"""One-request uploads (simple and multipart) and the XML multipart-upload (MPU) steps.
+"""One-request uploads: simple (``uploadType=media``) and multipart (``uploadType=multipart``).
 
 Invariants:
 - No I/O: bodies arrive as bytes from the caller; responses as status, headers, body.
 - Every object is single use where google-resumable-media 2.11's is, and is marked
   finished before its status is checked (a failed upload is never reported as done).
 - The multipart body and boundary have upstream's exact byte layout.
+- The state is one :class:`SingleShotState` with a transition table.  Reuse raises
+  upstream's ``ValueError`` text; any other illegal call raises ``ProtocolStateError``
+  naming the state; a refused call changes nothing.
+- It moves to ``FAILED`` on any rejected answer (upstream tombstones it: ``finished``),
+  and the answer to a retry of the same request may be judged again.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import random
 import sys
-import urllib.parse
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping
 from typing import Any
 
 from resumable_media import checksums, common
 from resumable_media._protocol import checks
-from resumable_media._protocol.request import Headers, RequestSpec, require_header
+from resumable_media._protocol.request import RequestSpec
 from resumable_media._protocol.request import require_status as _require_status
+from resumable_media._protocol.state import check, step
 
 __all__ = [
+    "SINGLE_SHOT_TRANSITIONS",
     "MultipartUploadProtocol",
     "SimpleUploadProtocol",
-    "XMLMPUContainerProtocol",
-    "XMLMPUPartProtocol",
+    "SingleShotState",
     "construct_multipart_request",
     "get_boundary",
 ]
-
-_S3_NAMESPACE = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-_DIGEST_ERROR_CODES = ("InvalidDigest", "BadDigest", "CrcMismatch")
 
 
 def get_boundary() -> bytes:
@@ -72,17 +74,28 @@ def construct_multipart_request(
     return body, boundary
 
 
-def _with_query(url: str, query: str) -> str:
-    return f"{url}{'&' if '?' in url else '?'}{query}"
-
-
-def _quoted(upload_id: str) -> str:
-    return urllib.parse.quote(upload_id, safe="")
-
-
 def _check_bytes(data: object) -> None:
     if not isinstance(data, bytes):
         raise TypeError("`data` must be bytes, received", type(data))
+
+
+class SingleShotState(enum.Enum):
+    """Where a one-request upload stands."""
+
+    READY = "ready"  # nothing prepared
+    SENT = "sent"  # the request is out (it may be built again until answered)
+    FINISHED = "finished"  # answered 200
+    FAILED = "failed"  # answered otherwise: used up, but a resend's answer may be judged
+
+
+_O = SingleShotState
+SINGLE_SHOT_TRANSITIONS: dict[tuple[SingleShotState, str], frozenset[SingleShotState]] = {
+    (_O.READY, "prepare"): frozenset({_O.SENT}),
+    (_O.SENT, "prepare"): frozenset({_O.SENT}),
+    (_O.SENT, "process_response"): frozenset({_O.FINISHED, _O.FAILED}),
+    (_O.FAILED, "process_response"): frozenset({_O.FINISHED, _O.FAILED}),  # a retry's answer
+}
+"""(state, call) -> the states the call may leave a one-request upload in."""
 
 
 class _SingleShot:
@@ -91,17 +104,26 @@ class _SingleShot:
     def __init__(self, upload_url: str, headers: dict[str, Any] | None = None) -> None:
         self.upload_url = upload_url
         self._headers: dict[str, Any] = {} if headers is None else headers
-        self._finished = False
+        self.state = SingleShotState.READY
 
     @property
     def finished(self) -> bool:
-        """bool: Whether the upload has been attempted (it can only be used once)."""
-        return self._finished
+        """bool: Whether an answer has been judged (the upload can only be used once)."""
+        return self.state in (SingleShotState.FINISHED, SingleShotState.FAILED)
 
-    def _check_unused(self) -> None:
-        if self._finished:
-            raise ValueError("An upload can only be used once.")
+    def _enter(self, call: str) -> None:
+        if call == "prepare" and self.finished:
+            raise ValueError("An upload can only be used once.")  # upstream's exact error
+        check(SINGLE_SHOT_TRANSITIONS, self.state, call, f"upload to {self.upload_url}")
 
+    def _fail(self) -> None:
+        self.state = SingleShotState.FAILED
+
+    def _sent(self, spec: RequestSpec) -> RequestSpec:
+        self.state = SingleShotState.SENT
+        return spec
+
+    @step("process_response")
     def process_response(self, response: Any, status: int) -> None:
         """Record the outcome: the upload is finished, and must have returned 200.
 
@@ -110,10 +132,11 @@ class _SingleShot:
             status: Its status.
 
         Raises:
-            InvalidResponse: If the status is not 200.
+            InvalidResponse: If the status is not 200 (the upload is then ``FAILED``).
+            ProtocolStateError: Unless the request is out.
         """
-        self._finished = True
         _require_status(response, status, (200,))
+        self.state = SingleShotState.FINISHED
 
 
 class SimpleUploadProtocol(_SingleShot):
@@ -138,10 +161,10 @@ class SimpleUploadProtocol(_SingleShot):
             ValueError: If the upload was already used.
             TypeError: If ``data`` is not bytes.
         """
-        self._check_unused()
+        self._enter("prepare")
         _check_bytes(data)
         self._headers["content-type"] = content_type
-        return RequestSpec("POST", self.upload_url, data, self._headers)
+        return self._sent(RequestSpec("POST", self.upload_url, data, self._headers))
 
 
 class MultipartUploadProtocol(_SingleShot):
@@ -158,7 +181,10 @@ class MultipartUploadProtocol(_SingleShot):
     """
 
     def __init__(
-        self, upload_url: str, headers: dict[str, Any] | None = None, checksum: str | None = None
+        self,
+        upload_url: str,
+        headers: dict[str, Any] | None = None,
+        checksum: common.Checksum = None,
     ) -> None:
         super().__init__(upload_url, headers)
         self._checksum_type = checks.resolve_download_checksum(checksum)
@@ -180,7 +206,7 @@ class MultipartUploadProtocol(_SingleShot):
             ValueError: If the upload was already used.
             TypeError: If ``data`` is not bytes.
         """
-        self._check_unused()
+        self._enter("prepare")
         _check_bytes(data)
         if self._checksum_type is not None:
             hasher = checksums.new_hasher(self._checksum_type)
@@ -189,279 +215,4 @@ class MultipartUploadProtocol(_SingleShot):
             metadata[key] = hasher.b64digest()
         body, boundary = construct_multipart_request(data, metadata, content_type)
         self._headers["content-type"] = b'multipart/related; boundary="' + boundary + b'"'
-        return RequestSpec("POST", self.upload_url, body, self._headers)
-
-
-class XMLMPUContainerProtocol:
-    """The initiate / complete / abort steps of an S3-compatible XML multipart upload.
-
-    Args:
-        upload_url: The object URL (``https://{bucket}.storage.googleapis.com/{name}``),
-            without a query string.
-        filename: The local file name (kept for the caller; unused here).
-        headers: Extra request headers.
-        upload_id: An existing upload id, to finish or cancel an upload started elsewhere.
-    """
-
-    def __init__(
-        self,
-        upload_url: str,
-        filename: str,
-        headers: dict[str, Any] | None = None,
-        upload_id: str | None = None,
-    ) -> None:
-        self.upload_url = upload_url
-        self._filename = filename
-        self._headers: dict[str, Any] = {} if headers is None else headers
-        self._upload_id = upload_id
-        self._parts: dict[int, str] = {}
-        self._finished = False
-
-    @property
-    def upload_id(self) -> str | None:
-        """str | None: The upload id, once initiated."""
-        return self._upload_id
-
-    @property
-    def finished(self) -> bool:
-        """bool: Whether the upload has been completed."""
-        return self._finished
-
-    def register_part(self, part_number: int, etag: str) -> None:
-        """Record an uploaded part (parts are completed in registration order).
-
-        Args:
-            part_number: The part number.
-            etag: The ETag the part upload returned.
-        """
-        self._parts[part_number] = etag
-
-    def _require_id(self) -> str:
-        if self._upload_id is None:
-            raise ValueError("This upload has not yet been initiated.")
-        return self._upload_id
-
-    def _upload_url(self, upload_id: str) -> str:
-        return _with_query(self.upload_url, f"uploadId={_quoted(upload_id)}")
-
-    def _prepare_initiate_request(
-        self, content_type: str, custom_metadata: Mapping[str, object] | None = None
-    ) -> RequestSpec:
-        """Build ``POST {url}?uploads``.
-
-        Args:
-            content_type: The object's content type.
-            custom_metadata: The object's custom metadata, sent as ``x-goog-meta-*``.
-
-        Raises:
-            ValueError: If the upload was already initiated.
-        """
-        if self._upload_id is not None:
-            raise ValueError("This upload has already been initiated.")
-        headers = {**self._headers, "content-type": content_type}
-        for key, value in (custom_metadata or {}).items():
-            headers[f"x-goog-meta-{key}"] = str(value)
-        return RequestSpec("POST", _with_query(self.upload_url, "uploads"), None, headers)
-
-    def _process_initiate_response(self, response: Any, status: int, body: bytes) -> None:
-        """Take the upload id from the XML answer.
-
-        Raises:
-            InvalidResponse: If the status is not 200 or the body has no ``UploadId``.
-        """
-        _require_status(response, status, (200,))
-        try:
-            root = ElementTree.fromstring(body)
-        except ElementTree.ParseError:
-            root = None
-        element = None if root is None else root.find(_S3_NAMESPACE + "UploadId")
-        if element is None or not element.text:
-            raise common.InvalidResponse(response, "Response body must contain UploadId", body)
-        self._upload_id = element.text
-
-    def _prepare_finalize_request(self) -> RequestSpec:
-        """Build ``POST {url}?uploadId=…`` with the completion XML.
-
-        Raises:
-            ValueError: If the upload was not initiated.
-        """
-        upload_id = self._require_id()
-        root = ElementTree.Element("CompleteMultipartUpload")
-        for number, etag in self._parts.items():
-            part = ElementTree.SubElement(root, "Part")
-            ElementTree.SubElement(part, "PartNumber").text = str(number)
-            ElementTree.SubElement(part, "ETag").text = etag
-        return RequestSpec(
-            "POST", self._upload_url(upload_id), ElementTree.tostring(root), self._headers
-        )
-
-    def _process_finalize_response(self, response: Any, status: int) -> None:
-        """Mark the upload complete after a 200.
-
-        Raises:
-            InvalidResponse: If the status is not 200.
-        """
-        _require_status(response, status, (200,))
-        self._finished = True
-
-    def _prepare_cancel_request(self) -> RequestSpec:
-        """Build ``DELETE {url}?uploadId=…``.
-
-        Raises:
-            ValueError: If the upload was not initiated.
-        """
-        return RequestSpec("DELETE", self._upload_url(self._require_id()), None, self._headers)
-
-    def _process_cancel_response(self, response: Any, status: int) -> None:
-        """Check the abort answered 204.
-
-        Raises:
-            InvalidResponse: If the status is not 204.
-        """
-        _require_status(response, status, (204,))
-
-    def prepare_delete_generation(self, generation: str | None) -> RequestSpec:
-        """Build ``DELETE {url}`` of the completed object, pinned to ``generation`` when
-        known (``x-goog-if-generation-match``), for an object that failed its check."""
-        extra = {"x-goog-if-generation-match": str(generation)} if generation else {}
-        return RequestSpec("DELETE", self.upload_url, None, {**self._headers, **extra})
-
-    def _prepare_object_request(self) -> RequestSpec:
-        """Build ``HEAD {url}``: the completed object's headers (size, generation, hashes)."""
-        return RequestSpec("HEAD", self.upload_url, None, self._headers)
-
-    def _process_object_response(self, response: Any, status: int, headers: Headers) -> str | None:
-        """Check the completed object's HEAD answer.
-
-        Returns:
-            The object's base64 CRC32C from ``x-goog-hash``, or None when absent.
-
-        Raises:
-            InvalidResponse: If the status is not 200 or ``x-goog-hash`` repeats the CRC32C.
-        """
-        _require_status(response, status, (200,))
-        return checks.expected_download_checksum(
-            response, headers, "crc32c", self.upload_url, log_missing=False
-        )
-
-
-class XMLMPUPartProtocol:
-    """One part of an XML multipart upload: bytes ``[start, end)`` of a file.
-
-    Args:
-        upload_url: The object URL (no query string).
-        upload_id: The container's upload id.
-        filename: The local file the part comes from.
-        start: The first byte (inclusive).
-        end: The end byte (exclusive).
-        part_number: The part number (1-based).
-        headers: Extra request headers.
-        checksum: "md5", "crc32c", "auto" or None: sent as ``x-goog-hash`` and
-            compared with the server's answer.
-
-    Raises:
-        ValueError: If ``checksum`` is not an accepted value.
-    """
-
-    def __init__(
-        self,
-        upload_url: str,
-        upload_id: str,
-        filename: str,
-        start: int,
-        end: int,
-        part_number: int,
-        headers: dict[str, Any] | None = None,
-        checksum: str | None = None,
-    ) -> None:
-        self.upload_url = upload_url
-        self._upload_id = upload_id
-        self._filename = filename
-        self._start = start
-        self._end = end
-        self._part_number = part_number
-        self._headers: dict[str, Any] = {} if headers is None else headers
-        self._checksum_type = checks.resolve_download_checksum(checksum)
-        self._checksum_object: checksums.Hasher | None = None
-        self._etag: str | None = None
-        self._finished = False
-
-    upload_id = property(lambda self: self._upload_id, doc="str: The container's upload id.")
-    filename = property(lambda self: self._filename, doc="str: The source file name.")
-    start = property(lambda self: self._start, doc="int: The first byte (inclusive).")
-    end = property(lambda self: self._end, doc="int: The end byte (exclusive).")
-    part_number = property(lambda self: self._part_number, doc="int: The part number.")
-    etag = property(lambda self: self._etag, doc="str | None: The ETag, once uploaded.")
-    finished = property(lambda self: self._finished, doc="bool: Whether the part is uploaded.")
-
-    @property
-    def local_checksum(self) -> str | None:
-        """str | None: The base64 checksum of the prepared payload (None without one)."""
-        hasher = self._checksum_object
-        return None if hasher is None else hasher.b64digest()
-
-    def _prepare_upload_request(self, payload: bytes | memoryview) -> RequestSpec:
-        """Build ``PUT {url}?partNumber=…&uploadId=…`` for the part's bytes.
-
-        Args:
-            payload: The part bytes (read by the caller).
-
-        Returns:
-            The request (with ``x-goog-hash`` when a checksum is enabled).
-
-        Raises:
-            ValueError: If the part was already uploaded.
-        """
-        if self._finished:
-            raise ValueError("This part has already been uploaded.")
-        headers = self._headers
-        if self._checksum_type is not None:
-            self._checksum_object = checksums.new_hasher(self._checksum_type)
-            self._checksum_object.update(payload)
-            value = checksums.format_goog_hash(
-                {self._checksum_type: self._checksum_object.b64digest()}
-            )
-            headers = {**self._headers, "x-goog-hash": value}
-        query = f"partNumber={self._part_number}&uploadId={_quoted(self._upload_id)}"
-        url = _with_query(self.upload_url, query)
-        return RequestSpec("PUT", url, payload, headers)
-
-    def _process_upload_response(
-        self, response: Any, status: int, headers: Headers, body: bytes = b""
-    ) -> None:
-        """Check the answer, compare checksums, and record the ETag.
-
-        Raises:
-            DataCorruption: If the server rejected the part's digest, or reported a
-                different checksum.
-            InvalidResponse: For another status, a missing checksum or ETag.
-        """
-        if status == 400 and self._checksum_type is not None:
-            code = _xml_error_code(body)
-            if code in _DIGEST_ERROR_CODES:
-                raise common.DataCorruption(
-                    response,
-                    "Checksum mismatch: checksum calculated by client and server did not "
-                    f"match. Error code: {code}, Error message: {body.decode(errors='replace')}",
-                )
-        _require_status(response, status, (200,))
-        if self._checksum_object is not None and self._checksum_type is not None:
-            remote = checks.expected_download_checksum(
-                response, headers, self._checksum_type, self.upload_url, log_missing=False
-            )
-            if remote is None:
-                raise checks.missing_metadata_checksum(response, self._checksum_type, headers)
-            local = self._checksum_object.b64digest()
-            if local != remote:
-                raise checks.upload_mismatch(response, self._checksum_type, local, remote)
-        self._etag = require_header(response, headers, "etag")
-        self._finished = True
-
-
-def _xml_error_code(body: bytes) -> str | None:
-    try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError:
-        return None
-    code = root.find("Code")
-    return code.text if code is not None else None
+        return self._sent(RequestSpec("POST", self.upload_url, body, self._headers))

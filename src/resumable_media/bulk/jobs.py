@@ -177,7 +177,7 @@ class EngineSpec:
 
     storage: StorageSpec
     chunk_size: int = 32 * 2**20
-    checksum: str | None = "crc32c"
+    checksum: common.Checksum = "crc32c"
     no_clobber: bool = False
     preserve: bool = False
     content_type: str | None = None

@@ -183,7 +183,7 @@ class ParallelDownload:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         processes: int | None = None,
         threads_per_process: int | None = None,
-        checksum: str | None = "crc32c",
+        checksum: common.Checksum = "crc32c",
         headers: dict[str, str] | None = None,
         start: int | None = None,
         end: int | None = None,

@@ -237,7 +237,7 @@ class PipelinedUpload:
         upload_url: str,
         chunk_size: int,
         *,
-        checksum: str | None = "crc32c",
+        checksum: common.Checksum = "crc32c",
         headers: dict[str, str] | None = None,
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
         timeout: Timeout = DEFAULT_TIMEOUT,

@@ -23,7 +23,7 @@ from typing import Any
 from resumable_media import checksums, common
 from resumable_media._protocol import checks
 from resumable_media._protocol.request import RequestSpec
-from resumable_media._protocol.upload import XMLMPUContainerProtocol
+from resumable_media._protocol.xml_mpu import XMLMPUContainerProtocol
 from resumable_media._source import SourceChanged, check_unchanged, identity_of
 from resumable_media._transport import (
     DEFAULT_RETRY,
@@ -109,7 +109,7 @@ class ParallelUpload:
         part_size: int = DEFAULT_PART_SIZE,
         processes: int | None = None,
         threads_per_process: int | None = None,
-        checksum: str | None = "crc32c",
+        checksum: common.Checksum = "crc32c",
         headers: dict[str, str] | None = None,
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
         timeout: Timeout = DEFAULT_TIMEOUT,

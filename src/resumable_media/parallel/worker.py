@@ -29,7 +29,7 @@ from typing import Any
 
 from resumable_media import checksums
 from resumable_media._protocol.ranged import RangedRead
-from resumable_media._protocol.upload import XMLMPUPartProtocol
+from resumable_media._protocol.xml_mpu import XMLMPUPartProtocol
 from resumable_media._transport import (
     READ_SIZE,
     InProcess,

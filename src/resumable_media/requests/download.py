@@ -25,7 +25,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable
-from typing import IO, Any, Generic, TypeVar, overload
+from typing import IO, Any
 
 import requests.exceptions
 import urllib3.exceptions
@@ -35,6 +35,7 @@ from resumable_media._protocol.chunked import ChunkedDownloadProtocol
 from resumable_media._protocol.download import DownloadProtocol
 from resumable_media._protocol.request import RequestSpec
 from resumable_media.requests import _body
+from resumable_media.requests._compose import FromProtocol
 from resumable_media.requests._send import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
@@ -110,26 +111,6 @@ def _read_error_body(response: Any) -> None:
         _ = response.content
 
 
-_T = TypeVar("_T")
-
-
-class _FromProtocol(Generic[_T]):
-    """A read-only attribute of a seed class, read from its composed protocol object."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    @overload
-    def __get__(self, owner_self: None, owner: type) -> _FromProtocol[_T]: ...
-    @overload
-    def __get__(self, owner_self: object, owner: type) -> _T: ...
-    def __get__(self, owner_self: object, owner: type) -> _T | _FromProtocol[_T]:
-        if owner_self is None:
-            return self
-        value: _T = getattr(owner_self._protocol, self._name)  # type: ignore[attr-defined]
-        return value
-
-
 class _SingleDownload:
     """The machinery shared by :class:`Download` and :class:`RawDownload` (private).
 
@@ -148,7 +129,7 @@ class _SingleDownload:
         start: int | None = None,
         end: int | None = None,
         headers: dict[str, Any] | None = None,
-        checksum: str | None = "md5",
+        checksum: common.Checksum = "md5",
         *,
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
     ) -> None:
@@ -159,14 +140,14 @@ class _SingleDownload:
         self._retry_strategy = own_retry(retry)
 
     # The seed's attributes, read from the protocol object (documented there).
-    media_url = _FromProtocol[str]("media_url")
-    start = _FromProtocol[int | None]("start")
-    end = _FromProtocol[int | None]("end")
-    checksum = _FromProtocol[str | None]("checksum")
-    finished = _FromProtocol[bool]("finished")
-    bytes_downloaded = _FromProtocol[int]("bytes_downloaded")
-    _headers = _FromProtocol[dict[str, Any]]("_headers")
-    _object_generation = _FromProtocol[int | None]("_object_generation")
+    media_url = FromProtocol[str]("media_url")
+    start = FromProtocol[int | None]("start")
+    end = FromProtocol[int | None]("end")
+    checksum = FromProtocol[common.Checksum]("checksum")
+    finished = FromProtocol[bool]("finished")
+    bytes_downloaded = FromProtocol[int]("bytes_downloaded")
+    _headers = FromProtocol[dict[str, Any]]("_headers")
+    _object_generation = FromProtocol[int | None]("_object_generation")
 
     def _prepare_request(self) -> RequestSpec:
         """Upstream's name: the first request (the download is single use)."""
@@ -433,7 +414,7 @@ class _Chunked:
         end: int | None = None,
         headers: dict[str, Any] | None = None,
         *,
-        checksum: str | None = "auto",
+        checksum: common.Checksum = "auto",
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
     ) -> None:
         self._protocol = ChunkedDownloadProtocol(
@@ -449,16 +430,16 @@ class _Chunked:
         self._streamed = False
 
     # The seed's attributes, read from the protocol object (documented there).
-    media_url = _FromProtocol[str]("media_url")
-    chunk_size = _FromProtocol[int]("chunk_size")
-    start = _FromProtocol[int | None]("start")
-    end = _FromProtocol[int | None]("end")
-    checksum = _FromProtocol[str | None]("checksum")
-    finished = _FromProtocol[bool]("finished")
-    invalid = _FromProtocol[bool]("invalid")
-    bytes_downloaded = _FromProtocol[int]("bytes_downloaded")
-    total_bytes = _FromProtocol[int | None]("total_bytes")
-    _headers = _FromProtocol[dict[str, Any]]("_headers")
+    media_url = FromProtocol[str]("media_url")
+    chunk_size = FromProtocol[int]("chunk_size")
+    start = FromProtocol[int | None]("start")
+    end = FromProtocol[int | None]("end")
+    checksum = FromProtocol[common.Checksum]("checksum")
+    finished = FromProtocol[bool]("finished")
+    invalid = FromProtocol[bool]("invalid")
+    bytes_downloaded = FromProtocol[int]("bytes_downloaded")
+    total_bytes = FromProtocol[int | None]("total_bytes")
+    _headers = FromProtocol[dict[str, Any]]("_headers")
 
     def _prepare_request(self) -> RequestSpec:
         """Upstream's name: the next chunk's request (see the protocol object)."""

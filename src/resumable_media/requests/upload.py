@@ -1,8 +1,11 @@
 """SimpleUpload, MultipartUpload and ResumableUpload over a requests transport.
 
 Invariants:
-- Each class is its protocol object plus the methods that read the caller's data,
-  send, and retry; the protocol decides every state change.
+- Each class composes its protocol object (``_protocol``, not a base class) and adds
+  the methods that read the caller's data, send, and retry; the protocol decides every
+  state change.  Upstream's attributes and ``_prepare_*``/``_process_*`` names are
+  :class:`~resumable_media.requests._compose.FromProtocol` delegates; the core's own
+  calls (``next_read_size``, the buffered-PUT API, ``state``) are not on these classes.
 - A request is built once per call and retried as is, except in ResumableUpload's
   opt-in automatic recovery, where each retry first asks the server how much it
   persisted and resends from there (so no byte is sent twice to a session that
@@ -14,11 +17,14 @@ Invariants:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import IO, Any
 
-from resumable_media import common
+from resumable_media import checksums, common
+from resumable_media._protocol.request import Headers, RequestSpec
 from resumable_media._protocol.resumable import ResumableUploadProtocol
 from resumable_media._protocol.upload import MultipartUploadProtocol, SimpleUploadProtocol
+from resumable_media.requests._compose import FromProtocol
 from resumable_media.requests._send import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
@@ -41,7 +47,29 @@ __all__ = [
 ]
 
 
-class SimpleUpload(SimpleUploadProtocol):
+class _OneShot:
+    """What :class:`SimpleUpload` and :class:`MultipartUpload` share (private): the
+    composed one-request protocol, its upstream attributes, and the send."""
+
+    _protocol: SimpleUploadProtocol | MultipartUploadProtocol
+
+    def __init__(self, retry: common.RetryStrategy | None) -> None:
+        self._retry_strategy = own_retry(retry)
+
+    upload_url = FromProtocol[str]("upload_url")
+    finished = FromProtocol[bool]("finished")
+    _finished = FromProtocol[bool]("finished")
+    _headers = FromProtocol[dict[str, Any]]("_headers")
+
+    def _process_response(self, response: Any) -> None:
+        """Upstream's name: judge the answer (must be 200; the upload is then used up)."""
+        self._protocol.process_response(response, response.status_code)
+
+    def _send(self, transport: Transport, spec: RequestSpec, timeout: Timeout) -> Any:
+        return round_trip(transport, spec, timeout, self._process_response, self._retry_strategy)
+
+
+class SimpleUpload(_OneShot):
     """Upload bytes with no metadata in one request (``uploadType=media``).
 
     Args:
@@ -57,8 +85,10 @@ class SimpleUpload(SimpleUploadProtocol):
         *,
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
     ) -> None:
-        super().__init__(upload_url, headers)
-        self._retry_strategy = own_retry(retry)
+        self._protocol = SimpleUploadProtocol(upload_url, headers)
+        super().__init__(retry)
+
+    _prepare_request = FromProtocol[Callable[[bytes, str], RequestSpec]]("_prepare_request")
 
     def transmit(
         self,
@@ -83,18 +113,10 @@ class SimpleUpload(SimpleUploadProtocol):
             TypeError: If ``data`` is not bytes.
             InvalidResponse: If the server does not answer 200.
         """
-        spec = self._prepare_request(data, content_type)
-
-        return round_trip(
-            transport,
-            spec,
-            timeout,
-            lambda r: self.process_response(r, r.status_code),
-            self._retry_strategy,
-        )
+        return self._send(transport, self._prepare_request(data, content_type), timeout)
 
 
-class MultipartUpload(MultipartUploadProtocol):
+class MultipartUpload(_OneShot):
     """Upload bytes plus their metadata in one ``multipart/related`` request.
 
     Args:
@@ -109,12 +131,17 @@ class MultipartUpload(MultipartUploadProtocol):
         self,
         upload_url: str,
         headers: dict[str, Any] | None = None,
-        checksum: str | None = None,
+        checksum: common.Checksum = None,
         *,
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
     ) -> None:
-        super().__init__(upload_url, headers, checksum)
-        self._retry_strategy = own_retry(retry)
+        self._protocol = MultipartUploadProtocol(upload_url, headers, checksum)
+        super().__init__(retry)
+
+    _checksum_type = FromProtocol[str | None]("_checksum_type")
+    _prepare_request = FromProtocol[Callable[[bytes, dict[str, Any], str], RequestSpec]](
+        "_prepare_request"
+    )
 
     def transmit(
         self,
@@ -141,15 +168,7 @@ class MultipartUpload(MultipartUploadProtocol):
             TypeError: If ``data`` is not bytes.
             InvalidResponse: If the server does not answer 200 (a checksum mismatch is a 400).
         """
-        spec = self._prepare_request(data, metadata, content_type)
-
-        return round_trip(
-            transport,
-            spec,
-            timeout,
-            lambda r: self.process_response(r, r.status_code),
-            self._retry_strategy,
-        )
+        return self._send(transport, self._prepare_request(data, metadata, content_type), timeout)
 
 
 def get_total_bytes(stream: IO[bytes]) -> int:
@@ -160,7 +179,7 @@ def get_total_bytes(stream: IO[bytes]) -> int:
     return end
 
 
-class ResumableUpload(ResumableUploadProtocol):
+class ResumableUpload:
     """Upload a stream in chunks to a resumable-upload session.
 
     With ``auto_recover=True`` every retry of a chunk first queries the session
@@ -187,17 +206,57 @@ class ResumableUpload(ResumableUploadProtocol):
         self,
         upload_url: str,
         chunk_size: int,
-        checksum: str | None = None,
+        checksum: common.Checksum = None,
         headers: dict[str, Any] | None = None,
         *,
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
         auto_recover: bool = False,
     ) -> None:
-        super().__init__(upload_url, chunk_size, checksum, headers)
+        self._protocol = ResumableUploadProtocol(upload_url, chunk_size, checksum, headers)
+        self._protocol._auto_recover = auto_recover
         self._retry_strategy = own_retry(retry)
-        self._auto_recover = auto_recover
         self._stream: IO[bytes] | None = None
         self._needs_sync = False
+
+    # The seed's attributes, read from the protocol object (documented there).
+    upload_url = FromProtocol[str]("upload_url")
+    chunk_size = FromProtocol[int]("chunk_size")
+    resumable_url = FromProtocol[str | None]("resumable_url")
+    bytes_uploaded = FromProtocol[int]("bytes_uploaded")
+    total_bytes = FromProtocol[int | None]("total_bytes")
+    finished = FromProtocol[bool]("finished")
+    invalid = FromProtocol[bool]("invalid")
+    _finished = FromProtocol[bool]("finished")
+    _invalid = FromProtocol[bool]("invalid")
+    _headers = FromProtocol[dict[str, Any]]("_headers")
+    _content_type = FromProtocol[str | None]("_content_type")
+    _bytes_uploaded = FromProtocol[int]("_bytes_uploaded")
+    _bytes_checksummed = FromProtocol[int]("_bytes_checksummed")
+    _checksum_type = FromProtocol[str | None]("_checksum_type")
+    _checksum_object = FromProtocol[checksums.Hasher | None]("_checksum_object")
+    _total_bytes = FromProtocol[int | None]("_total_bytes")
+    _resumable_url = FromProtocol[str | None]("_resumable_url")
+    _auto_recover = FromProtocol[bool]("_auto_recover")
+    _make_invalid = FromProtocol[Callable[[], None]]("_make_invalid")
+    _prepare_initiate_request = FromProtocol[
+        Callable[[int, dict[str, Any], str, int | None], RequestSpec]
+    ]("_prepare_initiate_request")
+    _process_initiate_response = FromProtocol[Callable[[Any, int, Headers], None]](
+        "_process_initiate_response"
+    )
+    _prepare_chunk_request = FromProtocol[Callable[[int, bytes], RequestSpec]](
+        "_prepare_chunk_request"
+    )
+    _process_chunk_response = FromProtocol[Callable[[Any, int, Headers, bytes], int]](
+        "_process_chunk_response"
+    )
+    _prepare_recover_request = FromProtocol[Callable[[], RequestSpec]]("_prepare_recover_request")
+    _process_recover_response = FromProtocol[Callable[[Any, int, Headers], int]](
+        "_process_recover_response"
+    )
+    _process_status_response = FromProtocol[Callable[[Any, int, Headers, bytes], int]](
+        "_process_status_response"
+    )
 
     def initiate(
         self,
@@ -248,14 +307,14 @@ class ResumableUpload(ResumableUploadProtocol):
         )
 
     def _read_chunk(self) -> tuple[int, bytes]:
-        stream = self._stream
+        stream, protocol = self._stream, self._protocol
         if stream is None:
-            self.next_read_size(0)  # raises the "not initiated" error
+            protocol.next_read_size(0)  # raises the "not initiated" error
             raise ValueError("This upload has no stream.")
-        if self._auto_recover and stream.tell() != self._bytes_uploaded:
-            stream.seek(self._bytes_uploaded)
+        if protocol._auto_recover and stream.tell() != protocol.bytes_uploaded:
+            stream.seek(protocol.bytes_uploaded)
         start = stream.tell()
-        payload = stream.read(self.next_read_size(start))
+        payload = stream.read(protocol.next_read_size(start))
         return start, payload
 
     def transmit_next_chunk(self, transport: Transport, timeout: Timeout = DEFAULT_TIMEOUT) -> Any:
@@ -288,13 +347,13 @@ class ResumableUpload(ResumableUploadProtocol):
         return wait_and_retry(attempt, self._retry_strategy)
 
     def _transmit_recovering(self, transport: Transport, timeout: Timeout) -> Any:
-        self.next_read_size(self._bytes_uploaded)  # state checks before any I/O
+        self._protocol.next_read_size(self.bytes_uploaded)  # state checks before any I/O
 
         def attempt() -> Any:
             if self._needs_sync:
                 response = self._status_query(transport, timeout)
                 self._needs_sync = False
-                if self._finished:
+                if self.finished:
                     return response
             start, payload = self._read_chunk()
             spec = self._prepare_chunk_request(start, payload)
@@ -303,7 +362,7 @@ class ResumableUpload(ResumableUploadProtocol):
                 status = response.status_code
                 body = response.content if status == 200 else b""
                 unsent = self._process_chunk_response(response, status, response.headers, body)
-                if unsent and self._bytes_uploaded <= start:
+                if unsent and self.bytes_uploaded <= start:
                     # Nothing of this chunk was persisted: a transient failure, retried
                     # (after a status query) within the retry budget -- never for ever.
                     raise ConnectionError(
@@ -314,7 +373,7 @@ class ResumableUpload(ResumableUploadProtocol):
                     self._needs_sync = True
                 raise
             if unsent and self._stream is not None:
-                self._stream.seek(self._bytes_uploaded)
+                self._stream.seek(self.bytes_uploaded)
             return response
 
         return wait_and_retry(attempt, self._retry_strategy)
@@ -325,7 +384,7 @@ class ResumableUpload(ResumableUploadProtocol):
         status = response.status_code
         body = response.content if status == 200 else b""
         position = self._process_status_response(response, status, response.headers, body)
-        if self._stream is not None and not self._finished:
+        if self._stream is not None and not self.finished:
             self._stream.seek(position)
         return response
 
@@ -345,7 +404,7 @@ class ResumableUpload(ResumableUploadProtocol):
             DataCorruption: If the final checksum differs from the server's.
         """
         response = None
-        while not self._finished:
+        while not self.finished:
             response = self.transmit_next_chunk(transport, timeout)
         return response
 

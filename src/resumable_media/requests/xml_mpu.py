@@ -1,16 +1,21 @@
 """XMLMPUContainer and XMLMPUPart (S3-compatible XML multipart upload) over requests.
 
-Invariants: each call builds its request once and retries it as is; a part reads
-exactly bytes ``[start, end)`` of its file, and with a checksum sends it as
-``x-goog-hash`` and compares the server's answer before reporting success.
+Invariants: each class composes its protocol object (``_protocol``) and shows upstream's
+attributes and ``_prepare_*``/``_process_*`` names as delegates; each call builds its
+request once and retries it as is; a part reads exactly bytes ``[start, end)`` of its
+file, and with a checksum sends it as ``x-goog-hash`` and compares the server's answer
+before reporting success.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from resumable_media import common
-from resumable_media._protocol.upload import XMLMPUContainerProtocol, XMLMPUPartProtocol
+from resumable_media import checksums, common
+from resumable_media._protocol.request import Headers, RequestSpec
+from resumable_media._protocol.xml_mpu import XMLMPUContainerProtocol, XMLMPUPartProtocol
+from resumable_media.requests._compose import FromProtocol
 from resumable_media.requests._send import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
@@ -25,7 +30,7 @@ from resumable_media.requests._send import (
 __all__ = ["XMLMPUContainer", "XMLMPUPart"]
 
 
-class XMLMPUContainer(XMLMPUContainerProtocol):
+class XMLMPUContainer:
     """Start, complete or cancel an XML multipart upload.
 
     Args:
@@ -45,8 +50,31 @@ class XMLMPUContainer(XMLMPUContainerProtocol):
         *,
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
     ) -> None:
-        super().__init__(upload_url, filename, headers, upload_id)
+        self._protocol = XMLMPUContainerProtocol(upload_url, filename, headers, upload_id)
         self._retry_strategy = own_retry(retry)
+
+    # The seed's attributes, read from the protocol object (documented there).
+    upload_url = FromProtocol[str]("upload_url")
+    upload_id = FromProtocol[str | None]("upload_id")
+    finished = FromProtocol[bool]("finished")
+    register_part = FromProtocol[Callable[[int, str], None]]("register_part")
+    _finished = FromProtocol[bool]("finished")
+    _upload_id = FromProtocol[str | None]("_upload_id")
+    _filename = FromProtocol[str]("_filename")
+    _headers = FromProtocol[dict[str, Any]]("_headers")
+    _parts = FromProtocol[dict[int, str]]("_parts")
+    _prepare_initiate_request = FromProtocol[Callable[[str], RequestSpec]](
+        "_prepare_initiate_request"
+    )
+    _process_initiate_response = FromProtocol[Callable[[Any, int, bytes], None]](
+        "_process_initiate_response"
+    )
+    _prepare_finalize_request = FromProtocol[Callable[[], RequestSpec]]("_prepare_finalize_request")
+    _process_finalize_response = FromProtocol[Callable[[Any, int], None]](
+        "_process_finalize_response"
+    )
+    _prepare_cancel_request = FromProtocol[Callable[[], RequestSpec]]("_prepare_cancel_request")
+    _process_cancel_response = FromProtocol[Callable[[Any, int], None]]("_process_cancel_response")
 
     def initiate(
         self, transport: Transport, content_type: str, timeout: Timeout = DEFAULT_TIMEOUT
@@ -124,7 +152,7 @@ class XMLMPUContainer(XMLMPUContainerProtocol):
         )
 
 
-class XMLMPUPart(XMLMPUPartProtocol):
+class XMLMPUPart:
     """Upload bytes ``[start, end)`` of a file as one part of an XML multipart upload.
 
     Args:
@@ -148,14 +176,41 @@ class XMLMPUPart(XMLMPUPartProtocol):
         end: int,
         part_number: int,
         headers: dict[str, Any] | None = None,
-        checksum: str | None = None,
+        checksum: common.Checksum = None,
         *,
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
     ) -> None:
-        super().__init__(
+        self._protocol = XMLMPUPartProtocol(
             upload_url, upload_id, filename, start, end, part_number, headers, checksum
         )
         self._retry_strategy = own_retry(retry)
+
+    # The seed's attributes, read from the protocol object (documented there).
+    upload_url = FromProtocol[str]("upload_url")
+    upload_id = FromProtocol[str]("upload_id")
+    filename = FromProtocol[str]("filename")
+    start = FromProtocol[int]("start")
+    end = FromProtocol[int]("end")
+    part_number = FromProtocol[int]("part_number")
+    # Any, as before: ``container.register_part(n, part.etag)`` is upstream's own pattern.
+    etag = FromProtocol[Any]("etag")
+    finished = FromProtocol[bool]("finished")
+    _finished = FromProtocol[bool]("finished")
+    _upload_id = FromProtocol[str]("_upload_id")
+    _filename = FromProtocol[str]("_filename")
+    _start = FromProtocol[int]("_start")
+    _end = FromProtocol[int]("_end")
+    _part_number = FromProtocol[int]("_part_number")
+    _etag = FromProtocol[str | None]("_etag")
+    _headers = FromProtocol[dict[str, Any]]("_headers")
+    _checksum_type = FromProtocol[str | None]("_checksum_type")
+    _checksum_object = FromProtocol[checksums.Hasher | None]("_checksum_object")
+    _prepare_upload_request = FromProtocol[Callable[[bytes | memoryview], RequestSpec]](
+        "_prepare_upload_request"
+    )
+    _process_upload_response = FromProtocol[Callable[[Any, int, Headers, bytes], None]](
+        "_process_upload_response"
+    )
 
     def upload(self, transport: Transport, timeout: Timeout = DEFAULT_TIMEOUT) -> Any:
         """Read the part from the file and upload it.
@@ -172,11 +227,11 @@ class XMLMPUPart(XMLMPUPartProtocol):
             InvalidResponse: For a status other than 200, or no checksum / ETag.
             DataCorruption: If the server's checksum of the part differs.
         """
-        if self._finished:
+        if self.finished:
             raise ValueError("This part has already been uploaded.")
-        with open(self._filename, "rb") as handle:
-            handle.seek(self._start)
-            payload = handle.read(self._end - self._start)
+        with open(self.filename, "rb") as handle:
+            handle.seek(self.start)
+            payload = handle.read(self.end - self.start)
         spec = self._prepare_upload_request(payload)
 
         def attempt() -> Any:
