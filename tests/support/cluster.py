@@ -21,7 +21,7 @@ def local_cluster(workers: int = 2, threads: int = 2) -> Iterator[Any]:
         processes=True,
         n_workers=workers,
         threads_per_worker=threads,
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: 8787 may be taken on a shared machine
         silence_logs=logging.CRITICAL,
     )
     try:
