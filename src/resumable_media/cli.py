@@ -236,13 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "bench",
-        parents=[common],
-        help="compare with google-resumable-media and transfer_manager",
+        help="compare with the peers (rclone, obstore, pyarrow, gcsfs, gsutil, "
+        "transfer_manager, grm, curl) on a loopback server, optionally over a shaped network",
+        description="The options of benchmarks/bench_transfers.py (the same code), with a "
+        "64MiB default size.",
     )
-    bench.add_argument("--size", type=parse_size, default=64 * 2**20, help="default 64MiB")
-    bench.add_argument("--repeats", type=_positive_int, default=3)
-    bench.add_argument("--cases", nargs="+", metavar="CASE", help="subset of cases to run")
-    bench.add_argument("--plot", metavar="FILE", help="write a PNG chart")
+    from resumable_media._bench.command import add_arguments as add_bench_arguments
+
+    add_bench_arguments(bench, default_size="64MiB")
     bench.set_defaults(func=commands.bench)
     return parser
 

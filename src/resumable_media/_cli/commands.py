@@ -8,7 +8,6 @@ as ``KeyboardInterrupt`` after local cleanup in ``finally`` blocks.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import pathlib
@@ -322,36 +321,11 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def bench(args: argparse.Namespace) -> int:
-    """``bench``: thin wrapper over :mod:`resumable_media.bench` (embedded server by default)."""
-    from resumable_media import bench as harness
+    """``bench``: the harness of benchmarks/bench_transfers.py (embedded server by default)."""
+    from resumable_media._bench.command import BenchUsageError, run
 
-    def step(line: str) -> None:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-
+    shown = sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]
     try:
-        rows = harness.run_comparison(
-            args.endpoint,
-            args.size,
-            cases=args.cases,
-            repeats=args.repeats,
-            progress=None if args.quiet else step,
-        )
-    except ValueError as exc:
+        return run(args, "resumable-media bench", shown)
+    except (BenchUsageError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    if args.json:
-        for row in rows:
-            print(json.dumps(dataclasses.asdict(row)))
-    else:
-        print(harness.format_table(rows))
-    if args.plot:
-        try:
-            harness.plot(rows, args.plot)
-        except ImportError as exc:
-            sys.stderr.write(f"error: --plot needs matplotlib ({exc})\n")
-            return 1
-        sys.stderr.write(f"wrote {args.plot}\n")
-    failed = [row.case_id for row in rows if row.status == "FAILED"]
-    if failed:
-        sys.stderr.write(f"error: cases failed: {', '.join(failed)}\n")
-    return 1 if failed else 0
