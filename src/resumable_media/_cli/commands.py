@@ -321,11 +321,22 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def bench(args: argparse.Namespace) -> int:
-    """``bench``: the harness of benchmarks/bench_transfers.py (embedded server by default)."""
-    from resumable_media._bench.command import BenchUsageError, run
+    """``bench``: the harness of benchmarks/bench_transfers.py, its parser included."""
+    from resumable_media._bench.command import BenchUsageError, add_arguments, run
 
-    shown = sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]
+    parser = argparse.ArgumentParser(
+        prog="resumable-media bench",
+        description="Compare resumable-media with its peers on the same loopback server: the "
+        "options and code of benchmarks/bench_transfers.py, with a 64MiB default size.",
+    )
+    add_arguments(parser, default_size="64MiB")
     try:
-        return run(args, "resumable-media bench", shown)
+        options = parser.parse_args(args.bench_argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return run(options, "resumable-media bench", args.bench_argv)
     except (BenchUsageError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
+        parser.print_usage(sys.stderr)
+        sys.stderr.write(f"resumable-media bench: error: {exc}\n")
+        return 2
