@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import functools
 import json
 import logging
 import os
@@ -501,7 +502,10 @@ def _libc_syncfs() -> Callable[[int], int] | None:
     return cast(Callable[[int], int], function)
 
 
-_SYNCFS = _libc_syncfs() if hasattr(os, "O_DIRECTORY") else None
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    """libc's ``syncfs``, looked up on first use (ctypes is not imported at start-up)."""
+    return _libc_syncfs() if hasattr(os, "O_DIRECTORY") else None
 
 
 def make_durable(files: Iterable[pathlib.Path], *, use_syncfs: bool = True) -> None:
@@ -521,7 +525,8 @@ def make_durable(files: Iterable[pathlib.Path], *, use_syncfs: bool = True) -> N
         paths.append(path)
     if not directories:
         return
-    if use_syncfs and _SYNCFS is not None:
+    syncfs = _syncfs() if use_syncfs else None
+    if syncfs is not None:
         devices: set[int] = set()
         for directory in directories:
             fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -529,7 +534,7 @@ def make_durable(files: Iterable[pathlib.Path], *, use_syncfs: bool = True) -> N
                 device = os.fstat(fd).st_dev
                 if device not in devices:
                     devices.add(device)
-                    if _SYNCFS(fd) != 0:
+                    if syncfs(fd) != 0:
                         number = ctypes_errno()
                         raise OSError(number, os.strerror(number), directory)
             finally:
