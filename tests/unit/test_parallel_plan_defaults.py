@@ -15,6 +15,8 @@ MIB = 2**20
     ("size", "largest", "connections", "expected"),
     [
         (256 * MIB, 32 * MIB, 32, 8 * MIB),  # one round of 32
+        (256 * MIB, 32 * MIB, 24, 43 * MIB // 4),  # one round of 24 (10.75 MiB)
+        (1024 * MIB, 32 * MIB, 24, 43 * MIB // 4),  # 4 rounds of 24, within 256 MiB in flight
         (1024 * MIB, 32 * MIB, 32, 8 * MIB),  # memory bound: 32 x 8 MiB in flight
         (100 * MIB, 32 * MIB, 32, 8 * MIB),  # not below the floor
         (256 * MIB, 32 * MIB, 8, 32 * MIB),  # one round of 8 x 32 MiB
