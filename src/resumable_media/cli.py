@@ -234,15 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--threads", type=_positive_int)
     demo.set_defaults(func=commands.demo)
 
+    # The harness parses its own options (resumable_media._bench.command, shared with
+    # benchmarks/bench_transfers.py), so that no other command imports it at start-up.
     bench = sub.add_parser(
         "bench",
-        parents=[common],
-        help="compare with google-resumable-media and transfer_manager",
+        add_help=False,
+        help="compare with the peers (rclone, obstore, pyarrow, gcsfs, gsutil, "
+        "transfer_manager, grm, curl) on a loopback server, optionally over a shaped network; "
+        "bench --help lists its options",
     )
-    bench.add_argument("--size", type=parse_size, default=64 * 2**20, help="default 64MiB")
-    bench.add_argument("--repeats", type=_positive_int, default=3)
-    bench.add_argument("--cases", nargs="+", metavar="CASE", help="subset of cases to run")
-    bench.add_argument("--plot", metavar="FILE", help="write a PNG chart")
+    bench.set_defaults(bench_argv=[])
     bench.set_defaults(func=commands.bench)
     return parser
 
@@ -300,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # the first option; the paths after it come back here, in order.
             if args.command == "cp" and not any(e.startswith("-") and e != "-" for e in extras):
                 args.paths += extras
+            elif args.command == "bench":
+                args.bench_argv = extras  # parsed by the harness's own parser
             else:
                 parser.error(f"unrecognized arguments: {' '.join(extras)}")
     except SystemExit as exc:

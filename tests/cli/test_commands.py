@@ -119,6 +119,35 @@ def test_bench_unknown_case_is_usage_error(run_cli: RunCli) -> None:
     assert "no.such.case" in result.stderr
 
 
+def test_bench_peer_table_over_lan(run_cli: RunCli, tmp_path: pathlib.Path) -> None:
+    """`bench --peers` runs the peer table of bench_transfers.py (the same code) end to end."""
+    summary = tmp_path / "summary.md"
+    options = ["--peers", "curl", "--network", "lan", "--workloads", "large"]
+    options += ["--size", "1MiB", "--repeats", "1"]
+    result = run_cli(
+        "bench",
+        *options,
+        *("--summary", str(summary), "--workdir", str(tmp_path)),
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    for row in ("`ours.parallel_download`", "`ours.parallel_upload`", "`curl`", "`curl.upload`"):
+        assert row in result.stdout
+    assert "`obstore.large.down`" not in result.stdout  # only the peers asked for
+    assert "| network | lan |" in result.stdout
+    assert "resumable-media bench --peers curl --network lan" in result.stdout
+    text = summary.read_text()
+    assert text.startswith("#### Network: `lan`") and "ParallelDownload" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.md"]
+
+
+def test_bench_unknown_peer_is_usage_error(run_cli: RunCli) -> None:
+    result = run_cli("bench", "--peers", "nosuchpeer", "--size", "1MiB")
+    assert result.returncode == 2
+    assert "nosuchpeer" in result.stderr and "obstore" in result.stderr
+    assert result.stdout == ""
+
+
 def _run_on_tty(argv: list[str], timeout_s: float = 60) -> tuple[int, str, str]:
     """Run with stderr on a pseudo-terminal; return (exit code, stdout, terminal output)."""
     leader, follower = pty.openpty()

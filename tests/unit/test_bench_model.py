@@ -175,3 +175,25 @@ def test_run_comparison_refuses_a_run_the_disk_cannot_hold(tmp_path: pathlib.Pat
     with pytest.raises(OSError, match=r"needs about .* free"):
         bench.run_comparison(None, 1 << 50, cases=["curl"], workdir=tmp_path)
     assert list(tmp_path.iterdir()) == []  # nothing written, no server started
+
+
+def _payload(network: str) -> dict[str, object]:
+    return {"machine": {"network": network, "command": f"bench --network {network} --table"}}
+
+
+def test_summary_keeps_the_other_networks() -> None:
+    """A --summary run for wan replaces wan's section and keeps lan's (and its command)."""
+    import argparse
+
+    from resumable_media._bench import command
+
+    args = argparse.Namespace(plot=None)
+    lan = command._summary(args, [{**_payload("lan"), "rows": []}])
+    assert lan.startswith("#### Network: `lan`")
+    both = command._summary(args, [{**_payload("wan"), "rows": []}], lan)
+    assert both.index("#### Network: `lan`") < both.index("#### Network: `wan`")
+    assert both.count("#### Network:") == 2
+    assert "bench --network lan --table\nbench --network wan --table" in both
+    again = command._summary(args, [{**_payload("lan"), "rows": []}], both)
+    assert again.count("#### Network: `lan`") == 1 and "`wan`" in again
+    assert again.count("bench --network lan --table") == 1

@@ -7,11 +7,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 from collections.abc import Iterable
 
 from resumable_media._bench.model import CaseSpec, Target
+from resumable_media._bench.names import FAMILIES, TOOLS, WORKLOADS, Workload
 
 __all__ = [
     "CASES",
@@ -27,39 +27,8 @@ __all__ = [
     "table_cases",
 ]
 
-_TOOLS = {
-    "curl": "curl",
-    "grm": "google-resumable-media 2.11",
-    "tm": "google-cloud-storage transfer_manager",
-    "gcs": "google-cloud-storage",
-    "obstore": "obstore (Rust object_store)",
-    "pyarrow": "pyarrow GcsFileSystem (C++)",
-    "gcsfs": "gcsfs (fsspec, aiohttp)",
-    "rclone": "rclone (Go)",
-    "gsutil": "gsutil (over HTTPS)",
-    "ours": "resumable-media",
-}
+_TOOLS = TOOLS
 
-FAMILIES = tuple(family for family in _TOOLS if family != "ours")
-"""The peer families ``--peers`` chooses from (ours always runs)."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Workload:
-    """A workload's default shape: how many objects of what size (``large`` is one)."""
-
-    name: str
-    count: int
-    object_size: int
-    title: str
-
-
-WORKLOADS = {
-    "large": Workload("large", 1, 1 << 30, "one large object"),
-    "small": Workload("small", 2000, 64 << 10, "many small objects"),
-    "medium": Workload("medium", 200, 8 << 20, "many medium objects"),
-}
-"""The three workloads and their defaults (1 GiB; 2,000 x 64 KiB; 200 x 8 MiB)."""
 _MODULES = {"grm": "google.resumable_media.requests", "ours": "resumable_media.requests"}
 
 RSS_CASE = "ours.parallel_download.rss"

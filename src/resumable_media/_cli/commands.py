@@ -8,7 +8,6 @@ as ``KeyboardInterrupt`` after local cleanup in ``finally`` blocks.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import pathlib
@@ -308,36 +307,22 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def bench(args: argparse.Namespace) -> int:
-    """``bench``: thin wrapper over :mod:`resumable_media.bench` (embedded server by default)."""
-    from resumable_media import bench as harness
+    """``bench``: the harness of benchmarks/bench_transfers.py, its parser included."""
+    from resumable_media._bench.command import BenchUsageError, add_arguments, run
 
-    def step(line: str) -> None:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-
+    parser = argparse.ArgumentParser(
+        prog="resumable-media bench",
+        description="Compare resumable-media with its peers on the same loopback server: the "
+        "options and code of benchmarks/bench_transfers.py, with a 64MiB default size.",
+    )
+    add_arguments(parser, default_size="64MiB")
     try:
-        rows = harness.run_comparison(
-            args.endpoint,
-            args.size,
-            cases=args.cases,
-            repeats=args.repeats,
-            progress=None if args.quiet else step,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if args.json:
-        for row in rows:
-            print(json.dumps(dataclasses.asdict(row)))
-    else:
-        print(harness.format_table(rows))
-    if args.plot:
-        try:
-            harness.plot(rows, args.plot)
-        except ImportError as exc:
-            sys.stderr.write(f"error: --plot needs matplotlib ({exc})\n")
-            return 1
-        sys.stderr.write(f"wrote {args.plot}\n")
-    failed = [row.case_id for row in rows if row.status == "FAILED"]
-    if failed:
-        sys.stderr.write(f"error: cases failed: {', '.join(failed)}\n")
-    return 1 if failed else 0
+        options = parser.parse_args(args.bench_argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return run(options, "resumable-media bench", args.bench_argv)
+    except (BenchUsageError, ValueError) as exc:
+        parser.print_usage(sys.stderr)
+        sys.stderr.write(f"resumable-media bench: error: {exc}\n")
+        return 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import functools
 import json
 import logging
 import os
@@ -501,7 +502,10 @@ def _libc_syncfs() -> Callable[[int], int] | None:
     return cast(Callable[[int], int], function)
 
 
-_SYNCFS = _libc_syncfs() if hasattr(os, "O_DIRECTORY") else None
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    """libc's ``syncfs``, looked up on first use (ctypes is not imported at start-up)."""
+    return _libc_syncfs() if hasattr(os, "O_DIRECTORY") else None
 
 
 def make_durable(files: Iterable[pathlib.Path], *, use_syncfs: bool = True) -> None:
@@ -521,7 +525,8 @@ def make_durable(files: Iterable[pathlib.Path], *, use_syncfs: bool = True) -> N
         paths.append(path)
     if not directories:
         return
-    if use_syncfs and _SYNCFS is not None:
+    syncfs = _syncfs() if use_syncfs else None
+    if syncfs is not None:
         devices: set[int] = set()
         for directory in directories:
             fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -529,7 +534,7 @@ def make_durable(files: Iterable[pathlib.Path], *, use_syncfs: bool = True) -> N
                 device = os.fstat(fd).st_dev
                 if device not in devices:
                     devices.add(device)
-                    if _SYNCFS(fd) != 0:
+                    if syncfs(fd) != 0:
                         number = ctypes_errno()
                         raise OSError(number, os.strerror(number), directory)
             finally:
@@ -574,7 +579,7 @@ def _download_parallel(
     download = ParallelDownload(
         storage.endpoint.media_url(url, generation),
         str(destination),
-        chunk_size=options.chunk_size,
+        chunk_size=_large_chunk_size(int(meta.get("size", 0)), options),
         processes=options.processes,
         checksum=options.checksum,
         resume=options.resume,
@@ -699,8 +704,9 @@ def upload_file(
 ) -> CopyResult:
     """Upload ``source`` to ``url``: multipart for small files, pipelined resumable for large.
 
-    With ``--processes`` above 1 (and no generation precondition) a large file goes
-    through the parallel XML multipart upload instead.
+    A file of at least ``PARALLEL_UPLOAD_MIN_BYTES`` (or, with ``--processes`` above 1, any
+    large one) goes through the parallel XML multipart upload instead, unless it needs an
+    MD5 or a generation precondition (see ``_use_parallel_upload``).
 
     Raises:
         TransferError: When the source cannot be read or the upload fails or does not verify.
@@ -831,6 +837,54 @@ def upload_stream(
     )
 
 
+def _connections(options: CopyOptions) -> int:
+    """Connections a large transfer of ``cp`` keeps in flight (its workers' threads)."""
+    from resumable_media.parallel.pool import default_workers
+
+    processes, threads = default_workers()
+    if options.processes is not None:
+        processes = options.processes
+    return max(1, processes) * (options.threads or threads)
+
+
+def _large_chunk_size(size: int, options: CopyOptions) -> int:
+    """The ranged-GET size of a large download: ``--chunk-size`` at most, smaller (not below
+    8 MiB) so that each connection has a chunk and the chunks make whole rounds.
+
+    Under the ``wan`` profile (30 ms, 50 MB/s per connection) a 256 MiB object in 32 MiB
+    chunks could use 8 connections, 400 MB/s at best; in 8 MiB chunks it uses 32.
+    """
+    from resumable_media.parallel.plan import balanced_part_size
+
+    return balanced_part_size(size, options.chunk_size, _connections(options))
+
+
+PARALLEL_UPLOAD_MIN_BYTES = 64 * 2**20
+"""Files of at least this size go up as parallel XML multipart uploads by default."""
+
+
+def _use_parallel_upload(size: int, options: CopyOptions, extra: dict[str, str | int]) -> bool:
+    """Whether a file larger than ``--chunk-size`` goes up as a parallel XML multipart upload.
+
+    Yes, by default, from ``PARALLEL_UPLOAD_MIN_BYTES``: the parts go up on many
+    connections at once, where the pipelined resumable upload is one stream.  256 MiB under
+    the ``wan`` profile: ``cp`` (pipelined) 41 MB/s, ParallelUpload 165 MB/s with 4 parts in
+    flight; on loopback issue 17 measured 0.97 s for 1 GiB against 0.74 s.  ``--processes``
+    above 1 asks for it at any size above ``--chunk-size``.
+
+    No when the object needs what XML multipart objects cannot have -- an MD5
+    (``--checksum md5``) or a generation precondition (``-n``, ``--if-generation-match``) --
+    and with ``--processes 1`` (one stream asked for).  The caller also keeps the pipelined
+    upload when a stored session of an interrupted run can be continued; a parallel upload
+    that is interrupted starts again from the beginning (it keeps no session).
+    """
+    if "ifGenerationMatch" in extra or options.checksum == "md5":
+        return False
+    if options.processes is not None:
+        return options.processes > 1
+    return size >= PARALLEL_UPLOAD_MIN_BYTES
+
+
 def _upload_large(
     storage: Storage,
     source: pathlib.Path,
@@ -844,15 +898,20 @@ def _upload_large(
     from resumable_media.parallel import ParallelUpload, PipelinedUpload, TransferResult
 
     checksum = options.checksum
-    # The XML multipart path has no MD5 and no generation precondition: use it only when
-    # several processes were asked for and neither is needed.
-    use_xml = (
-        options.processes is not None
-        and options.processes > 1
-        and "ifGenerationMatch" not in extra
-        and checksum != "md5"
+    upload_url = storage.endpoint.upload_url(url.bucket, "resumable", extra)
+    sessions = (
+        SessionStore(
+            source,
+            str(url),
+            json.dumps(
+                [upload_url, options.chunk_size, checksum, content_type, metadata], sort_keys=True
+            ),
+        )
+        if options.resume
+        else None
     )
-    if use_xml:
+    stored = sessions.load() if sessions is not None else None
+    if stored is None and _use_parallel_upload(source.stat().st_size, options, extra):
         kwargs: dict[str, Any] = {}
         if options.threads is not None:
             kwargs["threads_per_process"] = options.threads
@@ -870,22 +929,9 @@ def _upload_large(
             progress(result.bytes, result.bytes)
         # The XML API answers with headers; read the object resource to verify it.
         return storage.metadata(url), result.crc32c, "parallel-xml", result.moved
-    upload_url = storage.endpoint.upload_url(url.bucket, "resumable", extra)
     pipelined = PipelinedUpload(
         upload_url, options.chunk_size, checksum=checksum, retry=storage.retry
     )
-    sessions = (
-        SessionStore(
-            source,
-            str(url),
-            json.dumps(
-                [upload_url, options.chunk_size, checksum, content_type, metadata], sort_keys=True
-            ),
-        )
-        if options.resume
-        else None
-    )
-    stored = sessions.load() if sessions is not None else None
     with source.open("rb") as stream:
 
         def send(resume: str | None) -> TransferResult:

@@ -40,6 +40,7 @@ from resumable_media.parallel.journal import Journal
 from resumable_media.parallel.messages import JobMessage, JobProgress
 from resumable_media.parallel.plan import (
     DEFAULT_CHUNK_SIZE,
+    DEFAULT_STREAM_THREADS,
     Chunk,
     RangeJob,
     TransferResult,
@@ -206,7 +207,9 @@ class ParallelDownload:
         self.filename = "" if self.target is not None else os.fspath(filename)
         self.chunk_size = chunk_size
         self.processes = default_processes if processes is None else processes
-        self.threads_per_process = threads_per_process or default_threads
+        self.threads_per_process = threads_per_process or (
+            default_threads if self.target is None else DEFAULT_STREAM_THREADS
+        )
         self.checksum = checksums.resolve_checksum(checksum)
         self.headers = headers_tuple(headers)
         self.start = start or 0

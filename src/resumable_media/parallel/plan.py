@@ -26,30 +26,91 @@ __all__ = [
     "PartJob",
     "RangeJob",
     "TransferResult",
+    "balanced_part_size",
     "pin_generation",
     "plan_chunks",
     "resolve_write_mode",
 ]
 
-DEFAULT_CHUNK_SIZE = 32 * 2**20
-"""int: Default download chunk (one ranged GET per chunk): large enough to amortise a round trip."""
+DEFAULT_CONNECTIONS = 32
+"""int: Connections a large transfer keeps in flight by default (download and upload).
+
+A real link caps each stream (GCS serves roughly 50-200 MB/s per connection) and charges a
+round trip per request, so a parallel transfer is as fast as the connections it keeps
+busy: under the ``wan`` profile of ``resumable_media.testing.network`` (30 ms, 50 MB/s per
+connection, 1 GB/s in total), 1 GB/s needs at least 20 of them, and more while some wait
+out their round trip.  On loopback (``lan``) the thread count itself is nearly free (256 MiB
+download, 4 interleaved runs, client CPU: 2 threads x 32 MiB 1.56 s/GiB, 8 x 32 MiB 1.61);
+what costs is the number of requests (16 x 16 MiB 2.09, 32 x 8 MiB 2.77 s/GiB), and the
+loopback server's own contention: a 256 MiB download took 0.89-1.05 s with 2 x 32 MiB and
+1.19-1.46 s with 16 x 16 MiB in the same runs.  Under ``wan`` on the shared 2-core
+machine 16, 24 and 32 connections all reached the same CPU-bound 150-300 MB/s; 32 is what a free
+machine needs for the 1 GB/s cap, and what the published ``wan`` table measured.
+"""
+
+DEFAULT_CHUNK_SIZE = 16 * 2**20
+"""int: Default download chunk (one ranged GET per chunk).
+
+Small enough that a 256 MiB object keeps 16 connections busy (800 MB/s under ``wan``), a
+384 MiB one all of ``DEFAULT_CONNECTIONS``; large enough that loopback downloads do not pay
+for many more requests (see ``DEFAULT_CONNECTIONS``).  The chunk is fixed before the size is
+known (the first range doubles as the size probe); ``cp`` knows the size and balances its
+chunks with :func:`balanced_part_size` instead.
+"""
 
 DEFAULT_PART_SIZE = 32 * 2**20
-"""int: Default XML multipart-upload part size (32 MiB x 4 parts in flight: ~128 MiB mapped).
+"""int: The largest default XML multipart-upload part (see :func:`balanced_part_size`).
 
-The same part size as transfer_manager's default chunk.
+The same size as transfer_manager's default chunk.  Parts shrink, down to
+``MIN_BALANCED_PART``, so that every one of the connections has a part to send.
 """
 
-DEFAULT_UPLOAD_THREADS = 4
-"""int: Default parts in flight for ParallelUpload.
+DEFAULT_UPLOAD_THREADS = DEFAULT_CONNECTIONS
+"""int: Default parts in flight for ParallelUpload (see ``DEFAULT_CONNECTIONS``).
 
-Measured on the 2-core machine against the loopback server (1 GiB, free-page reporting
-held, 5 alternating runs each, medians): 32 MiB x 4 took 0.72 s, 32 MiB x 8 0.74 s,
-16 MiB x 8 0.83 s; in the benchmark harness 32 MiB x 4 ran 0.58 s against 0.66 s for
-16 MiB x 8.  Once the server stopped copying parts at completion, its intake became the
-limit and more connections only added contention.  Against a remote store, where each
-connection is limited by latency, raise ``threads_per_process``.
+Before it was 4 (32 MiB x 4 was the fastest against the loopback server with no latency);
+under ``wan`` that is 200 MB/s at most.  On loopback 32 parts of 8 MiB cost 0.59-0.73
+client CPU-s/GiB against 0.36-0.49 for 4 x 32 MiB (256 MiB, interleaved runs; the wall
+times overlapped within the noise of the shared machine).
 """
+
+DEFAULT_STREAM_THREADS = 8
+"""int: Default connections of a ParallelDownload into a stream or buffer, which holds up to
+``max(4, threads) x chunk_size`` bytes out of order: 8 x 16 MiB = 128 MiB, the bound it had
+with 2 threads of 32 MiB before ``DEFAULT_CONNECTIONS``."""
+
+MIN_BALANCED_PART = 8 * 2**20
+"""int: Parts and chunks are not shrunk below this to feed more connections."""
+
+MAX_IN_FLIGHT_BYTES = 256 * 2**20
+"""int: Bytes of parts in flight at once, at most, when parts are balanced (a memory bound:
+each upload part is mapped while it is sent, and counts in the RSS: 256 MiB under ``wan``
+with 32 x 8 MiB measured 290 MiB peak RSS against 161 MiB for the former 4 x 32 MiB)."""
+
+_GRANULE = 256 * 2**10
+
+
+def balanced_part_size(size: int, largest: int, connections: int) -> int:
+    """The part (or chunk) size that keeps ``connections`` busy over ``size`` bytes.
+
+    Whole rounds: the parts come out the same size and a multiple of ``connections`` in
+    number, so the last round does not run on a few connections while the rest idle.  No
+    part is larger than ``largest`` nor than ``MAX_IN_FLIGHT_BYTES / connections``, and none
+    is made smaller than ``MIN_BALANCED_PART`` (a ``largest`` at or below it is kept as is).
+
+    Examples with a 32 MiB ``largest``: 32 connections, 256 MiB gives 32 x 8 MiB and 1 GiB
+    128 x 8 MiB (the memory bound); 24 connections, 256 MiB gives 24 x 10.75 MiB and 1 GiB
+    96 x 10.75 MiB (4 rounds); 100 MiB gives 13 x 8 MiB; 8 connections, 256 MiB 8 x 32 MiB.
+    """
+    if largest <= MIN_BALANCED_PART or size <= 0 or connections <= 1:
+        return largest
+    bound = -(-max(MIN_BALANCED_PART, MAX_IN_FLIGHT_BYTES // connections) // _GRANULE) * _GRANULE
+    ceiling = min(largest, bound)
+    rounds = -(-size // (connections * ceiling))
+    part = -(-size // (connections * rounds))
+    part = -(-part // _GRANULE) * _GRANULE
+    return max(MIN_BALANCED_PART, min(ceiling, part))
+
 
 WRITE_MODES = ("auto", "pwrite", "mmap")
 """tuple[str, ...]: The ways a download worker can put body bytes into the temporary file.

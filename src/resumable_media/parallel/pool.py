@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from resumable_media.parallel.messages import JobMessage
-from resumable_media.parallel.plan import PartJob, RangeJob
+from resumable_media.parallel.plan import DEFAULT_CONNECTIONS, PartJob, RangeJob
 from resumable_media.parallel.worker import close_transports, run_job
 
 __all__ = ["DEFAULT_START_METHOD", "WorkerPool", "default_workers", "get_pool", "shutdown_pools"]
@@ -284,13 +284,13 @@ def default_workers() -> tuple[int, int]:
     """The default ``(processes, threads_per_process)``.
 
     Returns:
-        ``(0, 2)``: two connections on threads of this process.  On the 2-core reference
-        machine threads matched or beat processes over loopback (``readinto`` and CRC32C
-        release the GIL), and against the loopback server 2 streams beat 3-4 (472 vs
-        ~388 MB/s, 512 MiB object, median of 3): more streams only steal CPU from the server.
-        Raise ``threads_per_process`` (and ``processes``) for remote servers.
+        ``(0, plan.DEFAULT_CONNECTIONS)``: threads of this process, one connection each.
+        Threads matched or beat processes (``readinto`` and CRC32C release the GIL), and on
+        loopback the number of threads barely costs CPU (see ``plan.DEFAULT_CONNECTIONS``);
+        on a link with per-stream caps and round trips it is what sets the speed.  Before,
+        2 threads: against the loopback server with no latency 2 streams beat 3-4.
     """
-    return 0, 2
+    return 0, DEFAULT_CONNECTIONS
 
 
 _pools: dict[tuple[int, int, str], WorkerPool] = {}

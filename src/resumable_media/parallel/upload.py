@@ -45,6 +45,7 @@ from resumable_media.parallel.plan import (
     Chunk,
     PartJob,
     TransferResult,
+    balanced_part_size,
     headers_tuple,
     plan_chunks,
 )
@@ -87,7 +88,9 @@ class ParallelUpload:
     Args:
         upload_url: The XML object URL (``{endpoint}/{bucket}/{name}``).
         filename: The file to upload.
-        part_size: Bytes per part (raised automatically to stay within 10 000 parts).
+        part_size: The largest part: parts shrink (not below 8 MiB) so that every
+            connection has one (``plan.balanced_part_size``), and grow to stay within
+            10 000 parts.
         processes: Worker processes (0: threads in this process; None: the default).
         threads_per_process: Parts in flight per process (None: ``DEFAULT_UPLOAD_THREADS``).
         checksum: "crc32c" (default, compared with the final object) or None.
@@ -179,7 +182,9 @@ class ParallelUpload:
         transport = transport_for(factory)
         identity = identity_of(self.filename)
         size = identity.size if identity is not None else os.path.getsize(self.filename)
-        part_size = max(self.part_size, -(-size // MAX_PARTS))
+        connections = self.threads_per_process * max(1, self.processes)
+        balanced = balanced_part_size(size, self.part_size, connections)
+        part_size = max(balanced, -(-size // MAX_PARTS))
         parts = plan_chunks(0, size - 1, part_size) or [Chunk(index=0, start=0, end=-1, offset=0)]
         container = XMLMPUContainerProtocol(self.upload_url, self.filename, dict(self.headers))
         self._round_trip(
