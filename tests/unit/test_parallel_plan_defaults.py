@@ -45,3 +45,14 @@ def test_defaults_keep_enough_connections_for_a_wan_link() -> None:
     assert max(1, processes) * threads >= 20
     assert plan.DEFAULT_UPLOAD_THREADS >= 20
     assert 256 * MIB // plan.DEFAULT_CHUNK_SIZE >= 16
+
+
+def test_a_near_server_gets_fewer_connections() -> None:
+    from resumable_media.parallel.plan import NEAR_CONNECTIONS, NEAR_LATENCY_S, connections_for
+
+    assert connections_for(0.0002, 32) == NEAR_CONNECTIONS
+    assert connections_for(0.002, 32) == NEAR_CONNECTIONS  # the region profile's 2 ms
+    assert connections_for(NEAR_LATENCY_S, 32) == 32  # not sooner than the bound: far
+    assert connections_for(0.030, 32) == 32
+    assert connections_for(None, 32) == 32  # unknown: the default
+    assert connections_for(0.0001, 4) == 4  # never more than asked for

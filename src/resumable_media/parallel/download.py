@@ -44,6 +44,7 @@ from resumable_media.parallel.plan import (
     Chunk,
     RangeJob,
     TransferResult,
+    connections_for,
     headers_tuple,
     plan_chunks,
     resolve_write_mode,
@@ -210,6 +211,8 @@ class ParallelDownload:
         self.threads_per_process = threads_per_process or (
             default_threads if self.target is None else DEFAULT_STREAM_THREADS
         )
+        # A default download into a file sizes its connections by the first round trip.
+        self._adaptive = threads_per_process is None and self.target is None
         self.checksum = checksums.resolve_checksum(checksum)
         self.headers = headers_tuple(headers)
         self.start = start or 0
@@ -444,7 +447,16 @@ class ParallelDownload:
         tracker: ProgressTracker,
         md5: OrderedMd5 | None,
     ) -> None:
-        pool = get_pool(self.processes, self.threads_per_process, self.start_method)
+        threads = self.threads_per_process
+        if self._adaptive and self.processes == 0:
+            first_byte = _first_byte_seconds(response)
+            threads = connections_for(first_byte, threads)
+            _LOGGER.debug(
+                "%d connections (first response after %s)",
+                threads,
+                "?" if first_byte is None else f"{first_byte * 1000:.2f} ms",
+            )
+        pool = get_pool(self.processes, threads, self.start_method)
         tid = pool.acquire()
         syncer = BackgroundSync(sink.fd)
         chunks = plan_chunks(journal.start, journal.end, journal.chunk_size)
@@ -495,6 +507,13 @@ def _run_in_process(
         tracker.set(job.index, done)
         if md5 is not None:
             md5.completed(job.index)
+
+
+def _first_byte_seconds(response: Any) -> float | None:
+    """How long the response's headers took to arrive (``requests``' ``elapsed``), if known."""
+    elapsed = getattr(response, "elapsed", None)
+    seconds = getattr(elapsed, "total_seconds", None)
+    return float(seconds()) if callable(seconds) else None
 
 
 def _probe_range(
