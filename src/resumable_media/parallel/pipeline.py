@@ -164,6 +164,27 @@ class _Begun:
     total: int | None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Opened:
+    """The stream an upload reads, and whether the upload opened it (so closes it)."""
+
+    stream: Any
+    owned: bool
+
+    def close(self) -> None:
+        if self.owned:
+            self.stream.close()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Sent:
+    """The end of sending: the final object JSON and the reader that read the last byte
+    (a fresh one when a failed streamed PUT made the upload restart by chunks)."""
+
+    final: dict[str, Any]
+    reader: _Reader
+
+
 class _BulkBody:
     """A request body that streams the reader's chunks ``[start, end)`` as they are filled.
 
@@ -305,53 +326,51 @@ class PipelinedUpload:
             raise TypeError("source must be a path or a binary stream, not a text stream")
         began = time.monotonic()
         session, owns_session = as_transport(transport, owner="PipelinedUpload")
-        owned = isinstance(source, (str, os.PathLike))
-        stream: Any = open(os.fspath(source), "rb") if owned else source  # type: ignore[arg-type]  # noqa: SIM115
-        label = str(getattr(stream, "name", None) or "the source")
-        self._source = _SourceCheck(stream, identity_of(stream), label, metadata.get("name"))
+        opened = self._open_source(source, metadata)
         try:
-            total = _remaining_size(stream)
-            if resumable_url is not None and total is None:
-                raise ValueError("resuming an upload needs a seekable source of known size")
-            tracker = ProgressTracker(progress, total)
-            reader = _Reader(stream, self.chunk_size, "md5" in self.hashes)
-            begun = _Begun(reader, 0, None, stream.tell() if total is not None else 0, total)
-            begun = self._begin(session, begun, metadata, content_type, resumable_url, on_session)
-            tracker.set(0, begun.start)
-            final = begun.final
-            if final is None:
-                try:
-                    final, reader = self._send(session, begun, tracker)
-                except SourceChanged:
-                    self._cancel(session)
-                    raise
-            try:
-                return self._result(final, reader, tracker, began, resumed_from=begun.start)
-            except common.DataCorruption as exc:
-                raise self._remove_bad_object(session, final, exc) from None
+            begun = self._begin(
+                session, opened.stream, metadata, content_type, resumable_url, on_session
+            )
+            return self._finish(session, begun, ProgressTracker(progress, begun.total), began)
         finally:
-            if owned:
-                stream.close()
+            opened.close()
             if owns_session:
                 close_quietly(session)
+
+    def _open_source(self, source: Any, metadata: dict[str, Any]) -> _Opened:
+        """Open a path (or take a stream) and note its identity for the final check."""
+        owned = isinstance(source, (str, os.PathLike))
+        stream: Any = open(os.fspath(source), "rb") if owned else source  # noqa: SIM115
+        label = str(getattr(stream, "name", None) or "the source")
+        self._source = _SourceCheck(stream, identity_of(stream), label, metadata.get("name"))
+        return _Opened(stream, owned)
 
     def _begin(
         self,
         transport: Any,
-        begun: _Begun,
+        stream: Any,
         metadata: dict[str, Any],
         content_type: str,
         resumable_url: str | None,
         on_session: Callable[[str], None] | None,
     ) -> _Begun:
         """Start a session, or continue ``resumable_url`` from what the server persisted."""
+        total = _remaining_size(stream)
+        if resumable_url is not None and total is None:
+            raise ValueError("resuming an upload needs a seekable source of known size")
+        reader = _Reader(stream, self.chunk_size, "md5" in self.hashes)
+        begun = _Begun(reader, 0, None, stream.tell() if total is not None else 0, total)
         if resumable_url is None:
-            self.resumable_url = self._initiate(transport, metadata, content_type, begun.total)
+            self.resumable_url = self._initiate(transport, metadata, content_type, total)
             if on_session is not None:
                 on_session(self.resumable_url)
             return begun
+        return self._resume(transport, begun, resumable_url)
+
+    def _resume(self, transport: Any, begun: _Begun, resumable_url: str) -> _Begun:
+        """Continue ``resumable_url``: skip (hashing) the bytes the server already holds."""
         total = begun.total
-        assert total is not None  # checked by transmit
+        assert total is not None  # checked by _begin
         self._protocol = self._new_protocol()
         self._protocol.use_session(resumable_url)
         self.resumable_url = resumable_url
@@ -369,9 +388,25 @@ class PipelinedUpload:
         final = state if isinstance(state, dict) else None
         return dataclasses.replace(begun, start=start, final=final)
 
-    def _send(
-        self, transport: Any, begun: _Begun, tracker: ProgressTracker
-    ) -> tuple[dict[str, Any], _Reader]:
+    def _finish(
+        self, transport: Any, begun: _Begun, tracker: ProgressTracker, began: float
+    ) -> TransferResult:
+        """Send what the session lacks (cancelling it if the source changed), then verify."""
+        tracker.set(0, begun.start)
+        final, reader = begun.final, begun.reader
+        if final is None:
+            try:
+                sent = self._send(transport, begun, tracker)
+            except SourceChanged:
+                self._cancel(transport)
+                raise
+            final, reader = sent.final, sent.reader
+        try:
+            return self._result(final, reader, tracker, began, resumed_from=begun.start)
+        except common.DataCorruption as exc:
+            raise self._remove_bad_object(transport, final, exc) from None
+
+    def _send(self, transport: Any, begun: _Begun, tracker: ProgressTracker) -> _Sent:
         """Send from ``begun.start`` to the end; return the final JSON and the last reader."""
         reader, start, total = begun.reader, begun.start, begun.total
         reader.start()
@@ -387,7 +422,7 @@ class PipelinedUpload:
                         reader.start()
                     else:
                         start = reached
-                return self._send_all(transport, reader, total, tracker, start), reader
+                return _Sent(self._send_all(transport, reader, total, tracker, start), reader)
         finally:
             reader.stop()
             reader.join()

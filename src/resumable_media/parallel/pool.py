@@ -132,23 +132,31 @@ class WorkerPool:
         self._processes: list[Any] = []
         self._alive_writer: multiprocessing.connection.Connection | None = None
         if processes == 0:
-            self._jobs: Any = queue.SimpleQueue()
-            self._results: Any = queue.SimpleQueue()
-            self._cancel: Any = _LocalFlag()
-            self._threads = [
-                threading.Thread(
-                    target=_thread_loop,
-                    args=(self._jobs.get, self._results.put, self._cancel),
-                    name=f"resumable-media-worker-{number}",
-                    daemon=True,
-                )
-                for number in range(threads_per_process)
-            ]
-            for thread in self._threads:
-                thread.start()
-            return
-        context: Any = multiprocessing.get_context(start_method)
-        if start_method == "forkserver":
+            self._start_threads()
+        else:
+            self._start_processes()
+
+    def _start_threads(self) -> None:
+        """Run the job threads inside this process, fed by plain queues."""
+        self._jobs: Any = queue.SimpleQueue()
+        self._results: Any = queue.SimpleQueue()
+        self._cancel: Any = _LocalFlag()
+        self._threads = [
+            threading.Thread(
+                target=_thread_loop,
+                args=(self._jobs.get, self._results.put, self._cancel),
+                name=f"resumable-media-worker-{number}",
+                daemon=True,
+            )
+            for number in range(self.threads_per_process)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _start_processes(self) -> None:
+        """Start the worker processes, their shared queues, and the relay of their logs."""
+        context: Any = multiprocessing.get_context(self.start_method)
+        if self.start_method == "forkserver":
             context.set_forkserver_preload(["resumable_media.parallel.pool"])
         self._jobs = context.SimpleQueue()
         self._results = context.Queue()
@@ -161,7 +169,7 @@ class WorkerPool:
         level = logging.getLogger("resumable_media").getEffectiveLevel()
         reader, writer = context.Pipe(duplex=False)
         self._alive_writer = writer
-        for number in range(processes):
+        for number in range(self.processes):
             process = context.Process(
                 target=_process_main,
                 args=(
@@ -169,7 +177,7 @@ class WorkerPool:
                     self._results,
                     self._cancel,
                     reader,
-                    threads_per_process,
+                    self.threads_per_process,
                     self._logs,
                     level,
                 ),

@@ -76,6 +76,15 @@ class Outcome:
     resumed_from: int = 0  # bytes an interrupted run had already put in place
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Streamed:
+    """What one complete read of the single stream produced."""
+
+    written: int  # bytes written to the file (decompressed when decoding)
+    crc: int  # CRC32C of the bytes as served
+    md5_b64: str | None  # their MD5 (base64) when asked for
+
+
 def close(response: Any) -> None:
     """Close a response without reading its body (its connection is dropped)."""
     if response is not None:
@@ -185,19 +194,54 @@ def stream_whole(
         ValueError: A byte range was asked of a gzip-stored object (pass ``decompress=False``).
         DataCorruption: The stored bytes do not match the object's hash.
     """
+    _require_whole_object(dl, response)
+    decode = info.encoding == "gzip" and dl.decompress
+    tracker.total = info.total if info.total >= 0 and not decode else None
+    sink.open(0, keep_existing=False)
+    try:
+        streamed = _stream_retrying(dl, sink, transport, response, info, decode, tracker)
+        verified = verify(dl, info.hashes, streamed.crc, streamed.md5_b64, full=True)
+    except BaseException:
+        sink.discard()
+        raise
+    sink.commit()
+    return Outcome(
+        bytes=streamed.written,
+        crc32c=checksums.crc32c_to_b64(streamed.crc),
+        md5=streamed.md5_b64,
+        verified=verified,
+        generation=info.generation,
+    )
+
+
+def _require_whole_object(dl: ParallelDownload, response: Any) -> None:
+    """A single stream cannot serve a byte range: refuse one (closing ``response``)."""
     if dl.start != 0 or dl.end is not None:
         close(response)
         raise ValueError(
             f"{dl.media_url} is served as one stream (gzip-stored or Range unsupported); "
             "byte ranges need decompress=False on a gzip-stored object"
         )
+
+
+def _stream_retrying(
+    dl: ParallelDownload,
+    sink: TempSink,
+    transport: Any,
+    response: Any,
+    info: FirstInfo,
+    decode: bool,
+    tracker: ProgressTracker,
+) -> _Streamed:
+    """Copy the whole stream into ``sink``, from byte 0 again after a retryable failure.
+
+    ``response`` (an open 200, or None) serves the first attempt; later attempts send the
+    whole-object request again, pinned to ``info.generation``.
+    """
     spec = _whole_request(dl, info.generation)
-    decode = info.encoding == "gzip" and dl.decompress
-    tracker.total = info.total if info.total >= 0 and not decode else None
-    sink.open(0, keep_existing=False)
     pending = [response] if response is not None else []
 
-    def attempt() -> tuple[int, int, str | None]:
+    def attempt() -> _Streamed:
         os.ftruncate(sink.fd, 0)
         current = (
             pending.pop()
@@ -210,27 +254,15 @@ def stream_whole(
             close(current)
             raise
 
-    try:
-        with tracker.ticking():
-            written, crc, md5_b64 = wait_and_retry(attempt, dl.retry)
-        tracker.tick(force=True)
-        verified = verify(dl, info.hashes, crc, md5_b64, full=True)
-    except BaseException:
-        sink.discard()
-        raise
-    sink.commit()
-    return Outcome(
-        bytes=written,
-        crc32c=checksums.crc32c_to_b64(crc),
-        md5=md5_b64,
-        verified=verified,
-        generation=info.generation,
-    )
+    with tracker.ticking():
+        streamed = wait_and_retry(attempt, dl.retry)
+    tracker.tick(force=True)
+    return streamed
 
 
 def _copy_stream(
     response: Any, fd: int, decode: bool, want_md5: bool, tracker: ProgressTracker
-) -> tuple[int, int, str | None]:
+) -> _Streamed:
     """Read ``response`` to the end, hashing the bytes as served and writing them (decoded)."""
     decoder = zlib.decompressobj(wbits=zlib.MAX_WBITS | 32) if decode else None
     md5 = hashlib.md5() if want_md5 else None
@@ -259,7 +291,8 @@ def _copy_stream(
     release = getattr(getattr(response, "raw", None), "release_conn", None)
     if release is not None:
         release()
-    return written, crc, None if md5 is None else base64.b64encode(md5.digest()).decode("ascii")
+    md5_b64 = None if md5 is None else base64.b64encode(md5.digest()).decode("ascii")
+    return _Streamed(written=written, crc=crc, md5_b64=md5_b64)
 
 
 def _write_all(fd: int, data: Any, offset: int) -> int:

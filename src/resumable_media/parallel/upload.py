@@ -15,6 +15,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -24,7 +25,7 @@ from resumable_media import checksums, common
 from resumable_media._protocol import checks
 from resumable_media._protocol.request import RequestSpec
 from resumable_media._protocol.xml_mpu import XMLMPUContainerProtocol
-from resumable_media._source import SourceChanged, check_unchanged, identity_of
+from resumable_media._source import SourceChanged, SourceIdentity, check_unchanged, identity_of
 from resumable_media._transport import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
@@ -80,6 +81,27 @@ class _Parts:
 
     def on_tick(self) -> None:
         self.tracker.tick()
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Layout:
+    """The source as the upload began: its identity (None if unknown), size and parts."""
+
+    identity: SourceIdentity | None
+    size: int
+    parts: list[Chunk]
+
+
+def _one_custom_metadata(
+    metadata: dict[str, str] | None, custom_metadata: dict[str, str] | None
+) -> dict[str, str] | None:
+    """The custom metadata, given under its new name or its old one (not both)."""
+    if metadata is not None and custom_metadata is not None:
+        raise TypeError(
+            "ParallelUpload.transmit takes the custom metadata once: pass "
+            "custom_metadata= (metadata= is its old spelling), not both"
+        )
+    return custom_metadata if custom_metadata is not None else metadata
 
 
 class ParallelUpload:
@@ -169,23 +191,40 @@ class ParallelUpload:
             TypeError: A session, or a factory that cannot be pickled, with
                 ``processes > 0``; an object that is neither a factory nor a session.
         """
-        if metadata is not None and custom_metadata is not None:
-            raise TypeError(
-                "ParallelUpload.transmit takes the custom metadata once: pass "
-                "custom_metadata= (metadata= is its old spelling), not both"
-            )
-        custom = custom_metadata if custom_metadata is not None else metadata
+        custom = _one_custom_metadata(metadata, custom_metadata)
         began = time.monotonic()
         factory = transport_source(
             transport_factory, processes=self.processes, owner="ParallelUpload"
         )
         transport = transport_for(factory)
+        layout = self._layout()
+        container = self._initiate(transport, content_type, custom)
+        tracker = ProgressTracker(progress, layout.size)
+        collected = self._parts_then_complete(transport, factory, container, layout, tracker)
+        crc = checksums.crc32c_combine_many(
+            (crc, part.length) for crc, part in zip(collected.crcs, layout.parts, strict=True)
+        )
+        try:
+            return self._result(
+                transport, container, layout.size, checksums.crc32c_to_b64(crc), began
+            )
+        except common.DataCorruption as exc:
+            raise self._remove_bad_object(transport, container, exc) from None
+
+    def _layout(self) -> _Layout:
+        """The source's identity and size, and the parts it is cut into."""
         identity = identity_of(self.filename)
         size = identity.size if identity is not None else os.path.getsize(self.filename)
         connections = self.threads_per_process * max(1, self.processes)
         balanced = balanced_part_size(size, self.part_size, connections)
         part_size = max(balanced, -(-size // MAX_PARTS))
         parts = plan_chunks(0, size - 1, part_size) or [Chunk(index=0, start=0, end=-1, offset=0)]
+        return _Layout(identity=identity, size=size, parts=parts)
+
+    def _initiate(
+        self, transport: Any, content_type: str, custom: dict[str, str] | None
+    ) -> XMLMPUContainerProtocol:
+        """Start the multipart upload; the container then holds its upload id."""
         container = XMLMPUContainerProtocol(self.upload_url, self.filename, dict(self.headers))
         self._round_trip(
             transport,
@@ -193,15 +232,24 @@ class ParallelUpload:
             lambda r: container._process_initiate_response(r, r.status_code, r.content),
         )
         self.upload_id = container.upload_id
+        return container
+
+    def _parts_then_complete(
+        self,
+        transport: Any,
+        factory: TransportSource,
+        container: XMLMPUContainerProtocol,
+        layout: _Layout,
+        tracker: ProgressTracker,
+    ) -> _Parts:
+        """Send every part and complete the upload; on any failure, abort it and re-raise."""
         try:
-            collected = self._send_parts(transport, factory, parts, ProgressTracker(progress, size))
+            collected = self._send_parts(transport, factory, layout.parts, tracker)
             collected.tracker.tick(force=True)
             for number, etag in enumerate(collected.etags, start=1):
                 container.register_part(number, str(etag))
             # Completing creates the object: only for the file as it was when parts began.
-            check_unchanged(
-                self.filename, identity, label=self.filename, destination=self.upload_url
-            )
+            self._check_unchanged(layout.identity)
             self._round_trip(
                 transport,
                 container._prepare_finalize_request(),
@@ -213,19 +261,15 @@ class ParallelUpload:
                 # A part the server rejected (its bytes no longer match the hash taken a
                 # moment before) is, first of all, a source that changed: say that.
                 try:
-                    check_unchanged(
-                        self.filename, identity, label=self.filename, destination=self.upload_url
-                    )
+                    self._check_unchanged(layout.identity)
                 except SourceChanged as changed:
                     raise changed from exc
             raise
-        crc = checksums.crc32c_combine_many(
-            (crc, part.length) for crc, part in zip(collected.crcs, parts, strict=True)
-        )
-        try:
-            return self._result(transport, container, size, checksums.crc32c_to_b64(crc), began)
-        except common.DataCorruption as exc:
-            raise self._remove_bad_object(transport, container, exc) from None
+        return collected
+
+    def _check_unchanged(self, identity: SourceIdentity | None) -> None:
+        """Raise ``SourceChanged`` if the file is no longer the one the parts came from."""
+        check_unchanged(self.filename, identity, label=self.filename, destination=self.upload_url)
 
     def _remove_bad_object(
         self, transport: Any, container: XMLMPUContainerProtocol, error: common.DataCorruption
