@@ -22,7 +22,7 @@ CHUNK = 256 * 1024
 
 
 def _connections(
-    server: GCSServer, tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture, **options: int
+    server: GCSServer, tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
 ) -> tuple[int, float]:
     """Download 6 chunks; return the connections the download chose and the round trip it saw."""
     data = os.urandom(6 * CHUNK)
@@ -34,7 +34,6 @@ def _connections(
             f"{server.endpoint}/download/storage/v1/b/b/o/o?alt=media",
             target,
             chunk_size=CHUNK,
-            **options,
         ).consume(transports.anonymous())
     assert target.read_bytes() == data
     lines = [
