@@ -308,32 +308,56 @@ class ObjectReader(io.RawIOBase):
         into: memoryview | None = None,
     ) -> concurrent.futures.Future[_Fetched]:
         """Start fetching chunk ``index`` into ``into`` (its exact length), else into a
-        pooled buffer (taken here, in the reading thread)."""
+        pooled buffer (taken here, in the reading thread, or allocated by the fetching
+        thread, where zeroing it overlaps the other fetches)."""
         buffer = None
-        if into is None:
-            buffer = self._free.pop() if self._free else bytearray(self._buffer_size())
-            start = index * self.chunk_size
-            into = memoryview(buffer)[: min(start + self.chunk_size, self.size) - start]
+        if into is None and self._free:
+            buffer = self._free.pop()
+            into = self._place(index, buffer)
+        future = self._pool().submit(self._fetch, index, into, buffer, opened)
+        future.pooled = buffer  # type: ignore[attr-defined]
+        future.opened = opened  # type: ignore[attr-defined]
+        return future
+
+    @staticmethod
+    def _cancel(future: concurrent.futures.Future[_Fetched]) -> bool:
+        """Cancel a fetch that has not started (closing the response it was handed)."""
+        if not future.cancel():
+            return False
+        opened = getattr(future, "opened", None)
+        if opened is not None:
+            close_quietly(opened[1])
+        return True
+
+    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        """The fetching threads, all started before the first fetch is queued: a thread
+        started while others already fetch waits for the GIL (about 50 ms each on a busy
+        2-core machine), which delayed the last GETs of the first window."""
         if self._executor is None:
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 self._threads, thread_name_prefix="resumable-media-readahead"
             )
-        future = self._executor.submit(self._fetch, index, into, buffer, opened)
-        future.pooled = buffer  # type: ignore[attr-defined]
-        return future
+            concurrent.futures.wait([self._executor.submit(int) for _ in range(self._threads)])
+        return self._executor
 
-    def _buffer_size(self) -> int:
-        return min(self.chunk_size, self.size)
+    def _place(self, index: int, buffer: bytearray) -> memoryview:
+        """The part of a pooled ``buffer`` that chunk ``index`` fills."""
+        start = index * self.chunk_size
+        return memoryview(buffer)[: min(start + self.chunk_size, self.size) - start]
 
     def _fetch(
         self,
         index: int,
-        into: memoryview,
+        into: memoryview | None,
         buffer: bytearray | None,
         opened: tuple[RangedRead, Any] | None,
     ) -> _Fetched:
-        """Fetch chunk ``index`` into ``into``, resuming after a failure from the first
-        byte missing (``opened``: the first read's judged response for chunk 0)."""
+        """Fetch chunk ``index`` into ``into``, else into a new pooled buffer, resuming
+        after a failure from the first byte missing (``opened``: the first read's judged
+        response for chunk 0)."""
+        if into is None:
+            buffer = bytearray(min(self.chunk_size, self.size))
+            into = self._place(index, buffer)
         if opened is not None:
             ranged, response = opened
         else:
@@ -402,7 +426,7 @@ class ObjectReader(io.RawIOBase):
     def _drop(self, future: concurrent.futures.Future[_Fetched]) -> None:
         """Abandon a chunk: cancel it if it has not started; reuse its buffer if possible."""
         pooled: bytearray | None = getattr(future, "pooled", None)
-        if future.cancel():
+        if self._cancel(future):
             if pooled is not None and len(self._free) < self.window:
                 self._free.append(pooled)
         elif future.done() and future.exception() is None:
@@ -541,7 +565,8 @@ class ObjectReader(io.RawIOBase):
             place = view[low - base : high - base]
             whole = low == first and high == last
             future = self._pending.get(index)
-            if whole and future is not None and future.cancel():
+            started = future is not None and getattr(future, "opened", None) is not None
+            if whole and future is not None and not started and self._cancel(future):
                 self._drop(self._pending.pop(index))
                 future = None
             if whole and future is None:
@@ -564,7 +589,7 @@ class ObjectReader(io.RawIOBase):
         except BaseException:
             placed = [future for _, future, _, _, direct in plan if direct]
             for future in placed:
-                future.cancel()
+                self._cancel(future)
             concurrent.futures.wait(placed)  # nothing may write into view later
             raise
         return len(view)
@@ -590,7 +615,7 @@ class ObjectReader(io.RawIOBase):
             return
         self._stopping = True
         for future in self._pending.values():
-            future.cancel()
+            self._cancel(future)
         self._pending.clear()
         self._free.clear()
         if self._executor is not None:
