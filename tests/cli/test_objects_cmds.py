@@ -268,7 +268,39 @@ def test_cat_refused_read_names_the_object_and_says_nothing_was_written(
     assert result.stdout == b""
     assert f"gs://{gcs_bucket}/r.bin".encode() in result.stderr
     assert b"nothing was written for it" in result.stderr
+    hint = (
+        f"check that your credentials may read gs://{gcs_bucket}/r.bin (roles/storage.objectViewer)"
+    )
+    assert hint.encode() in result.stderr
     assert b"Traceback" not in result.stderr
+
+
+def test_a_refused_metadata_or_listing_says_what_to_check(
+    gcs_server: GCSServer, gcs_bucket: str
+) -> None:
+    gcs_server.put_object(gcs_bucket, "m.bin", b"meta")
+    for verb in ("stat", "cat"):
+        test_id = gcs_server.create_retry_test({"storage.objects.get": ["return-403"]})
+        result = _cat(
+            gcs_server, "-H", f"x-retry-test-id: {test_id}", f"gs://{gcs_bucket}/m.bin", verb=verb
+        )
+        assert result.returncode == 1 and result.stdout == b""
+        lines = result.stderr.decode().splitlines()
+        assert len(lines) == 1, (verb, lines)
+        assert lines[0].startswith(f"error: gs://{gcs_bucket}/m.bin: permission denied (HTTP 403")
+        assert lines[0].endswith(
+            f"; check that your credentials may read gs://{gcs_bucket}/m.bin "
+            "(roles/storage.objectViewer)"
+        ), verb
+    test_id = gcs_server.create_retry_test({"storage.objects.list": ["return-403"]})
+    listing = _cat(
+        gcs_server, "-H", f"x-retry-test-id: {test_id}", f"gs://{gcs_bucket}/", verb="ls"
+    )
+    assert listing.returncode == 1
+    assert (
+        f"check that your credentials may list gs://{gcs_bucket} (roles/storage.objectViewer)"
+        in listing.stderr.decode()
+    )
 
 
 def test_stat_output_and_missing(run_cli: RunCli, gcs_server: GCSServer, gcs_bucket: str) -> None:

@@ -177,7 +177,7 @@ def _cp_to_stdout(
         reporter.failure(str(url), "-", exc)
         return 1
     except StreamFailed as failed:
-        reason = stream_failure(failed.__cause__ or failed, meta or {}, failed.written, "cp")
+        reason = stream_failure(failed.__cause__ or failed, url, meta or {}, failed.written, "cp")
         reporter.failure(str(url), "-", TransferError(str(url), reason))
         return 1
     return 0

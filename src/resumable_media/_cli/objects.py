@@ -29,6 +29,8 @@ from resumable_media._objects.client import (
     Storage,
     TransferError,
     describe_error,
+    read_needs,
+    refused_hint,
 )
 from resumable_media._objects.urls import GsUrl, is_gs_url, parse_gs_url
 
@@ -498,8 +500,10 @@ def _untrusted(written: int) -> str:
     )
 
 
-def stream_failure(cause: BaseException, meta: dict[str, Any], written: int, verb: str) -> str:
-    """What went wrong with one object written to stdout, what the output is worth, and
+def stream_failure(
+    cause: BaseException, url: GsUrl, meta: dict[str, Any], written: int, verb: str
+) -> str:
+    """What went wrong with ``url`` written to stdout, what the output is worth, and
     (``verb``: the command, e.g. ``cat``) what to do."""
     if isinstance(cause, common.DataCorruption):
         expected = meta.get("crc32c") or "unknown"
@@ -510,6 +514,8 @@ def stream_failure(cause: BaseException, meta: dict[str, Any], written: int, ver
     if isinstance(cause, _Unchecked):
         return f"{cause}; {_untrusted(written)} unless you can check it otherwise"
     reason = cause.reason if isinstance(cause, TransferError) else describe_error(cause)
+    if getattr(getattr(cause, "response", None), "status_code", None) == 403:
+        reason += refused_hint(read_needs(url))
     if not written:
         return f"{reason}; nothing was written for it"
     return f"{reason}; the output is incomplete ({written} bytes written)"
@@ -532,7 +538,7 @@ def cat(args: argparse.Namespace) -> int:
                 )
             except StreamFailed as failed:
                 cause = failed.__cause__ or failed
-                errors(str(item), stream_failure(cause, meta, failed.written, "cat"))
+                errors(str(item), stream_failure(cause, item, meta, failed.written, "cat"))
         stdout.flush()
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, as a shell pipeline expects.
