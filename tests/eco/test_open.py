@@ -216,7 +216,6 @@ def test_the_first_window_starts_while_the_first_body_is_stalled(
     meta = gcs_server.put_object(gcs_bucket, "w.bin", data)
     # The first GET's headers go out at once, then its body stalls for 3 s.
     test_id = gcs_server.create_retry_test({"storage.objects.get": ["stall-for-3s-after-0K"]})
-    facts = {"size": len(data), "generation": int(meta["generation"])} if known else {}
     gcs_server.clear_requests()
     began = time.monotonic()
     f = resumable_media.open(
@@ -225,7 +224,8 @@ def test_the_first_window_starts_while_the_first_body_is_stalled(
         chunk_size=MIB,
         threads=4,
         headers={"x-retry-test-id": test_id},
-        **facts,
+        size=len(data) if known else None,
+        generation=int(meta["generation"]) if known else None,
     )
     assert time.monotonic() - began < 2  # open() waited for headers at most, not a body
     if known:
