@@ -13,11 +13,18 @@ With ``--upload``: ``gcs.upload_blob`` (a parallel XML multipart upload for a la
 ``transfer_manager.upload_chunks_concurrently(checksum="crc32c")`` (defaults otherwise),
 each stored object's CRC32C checked against the source's after every run.
 
+With ``--cat``: ``resumable-media cat`` and ``cp gs://… -`` of the object to /dev/null (each a
+fresh CLI process); with ``--old-src DIR`` (repeatable) also ``cat`` of another checkout's
+``src`` (e.g. ``git archive 41b99d8 src | tar -x -C /tmp/old`` plus the built ``_crc32c``
+extension copied in), run by the same interpreter with ``PYTHONPATH=DIR``.  ``--only`` picks
+cases by name.
+
 Rounds are interleaved (every case once per round, rotated start); the table gives medians of
 wall seconds, MB/s, and client CPU-seconds per GiB (``process_time`` plus reaped children, so
 transfer_manager's worker processes count).
 
-Usage: python3 benchmarks/bench_eco.py [--size-mib 256] [--rounds 5] [--upload]
+Usage: python3 benchmarks/bench_eco.py [--size-mib 256] [--rounds 5] [--only CASE,...]
+       [--upload | --cat [--old-src DIR]...]
 """
 
 from __future__ import annotations
@@ -90,6 +97,16 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--upload", action="store_true", help="the upload cases instead")
+    parser.add_argument("--cat", action="store_true", help="the CLI's cat and cp - cases instead")
+    parser.add_argument(
+        "--old-src",
+        action="append",
+        default=[],
+        help="with --cat: also cat from this checkout's src (repeatable)",
+    )
+    parser.add_argument(
+        "--only", help="comma-separated case names to run (default: every case of the mode)"
+    )
     args = parser.parse_args()
     size = args.size_mib * MIB
 
@@ -119,6 +136,10 @@ def main() -> None:
             gcs.upload_blob(blob, source)
             if args.upload:
                 _upload_rounds(args, client, source, str(blob.crc32c))
+                client.close()
+                return
+            if args.cat:
+                _cat_rounds(args, endpoint)
                 client.close()
                 return
             out = os.path.join(work, "out.bin")
@@ -172,6 +193,12 @@ def _rounds(
     """Run every case once per round (rotated start) and print the medians' table."""
     size = args.size_mib * MIB
     names = list(cases)
+    if args.only:
+        wanted = [name.strip() for name in args.only.split(",")]
+        unknown = [name for name in wanted if name not in cases]
+        if unknown:
+            raise SystemExit(f"unknown cases {unknown}; the cases are {names}")
+        names = wanted
     wall: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
     for round_ in range(args.rounds):
@@ -226,6 +253,35 @@ def _upload_rounds(args: argparse.Namespace, client: object, source: str, crc32c
         assert stored.crc32c == crc32c, name
 
     _rounds(args, cases, before, after)
+
+
+def _cat_rounds(args: argparse.Namespace, endpoint: str) -> None:
+    """``cat`` and ``cp … -`` to /dev/null, each a fresh CLI process (CPU: the child's)."""
+    url = "gs://bench/object.bin"
+
+    def cli(*argv: str, src: str | None = None) -> Callable[[], object]:
+        env = dict(os.environ, STORAGE_EMULATOR_HOST=endpoint)
+        if src is not None:
+            env["PYTHONPATH"] = src
+
+        def run() -> None:
+            with open(os.devnull, "wb") as null:
+                subprocess.run(
+                    [sys.executable, "-m", "resumable_media", *argv],
+                    stdout=null,
+                    env=env,
+                    check=True,
+                )
+
+        return run
+
+    cases: dict[str, Callable[[], object]] = {
+        "cat": cli("cat", url),
+        "cp gs://… -": cli("cp", url, "-"),
+    }
+    for src in args.old_src:
+        cases[f"cat ({src})"] = cli("cat", url, src=src)
+    _rounds(args, cases, lambda name: None, lambda name: None)
 
 
 if __name__ == "__main__":

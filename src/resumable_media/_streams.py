@@ -1,9 +1,11 @@
 """File-like objects over one Cloud Storage object: a read-ahead reader and a streaming writer.
 
 Invariants:
-- ``ObjectReader`` holds at most ``window`` chunks (fetched or in flight), so its memory is
-  ``window x chunk_size`` whatever the object's size; chunks come from ranged GETs pinned
-  to the generation the first response reported, each ``Content-Range`` checked.
+- ``ObjectReader`` holds at most ``window`` chunk buffers (fetched, in flight or kept for
+  reuse), so its memory is ``window x chunk_size`` whatever the object's size (``read()``
+  of everything fills the caller's result instead); chunks come from ranged GETs pinned to
+  the generation given or reported by the first response's headers, each
+  ``Content-Range`` checked, and the first window of GETs starts at once.
 - The reader folds each chunk's CRC32C in order while it is read sequentially from byte 0;
   the last chunk is checked against the object's CRC32C *before* any of its bytes are
   returned, so a corrupted object raises ``DataCorruption`` instead of reaching a clean
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import io
 import logging
 import os
@@ -28,12 +31,15 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from resumable_media import checksums, common
-from resumable_media._protocol.ranged import RangedRead, add_generation
+from resumable_media._protocol.ranged import RangedRead, add_generation, url_generation
 from resumable_media._transport import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
+    READ_SIZE,
     Retrying,
     as_transport,
+    body_reader,
+    close_quietly,
     is_session,
     own_retry,
     read_exactly,
@@ -63,11 +69,28 @@ DEFAULT_WINDOW = 4
 
 
 class _Fetched:
-    __slots__ = ("crc", "data")
+    """One fetched chunk: its bytes, their CRC32C, and the pooled buffer under them."""
 
-    def __init__(self, data: bytearray | memoryview, crc: int) -> None:
+    __slots__ = ("buffer", "crc", "data")
+
+    def __init__(self, data: memoryview, crc: int, buffer: bytearray | None) -> None:
         self.data = data
         self.crc = crc
+        self.buffer = buffer
+
+
+class _Stopped(Exception):
+    """The reader was closed while a chunk was being fetched."""
+
+
+def _release(response: Any) -> None:
+    """Return a fully read response's connection to its pool (keep-alive), else close it."""
+    raw = getattr(response, "raw", None)
+    try:
+        raw.drain_conn()  # type: ignore[union-attr]
+        raw.release_conn()  # type: ignore[union-attr]
+    except Exception:
+        close_quietly(response)
 
 
 class _Sessions:
@@ -118,6 +141,18 @@ class ObjectReader(io.RawIOBase):
     Wrap it in ``io.BufferedReader`` (``resumable_media.open`` does) for line and small
     reads.
 
+    Start-up: with ``size`` and a generation (``generation``, or one in the URL) given, the
+    constructor sends nothing and the first read starts its whole window of ranged GETs at
+    once (a missing object then fails on that read).  Otherwise the constructor sends the
+    first GET (bytes of chunk 0) and returns as soon as its headers have told the size,
+    generation and CRC32C; that chunk's body is read in the background, so the first read
+    releases the rest of the window at once instead of after the body.
+
+    Memory: at most ``window`` chunk buffers (``window x chunk_size`` bytes) are fetched, in
+    flight or kept for reuse; a seek abandons the chunks in flight, whose buffers are freed
+    when they finish.  ``read()``/``readall()`` and a ``readinto`` of a large buffer fetch
+    whole chunks straight into the caller's memory, ``threads`` at a time.
+
     Args:
         media_url: The object's media URL (``…/o/NAME?alt=media``).
         transport: A transport factory (one session per fetching thread) or a session.
@@ -128,9 +163,13 @@ class ObjectReader(io.RawIOBase):
         checksum: "crc32c" (default) or None.
         retry: The retry policy (default: a fresh default strategy; None: one attempt).
         timeout: The (connect, read) timeout.
+        size: The object's size, when known (e.g. from a listing).
+        generation: The object's generation, when known (every read is pinned to it).
+        crc32c: The object's CRC32C (base64), when known; otherwise the one the responses
+            report (``x-goog-hash``).
 
     Raises:
-        InvalidResponse: The first request failed (e.g. 404).
+        InvalidResponse: The first request failed (e.g. 404); only when it is sent here.
     """
 
     def __init__(
@@ -145,10 +184,15 @@ class ObjectReader(io.RawIOBase):
         checksum: common.Checksum = "crc32c",
         retry: common.RetryStrategy | None = DEFAULT_RETRY,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        size: int | None = None,
+        generation: int | None = None,
+        crc32c: str | None = None,
     ) -> None:
         super().__init__()
         if chunk_size <= 0 or window <= 0:
             raise ValueError("chunk_size and window must be positive")
+        if size is not None and size < 0:
+            raise ValueError(f"size must not be negative, got {size}")
         if checksum not in ("crc32c", "auto", None):
             raise ValueError(f"the reader checks crc32c or nothing, not {checksum}")
         self.name = _object_name(media_url)
@@ -163,22 +207,30 @@ class ObjectReader(io.RawIOBase):
         self._pending: collections.OrderedDict[int, concurrent.futures.Future[_Fetched]] = (
             collections.OrderedDict()
         )
+        self._free: list[bytearray] = []  # buffers of consumed chunks, for the next ones
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._threads = max(1, min(threads or 2, window))
         self._crc = 0
         self._crc_position = 0
         self._failed: BaseException | None = None
+        self._stopping = False
         self.verified = False
+        if generation is None:
+            generation = url_generation(media_url)
+        if size is not None and generation is not None:
+            self.size = size
+            self.generation = generation
+            self.crc32c = crc32c
+            self._url = add_generation(media_url, generation)
+            if size == 0:
+                with contextlib.suppress(common.DataCorruption):  # raised by the first read
+                    self._check_end()
+            return
         try:
-            first = self._probe(media_url)
+            self._probe(media_url, crc32c)
         except BaseException:
-            self._sessions.close()
+            self.close()
             raise
-        self._url = add_generation(media_url, self.generation)
-        if first is not None:
-            future: concurrent.futures.Future[_Fetched] = concurrent.futures.Future()
-            future.set_result(first)
-            self._pending[0] = future
 
     # ------------------------------------------------------------ the object's facts
 
@@ -189,44 +241,59 @@ class ObjectReader(io.RawIOBase):
     """The generation every read is pinned to."""
 
     crc32c: str | None
-    """The object's CRC32C (base64) as the server reported it, or None."""
+    """The object's CRC32C (base64) as given or as the server reported it, or None."""
 
-    def _probe(self, url: str) -> _Fetched | None:
-        """The first ranged GET: learn size, generation and hash, keep chunk 0."""
+    def _probe(self, url: str, crc32c: str | None) -> None:
+        """The first ranged GET: learn size, generation and hash from its headers; its body
+        (chunk 0) is read by a fetching thread."""
 
-        def attempt() -> tuple[RangedRead, Any, _Fetched | None]:
+        def attempt() -> tuple[RangedRead, Any, int]:
             ranged = RangedRead(url, 0, self.chunk_size - 1, headers=self.headers, probe=True)
             response = self._send(ranged)
             try:
                 status = ranged.process_headers(response, response.status_code, response.headers)
-                if status == 416:  # an empty object has no byte 0
-                    return ranged, response, None
-                if status == 200:  # the range ignored: read only as far as the first chunk
-                    length = int(response.headers.get("content-length", "-1"))
-                    if length < 0:
-                        raise common.InvalidResponse(
-                            response, f"{self.name}: the server did not say how large it is"
-                        )
-                    buffer = bytearray(min(length, self.chunk_size))
-                    got = read_exactly(response, memoryview(buffer))
-                    if got != len(buffer):
-                        raise ConnectionError(
-                            f"{self.name}: the first read ended after {got} bytes"
-                        )
-                    ranged.total = length
-                    return ranged, response, _Fetched(buffer, checksums.crc32c(buffer))
-                return ranged, response, self._receive(ranged, response, None)
-            finally:
-                response.close()
+            except BaseException:
+                close_quietly(response)
+                raise
+            return ranged, response, status
 
-        ranged, response, first = Retrying(self.retry, what="first read").call(attempt)
-        assert ranged.total is not None
-        self.size = ranged.total
-        self.generation = ranged.generation
-        self.crc32c = checksums.parse_goog_hash(response.headers.get("x-goog-hash")).get("crc32c")
-        if first is None:
+        ranged, response, status = Retrying(self.retry, what="first read").call(attempt)
+        try:
+            hashes = checksums.parse_goog_hash(response.headers.get("x-goog-hash"))
+            self.crc32c = crc32c or hashes.get("crc32c")
+            self.generation = ranged.generation
+            if status == 200:  # the range ignored: the whole object follows
+                length = int(response.headers.get("content-length", "-1"))
+                if length < 0:
+                    raise common.InvalidResponse(
+                        response, f"{self.name}: the server did not say how large it is"
+                    )
+                self.size = length
+            else:
+                assert ranged.total is not None
+                self.size = ranged.total
+            self._url = add_generation(url, self.generation)
+        except BaseException:
+            close_quietly(response)
+            raise
+        if status == 416 or self.size == 0:  # an empty object has no byte 0
+            close_quietly(response)
             self._check_end()
-        return first
+        elif status == 200:
+            try:
+                self._pending[0] = _done(self._first_of_whole(response))
+            finally:
+                close_quietly(response)
+        else:
+            self._pending[0] = self._submit(0, (ranged, response))
+
+    def _first_of_whole(self, response: Any) -> _Fetched:
+        """Chunk 0 of a 200 (the server ignored the range): read as far as its end only."""
+        buffer = bytearray(min(self.size, self.chunk_size))
+        got = read_exactly(response, memoryview(buffer))
+        if got != len(buffer):
+            raise ConnectionError(f"{self.name}: the first read ended after {got} bytes")
+        return _Fetched(memoryview(buffer), checksums.crc32c(buffer), buffer)
 
     def _send(self, ranged: RangedRead) -> Any:
         spec = ranged.prepare()
@@ -234,64 +301,165 @@ class ObjectReader(io.RawIOBase):
             spec.method, spec.url, headers=spec.headers, timeout=self.timeout, stream=True
         )
 
-    def _receive(self, ranged: RangedRead, response: Any, into: memoryview | None) -> _Fetched:
-        """Read a judged 206's body (the whole range) into a new buffer or ``into``."""
-        buffer: bytearray | memoryview = bytearray(ranged.length) if into is None else into
-        view = memoryview(buffer)
-        ranged.feed(view[: read_exactly(response, view)])
-        if ranged.remaining:
-            raise ConnectionError(f"{self.name}: {ranged.cut_short()}")
-        return _Fetched(buffer, ranged.crc)
+    def _submit(
+        self,
+        index: int,
+        opened: tuple[RangedRead, Any] | None = None,
+        into: memoryview | None = None,
+    ) -> concurrent.futures.Future[_Fetched]:
+        """Start fetching chunk ``index`` into ``into`` (its exact length), else into a
+        pooled buffer (taken here, in the reading thread, or allocated by the fetching
+        thread, where zeroing it overlaps the other fetches)."""
+        buffer = None
+        if into is None and self._free:
+            buffer = self._free.pop()
+            into = self._place(index, buffer)
+        future = self._pool().submit(self._fetch, index, into, buffer, opened)
+        future.pooled = buffer  # type: ignore[attr-defined]
+        future.opened = opened  # type: ignore[attr-defined]
+        return future
 
-    def _fetch(self, index: int, into: memoryview | None = None) -> _Fetched:
-        """Fetch chunk ``index`` into a new buffer, or into ``into`` (its exact length)."""
+    @staticmethod
+    def _cancel(future: concurrent.futures.Future[_Fetched]) -> bool:
+        """Cancel a fetch that has not started (closing the response it was handed)."""
+        if not future.cancel():
+            return False
+        opened = getattr(future, "opened", None)
+        if opened is not None:
+            close_quietly(opened[1])
+        return True
+
+    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        """The fetching threads, all started before the first fetch is queued: a thread
+        started while others already fetch waits for the GIL (about 50 ms each on a busy
+        2-core machine), which delayed the last GETs of the first window."""
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                self._threads, thread_name_prefix="resumable-media-readahead"
+            )
+            concurrent.futures.wait([self._executor.submit(int) for _ in range(self._threads)])
+        return self._executor
+
+    def _place(self, index: int, buffer: bytearray) -> memoryview:
+        """The part of a pooled ``buffer`` that chunk ``index`` fills."""
         start = index * self.chunk_size
-        last = min(start + self.chunk_size, self.size) - 1
+        return memoryview(buffer)[: min(start + self.chunk_size, self.size) - start]
 
-        def attempt() -> _Fetched:
-            # Judged by the core's ranged-read rules: a 206 for exactly these bytes of
-            # an object of the size and generation the first read saw.
+    def _fetch(
+        self,
+        index: int,
+        into: memoryview | None,
+        buffer: bytearray | None,
+        opened: tuple[RangedRead, Any] | None,
+    ) -> _Fetched:
+        """Fetch chunk ``index`` into ``into``, else into a new pooled buffer, resuming
+        after a failure from the first byte missing (``opened``: the first read's judged
+        response for chunk 0)."""
+        if into is None:
+            buffer = bytearray(min(self.chunk_size, self.size))
+            into = self._place(index, buffer)
+        if opened is not None:
+            ranged, response = opened
+        else:
+            start = index * self.chunk_size
             ranged = RangedRead(
                 self._url,
                 start,
-                last,
+                start + len(into) - 1,
                 total=self.size,
                 generation=self.generation,
                 headers=self.headers,
             )
-            response = self._send(ranged)
+            response = None
+        retrying = Retrying(self.retry, progress_resets_backoff=True, what=f"chunk {index}")
+        while True:
+            before = ranged.received
             try:
-                ranged.process_headers(response, response.status_code, response.headers)
-                return self._receive(ranged, response, into)
-            finally:
-                response.close()
+                if response is None:
+                    response = self._send(ranged)
+                    # Judged by the core's ranged-read rules: a 206 for exactly the bytes
+                    # missing, of an object of the size and generation already known.
+                    status = ranged.process_headers(
+                        response, response.status_code, response.headers
+                    )
+                    if status != 206:
+                        raise common.InvalidResponse(
+                            response,
+                            f"{self.name}: HTTP {status} to a ranged read of chunk {index}",
+                        )
+                    if self.crc32c is None:
+                        hashes = checksums.parse_goog_hash(response.headers.get("x-goog-hash"))
+                        self.crc32c = hashes.get("crc32c")
+                self._read_body(response, ranged, into)
+                _release(response)
+                return _Fetched(into, ranged.crc, buffer)
+            except Exception as exc:
+                if response is not None:
+                    close_quietly(response)
+                    response = None
+                if self._stopping or not retrying.backoff(exc, progressed=ranged.received > before):
+                    raise
 
-        return Retrying(self.retry, what=f"chunk {index}").call(attempt)
+    def _read_body(self, response: Any, ranged: RangedRead, into: memoryview) -> None:
+        """Read the rest of the range into place, CRC32C-ing each step while it is hot."""
+        read = body_reader(response)
+        while ranged.remaining:
+            if self._stopping:
+                raise _Stopped(f"{self.name}: the reader was closed")
+            at = ranged.received
+            step = into[at : at + min(READ_SIZE, ranged.remaining)]
+            count = read(step)
+            if not count:
+                raise ranged.cut_short()
+            ranged.feed(step[:count])
 
     # ------------------------------------------------------------ read-ahead
 
-    def _schedule(self, index: int) -> None:
-        count = -(-self.size // self.chunk_size)
-        for stale in [i for i in self._pending if i < index or i >= index + self.window]:
-            self._pending.pop(stale).cancel()
-        for wanted in range(index, min(index + self.window, count)):
-            if wanted not in self._pending:
-                if self._executor is None:
-                    self._executor = concurrent.futures.ThreadPoolExecutor(
-                        self._threads, thread_name_prefix="resumable-media-readahead"
-                    )
-                self._pending[wanted] = self._executor.submit(self._fetch, wanted)
+    def _count(self) -> int:
+        return -(-self.size // self.chunk_size)
 
-    def _chunk(self, index: int) -> _Fetched:
-        """Chunk ``index`` (its bytes folded into the running CRC when read in order)."""
-        self._schedule(index)
-        future = self._pending[index]
-        fetched = future.result()
+    def _recycle(self, fetched: _Fetched) -> None:
+        """Keep a consumed chunk's buffer for a later chunk (within the window)."""
+        if fetched.buffer is not None and len(self._free) + len(self._pending) < self.window:
+            self._free.append(fetched.buffer)
+
+    def _drop(self, future: concurrent.futures.Future[_Fetched]) -> None:
+        """Abandon a chunk: cancel it if it has not started; reuse its buffer if possible."""
+        pooled: bytearray | None = getattr(future, "pooled", None)
+        if self._cancel(future):
+            if pooled is not None and len(self._free) < self.window:
+                self._free.append(pooled)
+        elif future.done() and future.exception() is None:
+            self._recycle(future.result())
+
+    def _schedule(self, index: int) -> None:
+        for stale in [i for i in self._pending if i < index or i >= index + self.window]:
+            self._drop(self._pending.pop(stale))
+        for wanted in range(index, min(index + self.window, self._count())):
+            if wanted not in self._pending:
+                self._pending[wanted] = self._submit(wanted)
+
+    def _read_ahead(self, index: int) -> None:
+        """Start the chunks from ``index`` on that fit in the window (after a ``_fill``)."""
+        for wanted in range(index, min(index + self.window, self._count())):
+            if len(self._pending) >= self.window:
+                return
+            if wanted not in self._pending:
+                self._pending[wanted] = self._submit(wanted)
+
+    def _fold(self, index: int, fetched: _Fetched) -> None:
+        """Fold chunk ``index`` into the running CRC32C when it is the next in order."""
         start = index * self.chunk_size
         if self.checksum is not None and self._crc_position == start:
             self._crc = checksums.crc32c_combine(self._crc, fetched.crc, len(fetched.data))
             self._crc_position = start + len(fetched.data)
             self._check_end()
+
+    def _chunk(self, index: int) -> _Fetched:
+        """Chunk ``index``, its window scheduled (folded into the CRC32C when in order)."""
+        self._schedule(index)
+        fetched = self._pending[index].result()
+        self._fold(index, fetched)
         return fetched
 
     def _check_end(self) -> None:
@@ -335,21 +503,28 @@ class ObjectReader(io.RawIOBase):
         self._position = target
         return target
 
-    def readinto(self, buffer: Any) -> int:
+    def _ready(self) -> None:
         self._checkClosed()
         if self._failed is not None:
             raise self._failed
+
+    def readinto(self, buffer: Any) -> int:
+        self._ready()
         view = memoryview(buffer).cast("B")
+        wanted = min(len(view), max(0, self.size - self._position))
+        if wanted >= self.chunk_size:  # whole chunks go straight into the caller's buffer
+            return self._fill(view[:wanted])
         filled = 0
-        while filled < len(view) and self._position < self.size:
+        while filled < wanted:
             index, offset = divmod(self._position, self.chunk_size)
-            data = self._chunk(index).data
-            count = min(len(view) - filled, len(data) - offset)
-            view[filled : filled + count] = memoryview(data)[offset : offset + count]
+            fetched = self._chunk(index)
+            count = min(wanted - filled, len(fetched.data) - offset)
+            view[filled : filled + count] = fetched.data[offset : offset + count]
             filled += count
             self._position += count
-            if offset + count == len(data):
+            if offset + count == len(fetched.data):
                 self._pending.pop(index, None)
+                self._recycle(fetched)
         return filled
 
     def readall(self) -> bytes:
@@ -358,86 +533,102 @@ class ObjectReader(io.RawIOBase):
         The result is a ``bytes`` object owned by an ``io.BytesIO`` whose buffer the ranged
         GETs fill through ``getbuffer()``; ``getvalue()`` then hands that same object over
         (CPython does not copy an unshared, exactly sized buffer; elsewhere it is one copy).
+        Chunks already fetched ahead are copied in; the others land in place.
         """
-        self._checkClosed()
-        if self._failed is not None:
-            raise self._failed
+        self._ready()
         remaining = self.size - self._position
         if remaining <= 0:
             return b""
         result = io.BytesIO(bytes(remaining))
         view = result.getbuffer()
         try:
-            self._fill_all(view)
+            self._fill(view)
         finally:
             view.release()
         return result.getvalue()
 
-    def _fill_all(self, view: memoryview) -> None:
-        """Fill ``view`` with everything from the position on, ``threads`` GETs at a time."""
+    def _fill(self, view: memoryview) -> int:
+        """Fill ``view`` (at most the rest of the object) from the position on.
+
+        Whole chunks not yet fetched are fetched into their place in ``view``, ``threads``
+        at a time; chunks already fetched or in flight, and the partial chunks at either
+        end, are copied from the read-ahead buffers (a partial last chunk stays there for
+        the next read).
+        """
         base = self._position
-        index, offset = divmod(base, self.chunk_size)
-        if offset:  # the rest of a partly read chunk
-            data = self._chunk(index).data
-            view[: len(data) - offset] = memoryview(data)[offset:]
-            self._pending.pop(index, None)
-            index += 1
-        count = -(-self.size // self.chunk_size)
-        futures: dict[int, concurrent.futures.Future[_Fetched]] = {}
-        for i in range(index, count):
-            start = i * self.chunk_size
-            piece = view[start - base : min(start + self.chunk_size, self.size) - base]
-            ready = self._pending.pop(i, None)
-            if ready is not None and ready.done() and not ready.cancelled():
-                piece[:] = ready.result().data  # already fetched ahead
-                futures[i] = ready
+        end = base + len(view)
+        size = self.chunk_size
+        plan: list[tuple[int, concurrent.futures.Future[_Fetched], memoryview, int, bool]] = []
+        for index in range(base // size, (end - 1) // size + 1):
+            first, last = index * size, min((index + 1) * size, self.size)
+            low, high = max(base, first), min(end, last)
+            place = view[low - base : high - base]
+            whole = low == first and high == last
+            future = self._pending.get(index)
+            started = future is not None and getattr(future, "opened", None) is not None
+            if whole and future is not None and not started and self._cancel(future):
+                self._drop(self._pending.pop(index))
+                future = None
+            if whole and future is None:
+                plan.append((index, self._submit(index, into=place), place, 0, True))
                 continue
-            if ready is not None:
-                ready.cancel()
-            if self._executor is None:
-                self._executor = concurrent.futures.ThreadPoolExecutor(
-                    self._threads, thread_name_prefix="resumable-media-readahead"
-                )
-            futures[i] = self._executor.submit(self._fetch, i, piece)
+            if future is None:
+                future = self._pending[index] = self._submit(index)
+            plan.append((index, future, place, low - first, False))
+        self._read_ahead((end - 1) // size + 1)
         try:
-            for i in range(index, count):
-                fetched = futures[i].result()
-                start = i * self.chunk_size
-                if self.checksum is not None and self._crc_position == start:
-                    self._crc = checksums.crc32c_combine(self._crc, fetched.crc, len(fetched.data))
-                    self._crc_position = start + len(fetched.data)
-                    self._check_end()
-                self._position = start + len(fetched.data)
+            for index, future, place, offset, direct in plan:
+                fetched = future.result()
+                if not direct:
+                    place[:] = fetched.data[offset : offset + len(place)]
+                self._fold(index, fetched)
+                self._position = index * size + offset + len(place)
+                if not direct and offset + len(place) == len(fetched.data):
+                    self._pending.pop(index, None)
+                    self._recycle(fetched)
         except BaseException:
-            for future in futures.values():
-                future.cancel()
-            concurrent.futures.wait(futures.values())  # nothing may write into view later
+            placed = [future for _, future, _, _, direct in plan if direct]
+            for future in placed:
+                self._cancel(future)
+            concurrent.futures.wait(placed)  # nothing may write into view later
             raise
+        return len(view)
 
     def iter_chunks(self) -> Any:
-        """Yield the rest of the object chunk by chunk (memoryviews, valid until the next).
+        """Yield the rest of the object chunk by chunk (memoryviews, valid until the next:
+        the buffer is then reused).
 
         Raises:
             DataCorruption: Before the last chunk, when the whole object does not verify.
         """
+        self._ready()
         while self._position < self.size:
             index, offset = divmod(self._position, self.chunk_size)
-            data = self._chunk(index).data
+            fetched = self._chunk(index)
             self._pending.pop(index, None)
-            self._position += len(data) - offset
-            yield memoryview(data)[offset:]
+            self._position += len(fetched.data) - offset
+            yield fetched.data[offset:]
+            self._recycle(fetched)
 
     def close(self) -> None:
         if self.closed:
             return
+        self._stopping = True
         for future in self._pending.values():
-            future.cancel()
+            self._cancel(future)
         self._pending.clear()
+        self._free.clear()
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
         self._sessions.close()
         super().close()
+
+
+def _done(fetched: _Fetched) -> concurrent.futures.Future[_Fetched]:
+    future: concurrent.futures.Future[_Fetched] = concurrent.futures.Future()
+    future.set_result(fetched)
+    return future
 
 
 def download_to_stream(
@@ -758,6 +949,8 @@ def open_url(
     checksum: common.Checksum = "crc32c",
     headers: dict[str, str] | None = None,
     generation: int | None = None,
+    size: int | None = None,
+    crc32c: str | None = None,
     content_type: str = "application/octet-stream",
     metadata: dict[str, str] | None = None,
     if_generation_match: int | None = None,
@@ -768,7 +961,9 @@ def open_url(
     """Open ``gs://bucket/name`` as a binary file, for reading or for writing.
 
     ``"rb"`` returns an ``io.BufferedReader`` over an :class:`ObjectReader`: parallel
-    read-ahead (``window`` chunks of ``chunk_size``), ``seek``/``tell``, and CRC32C checked
+    read-ahead (``window`` chunks of ``chunk_size``: at most ``window x chunk_size`` bytes
+    held; ``read()`` of everything lands in the result directly), ``seek``/``tell``, and
+    CRC32C checked
     when the object is read through from byte 0 (``f.raw.verified``; ``DataCorruption``
     before the last bytes otherwise).  ``"wb"`` returns an :class:`ObjectWriter`: a
     streaming pipelined resumable upload of unknown size, finalized (and its CRC32C checked
@@ -788,6 +983,11 @@ def open_url(
         checksum: "crc32c" (default) or None.
         headers: Extra headers for every request (e.g. encryption-key headers).
         generation: Read this generation (reads).
+        size: The object's size, when known (reads): with ``generation`` too, nothing is
+            sent until the first read, which starts its whole window of GETs at once (a
+            missing object then fails there, not here).
+        crc32c: The object's CRC32C (base64), when known (reads; default: the one the
+            server reports).
         content_type: The new object's content type (writes).
         metadata: The new object's custom metadata (writes).
         if_generation_match: Write only if the live generation is this (0: only if the
@@ -819,6 +1019,9 @@ def open_url(
             threads=threads,
             checksum=checksum,
             retry=retry,
+            size=size,
+            generation=generation,
+            crc32c=crc32c,
         )
         return io.BufferedReader(raw, buffer_size)
     if mode in ("wb", "bw"):

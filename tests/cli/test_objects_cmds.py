@@ -162,13 +162,24 @@ def _crc(data: bytes) -> str:
     return base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode()
 
 
-def _cat(gcs_server: GCSServer, *args: str) -> subprocess.CompletedProcess[bytes]:
+def _cat(
+    gcs_server: GCSServer, *args: str, verb: str = "cat"
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        command("cat", "--endpoint", gcs_server.endpoint, *args),
+        command(verb, "--endpoint", gcs_server.endpoint, *args),
         capture_output=True,
         env=cli_env(),
         timeout=60,
         check=False,
+    )
+
+
+def _cat_process(gcs_server: GCSServer, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        command("cat", "--endpoint", gcs_server.endpoint, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
     )
 
 
@@ -257,7 +268,39 @@ def test_cat_refused_read_names_the_object_and_says_nothing_was_written(
     assert result.stdout == b""
     assert f"gs://{gcs_bucket}/r.bin".encode() in result.stderr
     assert b"nothing was written for it" in result.stderr
+    hint = (
+        f"check that your credentials may read gs://{gcs_bucket}/r.bin (roles/storage.objectViewer)"
+    )
+    assert hint.encode() in result.stderr
     assert b"Traceback" not in result.stderr
+
+
+def test_a_refused_metadata_or_listing_says_what_to_check(
+    gcs_server: GCSServer, gcs_bucket: str
+) -> None:
+    gcs_server.put_object(gcs_bucket, "m.bin", b"meta")
+    for verb in ("stat", "cat"):
+        test_id = gcs_server.create_retry_test({"storage.objects.get": ["return-403"]})
+        result = _cat(
+            gcs_server, "-H", f"x-retry-test-id: {test_id}", f"gs://{gcs_bucket}/m.bin", verb=verb
+        )
+        assert result.returncode == 1 and result.stdout == b""
+        lines = result.stderr.decode().splitlines()
+        assert len(lines) == 1, (verb, lines)
+        assert lines[0].startswith(f"error: gs://{gcs_bucket}/m.bin: permission denied (HTTP 403")
+        assert lines[0].endswith(
+            f"; check that your credentials may read gs://{gcs_bucket}/m.bin "
+            "(roles/storage.objectViewer)"
+        ), verb
+    test_id = gcs_server.create_retry_test({"storage.objects.list": ["return-403"]})
+    listing = _cat(
+        gcs_server, "-H", f"x-retry-test-id: {test_id}", f"gs://{gcs_bucket}/", verb="ls"
+    )
+    assert listing.returncode == 1
+    assert (
+        f"check that your credentials may list gs://{gcs_bucket} (roles/storage.objectViewer)"
+        in listing.stderr.decode()
+    )
 
 
 def test_stat_output_and_missing(run_cli: RunCli, gcs_server: GCSServer, gcs_bucket: str) -> None:
@@ -339,19 +382,7 @@ def test_cat_gzip_stored_object_is_decoded_and_checked(
 
 def test_cat_into_a_closed_pipe_stops_quietly(gcs_server: GCSServer, gcs_bucket: str) -> None:
     gcs_server.put_object(gcs_bucket, "big", os.urandom(4 * 2**20))
-    proc = subprocess.Popen(
-        command(
-            "cat",
-            "--endpoint",
-            gcs_server.endpoint,
-            "--chunk-size",
-            "256KiB",
-            f"gs://{gcs_bucket}/big",
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=cli_env(),
-    )
+    proc = _cat_process(gcs_server, "--chunk-size", "256KiB", f"gs://{gcs_bucket}/big")
     assert proc.stdout is not None and proc.stderr is not None
     head = proc.stdout.read(1000)
     proc.stdout.close()
@@ -369,3 +400,110 @@ def test_missing_bucket_says_what_to_check(run_cli: RunCli) -> None:
         assert result.returncode == 1, (args, result.stderr)
         assert "gs://no-such-bucket-x/some/thing" in result.stderr
         assert "check the bucket name" in result.stderr or "matched no objects" in result.stderr
+
+
+def test_cat_starts_the_whole_first_window_at_once(gcs_server: GCSServer, gcs_bucket: str) -> None:
+    import time
+
+    data = os.urandom(4 * 2**20)
+    gcs_server.put_object(gcs_bucket, "win.bin", data)
+    # The first ranged GET's body stalls for 5 s after its headers.
+    test_id = gcs_server.create_retry_test({"storage.objects.get": ["stall-for-5s-after-0K"]})
+    gcs_server.clear_requests()
+    proc = _cat_process(
+        gcs_server,
+        "--chunk-size",
+        "1MiB",
+        "--threads",
+        "4",
+        "-H",
+        f"x-retry-test-id: {test_id}",
+        f"gs://{gcs_bucket}/win.b?n",  # a wildcard: the listing gives size and generation
+    )
+
+    def reads() -> list[str]:
+        return [r.headers.get("range", "") for r in gcs_server.requests if "/o/win.bin" in r.path]
+
+    try:
+        deadline = time.monotonic() + 60
+        while not reads() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        first = time.monotonic()
+        while len(reads()) < 4 and time.monotonic() < first + 2.5:
+            time.sleep(0.01)
+        # All four were asked for during the stall, not after the first body.
+        assert len(reads()) == 4, reads()
+    finally:
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out == data
+    assert sorted(reads()) == sorted(f"bytes={i * 2**20}-{(i + 1) * 2**20 - 1}" for i in range(4))
+
+
+def test_cat_read_broken_mid_stream_says_what_was_written(
+    gcs_server: GCSServer, gcs_bucket: str
+) -> None:
+    data = os.urandom(3 * 2**20)
+    gcs_server.put_object(gcs_bucket, "cut.bin", data)
+    test_id = gcs_server.create_retry_test(
+        {"storage.objects.get": ["return-broken-stream-after-256K"]}
+    )
+    result = _cat(
+        gcs_server,
+        "--retry-deadline",
+        "0",
+        "--chunk-size",
+        "1MiB",
+        "--threads",
+        "2",
+        "-H",
+        f"x-retry-test-id: {test_id}",
+        f"gs://{gcs_bucket}/cut.b?n",
+    )
+    assert result.returncode == 1
+    written = len(result.stdout)
+    assert written < len(data) and result.stdout == data[:written]
+    stderr = result.stderr.decode()
+    assert f"error: gs://{gcs_bucket}/cut.bin: " in stderr
+    if written:
+        assert f"the output is incomplete ({written} bytes written)" in stderr
+    else:
+        assert "nothing was written for it" in stderr
+    assert "Traceback" not in stderr
+
+
+def _cp_out(gcs_server: GCSServer, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return _cat(gcs_server, *args, verb="cp")
+
+
+def test_cp_to_stdout_is_cats_path(gcs_server: GCSServer, gcs_bucket: str) -> None:
+    import gzip
+
+    text = b"zipped line\n" * 100_000
+    gcs_server.put_object(gcs_bucket, "z.txt", gzip.compress(text), content_encoding="gzip")
+    zipped = _cp_out(gcs_server, f"gs://{gcs_bucket}/z.txt", "-")
+    assert zipped.returncode == 0, zipped.stderr
+    assert zipped.stdout == text  # decoded, as cat does
+    data = os.urandom(3 * 2**20 + 11)
+    meta = gcs_server.put_object(gcs_bucket, "p.bin", data)
+    gcs_server.clear_requests()
+    plain = _cp_out(gcs_server, "--threads", "3", f"gs://{gcs_bucket}/p.bin", "-")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == data
+    reads = [r for r in gcs_server.requests if "/o/p.bin" in r.path and "alt=media" in r.path]
+    assert len(reads) == 1 + (len(data) - 1) // (8 * 2**20)  # 8 MiB chunks
+    assert all(f"generation={meta['generation']}" in r.path for r in reads)
+    # Corruption: the last chunk is held back and the bytes already out are named.
+    path = gcs_server.object_path(gcs_bucket, "p.bin")
+    with open(path, "r+b") as stream:
+        stream.seek(5)
+        stream.write(b"\x00" if data[5] else b"\x01")
+    bad = _cp_out(gcs_server, f"gs://{gcs_bucket}/p.bin", "-")
+    assert bad.returncode == 1
+    assert bad.stdout == b""  # one chunk: nothing came out
+    stderr = bad.stderr.decode()
+    assert stderr.startswith(f"error: gs://{gcs_bucket}/p.bin: data corruption")
+    assert "nothing was written for it, and run cp again" in stderr
+    missing = _cp_out(gcs_server, f"gs://{gcs_bucket}/nope", "-")
+    assert missing.returncode == 1
+    assert f"error: gs://{gcs_bucket}/nope: matched no objects" in missing.stderr.decode()

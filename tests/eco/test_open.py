@@ -199,3 +199,142 @@ def test_finalized_but_unverified_upload_is_deleted(gcs_server: GCSServer, gcs_b
     with pytest.raises(common.DataCorruption):
         writer.close()
     assert not gcs_server.has_object(gcs_bucket, "lie.bin")
+
+
+def _ranges(gcs_server: GCSServer, name: str) -> list[str]:
+    return [r.headers.get("range", "") for r in gcs_server.requests if f"/o/{name}" in r.path]
+
+
+@pytest.mark.parametrize("known", [False, True], ids=["discovered", "known"])
+def test_the_first_window_starts_while_the_first_body_is_stalled(
+    gcs_server: GCSServer, gcs_bucket: str, known: bool
+) -> None:
+    import threading
+    import time
+
+    data = os.urandom(4 * MIB)
+    meta = gcs_server.put_object(gcs_bucket, "w.bin", data)
+    # The first GET's headers go out at once, then its body stalls for 3 s.
+    test_id = gcs_server.create_retry_test({"storage.objects.get": ["stall-for-3s-after-0K"]})
+    gcs_server.clear_requests()
+    began = time.monotonic()
+    f = resumable_media.open(
+        f"gs://{gcs_bucket}/w.bin",
+        "rb",
+        chunk_size=MIB,
+        threads=4,
+        headers={"x-retry-test-id": test_id},
+        size=len(data) if known else None,
+        generation=int(meta["generation"]) if known else None,
+    )
+    assert time.monotonic() - began < 2  # open() waited for headers at most, not a body
+    if known:
+        assert _ranges(gcs_server, "w.bin") == []  # nothing is sent before the first read
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(f.read()))
+    reader.start()
+    # The other chunks of the window are asked for during the stall, not after it.
+    others = records(gcs_server, lambda r: "/o/w.bin" in r.path, 4, timeout_s=2.0)
+    assert len(others) == 4, [r.headers.get("range") for r in others]
+    assert time.monotonic() - began < 3
+    reader.join(30)
+    assert got == [data] and f.raw.verified
+    f.close()
+    assert sorted(_ranges(gcs_server, "w.bin")) == [
+        f"bytes={i * MIB}-{(i + 1) * MIB - 1}" for i in range(4)
+    ]
+    assert all(f"generation={meta['generation']}" in r.path for r in others[1:])
+
+
+def test_known_size_small_empty_and_a_wrong_generation(
+    gcs_server: GCSServer, gcs_bucket: str
+) -> None:
+    small = gcs_server.put_object(gcs_bucket, "small", b"abc")
+    with resumable_media.open(
+        f"gs://{gcs_bucket}/small", "rb", size=3, generation=int(small["generation"])
+    ) as f:
+        assert f.read() == b"abc" and f.raw.verified  # the hash came with the ranged GET
+    empty = gcs_server.put_object(gcs_bucket, "empty", b"")
+    with resumable_media.open(
+        f"gs://{gcs_bucket}/empty",
+        "rb",
+        size=0,
+        generation=int(empty["generation"]),
+        crc32c=empty["crc32c"],
+    ) as f:
+        assert f.read() == b"" and f.raw.verified
+    with (
+        resumable_media.open(
+            f"gs://{gcs_bucket}/empty", "rb", size=0, generation=1, crc32c="AAAAAQ=="
+        ) as f,
+        pytest.raises(common.DataCorruption, match="empty"),
+    ):
+        f.read()
+    # A generation that is gone fails on the first read (nothing was sent before it).
+    f = resumable_media.open(
+        f"gs://{gcs_bucket}/small", "rb", size=3, generation=int(small["generation"]) + 7
+    )
+    with pytest.raises(common.InvalidResponse, match="404"):
+        f.read()
+    f.close()
+    # A size other than the object's is refused by the Content-Range check.
+    with (
+        resumable_media.open(
+            f"gs://{gcs_bucket}/small", "rb", size=2, generation=int(small["generation"])
+        ) as f,
+        pytest.raises(common.InvalidResponse),
+    ):
+        f.read()
+
+
+def test_a_body_broken_mid_chunk_resumes_or_fails(gcs_server: GCSServer, gcs_bucket: str) -> None:
+    data = os.urandom(2 * MIB + 5)
+    gcs_server.put_object(gcs_bucket, "cut.bin", data)
+    url = f"gs://{gcs_bucket}/cut.bin"
+    test_id = gcs_server.create_retry_test(
+        {"storage.objects.get": ["return-broken-stream-after-256K"]}
+    )
+    gcs_server.clear_requests()
+    with resumable_media.open(url, "rb", chunk_size=MIB, headers={"x-retry-test-id": test_id}) as f:
+        assert f.read() == data and f.raw.verified
+    # The broken chunk was resumed from its first missing byte, not fetched again.
+    assert "bytes=262144-1048575" in _ranges(gcs_server, "cut.bin")
+    test_id = gcs_server.create_retry_test(
+        {"storage.objects.get": ["return-broken-stream-after-256K"]}
+    )
+    with (
+        resumable_media.open(
+            url, "rb", chunk_size=MIB, retry=None, headers={"x-retry-test-id": test_id}
+        ) as f,
+        pytest.raises(Exception) as failed,
+    ):
+        f.read()
+    assert not isinstance(failed.value, common.DataCorruption)
+    assert not f.raw.verified
+
+
+def test_read_everything_fills_one_result_and_large_readinto(
+    gcs_server: GCSServer, gcs_bucket: str
+) -> None:
+    data = os.urandom(3 * MIB + 17)
+    meta = gcs_server.put_object(gcs_bucket, "big.bin", data)
+    url = f"gs://{gcs_bucket}/big.bin"
+    with resumable_media.open(url, "rb", chunk_size=MIB) as f:
+        buffer = bytearray(2 * MIB)
+        f.seek(5)
+        # Unaligned: the head and the tail chunk are copied, the tail kept for the next read.
+        assert f.readinto(buffer) == 2 * MIB and bytes(buffer) == data[5 : 2 * MIB + 5]
+        assert f.read(10) == data[2 * MIB + 5 : 2 * MIB + 15]
+        f.seek(0)
+        whole = bytearray(len(data) + 100)
+        assert f.readinto(whole) == len(data) and bytes(whole[: len(data)]) == data
+        assert f.raw.verified
+    size, generation = len(data), int(meta["generation"])
+    gcs_server.clear_requests()
+    with resumable_media.open(url, "rb", chunk_size=MIB, size=size, generation=generation) as f:
+        assert f.read() == data and f.raw.verified
+    assert len(_ranges(gcs_server, "big.bin")) == 4  # every chunk once, straight into place
+    with resumable_media.open(url, "rb", chunk_size=MIB, window=2) as f:
+        while piece := f.read(MIB):  # streamed: a window of 2 ahead, one copy a chunk
+            assert piece == data[f.tell() - len(piece) : f.tell()]
+        assert f.raw.verified

@@ -29,10 +29,19 @@ from resumable_media._objects.client import (
     Storage,
     TransferError,
     describe_error,
+    read_needs,
+    refused_hint,
 )
 from resumable_media._objects.urls import GsUrl, is_gs_url, parse_gs_url
 
-__all__ = ["add_parsers", "human_size"]
+__all__ = [
+    "StreamFailed",
+    "add_parsers",
+    "human_size",
+    "nothing_matched",
+    "stream_failure",
+    "stream_object",
+]
 
 _EXPONENTS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
@@ -81,7 +90,8 @@ def _is_container(url: GsUrl) -> bool:
     return not url.name or url.name.endswith("/")
 
 
-def _nothing(url: GsUrl) -> str:
+def nothing_matched(url: GsUrl) -> str:
+    """Why a URL named nothing, and the ``ls`` that shows what exists near it."""
     parent = url.name[: url.name.rstrip("/").rfind("/") + 1]
     return (
         f"matched no objects; see what exists with: resumable-media ls gs://{url.bucket}/{parent}"
@@ -166,7 +176,7 @@ def _named_objects(
             errors(text, exc.reason, exc.status)
             continue
         if not found:
-            errors(text, _nothing(url))
+            errors(text, nothing_matched(url))
 
 
 def _parse_time(text: str | None) -> datetime.datetime | None:
@@ -259,7 +269,7 @@ class _Lister:
                     else:
                         self.prefix(url.bucket, match.name)
                 if not matched:
-                    self.errors(text, _nothing(url))
+                    self.errors(text, nothing_matched(url))
                 return
             if _is_container(url):
                 if self.args.recursive:
@@ -267,7 +277,7 @@ class _Lister:
                 else:
                     self.level(url.bucket, url.name)
                 if url.name and self.objects == found and not self._has_below(url, url.name):
-                    self.errors(text, _nothing(url))
+                    self.errors(text, nothing_matched(url))
                 return
             meta = self.storage.stat(url)
             if meta is not None:
@@ -279,7 +289,7 @@ class _Lister:
                 else:
                     self.level(url.bucket, below)
             elif meta is None:
-                self.errors(text, _nothing(url))
+                self.errors(text, nothing_matched(url))
         except TransferError as exc:
             self.errors(text, exc.reason, exc.status)
 
@@ -369,7 +379,7 @@ def rm(args: argparse.Namespace) -> int:
                     )
                     continue
                 if not found:
-                    errors(text, _nothing(url))
+                    errors(text, nothing_matched(url))
         except BaseException:
             args.cancel.set()
             pool.shutdown(wait=False, cancel_futures=True)
@@ -406,20 +416,31 @@ def _cat_gzip(storage: Storage, media: str, out: _Counted) -> None:
     download.consume(storage.session())
 
 
-def _cat_one(
-    storage: Storage, url: GsUrl, meta: dict[str, Any], out: IO[bytes], args: argparse.Namespace
+def stream_object(
+    storage: Storage,
+    url: GsUrl,
+    meta: dict[str, Any],
+    out: IO[bytes],
+    *,
+    chunk_size: int,
+    threads: int,
+    checksum: str | None = "crc32c",
 ) -> int:
-    """Write one object to ``out`` in order and return the bytes written.
+    """Write one object to ``out`` in order and return the bytes written (``cat`` and
+    ``cp gs://… -``).
 
-    Through ``resumable_media.open(url, "rb")``'s reader: ranged GETs of ``--chunk-size``,
-    ``--threads`` at a time (at most that many chunks in memory), pinned to the listed
-    generation; its CRC32C is checked before the last chunk is written, so a corrupted
-    object raises ``DataCorruption`` and never ends in a clean EOF.
+    Through ``resumable_media.open(url, "rb")``'s reader, given the size, generation and
+    CRC32C of ``meta`` (the listing's or the metadata GET's resource), so its first
+    ``threads`` ranged GETs of ``chunk_size`` start at once, pinned to that generation (at
+    most ``threads`` chunks in memory); each chunk goes to ``out`` without a copy.  The
+    CRC32C is checked before the last chunk is written, so a corrupted object raises
+    ``DataCorruption`` and never ends in a clean EOF.  A gzip-stored object is one
+    decoding GET instead.
 
     Raises:
-        _CatFailed: Any failure (its cause: ``DataCorruption`` when the bytes do not match
+        StreamFailed: Any failure (its cause: ``DataCorruption`` when the bytes do not match
             the object's CRC32C, an HTTP error, …), with the bytes already written.
-        BrokenPipeError: stdout was closed.
+        BrokenPipeError: ``out`` was closed.
     """
     from resumable_media._streams import open_url
 
@@ -429,30 +450,32 @@ def _cat_one(
         if meta.get("contentEncoding") == "gzip":
             _cat_gzip(storage, storage.endpoint.media_url(url, generation), written)
             return written.count
-        if not int(meta.get("size", 0)):
+        size = int(meta.get("size", 0))
+        if not size:
             return 0
         with open_url(
             str(url),
             "rb",
             endpoint=storage.endpoint.base_url,
             transport=storage.factory,
-            chunk_size=args.chunk_size,
-            window=args.threads,
-            threads=args.threads,
+            chunk_size=chunk_size,
+            window=threads,
+            threads=threads,
+            checksum=checksum,
             generation=generation,
+            size=size,
+            crc32c=meta.get("crc32c") if checksum else None,
             retry=storage.retry,
         ) as reader:
             raw = reader.raw
-            if raw.crc32c is None:  # the listing's hash, when the GET did not send one
-                raw.crc32c = meta.get("crc32c")
             for piece in raw.iter_chunks():
                 written.write(piece)
-            if raw.crc32c is not None and not raw.verified:
+            if checksum and raw.crc32c is not None and not raw.verified:
                 raise _Unchecked(f"the CRC32C {raw.crc32c} could not be checked")
     except BrokenPipeError:
         raise
     except Exception as exc:  # the library's own errors (corruption, HTTP), or ours
-        raise _CatFailed(written.count) from exc
+        raise StreamFailed(written.count) from exc
     return written.count
 
 
@@ -460,8 +483,8 @@ class _Unchecked(Exception):
     """The whole object was written but its CRC32C could not be compared."""
 
 
-class _CatFailed(Exception):
-    """``cat`` of one object failed after ``written`` bytes had gone to stdout."""
+class StreamFailed(Exception):
+    """Writing one object to stdout failed after ``written`` bytes had gone there."""
 
     def __init__(self, written: int) -> None:
         super().__init__(written)
@@ -477,17 +500,22 @@ def _untrusted(written: int) -> str:
     )
 
 
-def _cat_failure(cause: BaseException, meta: dict[str, Any], written: int) -> str:
-    """What went wrong with one object of ``cat``, and what the output is worth."""
+def stream_failure(
+    cause: BaseException, url: GsUrl, meta: dict[str, Any], written: int, verb: str
+) -> str:
+    """What went wrong with ``url`` written to stdout, what the output is worth, and
+    (``verb``: the command, e.g. ``cat``) what to do."""
     if isinstance(cause, common.DataCorruption):
         expected = meta.get("crc32c") or "unknown"
         return (
             f"data corruption: the bytes read do not match the object's CRC32C {expected}; "
-            f"{_untrusted(written)}, and run cat again"
+            f"{_untrusted(written)}, and run {verb} again"
         )
     if isinstance(cause, _Unchecked):
         return f"{cause}; {_untrusted(written)} unless you can check it otherwise"
     reason = cause.reason if isinstance(cause, TransferError) else describe_error(cause)
+    if getattr(getattr(cause, "response", None), "status_code", None) == 403:
+        reason += refused_hint(read_needs(url))
     if not written:
         return f"{reason}; nothing was written for it"
     return f"{reason}; the output is incomplete ({written} bytes written)"
@@ -505,10 +533,12 @@ def cat(args: argparse.Namespace) -> int:
         for url, meta in _named_objects(storage, args.urls, "cat", errors, omit):
             item = GsUrl(url.bucket, str(meta["name"]))
             try:
-                _cat_one(storage, item, meta, stdout, args)
-            except _CatFailed as failed:
+                stream_object(
+                    storage, item, meta, stdout, chunk_size=args.chunk_size, threads=args.threads
+                )
+            except StreamFailed as failed:
                 cause = failed.__cause__ or failed
-                errors(str(item), _cat_failure(cause, meta, failed.written))
+                errors(str(item), stream_failure(cause, item, meta, failed.written, "cat"))
         stdout.flush()
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, as a shell pipeline expects.
@@ -613,7 +643,7 @@ def du(args: argparse.Namespace) -> int:
             errors(text, f"{exc.reason}; the total is incomplete", exc.status)
             continue
         if not found and not _is_container(url):
-            errors(text, _nothing(url))
+            errors(text, nothing_matched(url))
             continue
         grand += total
         if args.summarize:

@@ -27,6 +27,8 @@ __all__ = [
     "Storage",
     "TransferError",
     "describe_error",
+    "read_needs",
+    "refused_hint",
 ]
 
 
@@ -129,6 +131,17 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text
 
 
+def refused_hint(needs: str) -> str:
+    """What to do about a refusal (HTTP 403): ``needs`` is what the credentials must be
+    allowed, e.g. ``read gs://b/o (roles/storage.objectViewer)``."""
+    return f"; check that your credentials may {needs}"
+
+
+def read_needs(url: GsUrl) -> str:
+    """What reading an object (its metadata or its bytes) needs, for :func:`refused_hint`."""
+    return f"read {url} (roles/storage.objectViewer)"
+
+
 def _make_inner(endpoint: Endpoint) -> Callable[[], Any]:
     from resumable_media import transports
 
@@ -176,8 +189,12 @@ class Storage:
         *,
         body: dict[str, Any] | None = None,
         expect: tuple[int, ...] = (200,),
+        needs: str | None = None,
     ) -> Any:
         """Send one JSON-API request (retried as the library retries); return the response.
+
+        ``needs`` says what a refusal (HTTP 403) means the credentials may not do, e.g.
+        ``read gs://b/o (roles/storage.objectViewer)``; the message then says to check it.
 
         Raises:
             PreconditionFailed: On HTTP 412.
@@ -201,10 +218,13 @@ class Storage:
         except Exception as exc:
             status = getattr(getattr(exc, "response", None), "status_code", None)
             kind = PreconditionFailed if status == 412 else TransferError
-            raise kind(target, describe_error(exc), status) from exc
+            reason = describe_error(exc)
+            if status == 403 and needs:
+                reason += refused_hint(needs)
+            raise kind(target, reason, status) from exc
 
-    def _get_json(self, url: str, target: str) -> dict[str, Any]:
-        data = self._call("GET", url, target).json()
+    def _get_json(self, url: str, target: str, needs: str | None = None) -> dict[str, Any]:
+        data = self._call("GET", url, target, needs=needs).json()
         if not isinstance(data, dict):
             raise TransferError(target, "the server's answer is not a JSON object")
         return data
@@ -215,7 +235,7 @@ class Storage:
         Raises:
             TransferError: When the object does not exist or the request fails.
         """
-        return self._get_json(self.endpoint.object_url(url), str(url))
+        return self._get_json(self.endpoint.object_url(url), str(url), needs=read_needs(url))
 
     def stat(self, url: GsUrl) -> dict[str, Any] | None:
         """Return the object resource of ``url``, or None when there is no such object.
@@ -255,7 +275,13 @@ class Storage:
         if generation is not None:
             query["generation"] = generation
         try:
-            self._call("DELETE", self.endpoint.object_url(url, query), str(url), expect=(200, 204))
+            self._call(
+                "DELETE",
+                self.endpoint.object_url(url, query),
+                str(url),
+                expect=(200, 204),
+                needs=f"delete {url} (roles/storage.objectUser)",
+            )
         except TransferError as exc:
             if exc.status == 404:
                 return False
@@ -309,7 +335,13 @@ class Storage:
             if token:
                 call["rewriteToken"] = token
             url = self.endpoint.rewrite_url(source, destination, call)
-            answer = self._call("POST", url, target, body=resource or {}).json()
+            answer = self._call(
+                "POST",
+                url,
+                target,
+                body=resource or {},
+                needs=f"read {source} and create {destination} (roles/storage.objectUser)",
+            ).json()
             if not isinstance(answer, dict):
                 raise TransferError(target, "the rewrite answer is not a JSON object")
             if progress is not None:
@@ -348,7 +380,9 @@ class Storage:
         last_prefix = ""
         while True:
             url = self.endpoint.list_url(bucket, prefix, token, page_size, delimiter)
-            page = self._get_json(url, target)
+            page = self._get_json(
+                url, target, needs=f"list gs://{bucket} (roles/storage.objectViewer)"
+            )
             items = page.get("items", [])
             # A prefix spanning a page boundary may come again on the next page: names come
             # in order, so dropping a repeat of the last prefix seen keeps each one once.
