@@ -424,7 +424,7 @@ def stream_object(
     *,
     chunk_size: int,
     threads: int,
-    checksum: str | None = "crc32c",
+    checksum: common.Checksum = "crc32c",
 ) -> int:
     """Write one object to ``out`` in order and return the bytes written (``cat`` and
     ``cp gs://… -``).
