@@ -7,7 +7,9 @@ from ``wait4``) per object.  Every case is a subprocess, so its CPU is its own: 
 in a child Python with 16 concurrent requests (as its users would with asyncio).
 
 Usage: python3 benchmarks/bench_small_files.py [--count 2000] [--size 64KiB] [--rounds 5]
-       [--jobs 8] [--cases ours rclone obstore] [--jobs-sweep 4 8 16 32]
+       [--jobs 8] [--cases ours rclone obstore] [--jobs 4 8 16 32]
+       [--baseline OLD/src]  (adds "base" cases: our cp from another source tree, e.g. a
+       ``git archive`` of an earlier commit, through PYTHONPATH; same server, same rounds)
 Prints a markdown table.  Not part of the test suite.
 """
 
@@ -134,6 +136,7 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=["ours", "rclone", "obstore"])
     parser.add_argument("--directions", nargs="+", default=["down", "up"])
     parser.add_argument("--ours-extra", default="", help="extra arguments for our cp")
+    parser.add_argument("--baseline", help="a src/ directory of an earlier version (base cases)")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="bench-small-", dir=os.environ.get("BENCH_DIR"))
@@ -162,10 +165,12 @@ def main() -> None:
     _run([*ours, f"{source}/*", f"gs://{BUCKET}/seed/"], env)
 
     cases: list[tuple[str, str]] = []
+    if args.baseline and "base" not in args.cases:
+        args.cases.insert(0, "base")
     for case in args.cases:
         for direction in args.directions:
-            if case == "ours":
-                cases += [(f"ours -j {j}", direction) for j in args.jobs]
+            if case in ("ours", "base"):
+                cases += [(f"{case} -j {j}", direction) for j in args.jobs]
             else:
                 cases.append((case, direction))
     times: dict[tuple[str, str], list[tuple[float, float, float]]] = {c: [] for c in cases}
@@ -177,7 +182,10 @@ def main() -> None:
                 local = os.path.join(work, f"out{serial}")
                 prefix = f"up{serial}"
                 tool = name.split()[0]
-                if tool == "ours":
+                run_env = env
+                if tool == "base":
+                    run_env = {**env, "PYTHONPATH": os.path.abspath(args.baseline)}
+                if tool in ("ours", "base"):
                     jobs = ["-j", name.split()[-1]]
                     argv = (
                         [*ours, *jobs, f"gs://{BUCKET}/seed/*", local + "/"]
@@ -199,7 +207,7 @@ def main() -> None:
                     argv += [local if direction == "down" else source, str(args.transfers)]
                 subprocess.run(["sync"], check=False)
                 before = _cpu_of(server.pid)
-                wall, cpu = _run(argv, env)
+                wall, cpu = _run(argv, run_env)
                 times[(name, direction)].append((wall, cpu, _cpu_of(server.pid) - before))
                 shutil.rmtree(local, ignore_errors=True)
     finally:

@@ -3,9 +3,13 @@ after a listing page fails midway (Retry Test API)."""
 
 from __future__ import annotations
 
+import os
 import pathlib
 
+import pytest
+
 from resumable_media import bulk
+from resumable_media.bulk.engine import commit
 from resumable_media.testing import GCSServer
 
 
@@ -104,3 +108,93 @@ def test_source_listing_failing_midway_deletes_nothing(
     assert (tmp_path / "x-extra").read_bytes() == b"only here"
     assert (tmp_path / "y-extra").exists()
     assert not summary.ok
+
+
+def _tree(gcs_server: GCSServer, bucket: str, count: int) -> dict[str, bytes]:
+    blobs = {f"t/d{i % 3}/f{i}.bin": bytes([i]) * (1000 + i) for i in range(count)}
+    for name, data in blobs.items():
+        gcs_server.put_object(bucket, name, data)
+    return blobs
+
+
+def _fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the fsync calls of this process (the copies still run for real)."""
+    calls: list[int] = []
+    real = os.fsync
+
+    def counting(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    return calls
+
+
+def test_a_threaded_sync_makes_downloads_durable_in_batches(
+    gcs_server: GCSServer,
+    gcs_bucket: str,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    blobs = _tree(gcs_server, gcs_bucket, 40)
+    fsyncs = _fsyncs(monkeypatch)
+    destination = tmp_path / "out"  # missing: the downloads create their directories
+    storage = bulk.connect(gcs_server.endpoint)
+    plan = bulk.Plan(f"gs://{gcs_bucket}/t", str(destination), storage)
+    seen: list[bulk.JobResult] = []
+
+    def on_result(result: bulk.JobResult) -> None:
+        # Reported only once in place: the file is there, whole, and no temp file remains.
+        assert result.pending is None
+        assert (
+            pathlib.Path(result.destination).read_bytes()
+            == blobs["t/" + pathlib.Path(result.destination).relative_to(destination).as_posix()]
+        )
+        seen.append(result)
+
+    summary = bulk.execute(plan, bulk.ThreadExecutor(4), on_result=on_result)
+    assert summary.ok and summary.copied == 40
+    assert len(seen) == 40
+    assert fsyncs == []  # no fsync per file: one durability pass per batch instead
+    got = {p.relative_to(destination).as_posix() for p in destination.rglob("*") if p.is_file()}
+    assert got == {name[2:] for name in blobs}
+    assert not [p for p in destination.rglob(".*") if p.is_file()]
+
+
+def test_a_process_sync_commits_each_shard_before_returning_it(
+    gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    blobs = _tree(gcs_server, gcs_bucket, 24)
+    destination = tmp_path / "out"
+    storage = bulk.connect(gcs_server.endpoint)
+    plan = bulk.Plan(f"gs://{gcs_bucket}/t", str(destination), storage)
+    results: list[bulk.JobResult] = []
+    summary = bulk.execute(plan, bulk.ProcessExecutor(2, shard_size=5), on_result=results.append)
+    assert summary.ok and summary.copied == 24
+    assert all(r.pending is None and r.inode for r in results)
+    for name, data in blobs.items():
+        assert (destination / name[2:]).read_bytes() == data
+    assert not [p for p in destination.rglob(".*") if p.is_file()]
+
+
+def test_run_job_alone_puts_a_download_in_place_at_once(
+    gcs_server: GCSServer, gcs_bucket: str, tmp_path: pathlib.Path
+) -> None:
+    put = gcs_server.put_object(gcs_bucket, "one.bin", b"z" * 5000)
+    job = bulk.Job(
+        action=bulk.Action.DOWNLOAD,
+        source=f"gs://{gcs_bucket}/one.bin",
+        destination=str(tmp_path / "new" / "dir" / "one.bin"),
+        size=5000,
+        crc32c=put["crc32c"],
+        source_generation=int(put["generation"]),
+    )
+    result = bulk.run_job(_engine(gcs_server), job)
+    assert result.status is bulk.Status.COPIED and result.pending is None
+    assert (tmp_path / "new" / "dir" / "one.bin").read_bytes() == b"z" * 5000
+    deferred = bulk.run_job(_engine(gcs_server), job, defer_durability=True)
+    assert deferred.pending is not None and os.path.exists(deferred.pending)
+    [final] = commit([deferred])
+    assert final.pending is None and final.status is bulk.Status.COPIED
+    assert not os.path.exists(deferred.pending)
+    assert os.listdir(tmp_path / "new" / "dir") == ["one.bin"]

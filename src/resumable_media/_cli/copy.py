@@ -36,11 +36,11 @@ from resumable_media._objects.transfer import (
     upload_file,
 )
 from resumable_media._objects.urls import GsUrl
-from resumable_media.bulk.executors import Executor
 from resumable_media.bulk.jobs import Action, EngineSpec, Job, JobResult, Status, StorageSpec
 
-if TYPE_CHECKING:  # manifest.py imports this module
+if TYPE_CHECKING:  # manifest.py imports this module; the executors load only for --dask
     from resumable_media._cli.manifest import CpManifest
+    from resumable_media.bulk.executors import Executor
 
 __all__ = ["DEFAULT_JOBS", "CopyJob", "Reporter", "UsageError", "names", "run_jobs", "run_jobs_on"]
 

@@ -12,30 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resumable_media._cli.copy import UsageError
 from resumable_media._objects.sessions import state_directory
 from resumable_media._objects.units import format_size
-from resumable_media.bulk import (
-    ChecksumCache,
-    DaskExecutor,
-    EngineSpec,
-    Executor,
-    Filters,
-    Job,
-    JobResult,
-    Ledger,
-    Plan,
-    ProcessExecutor,
-    Rule,
-    Status,
-    StorageSpec,
-    Summary,
-    ThreadExecutor,
-    execute,
-    preview,
-)
+from resumable_media.bulk.filters import Filters, Rule
+from resumable_media.bulk.jobs import EngineSpec, Job, JobResult, Status, StorageSpec
+
+if TYPE_CHECKING:  # loaded when a sync runs, not for every command
+    from resumable_media.bulk.executors import DaskExecutor, Executor
+    from resumable_media.bulk.plan import Plan
+    from resumable_media.bulk.run import Summary
 
 __all__ = ["add_parser", "dask_executor", "sync"]
 
@@ -93,6 +81,8 @@ def dask_executor(address: str) -> tuple[DaskExecutor, Any]:
     Raises:
         UsageError: When the ``[dask]`` extra is missing or the scheduler cannot be reached.
     """
+    from resumable_media.bulk.executors import DaskExecutor
+
     try:
         from distributed import Client
     except ImportError:
@@ -107,6 +97,8 @@ def dask_executor(address: str) -> tuple[DaskExecutor, Any]:
 
 
 def _executor(args: argparse.Namespace) -> tuple[Executor, Any]:
+    from resumable_media.bulk.executors import ProcessExecutor, ThreadExecutor
+
     if args.dask:
         return dask_executor(args.dask)
     if args.worker_processes:
@@ -183,6 +175,8 @@ def _report(args: argparse.Namespace, summary: Summary) -> int:
 
 
 def _dry_run(args: argparse.Namespace, plan: Plan, printer: _Printer) -> int:
+    from resumable_media.bulk.run import Summary, preview
+
     summary = Summary()
     for item in preview(plan):
         printer.planned(item)
@@ -198,6 +192,10 @@ def _dry_run(args: argparse.Namespace, plan: Plan, printer: _Printer) -> int:
 def sync(args: argparse.Namespace) -> int:
     """``sync SRC DST``: copy what differs, optionally delete what SRC lacks."""
     from resumable_media._cli.commands import make_storage
+    from resumable_media.bulk.crccache import ChecksumCache
+    from resumable_media.bulk.ledger import Ledger
+    from resumable_media.bulk.plan import Plan
+    from resumable_media.bulk.run import execute
 
     storage = make_storage(args)
     try:

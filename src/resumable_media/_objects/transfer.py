@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import errno
 import functools
+import itertools
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ import requests
 import requests.structures
 
 from resumable_media import checksums, common
+from resumable_media._objects import lean
 from resumable_media._objects.client import (
     PreconditionFailed,
     Storage,
@@ -160,27 +162,57 @@ class TempFiles:
             self._paths.add(path)
             return fd, path
 
-    def create_beside(self, destination: pathlib.Path) -> tuple[int, str]:
+    def create_beside(
+        self, destination: pathlib.Path, *, make_parents: bool = False
+    ) -> tuple[int, str]:
         """Create ``.NAME.RANDOM.rm-part`` beside ``destination``, registered in the same step.
 
         The file is created 0600 (nobody else reads a download before it is verified).
+
+        Args:
+            destination: The file the temp file will become.
+            make_parents: Create the missing parent directories (only when the first
+                attempt finds them missing: no ``mkdir`` per file).
 
         Raises:
             Interrupted: When the command is stopping.
         """
         directory = os.fspath(destination.parent)
         prefix = f".{destination.name[:100]}."
-        with self._lock:
-            if self._closed:
-                raise Interrupted
-            while True:
-                path = os.path.join(directory, f"{prefix}{secrets.token_hex(4)}.rm-part")
-                try:
-                    fd = os.open(path, _CREATE_FLAGS, 0o600)
-                except FileExistsError:
-                    continue
+        while True:
+            path = os.path.join(directory, f"{prefix}{_TOKEN}{next(_SERIAL):x}.rm-part")
+            # Registered before it exists and created outside the lock, so that threads
+            # creating files do not queue behind each other's system calls.
+            with self._lock:
+                if self._closed:
+                    raise Interrupted
                 self._paths.add(path)
-                return fd, path
+            try:
+                fd = os.open(path, _CREATE_FLAGS, 0o600)
+            except FileExistsError:
+                self.discard(path)
+                continue
+            except FileNotFoundError:
+                self.discard(path)
+                if not make_parents:
+                    raise
+                os.makedirs(directory, exist_ok=True)
+                make_parents = False
+                continue
+            except BaseException:
+                self.discard(path)
+                raise
+            if self.closed:  # remove_all ran meanwhile, perhaps before the file existed
+                os.close(fd)
+                _remove(path)
+                raise Interrupted
+            return fd, path
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`remove_all` has run (the command is stopping)."""
+        with self._lock:
+            return self._closed
 
     def discard(self, path: str) -> None:
         """Forget ``path`` (renamed or removed by its owner)."""
@@ -212,6 +244,9 @@ def _remove(path: str) -> bool:
 
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_TOKEN = secrets.token_hex(3)
+"""This process's part of temp file names (a counter follows it; O_EXCL settles clashes)."""
+_SERIAL = itertools.count()
 
 TEMP_FILES = TempFiles()
 
@@ -236,6 +271,9 @@ class CopyOptions:
     defer_fsync: bool = False
     """Small downloads skip their own fsync: the caller makes them durable in one pass
     (:func:`make_durable`) before it reports them."""
+    make_parents: bool = False
+    """Small downloads create their destination's missing parent directories (the bulk
+    engine: no ``mkdir`` per job)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -279,47 +317,68 @@ class CopyResult:
 
 
 class _HashingWriter:
-    """A write-only stream for ``Download``: hashes, reports progress, honours cancel."""
+    """A write-only stream for ``Download`` over a raw file descriptor: hashes, reports
+    progress, honours cancel.
 
-    def __init__(self, raw: BinaryIO, cancel: threading.Event, progress: Progress | None) -> None:
-        self._raw = raw
+    It writes with ``os.write`` and keeps its own position: no file object, so a small
+    download costs no ``fstat``/``isatty``/``lseek`` calls of ``open()`` and ``tell()``.
+    """
+
+    def __init__(self, fd: int, cancel: threading.Event, progress: Progress | None) -> None:
+        self._fd = fd
         self._cancel = cancel
         self._progress = progress
+        self._position = 0
         self.crc = checksums.Crc32cHasher()
         self.written = 0
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: Any) -> int:
         if self._cancel.is_set():
             raise Interrupted("interrupted")
-        count = self._raw.write(data)
-        self.crc.update(data)
-        self.written += len(data)
+        view = memoryview(data)
+        total = len(view)
+        done = os.write(self._fd, view)
+        while done < total:
+            done += os.write(self._fd, view[done:])
+        self.crc.update(view)
+        self._position += total
+        self.written += total
         if self._progress is not None:
             self._progress(self.written, None)
-        return count
+        return total
 
     def seek(self, offset: int, whence: int = 0) -> int:
         # Download restarts a transcoded body from byte 0; restart our hash with it.
-        position = self._raw.seek(offset, whence)
+        position = self._position = os.lseek(self._fd, offset, whence)
         if position == 0:
             self.crc = checksums.Crc32cHasher()
             self.written = 0
         return position
 
+    def truncate(self, size: int | None = None) -> int:
+        size = self._position if size is None else size
+        os.ftruncate(self._fd, size)
+        return size
+
     def tell(self) -> int:
-        return self._raw.tell()
+        return self._position
 
     def flush(self) -> None:
-        self._raw.flush()
+        pass
 
 
-def _temp_beside(destination: pathlib.Path) -> tuple[int, str]:
-    return TEMP_FILES.create_beside(destination)
+def _temp_beside(destination: pathlib.Path, make_parents: bool = False) -> tuple[int, str]:
+    return TEMP_FILES.create_beside(destination, make_parents=make_parents)
+
+
+PREALLOCATE_MIN = 1 << 20
+"""Downloads smaller than this are not preallocated: one write of a small file fails on a
+full disk as early as a reservation would, and the extra system call is pure cost."""
 
 
 def _preallocate(fd: int, size: int) -> None:
     """Reserve ``size`` bytes, so a full disk fails before any byte is fetched."""
-    if size <= 0 or not hasattr(os, "posix_fallocate"):
+    if size < PREALLOCATE_MIN or not hasattr(os, "posix_fallocate"):
         return
     try:
         os.posix_fallocate(fd, 0, size)
@@ -400,6 +459,16 @@ class _DirectGet:
         return response
 
 
+def _small_transport(storage: Storage) -> Any:
+    """The transport of this thread's single-request transfers: the lean HTTP/1.1 client
+    over the thread's session (which sends what the lean client cannot), or, with
+    ``RESUMABLE_MEDIA_LEAN_HTTP=0``, the session's adapter directly."""
+    session = storage.session()
+    if lean.enabled():
+        return lean.transport_for(session)
+    return _DirectGet(session)
+
+
 def _download_single(
     storage: Storage,
     url: GsUrl,
@@ -418,24 +487,25 @@ def _download_single(
     from resumable_media.requests import Download
 
     generation = int(meta["generation"]) if meta.get("generation") else None
-    fd, temp = _temp_beside(destination)
+    fd, temp = _temp_beside(destination, options.make_parents)
     keep = False
     try:
-        _preallocate(fd, int(meta.get("size", 0)))
-        with os.fdopen(fd, "wb") as raw:
-            writer = _HashingWriter(raw, cancel, progress)
+        try:
+            _preallocate(fd, int(meta.get("size", 0)))
+            writer = _HashingWriter(fd, cancel, progress)
             download = Download(
                 storage.endpoint.media_url(url, generation),
                 stream=cast(IO[bytes], writer),
                 checksum=options.checksum,
             )
             download._retry_strategy = storage.retry
-            download.consume(cast(Any, _DirectGet(storage.session())))
-            raw.flush()
+            download.consume(cast(Any, _small_transport(storage)))
             if not options.defer_fsync:
-                os.fsync(raw.fileno())
+                os.fsync(fd)
             # The permissions a plain open() would give (with -P the object's are set later).
-            os.fchmod(raw.fileno(), 0o666 & ~_UMASK)
+            os.fchmod(fd, 0o666 & ~_UMASK)
+        finally:
+            os.close(fd)
         crc = writer.crc.b64digest() if options.checksum else None
         verified = _verify_download(url, meta, writer.written, crc)
         if options.defer_fsync:
@@ -445,7 +515,7 @@ def _download_single(
     finally:
         if not keep:
             TEMP_FILES.discard(temp)
-            if os.path.exists(temp):
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
     return crc, verified, None
 
@@ -469,23 +539,40 @@ def commit_pending(results: list[CopyResult]) -> dict[int, TransferError | OSErr
     Raises:
         OSError: When the data could not be written out (nothing was renamed).
     """
-    temps = [pathlib.Path(r.pending) for r in results if r.pending is not None]
-    make_durable(temps)
+    return commit_files([(r.pending, r.destination) for r in results])
+
+
+def commit_files(
+    files: list[tuple[str | None, str]],
+) -> dict[int, TransferError | OSError]:
+    """:func:`commit_pending` for ``(temp file or None, destination)`` pairs.
+
+    Every temp file is forgotten by :data:`TEMP_FILES` once renamed or removed; one that
+    cannot be put in place is removed.
+
+    Returns:
+        ``{index: error}`` for the pairs that could not be put in place.
+
+    Raises:
+        OSError: When the data could not be written out (nothing was renamed; the temp
+            files are left registered, for the caller to remove).
+    """
+    make_durable(pathlib.Path(temp) for temp, _ in files if temp is not None)
     failed: dict[int, TransferError | OSError] = {}
-    placed: list[pathlib.Path] = []
-    for index, result in enumerate(results):
-        if result.pending is None:
+    placed: list[str] = []
+    for index, (temp, destination) in enumerate(files):
+        if temp is None:
             continue
         try:
-            _rename_into_place(result.pending, pathlib.Path(result.destination))
-            placed.append(pathlib.Path(result.destination))
+            _rename_into_place(temp, pathlib.Path(destination))
+            placed.append(destination)
         except (TransferError, OSError) as exc:
             failed[index] = exc
             with contextlib.suppress(OSError):
-                os.unlink(result.pending)
+                os.unlink(temp)
         finally:
-            TEMP_FILES.discard(result.pending)
-    make_durable(placed)
+            TEMP_FILES.discard(temp)
+    make_durable(pathlib.Path(path) for path in placed)
     return failed
 
 
@@ -738,7 +825,7 @@ def upload_file(
                 checksum=options.checksum,
             )
             upload._retry_strategy = storage.retry
-            response = upload.transmit(storage.session(), data, metadata, content_type)
+            response = upload.transmit(_small_transport(storage), data, metadata, content_type)
             resource: dict[str, Any] | None = response.json()
             method = "multipart"
             moved = size

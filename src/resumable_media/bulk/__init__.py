@@ -22,19 +22,74 @@ copying them.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from resumable_media._objects.client import Storage
 from resumable_media._objects.urls import resolve_endpoint
-from resumable_media.bulk.crccache import ChecksumCache, file_crc32c
-from resumable_media.bulk.engine import run_job, run_shard
-from resumable_media.bulk.executors import DaskExecutor, Executor, ProcessExecutor, ThreadExecutor
-from resumable_media.bulk.filters import Filters, Rule
-from resumable_media.bulk.jobs import Action, EngineSpec, Job, JobResult, Status, StorageSpec
-from resumable_media.bulk.ledger import Ledger
-from resumable_media.bulk.listing import Entry, Listing, walk_gcs, walk_local
-from resumable_media.bulk.plan import Location, Plan, march
-from resumable_media.bulk.run import Summary, execute, preview
+
+if TYPE_CHECKING:
+    from resumable_media.bulk.crccache import ChecksumCache, file_crc32c
+    from resumable_media.bulk.engine import run_job, run_shard
+    from resumable_media.bulk.executors import (
+        DaskExecutor,
+        Executor,
+        ProcessExecutor,
+        ThreadExecutor,
+    )
+    from resumable_media.bulk.filters import Filters, Rule
+    from resumable_media.bulk.jobs import Action, EngineSpec, Job, JobResult, Status, StorageSpec
+    from resumable_media.bulk.ledger import Ledger
+    from resumable_media.bulk.listing import Entry, Listing, walk_gcs, walk_local
+    from resumable_media.bulk.plan import Location, Plan, march
+    from resumable_media.bulk.run import Summary, execute, preview
+
+# The submodules load on first use of one of their names: ``cp`` imports a few of them
+# (jobs, filters) and should not pay for the executors, sqlite and multiprocessing.
+_HOMES = {
+    "ChecksumCache": "crccache",
+    "file_crc32c": "crccache",
+    "run_job": "engine",
+    "run_shard": "engine",
+    "DaskExecutor": "executors",
+    "Executor": "executors",
+    "ProcessExecutor": "executors",
+    "ThreadExecutor": "executors",
+    "Filters": "filters",
+    "Rule": "filters",
+    "Action": "jobs",
+    "EngineSpec": "jobs",
+    "Job": "jobs",
+    "JobResult": "jobs",
+    "Status": "jobs",
+    "StorageSpec": "jobs",
+    "Ledger": "ledger",
+    "Entry": "listing",
+    "Listing": "listing",
+    "walk_gcs": "listing",
+    "walk_local": "listing",
+    "Location": "plan",
+    "Plan": "plan",
+    "march": "plan",
+    "Summary": "run",
+    "execute": "run",
+    "preview": "run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
+
 
 __all__ = [
     "Action",

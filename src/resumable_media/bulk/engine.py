@@ -12,10 +12,15 @@ Invariants:
   changed by someone else since planning is never overwritten.
 - Each process builds its transports once per :class:`StorageSpec` (keyed by ``spec.key``),
   from the spec's picklable factory.
+- Durability is batched, never skipped: a small download run with ``defer_durability``
+  comes back ``pending`` (verified, in its temp file); :func:`commit` makes a batch of them
+  durable in one pass (``syncfs``), renames them into place and makes the renames durable
+  before the results are final.  Only final results reach the ledger.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import mimetypes
@@ -31,12 +36,19 @@ from resumable_media._objects.client import (
     TransferError,
     describe_error,
 )
-from resumable_media._objects.transfer import CopyOptions, Interrupted, download_object, upload_file
+from resumable_media._objects.transfer import (
+    TEMP_FILES,
+    CopyOptions,
+    Interrupted,
+    commit_files,
+    download_object,
+    upload_file,
+)
 from resumable_media._objects.urls import GsUrl, parse_gs_url
 from resumable_media.bulk.crccache import file_crc32c
 from resumable_media.bulk.jobs import Action, EngineSpec, Job, JobResult, Status, StorageSpec
 
-__all__ = ["run_job", "run_shard", "storage_for"]
+__all__ = ["commit", "run_job", "run_shard", "storage_for"]
 
 _LOGGER = logging.getLogger(__name__)
 _STORAGES: dict[str, Storage] = {}
@@ -67,7 +79,7 @@ def _status(exc: BaseException) -> int | None:
     return None
 
 
-def _options(engine: EngineSpec, job: Job) -> CopyOptions:
+def _options(engine: EngineSpec, job: Job, defer: bool = False) -> CopyOptions:
     return CopyOptions(
         chunk_size=engine.chunk_size,
         processes=0,  # large objects use the accelerator's threads inside this worker
@@ -78,6 +90,8 @@ def _options(engine: EngineSpec, job: Job) -> CopyOptions:
         content_type=engine.content_type,
         no_clobber=engine.no_clobber,
         preserve=engine.preserve,
+        defer_fsync=defer,
+        make_parents=True,
     )
 
 
@@ -115,7 +129,9 @@ def _already_there(storage: Storage, job: Job, url: GsUrl, crc32c: str | None) -
     )
 
 
-def _upload(storage: Storage, engine: EngineSpec, job: Job, cancel: threading.Event) -> JobResult:
+def _upload(
+    storage: Storage, engine: EngineSpec, job: Job, cancel: threading.Event, defer: bool
+) -> JobResult:
     path = pathlib.Path(job.source)
     url = parse_gs_url(job.destination)
     before = path.stat()
@@ -148,7 +164,9 @@ def _upload(storage: Storage, engine: EngineSpec, job: Job, cancel: threading.Ev
     )
 
 
-def _download(storage: Storage, engine: EngineSpec, job: Job, cancel: threading.Event) -> JobResult:
+def _download(
+    storage: Storage, engine: EngineSpec, job: Job, cancel: threading.Event, defer: bool
+) -> JobResult:
     url = parse_gs_url(job.source)
     destination = pathlib.Path(job.destination)
     meta: dict[str, object] = {"size": str(job.size), "crc32c": job.crc32c, "md5Hash": job.md5}
@@ -158,11 +176,12 @@ def _download(storage: Storage, engine: EngineSpec, job: Job, cancel: threading.
         meta["generation"] = str(job.source_generation)
     if engine.no_clobber and os.path.lexists(destination):
         return _result(job, Status.SKIPPED)
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    if job.size > engine.chunk_size:  # small ones create missing parents themselves
+        destination.parent.mkdir(parents=True, exist_ok=True)
     copied = download_object(
-        storage, url, destination, _options(engine, job), meta=meta, cancel=cancel
+        storage, url, destination, _options(engine, job, defer), meta=meta, cancel=cancel
     )
-    after = destination.stat()
+    after = os.stat(copied.pending or destination)  # a rename keeps mtime and inode
     return _result(
         job,
         Status.COPIED,
@@ -171,10 +190,13 @@ def _download(storage: Storage, engine: EngineSpec, job: Job, cancel: threading.
         generation=copied.generation,
         mtime_ns=after.st_mtime_ns,
         inode=after.st_ino,
+        pending=copied.pending,
     )
 
 
-def _rewrite(storage: Storage, engine: EngineSpec, job: Job, cancel: threading.Event) -> JobResult:
+def _rewrite(
+    storage: Storage, engine: EngineSpec, job: Job, cancel: threading.Event, defer: bool
+) -> JobResult:
     source, destination = parse_gs_url(job.source), parse_gs_url(job.destination)
     try:
         resource = storage.rewrite(
@@ -203,7 +225,9 @@ def _rewrite(storage: Storage, engine: EngineSpec, job: Job, cancel: threading.E
     )
 
 
-def _delete(storage: Storage, engine: EngineSpec, job: Job, cancel: threading.Event) -> JobResult:
+def _delete(
+    storage: Storage, engine: EngineSpec, job: Job, cancel: threading.Event, defer: bool
+) -> JobResult:
     if job.destination.startswith("gs://"):
         url = parse_gs_url(job.destination)
         try:
@@ -228,7 +252,7 @@ def _delete(storage: Storage, engine: EngineSpec, job: Job, cancel: threading.Ev
     return _result(job, Status.DELETED, mtime_ns=job.mtime_ns)
 
 
-_RUN: dict[Action, Callable[[Storage, EngineSpec, Job, threading.Event], JobResult]] = {
+_RUN: dict[Action, Callable[[Storage, EngineSpec, Job, threading.Event, bool], JobResult]] = {
     Action.UPLOAD: _upload,
     Action.DOWNLOAD: _download,
     Action.REWRITE: _rewrite,
@@ -236,7 +260,13 @@ _RUN: dict[Action, Callable[[Storage, EngineSpec, Job, threading.Event], JobResu
 }
 
 
-def run_job(engine: EngineSpec, job: Job, cancel: threading.Event | None = None) -> JobResult:
+def run_job(
+    engine: EngineSpec,
+    job: Job,
+    cancel: threading.Event | None = None,
+    *,
+    defer_durability: bool = False,
+) -> JobResult:
     """Run one job; a failure of its object comes back as a ``failed`` result.
 
     Args:
@@ -244,6 +274,9 @@ def run_job(engine: EngineSpec, job: Job, cancel: threading.Event | None = None)
         job: The object to copy or delete.
         cancel: When set, a running download stops (raises :class:`Interrupted`), and a
             job not yet started does not start.
+        defer_durability: A small download comes back ``pending`` (verified, not yet
+            durable nor in place): the caller must pass it to :func:`commit` before
+            treating it as copied.  Otherwise it is fsynced and renamed here.
 
     Raises:
         Interrupted: When ``cancel`` was set.
@@ -252,7 +285,8 @@ def run_job(engine: EngineSpec, job: Job, cancel: threading.Event | None = None)
         raise Interrupted
     started = time.monotonic()
     try:
-        result = _RUN[job.action](storage_for(engine.storage), engine, job, cancel or _NEVER)
+        run = _RUN[job.action]
+        result = run(storage_for(engine.storage), engine, job, cancel or _NEVER, defer_durability)
     except (Interrupted, KeyboardInterrupt):
         raise
     except TransferError as exc:
@@ -268,6 +302,71 @@ def run_job(engine: EngineSpec, job: Job, cancel: threading.Event | None = None)
     return dataclasses.replace(result, seconds=time.monotonic() - started)
 
 
+def commit(results: Sequence[JobResult]) -> list[JobResult]:
+    """Make the ``pending`` downloads among ``results`` durable and put them in place.
+
+    One durability pass for the batch (``syncfs``: data first, then the renames), so that
+    after a crash each destination is either untouched or complete.  A result that could
+    not be put in place becomes a failure naming its destination; the others lose their
+    ``pending``.  Results without ``pending`` come back unchanged, in the same order.
+    """
+    if not any(result.pending for result in results):
+        return list(results)
+    try:
+        failed = commit_files([(result.pending, result.destination) for result in results])
+    except OSError as exc:  # nothing was renamed: every pending download fails
+        reason = exc.strerror or str(exc)
+        out = []
+        for result in results:
+            if result.pending is None:
+                out.append(result)
+                continue
+            TEMP_FILES.discard(result.pending)
+            with contextlib.suppress(OSError):
+                os.unlink(result.pending)
+            out.append(_failed_commit(result, f"could not be written out ({reason})"))
+        return out
+    out = []
+    for index, result in enumerate(results):
+        error = failed.get(index)
+        if result.pending is None:
+            out.append(result)
+        elif error is None:
+            out.append(dataclasses.replace(result, pending=None))
+        elif isinstance(error, TransferError):
+            out.append(_failed_commit(result, error.reason))
+        else:
+            out.append(_failed_commit(result, error.strerror or str(error)))
+    return out
+
+
+def _failed_commit(result: JobResult, reason: str) -> JobResult:
+    return dataclasses.replace(
+        result,
+        status=Status.FAILED,
+        pending=None,
+        error=f"{result.destination}: {reason}; nothing was put in place; fix it and run "
+        "the sync again",
+    )
+
+
 def run_shard(engine: EngineSpec, jobs: Sequence[Job]) -> list[JobResult]:
-    """Run several jobs one after another (one task of a process or Dask executor)."""
-    return [run_job(engine, job) for job in jobs]
+    """Run several jobs one after another (one task of a process or Dask executor); their
+    downloads are made durable together at the end (on the worker, where the files are)."""
+    results: list[JobResult] = []
+    try:
+        for job in jobs:
+            results.append(run_job(engine, job, defer_durability=True))
+    except BaseException:
+        discard_pending(results)
+        raise
+    return commit(results)
+
+
+def discard_pending(results: Sequence[JobResult]) -> None:
+    """Remove the temp files of ``pending`` results that will not be committed."""
+    for result in results:
+        if result.pending is not None:
+            TEMP_FILES.discard(result.pending)
+            with contextlib.suppress(OSError):
+                os.unlink(result.pending)

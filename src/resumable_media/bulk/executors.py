@@ -9,6 +9,11 @@ Invariants:
   allows) yields ``failed`` results for its jobs, naming what happened; the others go on.
 - Process workers ignore SIGINT (the parent decides when to stop) and build their own
   transports from the engine spec's factory.
+- Small downloads are made durable in batches, never one fsync each: threads hand back
+  ``pending`` results that :meth:`ThreadExecutor.map` commits (:func:`engine.commit`) every
+  :data:`DURABLE_BATCH` results or whenever the workers are busy for a moment; process and
+  Dask tasks commit their shard before returning it.  No result is yielded before it is
+  durable and in place.
 """
 
 from __future__ import annotations
@@ -18,14 +23,25 @@ import itertools
 import multiprocessing
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
-from resumable_media.bulk.engine import run_job, run_shard
+from resumable_media.bulk.engine import commit, discard_pending, run_job, run_shard
 from resumable_media.bulk.jobs import EngineSpec, Job, JobResult, Status
 
-__all__ = ["DaskExecutor", "Executor", "ProcessExecutor", "ThreadExecutor"]
+__all__ = ["DURABLE_BATCH", "DaskExecutor", "Executor", "ProcessExecutor", "ThreadExecutor"]
+
+DURABLE_BATCH = 512
+"""Finished small downloads made durable together (one ``syncfs``), as ``cp -r`` does."""
+
+_IDLE_S = 0.2
+"""After this long without a finished job, the waiting downloads are committed anyway."""
+
+_OLDEST_S = 0.25
+"""No finished download waits longer than about this for its durability pass (the ledger
+and the progress lag the copies by at most this much)."""
 
 
 class Executor(Protocol):
@@ -60,25 +76,33 @@ def _run_windowed(
     shards: Iterator[tuple[Job, ...]],
     submit: Callable[[tuple[Job, ...]], concurrent.futures.Future[list[JobResult]]],
     window: int,
-) -> Iterator[JobResult]:
-    """Keep ``window`` futures of ``concurrent.futures`` in flight; yield their results."""
+    idle_s: float | None = None,
+) -> Iterator[JobResult | None]:
+    """Keep ``window`` futures of ``concurrent.futures`` in flight; yield their results.
+
+    With ``idle_s``, a ``None`` is yielded whenever that long passes without a result (the
+    caller may use the pause, e.g. to commit what it holds)."""
     pending: dict[concurrent.futures.Future[list[JobResult]], tuple[Job, ...]] = {}
     try:
         for shard in shards:
             pending[submit(shard)] = shard
             while len(pending) >= window:
-                yield from _drain(pending, concurrent.futures.FIRST_COMPLETED)
+                yield from _drain(pending, concurrent.futures.FIRST_COMPLETED, idle_s)
         while pending:
-            yield from _drain(pending, concurrent.futures.FIRST_COMPLETED)
+            yield from _drain(pending, concurrent.futures.FIRST_COMPLETED, idle_s)
     finally:
         for future in pending:
             future.cancel()
 
 
 def _drain(
-    pending: dict[concurrent.futures.Future[list[JobResult]], tuple[Job, ...]], when: str
-) -> Iterator[JobResult]:
-    done, _ = concurrent.futures.wait(pending, return_when=when)
+    pending: dict[concurrent.futures.Future[list[JobResult]], tuple[Job, ...]],
+    when: str,
+    idle_s: float | None = None,
+) -> Iterator[JobResult | None]:
+    done, _ = concurrent.futures.wait(pending, timeout=idle_s, return_when=when)
+    if not done:
+        yield None
     for future in done:
         shard = pending.pop(future)
         try:
@@ -101,19 +125,42 @@ class ThreadExecutor:
         self.cancel = cancel if cancel is not None else threading.Event()
 
     def map(self, engine: EngineSpec, jobs: Iterable[Job]) -> Iterator[JobResult]:
-        """Run every job; yield results as they complete (at most ``2 * workers`` queued)."""
+        """Run every job; yield results as they complete (at most ``max(2 * workers, 64)``
+        queued)."""
         pool = concurrent.futures.ThreadPoolExecutor(self.workers, "rm-sync")
 
         def one(shard: tuple[Job, ...]) -> list[JobResult]:
-            return [run_job(engine, job, self.cancel) for job in shard]
+            return [run_job(engine, job, self.cancel, defer_durability=True) for job in shard]
 
+        waiting: list[JobResult] = []
+        since = 0.0
+        # A wider window than 2 per thread: the workers keep busy while this thread runs
+        # a durability pass (a job spec is small).
+        window = max(2 * self.workers, 64)
         try:
-            yield from _run_windowed(
-                _shards(jobs, 1), lambda shard: pool.submit(one, shard), 2 * self.workers
-            )
+            for result in _run_windowed(
+                _shards(jobs, 1), lambda shard: pool.submit(one, shard), window, _IDLE_S
+            ):
+                if result is not None and result.pending is None:
+                    yield result
+                    continue
+                if result is not None:
+                    if not waiting:
+                        since = time.monotonic()
+                    waiting.append(result)
+                if waiting and (
+                    result is None
+                    or len(waiting) >= DURABLE_BATCH
+                    or time.monotonic() - since >= _OLDEST_S
+                ):
+                    batch, waiting = waiting, []
+                    yield from commit(batch)
+            batch, waiting = waiting, []
+            yield from commit(batch)
         except BaseException:
             self.cancel.set()
             pool.shutdown(wait=False, cancel_futures=True)
+            discard_pending(waiting)
             raise
         pool.shutdown(wait=True)
 
@@ -142,11 +189,13 @@ class ProcessExecutor:
             initializer=_ignore_sigint,
         )
         try:
-            yield from _run_windowed(
+            for result in _run_windowed(
                 _shards(jobs, self.shard_size),
                 lambda shard: pool.submit(run_shard, engine, shard),
                 2 * self.processes,
-            )
+            ):
+                assert result is not None  # no idle timeout here
+                yield result
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

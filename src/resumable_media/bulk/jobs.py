@@ -92,6 +92,9 @@ class JobResult:
         seconds: Time the job took.
         mtime_ns: The local file's mtime after the job (uploads: before reading it).
         inode: The local file's inode (for the checksum cache; not in the ledger).
+        pending: A download's verified temp file still to be made durable and renamed
+            onto ``destination`` (:func:`~resumable_media.bulk.engine.commit`); None once
+            it is in place.  Not in the ledger: a result is recorded only once committed.
     """
 
     source: str
@@ -106,6 +109,7 @@ class JobResult:
     seconds: float = 0.0
     mtime_ns: int | None = None
     inode: int | None = None
+    pending: str | None = None
 
     def as_record(self) -> dict[str, Any]:
         """The ledger / ``--json`` line of this result."""
