@@ -80,3 +80,26 @@ def test_threads_asked_for_are_kept(
         ).consume(transports.anonymous())
     assert (tmp_path / "o.bin").read_bytes() == data
     assert not [r for r in caplog.records if "connections (first response" in r.getMessage()]
+
+
+def test_a_default_parallel_upload_sizes_its_parts_in_flight_by_the_initiate(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from resumable_media.parallel import ParallelUpload
+
+    data = os.urandom(20 * 2**20)
+    source = tmp_path / "up.bin"
+    source.write_bytes(data)
+    with GCSServer() as server, caplog.at_level(logging.DEBUG, logger="resumable_media"):
+        server.create_bucket("b")
+        ParallelUpload(f"{server.endpoint}/b/up", source).transmit(
+            transports.anonymous(), "application/octet-stream"
+        )
+        assert server.object_bytes("b", "up") == data
+    lines = [
+        r.getMessage() for r in caplog.records if "parts in flight (initiate" in r.getMessage()
+    ]
+    assert len(lines) == 1, lines
+    count, rest = lines[0].split(" parts in flight (initiate answered after ", 1)
+    first_byte_ms = float(rest.removesuffix(" ms)"))
+    assert int(count) == connections_for(first_byte_ms / 1000, DEFAULT_CONNECTIONS)

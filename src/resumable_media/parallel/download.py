@@ -45,6 +45,7 @@ from resumable_media.parallel.plan import (
     RangeJob,
     TransferResult,
     connections_for,
+    first_byte_seconds,
     headers_tuple,
     plan_chunks,
     resolve_write_mode,
@@ -449,7 +450,7 @@ class ParallelDownload:
     ) -> None:
         threads = self.threads_per_process
         if self._adaptive and self.processes == 0:
-            first_byte = _first_byte_seconds(response)
+            first_byte = first_byte_seconds(response)
             threads = connections_for(first_byte, threads)
             _LOGGER.debug(
                 "%d connections (first response after %s)",
@@ -507,13 +508,6 @@ def _run_in_process(
         tracker.set(job.index, done)
         if md5 is not None:
             md5.completed(job.index)
-
-
-def _first_byte_seconds(response: Any) -> float | None:
-    """How long the response's headers took to arrive (``requests``' ``elapsed``), if known."""
-    elapsed = getattr(response, "elapsed", None)
-    seconds = getattr(elapsed, "total_seconds", None)
-    return float(seconds()) if callable(seconds) else None
 
 
 def _probe_range(

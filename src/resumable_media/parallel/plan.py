@@ -30,6 +30,7 @@ __all__ = [
     "TransferResult",
     "balanced_part_size",
     "connections_for",
+    "first_byte_seconds",
     "pin_generation",
     "plan_chunks",
     "resolve_write_mode",
@@ -82,18 +83,26 @@ DEFAULT_STREAM_THREADS = 8
 ``max(4, threads) x chunk_size`` bytes out of order: 8 x 16 MiB = 128 MiB, the bound it had
 with 2 threads of 32 MiB before ``DEFAULT_CONNECTIONS``."""
 
-NEAR_CONNECTIONS = 8
+NEAR_CONNECTIONS = 2
 """int: Connections of a default download whose server answers within ``NEAR_LATENCY_S``.
 
 Concurrency hides round trips; with next to none (loopback, a LAN), more connections only
-add contention.  Loopback, 256 MiB: 2 x 32 MiB took 0.89-1.05 s and 16 x 16 MiB
-1.19-1.46 s in the same runs (see ``DEFAULT_CONNECTIONS``)."""
+add contention.  Loopback, 256 MiB, 4 alternating runs, medians: 16 MiB chunks over 8, 4
+and 2 connections took 0.92, 0.81 and 0.71 s (32 MiB over 2: 0.67 s); 2 was the default
+before ``DEFAULT_CONNECTIONS``.  Uploads use the same rule with the initiate's round trip."""
 
 NEAR_LATENCY_S = 0.005
 """float: A first response's headers (connection set-up included) arriving sooner than this
 mark a near server: an emulator, loopback or a LAN.  Cloud Storage's first byte takes tens
 of milliseconds even within a region; the loopback server's takes 1-2 ms on an idle
 machine, up to ~7 ms on a loaded one (which then gets ``DEFAULT_CONNECTIONS``: harmless)."""
+
+
+def first_byte_seconds(response: Any) -> float | None:
+    """How long a response's headers took to arrive (``requests``' ``elapsed``), if known."""
+    elapsed = getattr(response, "elapsed", None)
+    seconds = getattr(elapsed, "total_seconds", None)
+    return float(seconds()) if callable(seconds) else None
 
 
 def connections_for(first_byte_s: float | None, default: int) -> int:

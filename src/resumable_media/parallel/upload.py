@@ -47,6 +47,8 @@ from resumable_media.parallel.plan import (
     PartJob,
     TransferResult,
     balanced_part_size,
+    connections_for,
+    first_byte_seconds,
     headers_tuple,
     plan_chunks,
 )
@@ -153,6 +155,8 @@ class ParallelUpload:
         self.part_size = part_size
         self.processes = default_processes if processes is None else processes
         self.threads_per_process = threads_per_process or DEFAULT_UPLOAD_THREADS
+        # A default upload sizes its parts in flight by the initiate's round trip.
+        self._adaptive = threads_per_process is None
         self.checksum = checksum
         self.headers = headers_tuple(headers)
         self.retry = own_retry(retry)
@@ -197,10 +201,22 @@ class ParallelUpload:
             transport_factory, processes=self.processes, owner="ParallelUpload"
         )
         transport = transport_for(factory)
-        layout = self._layout()
-        container = self._initiate(transport, content_type, custom)
+        layout = self._layout(self.threads_per_process)
+        container, first_byte = self._initiate(transport, content_type, custom)
+        threads = self.threads_per_process
+        if self._adaptive and self.processes == 0:
+            threads = connections_for(first_byte, threads)
+            _LOGGER.debug(
+                "%d parts in flight (initiate answered after %s)",
+                threads,
+                "?" if first_byte is None else f"{first_byte * 1000:.2f} ms",
+            )
+            if threads != self.threads_per_process:
+                layout = self._layout(threads, layout.identity)
         tracker = ProgressTracker(progress, layout.size)
-        collected = self._parts_then_complete(transport, factory, container, layout, tracker)
+        collected = self._parts_then_complete(
+            transport, factory, container, layout, tracker, threads
+        )
         crc = checksums.crc32c_combine_many(
             (crc, part.length) for crc, part in zip(collected.crcs, layout.parts, strict=True)
         )
@@ -211,11 +227,11 @@ class ParallelUpload:
         except common.DataCorruption as exc:
             raise self._remove_bad_object(transport, container, exc) from None
 
-    def _layout(self) -> _Layout:
-        """The source's identity and size, and the parts it is cut into."""
-        identity = identity_of(self.filename)
+    def _layout(self, threads: int, identity: SourceIdentity | None = None) -> _Layout:
+        """The source's identity and size, and the parts it is cut into for ``threads``."""
+        identity = identity if identity is not None else identity_of(self.filename)
         size = identity.size if identity is not None else os.path.getsize(self.filename)
-        connections = self.threads_per_process * max(1, self.processes)
+        connections = threads * max(1, self.processes)
         balanced = balanced_part_size(size, self.part_size, connections)
         part_size = max(balanced, -(-size // MAX_PARTS))
         parts = plan_chunks(0, size - 1, part_size) or [Chunk(index=0, start=0, end=-1, offset=0)]
@@ -223,16 +239,20 @@ class ParallelUpload:
 
     def _initiate(
         self, transport: Any, content_type: str, custom: dict[str, str] | None
-    ) -> XMLMPUContainerProtocol:
-        """Start the multipart upload; the container then holds its upload id."""
+    ) -> tuple[XMLMPUContainerProtocol, float | None]:
+        """Start the multipart upload; the container then holds its upload id.
+
+        Returns:
+            The container, and the seconds its answer's headers took (when known).
+        """
         container = XMLMPUContainerProtocol(self.upload_url, self.filename, dict(self.headers))
-        self._round_trip(
+        response = self._round_trip(
             transport,
             container._prepare_initiate_request(content_type, custom),
             lambda r: container._process_initiate_response(r, r.status_code, r.content),
         )
         self.upload_id = container.upload_id
-        return container
+        return container, first_byte_seconds(response)
 
     def _parts_then_complete(
         self,
@@ -241,10 +261,11 @@ class ParallelUpload:
         container: XMLMPUContainerProtocol,
         layout: _Layout,
         tracker: ProgressTracker,
+        threads: int,
     ) -> _Parts:
         """Send every part and complete the upload; on any failure, abort it and re-raise."""
         try:
-            collected = self._send_parts(transport, factory, layout.parts, tracker)
+            collected = self._send_parts(transport, factory, layout.parts, tracker, threads)
             collected.tracker.tick(force=True)
             for number, etag in enumerate(collected.etags, start=1):
                 container.register_part(number, str(etag))
@@ -332,6 +353,7 @@ class ParallelUpload:
         factory: TransportSource,
         parts: list[Chunk],
         tracker: ProgressTracker,
+        threads: int,
     ) -> _Parts:
         assert self.upload_id is not None
         upload_id = self.upload_id
@@ -361,7 +383,7 @@ class ParallelUpload:
             assert isinstance(final, JobDone)
             collected.on_done(0, final.done, final.crc, final.etag)
             return collected
-        pool = get_pool(self.processes, self.threads_per_process, self.start_method)
+        pool = get_pool(self.processes, threads, self.start_method)
         tid = pool.acquire()
         try:
             Scheduler(pool, tid, what="part").run((job(p, tid) for p in parts), collected)
