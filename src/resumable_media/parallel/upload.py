@@ -201,18 +201,12 @@ class ParallelUpload:
             transport_factory, processes=self.processes, owner="ParallelUpload"
         )
         transport = transport_for(factory)
-        layout = self._layout(self.threads_per_process)
+        # Measured before initiating: a missing file fails before any request.
+        identity = identity_of(self.filename)
+        size = identity.size if identity is not None else os.path.getsize(self.filename)
         container, first_byte = self._initiate(transport, content_type, custom)
-        threads = self.threads_per_process
-        if self._adaptive and self.processes == 0:
-            threads = connections_for(first_byte, threads)
-            _LOGGER.debug(
-                "%d parts in flight (initiate answered after %s)",
-                threads,
-                "?" if first_byte is None else f"{first_byte * 1000:.2f} ms",
-            )
-            if threads != self.threads_per_process:
-                layout = self._layout(threads, layout.identity)
+        threads = self._threads_for(first_byte)
+        layout = self._layout(threads, identity, size)
         tracker = ProgressTracker(progress, layout.size)
         collected = self._parts_then_complete(
             transport, factory, container, layout, tracker, threads
@@ -227,10 +221,20 @@ class ParallelUpload:
         except common.DataCorruption as exc:
             raise self._remove_bad_object(transport, container, exc) from None
 
-    def _layout(self, threads: int, identity: SourceIdentity | None = None) -> _Layout:
-        """The source's identity and size, and the parts it is cut into for ``threads``."""
-        identity = identity if identity is not None else identity_of(self.filename)
-        size = identity.size if identity is not None else os.path.getsize(self.filename)
+    def _threads_for(self, first_byte: float | None) -> int:
+        """Parts in flight: the default is sized by the initiate's round trip."""
+        if not self._adaptive or self.processes != 0:
+            return self.threads_per_process
+        threads = connections_for(first_byte, self.threads_per_process)
+        _LOGGER.debug(
+            "%d parts in flight (initiate answered after %s)",
+            threads,
+            "?" if first_byte is None else f"{first_byte * 1000:.2f} ms",
+        )
+        return threads
+
+    def _layout(self, threads: int, identity: SourceIdentity | None, size: int) -> _Layout:
+        """The parts ``size`` bytes are cut into for ``threads`` in flight."""
         connections = threads * max(1, self.processes)
         balanced = balanced_part_size(size, self.part_size, connections)
         part_size = max(balanced, -(-size // MAX_PARTS))
